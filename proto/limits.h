@@ -1,0 +1,30 @@
+/*
+ * limits.h: every wire limit in one place (STYLE.md 7; PROTOCOL.md §Limits).
+ *
+ * Decoders check these before any allocation, and every declared count must
+ * also be ≤ the bytes left.  Limits before authentication are much smaller.
+ */
+#ifndef KZ_PROTO_LIMITS_H
+#define KZ_PROTO_LIMITS_H
+
+/* Framing. */
+#define KZ_LIM_FRAME_MAX (16u * 1024 * 1024)     /* one frame after auth */
+#define KZ_LIM_PREAUTH_FRAME_MAX 1024u           /* a handshake frame */
+
+/* msgpack values. */
+#define KZ_LIM_DEPTH_MAX 8u                      /* nesting of arrays/maps */
+#define KZ_LIM_STR_MAX (1u * 1024 * 1024)        /* one str value */
+#define KZ_LIM_BIN_MAX (8u * 1024 * 1024)        /* one bin value */
+#define KZ_LIM_COUNT_MAX 65536u                  /* elements of one array/map */
+#define KZ_LIM_NAME_MAX 128u                     /* table, column, scope names */
+
+/* Changesets. */
+#define KZ_LIM_CS_BODY_MAX (8u * 1024 * 1024)    /* encoded body */
+#define KZ_LIM_CS_CELLS_MAX 65536u               /* cells in one changeset */
+#define KZ_LIM_CS_ROWS_MAX 65536u                /* rows in one changeset */
+#define KZ_LIM_CS_TABLES_MAX 256u                /* tables in one changeset */
+#define KZ_LIM_CS_COLS_MAX 256u                  /* columns of one table */
+#define KZ_LIM_CS_AUTHORS_MAX 256u               /* distinct cell authors */
+#define KZ_LIM_PK_COLS_MAX 8u                    /* primary-key columns */
+
+#endif /* KZ_PROTO_LIMITS_H */

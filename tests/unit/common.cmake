@@ -1,0 +1,2 @@
+kz_unit_test(hlc LIBS kzcommon)
+kz_unit_test(buf LIBS kzcommon)
