@@ -27,4 +27,7 @@
 #define KZ_LIM_CS_AUTHORS_MAX 256u               /* distinct cell authors */
 #define KZ_LIM_PK_COLS_MAX 8u                    /* primary-key columns */
 
+/* Noise (proto/noise.h).  65535 is the spec's own maximum message size. */
+#define KZ_LIM_NOISE_MSG_MAX 65535u              /* one Noise message */
+
 #endif /* KZ_PROTO_LIMITS_H */
