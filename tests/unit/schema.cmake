@@ -14,7 +14,7 @@ kz_unit_test(schema LIBS PkgConfig::SQLITE3)
 file(GLOB KZ_REPORT_SRC CONFIGURE_DEPENDS
      ${PROJECT_SOURCE_DIR}/client/report*.c)
 if(KZ_REPORT_SRC)
-  kz_unit_test(report LIBS kzcommon PkgConfig::SQLITE3 PkgConfig::CJSON m)
+  kz_unit_test(report LIBS PkgConfig::SQLITE3 PkgConfig::CJSON m)
   target_sources(test_report PRIVATE ${KZ_REPORT_SRC})
   target_include_directories(test_report PRIVATE
     ${PROJECT_SOURCE_DIR}/client ${PROJECT_SOURCE_DIR}/common)
