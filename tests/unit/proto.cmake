@@ -1,0 +1,3 @@
+# proto/ unit tests (STYLE.md 18).
+kz_unit_test(mpk LIBS kzproto)
+kz_unit_test(changeset LIBS kzproto)
