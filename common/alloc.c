@@ -2,6 +2,7 @@
  * alloc.c: malloc wrappers with an overflow check and a test fault hook.
  */
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 

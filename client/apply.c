@@ -1,0 +1,1308 @@
+/*
+ * apply.c: merging a received changeset into the replica.
+ *
+ * The unit of merge is the cell (table, key, column); the row's existence is
+ * cell 0.  A cell's version is (hlc, author); the greater version wins:
+ * hlc first, then the author's 32-byte key, compared as bytes (the same on
+ * every replica).  So apply is commutative, associative and idempotent.
+ *
+ * Conflicts are exact, not guessed from clocks: each incoming cell carries
+ * its base, the version of that cell its author had seen.  The incoming cell
+ * is concurrent with the local one when the local version is neither its
+ * base nor older than its base.  Both values and both versions go to
+ * kz_conflict, whichever wins.  This is exact as long as each scope is
+ * delivered in an order that respects causality, which the server's
+ * per-scope order gives (PROTOCOL.md); an author's changesets are applied
+ * in author_seq order, and a gap is refused.
+ *
+ * Nothing received is lost: a cell that cannot be applied yet — a table or
+ * column this replica does not have, a local constraint that refuses the
+ * row, an hlc beyond now + skew, an update for a row that has not arrived,
+ * a write outside the author's scope — is kept in kz_quarantine with the
+ * reason, and tried again after every apply and after migrations.
+ *
+ * Capture is off during an apply (kz_state.applying = 1), so remote changes
+ * are never recaptured as local ones.  One transaction per changeset.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "err.h"
+#include "hex.h"
+
+#include "replica_int.h"
+
+#define MAX_CELLS (REPLICA_MAX_COLS + 1 + 64)
+
+/* One incoming cell, resolved against local tables. */
+struct icell {
+    int32_t k;               /* local cell index, -1 = unknown column */
+    struct kz_str col;       /* column name as sent (for quarantine) */
+    uint32_t flags;          /* KZ_CELL_RETRACT … */
+    struct kz_value value;   /* borrowed */
+    struct cver ver;         /* incoming version */
+    struct cver base;        /* its base */
+    const char *scope;       /* scope it came in */
+};
+
+/* Per-changeset context. */
+struct actx {
+    struct replica *r;          /* borrowed */
+    const char *scope;          /* scope of the changeset */
+    char site[64];              /* site of a site:/private: scope */
+    int reads_private;          /* this replica holds private:site */
+    int is_site_scope;          /* scope is site:… */
+    struct apply_stats *st;     /* never NULL */
+    sqlite3_stmt *get_clock;    /* cached statements */
+    sqlite3_stmt *put_clock;
+    sqlite3_stmt *quar;
+    sqlite3_stmt *conf;
+    sqlite3_stmt *touch;        /* rows written: temp.kz_touched */
+    char owner_id[128];         /* site(id) of `site`, "" if unknown */
+};
+
+static int
+bind_kz(sqlite3_stmt *st, int i, const struct kz_value *v)
+{
+    switch (v->type) {
+    case KZ_V_INT:
+        return sqlite3_bind_int64(st, i, v->i);
+    case KZ_V_REAL:
+        return sqlite3_bind_double(st, i, v->d);
+    case KZ_V_TEXT:
+        return sqlite3_bind_text64(st, i, (const char *)v->p, v->len,
+                                   SQLITE_STATIC, SQLITE_UTF8);
+    case KZ_V_BLOB:
+        return sqlite3_bind_blob64(st, i, v->p, v->len, SQLITE_STATIC);
+    default:
+        return sqlite3_bind_null(st, i);
+    }
+}
+
+/* The kz_clock key of a row: the value itself, or json_array(…). */
+static int
+clock_key(struct replica *r, const struct tracked *t,
+          const struct kz_value *pk, uint32_t n_pk, struct pkvals *out)
+{
+    sqlite3_stmt *st = NULL;
+    char sql[128];
+    uint32_t i;
+    int rc;
+
+    out->n = 0;
+    if (n_pk != t->n_pk)
+        return -KZ_EMALFORMED;
+    if (n_pk == 1) {
+        rc = sqlite3_prepare_v2(r->db, "SELECT ?", -1, &st, NULL);
+    } else {
+        size_t off = (size_t)snprintf(sql, sizeof(sql), "SELECT json_array(");
+        for (i = 0; i < n_pk; i++)
+            off += (size_t)snprintf(sql + off, sizeof(sql) - off, "%s?",
+                                    i ? ", " : "");
+        snprintf(sql + off, sizeof(sql) - off, ")");
+        rc = sqlite3_prepare_v2(r->db, sql, -1, &st, NULL);
+    }
+    if (rc != SQLITE_OK)
+        return replica__dberr(r, rc, "key");
+    for (i = 0; i < n_pk; i++)
+        bind_kz(st, (int)i + 1, &pk[i]);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        out->v[0] = sqlite3_value_dup(sqlite3_column_value(st, 0));
+        out->n = out->v[0] ? 1 : 0;
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW)
+        return replica__dberr(r, rc, "key");
+    return out->n ? 0 : -KZ_ENOMEM;
+}
+
+static int
+quarantine(struct actx *a, const char *reason, const char *tbl,
+           sqlite3_value *ckey, const struct icell *c)
+{
+    struct replica *r = a->r;
+    const uint8_t *ak = replica__dev_key(r, c->ver.dev);
+    const uint8_t *bk = c->base.hlc ? replica__dev_key(r, c->base.dev) : NULL;
+    sqlite3_stmt *st = a->quar;
+    int rc;
+
+    sqlite3_reset(st);
+    sqlite3_bind_text(st, 1, reason, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, c->scope, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 3, tbl, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_value(st, 4, ckey);
+    if (c->k == 0)
+        sqlite3_bind_text(st, 5, "", -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_text64(st, 5, c->col.p, c->col.len, SQLITE_TRANSIENT,
+                            SQLITE_UTF8);
+    sqlite3_bind_int64(st, 6, c->flags);
+    bind_kz(st, 7, &c->value);
+    sqlite3_bind_int64(st, 8, (int64_t)c->ver.hlc);
+    sqlite3_bind_blob(st, 9, ak, KZ_KEY_LEN, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 10, (int64_t)c->base.hlc);
+    if (bk)
+        sqlite3_bind_blob(st, 11, bk, KZ_KEY_LEN, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(st, 11);
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return replica__dberr(r, rc, "quarantine");
+    a->st->quarantined++;
+    return 0;
+}
+
+static int
+record_conflict(struct actx *a, const struct tracked *t, sqlite3_value *ckey,
+                const struct icell *c, struct cver local,
+                sqlite3_value *local_value, int local_alive, int remote_wins)
+{
+    struct replica *r = a->r;
+    sqlite3_stmt *st = a->conf;
+    const uint8_t *lk = replica__dev_key(r, local.dev);
+    const uint8_t *rk = replica__dev_key(r, c->ver.dev);
+    int rc;
+
+    sqlite3_reset(st);
+    sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
+    sqlite3_bind_value(st, 2, ckey);
+    sqlite3_bind_text(st, 3, c->k == 0 ? "(row)" : t->cols[c->k - 1], -1,
+                      SQLITE_STATIC);
+    if (c->k == 0)
+        sqlite3_bind_text(st, 4, local_alive ? "present" : "deleted", -1,
+                          SQLITE_STATIC);
+    else if (local_value)
+        sqlite3_bind_value(st, 4, local_value);
+    else
+        sqlite3_bind_null(st, 4);
+    sqlite3_bind_int64(st, 5, (int64_t)local.hlc);
+    if (lk)
+        sqlite3_bind_blob(st, 6, lk, KZ_KEY_LEN, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(st, 6);
+    if (c->k == 0) {
+        int alive = !(c->flags & KZ_CELL_RETRACT) && c->value.i == 1;
+        sqlite3_bind_text(st, 7, alive ? "present" : "deleted", -1,
+                          SQLITE_STATIC);
+    } else {
+        bind_kz(st, 7, &c->value);
+    }
+    sqlite3_bind_int64(st, 8, (int64_t)c->ver.hlc);
+    sqlite3_bind_blob(st, 9, rk, KZ_KEY_LEN, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 10, remote_wins ? "remote" : "local", -1,
+                      SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return replica__dberr(r, rc, "conflict");
+    a->st->conflicts++;
+    return 0;
+}
+
+/* A prepared write for (op, column mask), cached per table. */
+static int
+write_stmt(struct replica *r, struct tracked *t, int op, uint64_t mask,
+           sqlite3_stmt **out)
+{
+    struct wcache *w;
+    char *sql = NULL, *s2;
+    uint32_t i, k, n = 0;
+    int rc;
+
+    for (i = 0; i < KZ_ARRAY_SIZE(t->wc); i++) {
+        if (t->wc[i].st && t->wc[i].op == op && t->wc[i].mask == mask) {
+            *out = t->wc[i].st;
+            sqlite3_reset(*out);
+            return 0;
+        }
+    }
+    if (op == 2) {
+        sql = sqlite3_mprintf("DELETE FROM \"%w\" WHERE ", t->name);
+    } else if (op == 0) {
+        sql = sqlite3_mprintf("INSERT INTO \"%w\"(", t->name);
+        for (i = 0; sql && i < t->n_pk; i++) {
+            s2 = sqlite3_mprintf("%s%s\"%w\"", sql, i ? ", " : "", t->pk[i]);
+            sqlite3_free(sql);
+            sql = s2;
+        }
+        for (k = 1; sql && k <= t->n_cols; k++) {
+            if (!(mask & (UINT64_C(1) << k)))
+                continue;
+            s2 = sqlite3_mprintf("%s, \"%w\"", sql, t->cols[k - 1]);
+            sqlite3_free(sql);
+            sql = s2;
+            n++;
+        }
+        if (sql) {
+            s2 = sqlite3_mprintf("%s) VALUES (", sql);
+            sqlite3_free(sql);
+            sql = s2;
+        }
+        for (i = 0; sql && i < t->n_pk + n; i++) {
+            s2 = sqlite3_mprintf("%s%s?", sql, i ? ", " : "");
+            sqlite3_free(sql);
+            sql = s2;
+        }
+        if (sql) {
+            s2 = sqlite3_mprintf("%s)", sql);
+            sqlite3_free(sql);
+            sql = s2;
+        }
+    } else {
+        sql = sqlite3_mprintf("UPDATE \"%w\" SET ", t->name);
+        for (k = 1; sql && k <= t->n_cols; k++) {
+            if (!(mask & (UINT64_C(1) << k)))
+                continue;
+            s2 = sqlite3_mprintf("%s%s\"%w\" = ?", sql, n ? ", " : "",
+                                 t->cols[k - 1]);
+            n++;
+            sqlite3_free(sql);
+            sql = s2;
+        }
+        if (sql) {
+            s2 = sqlite3_mprintf("%s WHERE ", sql);
+            sqlite3_free(sql);
+            sql = s2;
+        }
+    }
+    if (op != 0) {
+        for (i = 0; sql && i < t->n_pk; i++) {
+            s2 = sqlite3_mprintf("%s%s\"%w\" = ?", sql, i ? " AND " : "",
+                                 t->pk[i]);
+            sqlite3_free(sql);
+            sql = s2;
+        }
+    }
+    if (sql == NULL)
+        return -KZ_ENOMEM;
+    w = &t->wc[t->wc_next++ % KZ_ARRAY_SIZE(t->wc)];
+    sqlite3_finalize(w->st);
+    w->st = NULL;
+    rc = sqlite3_prepare_v3(r->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &w->st,
+                            NULL);
+    sqlite3_free(sql);
+    if (rc != SQLITE_OK)
+        return replica__dberr(r, rc, "apply");
+    w->op = op;
+    w->mask = mask;
+    *out = w->st;
+    return 0;
+}
+
+/* Writes the winning cells (win[k], NULL where none) to the user's table.
+ * Returns 0, or 1 when a local constraint refused the row (message in
+ * r->errmsg), or < 0. */
+static int
+write_row(struct replica *r, struct tracked *t, const struct kz_value *pk,
+          int was_alive, int alive, const struct icell *const *win)
+{
+    sqlite3_stmt *st = NULL;
+    uint64_t mask = 0;
+    uint32_t i, k;
+    int rc, op, p = 1, err;
+
+    for (k = 1; k <= t->n_cols; k++) {
+        if (win[k])
+            mask |= UINT64_C(1) << k;
+    }
+    if (!was_alive && !alive)
+        return 0;
+    if (was_alive && !alive)
+        op = 2;
+    else if (!was_alive)
+        op = 0;
+    else if (mask == 0)
+        return 0;
+    else
+        op = 1;
+    if ((err = write_stmt(r, t, op, op == 2 ? 0 : mask, &st)))
+        return err;
+    if (op == 0) {
+        for (i = 0; i < t->n_pk; i++)
+            bind_kz(st, p++, &pk[i]);
+    }
+    if (op != 2) {
+        for (k = 1; k <= t->n_cols; k++) {
+            if (!win[k])
+                continue;
+            if (win[k]->flags & KZ_CELL_RETRACT)
+                sqlite3_bind_null(st, p++);
+            else
+                bind_kz(st, p++, &win[k]->value);
+        }
+    }
+    if (op != 0) {
+        for (i = 0; i < t->n_pk; i++)
+            bind_kz(st, p++, &pk[i]);
+    }
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE) {
+        int base = rc & 0xff;
+        snprintf(r->errmsg, sizeof(r->errmsg), "%s", sqlite3_errmsg(r->db));
+        sqlite3_reset(st);
+        if (base == SQLITE_CONSTRAINT || base == SQLITE_MISMATCH)
+            return 1;
+        return replica__dberr(r, rc, "apply");
+    }
+    sqlite3_reset(st);
+    return 0;
+}
+
+static int
+touch(struct replica *r, sqlite3_stmt *st, int tbl, sqlite3_value *ck)
+{
+    int rc;
+
+    sqlite3_reset(st);
+    sqlite3_bind_int(st, 1, tbl);
+    sqlite3_bind_value(st, 2, ck);
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : replica__dberr(r, rc, "apply");
+}
+
+static int
+owner_k(const struct tracked *t)
+{
+    uint32_t k;
+
+    for (k = 0; t->owner_col && k < t->n_cols; k++) {
+        if (strcmp(t->cols[k], t->owner_col) == 0)
+            return (int)k + 1;
+    }
+    return -1;
+}
+
+static int
+value_is_text(const struct kz_value *v, const char *s)
+{
+    size_t n = strlen(s);
+
+    return v->type == KZ_V_TEXT && v->len == n && memcmp(v->p, s, n) == 0;
+}
+
+/*
+ * Applies the cells of one row of table ${t} (NULL: not a table of this
+ * replica; ${tname} names it).  Refused cells go to quarantine; only a
+ * database failure is returned as an error.
+ */
+static int
+apply_row(struct actx *a, struct tracked *t, struct kz_str tname,
+          const struct kz_value *pk, uint32_t n_pk, struct icell *c,
+          uint32_t n)
+{
+    struct replica *r = a->r;
+    const struct icell *win[REPLICA_MAX_COLS + 1];
+    struct pkvals ck = {0};
+    sqlite3_stmt *row = NULL;
+    uint8_t v[(REPLICA_MAX_COLS + 1) * REPLICA_CELL_BYTES];
+    uint8_t pb[(REPLICA_MAX_COLS + 1) * REPLICA_CELL_BYTES];
+    size_t v_len, pb_len = 0;
+    uint64_t dirty = 0, pub = 0, conc = 0;
+    struct cver old[REPLICA_MAX_COLS + 1];
+    int have_clock = 0, alive = 0, new_alive, rc, err = 0, row_loaded = 0;
+    const char *reason = NULL;
+    char tbuf[KZ_LIM_NAME_MAX + 1];
+    uint32_t i, k;
+    int ok;
+
+    snprintf(tbuf, sizeof(tbuf), "%.*s", (int)tname.len, tname.p);
+    if (t == NULL) {
+        /* Unknown table: keep the cells under a best-effort key. */
+        sqlite3_stmt *st = NULL;
+        rc = sqlite3_prepare_v2(r->db, "SELECT json_array(?,?,?,?,?,?,?,?)",
+                                -1, &st, NULL);
+        if (rc != SQLITE_OK)
+            return replica__dberr(r, rc, "apply");
+        for (i = 0; i < n_pk; i++)
+            bind_kz(st, (int)i + 1, &pk[i]);
+        if (sqlite3_step(st) == SQLITE_ROW)
+            for (i = 0; i < n && err == 0; i++)
+                err = quarantine(a, "no such table here yet", tbuf,
+                                 sqlite3_column_value(st, 0), &c[i]);
+        sqlite3_finalize(st);
+        return err;
+    }
+    if ((err = clock_key(r, t, pk, n_pk, &ck)))
+        return err == -KZ_EMALFORMED ? 0 : err;
+    if ((err = touch(r, a->touch, t->id, ck.v[0])))
+        goto out;
+    v_len = (size_t)(t->n_cols + 1) * REPLICA_CELL_BYTES;
+    memset(v, 0, v_len);
+    memset(pb, 0, v_len);
+    sqlite3_reset(a->get_clock);
+    sqlite3_bind_int(a->get_clock, 1, t->id);
+    sqlite3_bind_value(a->get_clock, 2, ck.v[0]);
+    rc = sqlite3_step(a->get_clock);
+    if (rc == SQLITE_ROW) {
+        size_t l = (size_t)sqlite3_column_bytes(a->get_clock, 1);
+        have_clock = 1;
+        alive = sqlite3_column_int(a->get_clock, 0);
+        memcpy(v, sqlite3_column_blob(a->get_clock, 1), KZ_MIN(l, v_len));
+        dirty = (uint64_t)sqlite3_column_int64(a->get_clock, 2);
+        pb_len = (size_t)sqlite3_column_bytes(a->get_clock, 3);
+        if (pb_len)
+            memcpy(pb, sqlite3_column_blob(a->get_clock, 3),
+                   KZ_MIN(pb_len, v_len));
+        pb_len = pb_len ? v_len : 0;
+        pub = (uint64_t)sqlite3_column_int64(a->get_clock, 4);
+    } else if (rc != SQLITE_DONE) {
+        err = replica__dberr(r, rc, "apply");
+        goto out;
+    }
+    sqlite3_reset(a->get_clock);
+    for (k = 0; k <= t->n_cols; k++) {
+        win[k] = NULL;
+        old[k] = cver_get(v, v_len, k);
+    }
+
+    for (i = 0; i < n; i++) {
+        struct icell *x = &c[i];
+        uint64_t bit;
+        struct cver vl;
+        int cmp;
+
+        if (x->k < 0) {
+            if ((err = quarantine(a, "no such column here yet", t->name,
+                                  ck.v[0], x)))
+                goto out;
+            continue;
+        }
+        bit = UINT64_C(1) << x->k;
+        if (kz_hlc_is_future(&r->clock, x->ver.hlc, kz_env_wall_ms(r->env))) {
+            if ((err = quarantine(a, "hlc beyond now + skew", t->name,
+                                  ck.v[0], x)))
+                goto out;
+            continue;
+        }
+        if ((x->flags & KZ_CELL_RETRACT) && a->reads_private) {
+            /* Our own site's cell left site:NAME; we hold it privately. */
+            pub &= ~bit;
+            continue;
+        }
+        if (a->is_site_scope && !(x->flags & KZ_CELL_RETRACT))
+            pub |= bit;
+        vl = win[x->k] ? win[x->k]->ver : old[x->k];
+        cmp = replica__cver_cmp(r, x->ver, vl);
+        if (cmp == 0) {
+            a->st->cells_lost++;
+            continue;
+        }
+        if (old[x->k].hlc != 0 &&
+            replica__cver_cmp(r, old[x->k], x->base) > 0)
+            conc |= bit;
+        if (cmp > 0) {
+            win[x->k] = x;
+            dirty &= ~bit;
+        } else {
+            a->st->cells_lost++;
+        }
+    }
+
+    new_alive = alive;
+    if (win[0])
+        new_alive = !(win[0]->flags & KZ_CELL_RETRACT) &&
+                    win[0]->value.type == KZ_V_INT && win[0]->value.i == 1;
+    ok = 0;
+    for (k = 0; k <= t->n_cols; k++)
+        ok |= win[k] != NULL;
+    if (!ok && conc == 0) {
+        err = 0;
+        goto write_clock;
+    }
+    if (!have_clock && !win[0]) {
+        reason = "row not present here yet";
+        goto quarantine_all;
+    }
+
+    /* Owner rule: rows of site:X / private:X belong to site X. */
+    if (t->kind != TRACK_NETWORK && (new_alive || alive)) {
+        int ok_ = owner_k(t);
+        const struct kz_value *ov = NULL;
+        struct kz_value cur;
+
+        if (a->owner_id[0] == '\0') {
+            reason = "site of this scope not known here yet";
+            goto quarantine_all;
+        }
+        if (ok_ > 0 && win[ok_])
+            ov = &win[ok_]->value;
+        if (ov == NULL && alive) {
+            struct pkvals none = {0};
+            if ((err = replica__row_stmt(r, t, &none, &row)))
+                goto out;
+            for (i = 0; i < n_pk; i++)
+                bind_kz(row, (int)i + 1, &pk[i]);
+            row_loaded = sqlite3_step(row) == SQLITE_ROW;
+            if (row_loaded && ok_ > 0) {
+                replica__value_from_sqlite(&cur,
+                                           sqlite3_column_value(row, ok_ - 1));
+                ov = &cur;
+            }
+        }
+        if (ov == NULL || !value_is_text(ov, a->owner_id)) {
+            reason = "row belongs to another site than the scope's";
+            goto quarantine_all;
+        }
+    }
+
+    if (conc && !row_loaded && alive) {
+        struct pkvals none = {0};
+        if ((err = replica__row_stmt(r, t, &none, &row)))
+            goto out;
+        for (i = 0; i < n_pk; i++)
+            bind_kz(row, (int)i + 1, &pk[i]);
+        row_loaded = sqlite3_step(row) == SQLITE_ROW;
+    }
+    /* Record conflicts before the write changes the local values. */
+    for (i = 0; i < n; i++) {
+        struct icell *x = &c[i];
+        int remote_wins;
+        if (x->k < 0 || !(conc & (UINT64_C(1) << x->k)) ||
+            replica__cver_cmp(r, x->ver, old[x->k]) == 0)
+            continue;
+        remote_wins = win[x->k] == x;
+        err = record_conflict(a, t, ck.v[0], x, old[x->k],
+                              row_loaded && x->k > 0
+                                  ? sqlite3_column_value(row, x->k - 1)
+                                  : NULL,
+                              alive, remote_wins);
+        if (err)
+            goto out;
+    }
+    if (row) {
+        sqlite3_reset(row);
+        row = NULL;
+    }
+    rc = write_row(r, t, pk, alive, new_alive, win);
+    if (rc < 0) {
+        err = rc;
+        goto out;
+    }
+    if (rc == 1) {
+        reason = r->errmsg;
+        goto quarantine_all;
+    }
+    for (k = 0; k <= t->n_cols; k++) {
+        if (win[k]) {
+            cver_put(v, k, win[k]->ver);
+            a->st->cells_won++;
+        }
+    }
+    alive = new_alive;
+    a->st->rows++;
+
+write_clock:
+    sqlite3_reset(a->put_clock);
+    sqlite3_bind_int(a->put_clock, 1, t->id);
+    sqlite3_bind_value(a->put_clock, 2, ck.v[0]);
+    sqlite3_bind_int(a->put_clock, 3, alive);
+    sqlite3_bind_blob(a->put_clock, 4, v, (int)v_len, SQLITE_STATIC);
+    sqlite3_bind_int64(a->put_clock, 5, (int64_t)dirty);
+    if (dirty && pb_len)
+        sqlite3_bind_blob(a->put_clock, 6, pb, (int)pb_len, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(a->put_clock, 6);
+    sqlite3_bind_int64(a->put_clock, 7, (int64_t)pub);
+    rc = sqlite3_step(a->put_clock);
+    sqlite3_reset(a->put_clock);
+    if (rc != SQLITE_DONE)
+        err = replica__dberr(r, rc, "apply");
+    goto out;
+
+quarantine_all:
+    {
+        char why[256];
+        snprintf(why, sizeof(why), "%s", reason);
+        for (i = 0; i < n && err == 0; i++)
+            err = quarantine(a, why, t->name, ck.v[0], &c[i]);
+    }
+out:
+    if (row)
+        sqlite3_reset(row);
+    replica__pk_free(&ck);
+    return err;
+}
+
+static int
+actx_init(struct actx *a, struct replica *r, const char *scope,
+          struct apply_stats *st)
+{
+    static const char quar_sql[] =
+        "INSERT INTO kz_quarantine(at, reason, scope, tbl, pk, col, flags,"
+        " value, hlc, author, base_hlc, base_author) VALUES"
+        " (strftime('%Y-%m-%dT%H:%M:%fZ','now'), ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+        " ?, ?)";
+    static const char conf_sql[] =
+        "INSERT INTO kz_conflict(at, tbl, pk, col, local_value, local_hlc,"
+        " local_author, remote_value, remote_hlc, remote_author, winner)"
+        " VALUES (strftime('%Y-%m-%dT%H:%M:%fZ','now'), ?, ?, ?, ?, ?, ?, ?,"
+        " ?, ?, ?)";
+    int rc;
+
+    memset(a, 0, sizeof(*a));
+    a->r = r;
+    a->scope = scope;
+    a->st = st;
+    if (strncmp(scope, "site:", 5) == 0 || strncmp(scope, "private:", 8) == 0) {
+        const char *s = strchr(scope, ':') + 1;
+        sqlite3_stmt *q = NULL;
+        snprintf(a->site, sizeof(a->site), "%s", s);
+        a->is_site_scope = scope[0] == 's';
+        a->reads_private = strcmp(a->site, r->site) == 0 &&
+                           r->role == REPLICA_ROLE_SITE;
+        /* The site's id, when the reference data has it. */
+        if (sqlite3_prepare_v2(r->db, "SELECT id FROM site WHERE code = ?", -1,
+                               &q, NULL) == SQLITE_OK) {
+            sqlite3_bind_text(q, 1, a->site, -1, SQLITE_STATIC);
+            if (sqlite3_step(q) == SQLITE_ROW && sqlite3_column_text(q, 0))
+                snprintf(a->owner_id, sizeof(a->owner_id), "%s",
+                         (const char *)sqlite3_column_text(q, 0));
+        }
+        sqlite3_finalize(q);
+    }
+    rc = sqlite3_prepare_v2(r->db,
+                            "SELECT alive, v, dirty, pb, pub FROM kz_clock"
+                            " WHERE tbl = ? AND pk = ?",
+                            -1, &a->get_clock, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(
+            r->db,
+            "INSERT INTO kz_clock(tbl, pk, alive, v, dirty, pb, pub)"
+            " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (tbl, pk) DO"
+            " UPDATE SET alive = ?3, v = ?4, dirty = ?5, pb = ?6, pub = ?7",
+            -1, &a->put_clock, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(r->db, quar_sql, -1, &a->quar, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(r->db, conf_sql, -1, &a->conf, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(r->db,
+                          "CREATE TEMP TABLE IF NOT EXISTS kz_touched("
+                          "tbl INTEGER, pk, PRIMARY KEY (tbl, pk))",
+                          NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(r->db,
+                                "INSERT OR IGNORE INTO temp.kz_touched"
+                                " VALUES (?, ?)",
+                                -1, &a->touch, NULL);
+    return rc == SQLITE_OK ? 0 : replica__dberr(r, rc, "apply");
+}
+
+static void
+actx_fini(struct actx *a)
+{
+    sqlite3_finalize(a->get_clock);
+    sqlite3_finalize(a->put_clock);
+    sqlite3_finalize(a->quar);
+    sqlite3_finalize(a->conf);
+    sqlite3_finalize(a->touch);
+}
+
+/* Which scopes this replica reads (DESIGN.md §4). */
+static int
+reads_scope(const struct replica *r, const char *scope)
+{
+    if (strcmp(scope, "network") == 0)
+        return 1;
+    if (strncmp(scope, "site:", 5) == 0)
+        return r->role != REPLICA_ROLE_SITE || strcmp(scope + 5, r->site) == 0;
+    if (strncmp(scope, "private:", 8) == 0)
+        return r->role == REPLICA_ROLE_SITE && strcmp(scope + 8, r->site) == 0;
+    return 0;
+}
+
+static int
+kind_fits_scope(enum track_kind kind, const char *scope)
+{
+    switch (kind) {
+    case TRACK_NETWORK:
+        return strcmp(scope, "network") == 0;
+    case TRACK_SITE:
+        return strncmp(scope, "site:", 5) == 0 ||
+               strncmp(scope, "private:", 8) == 0;
+    default:
+        return strncmp(scope, "private:", 8) == 0;
+    }
+}
+
+/* Tries all quarantined cells again, row by row. */
+static int
+retry_quarantine(struct actx *a)
+{
+    struct replica *r = a->r;
+    sqlite3_stmt *rows = NULL, *cells = NULL, *del = NULL;
+    int rc, err = 0;
+
+    rc = sqlite3_prepare_v2(r->db,
+                            "SELECT DISTINCT tbl, pk FROM kz_quarantine", -1,
+                            &rows, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(r->db,
+                                "SELECT id, scope, col, flags, value, hlc,"
+                                " author, base_hlc, base_author FROM"
+                                " kz_quarantine WHERE tbl = ? AND pk = ?"
+                                " ORDER BY id",
+                                -1, &cells, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(r->db,
+                                "DELETE FROM kz_quarantine WHERE tbl = ? AND"
+                                " pk = ? AND id <= ?",
+                                -1, &del, NULL);
+    if (rc != SQLITE_OK) {
+        err = replica__dberr(r, rc, "quarantine");
+        goto out;
+    }
+    /* Rows are collected first: apply_row adds to the same table. */
+    {
+        struct qrow {
+            char *tbl;
+            sqlite3_value *pk;
+        } *qr = NULL;
+        size_t nq = 0, i;
+
+        while ((rc = sqlite3_step(rows)) == SQLITE_ROW) {
+            struct qrow *p = kz_reallocarray(qr, nq + 1, sizeof(*qr));
+            if (p == NULL) {
+                err = -KZ_ENOMEM;
+                break;
+            }
+            qr = p;
+            qr[nq].tbl = kz_strdup((const char *)sqlite3_column_text(rows, 0));
+            qr[nq].pk = sqlite3_value_dup(sqlite3_column_value(rows, 1));
+            nq++;
+            if (qr[nq - 1].tbl == NULL || qr[nq - 1].pk == NULL) {
+                err = -KZ_ENOMEM;
+                break;
+            }
+        }
+        for (i = 0; err == 0 && i < nq; i++) {
+            struct tracked *t = track__by_name(r, qr[i].tbl, strlen(qr[i].tbl));
+            struct icell c[MAX_CELLS];
+            sqlite3_value *keep[MAX_CELLS * 2];
+            uint32_t n = 0, nk = 0, j;
+            struct pkvals pv = {0};
+            struct kz_value pk[KZ_LIM_PK_COLS_MAX];
+            int64_t max_id = 0;
+            const char *scope_of_row = a->scope;
+            char scope_buf[KZ_LIM_NAME_MAX + 1] = "";
+
+            if (t == NULL)
+                continue;
+            if ((err = replica__pk_split(r, t, qr[i].pk, &pv)))
+                break;
+            for (j = 0; j < pv.n; j++)
+                replica__value_from_sqlite(&pk[j], pv.v[j]);
+            sqlite3_reset(cells);
+            sqlite3_bind_text(cells, 1, qr[i].tbl, -1, SQLITE_STATIC);
+            sqlite3_bind_value(cells, 2, qr[i].pk);
+            while ((rc = sqlite3_step(cells)) == SQLITE_ROW && n < MAX_CELLS) {
+                struct icell *x = &c[n];
+                const char *col = (const char *)sqlite3_column_text(cells, 2);
+                uint32_t k;
+                uint16_t dev = 0;
+
+                memset(x, 0, sizeof(*x));
+                max_id = sqlite3_column_int64(cells, 0);
+                snprintf(scope_buf, sizeof(scope_buf), "%s",
+                         (const char *)sqlite3_column_text(cells, 1));
+                keep[nk] = sqlite3_value_dup(sqlite3_column_value(cells, 2));
+                if (keep[nk] == NULL) {
+                    err = -KZ_ENOMEM;
+                    break;
+                }
+                x->col.p = (const char *)sqlite3_value_text(keep[nk]);
+                x->col.len = (size_t)sqlite3_value_bytes(keep[nk]);
+                nk++;
+                x->k = col && col[0] ? -1 : 0;
+                for (k = 0; col && col[0] && k < t->n_cols; k++)
+                    if (strcmp(t->cols[k], col) == 0)
+                        x->k = (int32_t)k + 1;
+                x->flags = (uint32_t)sqlite3_column_int64(cells, 3);
+                keep[nk] = sqlite3_value_dup(sqlite3_column_value(cells, 4));
+                if (keep[nk] == NULL) {
+                    err = -KZ_ENOMEM;
+                    break;
+                }
+                replica__value_from_sqlite(&x->value, keep[nk]);
+                nk++;
+                x->ver.hlc = (uint64_t)sqlite3_column_int64(cells, 5);
+                if (sqlite3_column_bytes(cells, 6) == KZ_KEY_LEN &&
+                    (err = replica__dev_idx(r, sqlite3_column_blob(cells, 6),
+                                            &dev)))
+                    break;
+                x->ver.dev = dev;
+                x->base.hlc = (uint64_t)sqlite3_column_int64(cells, 7);
+                dev = 0;
+                if (sqlite3_column_bytes(cells, 8) == KZ_KEY_LEN &&
+                    (err = replica__dev_idx(r, sqlite3_column_blob(cells, 8),
+                                            &dev)))
+                    break;
+                x->base.dev = dev;
+                n++;
+            }
+            sqlite3_reset(cells);
+            if (err == 0 && n > 0) {
+                struct actx b;
+                struct kz_str tn = {t->name, strlen(t->name)};
+                scope_of_row = scope_buf[0] ? scope_buf : a->scope;
+                for (j = 0; j < n; j++)
+                    c[j].scope = scope_of_row;
+                sqlite3_reset(del);
+                sqlite3_bind_text(del, 1, qr[i].tbl, -1, SQLITE_STATIC);
+                sqlite3_bind_value(del, 2, qr[i].pk);
+                sqlite3_bind_int64(del, 3, max_id);
+                rc = sqlite3_step(del);
+                sqlite3_reset(del);
+                if (rc != SQLITE_DONE)
+                    err = replica__dberr(r, rc, "quarantine");
+                if (err == 0 && (err = actx_init(&b, r, scope_of_row, a->st)) == 0) {
+                    uint32_t before = a->st->quarantined;
+                    err = apply_row(&b, t, tn, pk, pv.n, c, n);
+                    /* Cells that went back are not new quarantines. */
+                    a->st->quarantined = before;
+                }
+                actx_fini(&b);
+            }
+            for (j = 0; j < nk; j++)
+                sqlite3_value_free(keep[j]);
+            replica__pk_free(&pv);
+        }
+        for (i = 0; i < nq; i++) {
+            kz_free(qr[i].tbl);
+            sqlite3_value_free(qr[i].pk);
+        }
+        kz_free(qr);
+    }
+    if (err == 0 && rc != SQLITE_DONE && rc != SQLITE_ROW)
+        err = replica__dberr(r, rc, "quarantine");
+out:
+    sqlite3_finalize(rows);
+    sqlite3_finalize(cells);
+    sqlite3_finalize(del);
+    return err;
+}
+
+/*
+ * Deferred foreign keys are checked at COMMIT, which would refuse the whole
+ * batch for one row whose parent has not arrived.  So before committing,
+ * rows of this batch that violate a foreign key move to quarantine (with
+ * their versions) and out of the table; they come back when the parent does.
+ */
+static int
+quarantine_fk_violations(struct actx *a)
+{
+    struct replica *r = a->r;
+    int round, err = 0;
+
+    for (round = 0; round < 16; round++) {
+        sqlite3_stmt *chk = NULL;
+        int moved = 0, rc;
+
+        rc = sqlite3_prepare_v2(r->db, "PRAGMA foreign_key_check", -1, &chk,
+                                NULL);
+        if (rc != SQLITE_OK)
+            return replica__dberr(r, rc, "foreign keys");
+        while (err == 0 && (rc = sqlite3_step(chk)) == SQLITE_ROW) {
+            const char *tn = (const char *)sqlite3_column_text(chk, 0);
+            int64_t rowid = sqlite3_column_int64(chk, 1);
+            struct tracked *t = tn ? track__by_name(r, tn, strlen(tn)) : NULL;
+            sqlite3_stmt *q = NULL, *touched = NULL;
+            char *sql;
+            uint32_t i, k;
+
+            if (t == NULL)
+                continue;
+            /* Only rows this apply wrote: local rows are not ours to move. */
+            sql = sqlite3_mprintf("SELECT %s", t->n_pk > 1 ? "json_array(" : "");
+            for (i = 0; sql && i < t->n_pk; i++) {
+                char *s2 = sqlite3_mprintf("%s%s\"%w\"", sql, i ? ", " : "",
+                                           t->pk[i]);
+                sqlite3_free(sql);
+                sql = s2;
+            }
+            if (sql) {
+                char *s2 = sqlite3_mprintf("%s%s, * FROM \"%w\" WHERE rowid = ?",
+                                           sql, t->n_pk > 1 ? ")" : "",
+                                           t->name);
+                sqlite3_free(sql);
+                sql = s2;
+            }
+            if (sql == NULL) {
+                err = -KZ_ENOMEM;
+                break;
+            }
+            rc = sqlite3_prepare_v2(r->db, sql, -1, &q, NULL);
+            sqlite3_free(sql);
+            if (rc != SQLITE_OK) {
+                err = replica__dberr(r, rc, "foreign keys");
+                break;
+            }
+            sqlite3_bind_int64(q, 1, rowid);
+            if (sqlite3_step(q) != SQLITE_ROW) {
+                sqlite3_finalize(q);
+                continue;
+            }
+            rc = sqlite3_prepare_v2(r->db,
+                                    "SELECT 1 FROM temp.kz_touched WHERE"
+                                    " tbl = ? AND pk = ?",
+                                    -1, &touched, NULL);
+            if (rc == SQLITE_OK) {
+                sqlite3_bind_int(touched, 1, t->id);
+                sqlite3_bind_value(touched, 2, sqlite3_column_value(q, 0));
+                rc = sqlite3_step(touched);
+            }
+            sqlite3_finalize(touched);
+            if (rc != SQLITE_ROW) {
+                sqlite3_finalize(q);
+                continue;
+            }
+            /* Move every known cell of the row to quarantine. */
+            sqlite3_reset(a->get_clock);
+            sqlite3_bind_int(a->get_clock, 1, t->id);
+            sqlite3_bind_value(a->get_clock, 2, sqlite3_column_value(q, 0));
+            if (sqlite3_step(a->get_clock) == SQLITE_ROW) {
+                const uint8_t *v = sqlite3_column_blob(a->get_clock, 1);
+                size_t v_len = (size_t)sqlite3_column_bytes(a->get_clock, 1);
+                for (k = 0; err == 0 && k <= t->n_cols; k++) {
+                    struct icell x;
+                    memset(&x, 0, sizeof(x));
+                    x.k = (int32_t)k;
+                    x.ver = cver_get(v, v_len, k);
+                    if (x.ver.hlc == 0)
+                        continue;
+                    x.scope = a->scope;
+                    if (k == 0) {
+                        x.value.type = KZ_V_INT;
+                        x.value.i = 1;
+                    } else {
+                        x.col.p = t->cols[k - 1];
+                        x.col.len = strlen(t->cols[k - 1]);
+                        replica__value_from_sqlite(
+                            &x.value,
+                            sqlite3_column_value(q, (int)(t->n_pk + k)));
+                    }
+                    err = quarantine(a, "FOREIGN KEY constraint failed",
+                                     t->name, sqlite3_column_value(q, 0), &x);
+                }
+            }
+            sqlite3_reset(a->get_clock);
+            if (err == 0) {
+                sqlite3_stmt *d = NULL;
+                char *dsql = sqlite3_mprintf(
+                    "DELETE FROM \"%w\" WHERE rowid = ?", t->name);
+                if (dsql == NULL) {
+                    err = -KZ_ENOMEM;
+                } else {
+                    rc = sqlite3_prepare_v2(r->db, dsql, -1, &d, NULL);
+                    sqlite3_free(dsql);
+                    if (rc == SQLITE_OK) {
+                        sqlite3_bind_int64(d, 1, rowid);
+                        rc = sqlite3_step(d);
+                    }
+                    sqlite3_finalize(d);
+                    if (rc != SQLITE_DONE)
+                        err = replica__dberr(r, rc, "foreign keys");
+                }
+            }
+            if (err == 0) {
+                sqlite3_stmt *d = NULL;
+                rc = sqlite3_prepare_v2(r->db,
+                                        "DELETE FROM kz_clock WHERE tbl = ? AND"
+                                        " pk = ?",
+                                        -1, &d, NULL);
+                if (rc == SQLITE_OK) {
+                    sqlite3_bind_int(d, 1, t->id);
+                    sqlite3_bind_value(d, 2, sqlite3_column_value(q, 0));
+                    rc = sqlite3_step(d);
+                }
+                sqlite3_finalize(d);
+                if (rc != SQLITE_DONE)
+                    err = replica__dberr(r, rc, "foreign keys");
+            }
+            sqlite3_finalize(q);
+            moved++;
+        }
+        sqlite3_finalize(chk);
+        if (err || moved == 0)
+            return err;
+    }
+    return err;
+}
+
+static int
+seen_get(struct replica *r, const uint8_t *author, const char *scope,
+         uint64_t *seq)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    *seq = 0;
+    rc = sqlite3_prepare_v2(r->db,
+                            "SELECT seq FROM kz_seen WHERE author = ? AND"
+                            " scope = ?",
+                            -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return replica__dberr(r, rc, "seen");
+    sqlite3_bind_blob(st, 1, author, KZ_KEY_LEN, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, scope, -1, SQLITE_STATIC);
+    if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        *seq = (uint64_t)sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0
+                                                 : replica__dberr(r, rc, "seen");
+}
+
+static int
+finish_batch(struct actx *a)
+{
+    int err;
+
+    if ((err = retry_quarantine(a)))
+        return err;
+    return quarantine_fk_violations(a);
+}
+
+int
+replica_apply(struct replica *r, const struct kz_cs_header *hdr,
+              const uint8_t *body, size_t body_len, struct apply_stats *st_out)
+{
+    struct apply_stats st0, *st = st_out ? st_out : &st0;
+    struct kz_cs_rd *rd = NULL;
+    struct actx a;
+    struct tracked **tmap = NULL;
+    int32_t **cmap = NULL;
+    struct icell cells[MAX_CELLS];
+    uint64_t seen = 0, now;
+    uint32_t nt = 0, i;
+    const char *why = NULL;
+    int rc, err;
+
+    memset(st, 0, sizeof(*st));
+    memset(&a, 0, sizeof(a));
+    r->errmsg[0] = '\0';
+    if (memcmp(hdr->author, r->key, KZ_KEY_LEN) == 0) {
+        st->duplicate = 1;
+        return 0;
+    }
+    if (!reads_scope(r, hdr->scope)) {
+        snprintf(r->errmsg, sizeof(r->errmsg),
+                 "this device does not read scope %s", hdr->scope);
+        return -KZ_EPERM;
+    }
+    if ((err = seen_get(r, hdr->author, hdr->scope, &seen)))
+        return err;
+    if (hdr->author_seq <= seen) {
+        st->duplicate = 1;
+        return 0;
+    }
+    if (hdr->author_seq != seen + 1) {
+        snprintf(r->errmsg, sizeof(r->errmsg),
+                 "changeset %llu of this author in %s arrived after %llu: "
+                 "%llu missing",
+                 (unsigned long long)hdr->author_seq, hdr->scope,
+                 (unsigned long long)seen,
+                 (unsigned long long)(hdr->author_seq - seen - 1));
+        return -KZ_ESEQ;
+    }
+    if ((err = kz_cs_rd_new(&rd, body, body_len, &why))) {
+        snprintf(r->errmsg, sizeof(r->errmsg), "changeset body: %s",
+                 why ? why : kz_strerror(err));
+        return err;
+    }
+    if ((err = replica__begin(r)))
+        goto out;
+    if ((err = capture__fold(r)) || (err = replica__set_applying(r, 1)))
+        goto fail;
+    if ((err = actx_init(&a, r, hdr->scope, st)))
+        goto fail;
+    if ((err = replica__exec(r, "DELETE FROM temp.kz_touched")))
+        goto fail;
+
+    /* Map the body's tables and columns to ours, by name. */
+    nt = kz_cs_rd_n_tables(rd);
+    tmap = kz_calloc(nt + 1, sizeof(*tmap));
+    cmap = kz_calloc(nt + 1, sizeof(*cmap));
+    if (tmap == NULL || cmap == NULL) {
+        err = -KZ_ENOMEM;
+        goto fail;
+    }
+    for (i = 0; i < nt; i++) {
+        const struct kz_cs_table *bt = kz_cs_rd_table(rd, i);
+        struct tracked *t = track__by_name(r, bt->name.p, bt->name.len);
+        uint32_t j, k;
+
+        if (t && !kind_fits_scope(t->kind, hdr->scope)) {
+            snprintf(r->errmsg, sizeof(r->errmsg),
+                     "table %s may not be written through scope %s", t->name,
+                     hdr->scope);
+            err = -KZ_EPERM;
+            goto fail;
+        }
+        tmap[i] = t;
+        cmap[i] = kz_calloc(bt->n_cols + 1, sizeof(int32_t));
+        if (cmap[i] == NULL) {
+            err = -KZ_ENOMEM;
+            goto fail;
+        }
+        for (j = 0; j < bt->n_cols; j++) {
+            cmap[i][j + 1] = -1;
+            for (k = 0; t && k < t->n_cols; k++) {
+                if (strlen(t->cols[k]) == bt->cols[j].len &&
+                    memcmp(t->cols[k], bt->cols[j].p, bt->cols[j].len) == 0)
+                    cmap[i][j + 1] = (int32_t)k + 1;
+            }
+        }
+    }
+
+    now = kz_env_wall_ms(r->env);
+    for (;;) {
+        struct kz_cs_row row;
+        const struct kz_cs_table *bt;
+        uint32_t n = 0;
+
+        rc = kz_cs_rd_next_row(rd, &row);
+        if (rc == 0)
+            break;
+        if (rc < 0) {
+            err = rc;
+            goto malformed;
+        }
+        bt = kz_cs_rd_table(rd, row.table);
+        for (;;) {
+            struct kz_cs_cell c;
+            struct icell *x;
+            uint16_t dev = 0, bdev = 0;
+
+            rc = kz_cs_rd_next_cell(rd, &c);
+            if (rc == 0)
+                break;
+            if (rc < 0) {
+                err = rc;
+                goto malformed;
+            }
+            if (n >= MAX_CELLS) {
+                err = -KZ_EMALFORMED;
+                why = "too many cells in one row";
+                goto malformed;
+            }
+            x = &cells[n++];
+            memset(x, 0, sizeof(*x));
+            x->k = c.col == 0 ? 0 : cmap[row.table][c.col];
+            if (c.col > 0)
+                x->col = bt->cols[c.col - 1];
+            x->flags = c.flags;
+            x->value = c.value;
+            x->scope = hdr->scope;
+            if ((c.flags & KZ_CELL_RETRACT) &&
+                strncmp(hdr->scope, "site:", 5) != 0) {
+                err = -KZ_EMALFORMED;
+                why = "a retraction outside a site scope";
+                goto malformed;
+            }
+            if ((err = replica__dev_idx(r, kz_cs_rd_author(rd, c.author),
+                                        &dev)))
+                goto fail;
+            if (c.base_hlc &&
+                (err = replica__dev_idx(r, kz_cs_rd_author(rd, c.base_author),
+                                        &bdev)))
+                goto fail;
+            x->ver.hlc = c.hlc;
+            x->ver.dev = dev;
+            x->base.hlc = c.base_hlc;
+            x->base.dev = c.base_hlc ? bdev : 0;
+            if (!kz_hlc_is_future(&r->clock, c.hlc, now) &&
+                (err = kz_hlc_observe(&r->clock, c.hlc, now)))
+                goto fail;
+        }
+        if (tmap[row.table] != NULL) {
+            struct pkvals ck = {0};
+            if ((err = clock_key(r, tmap[row.table], row.pk, row.n_pk, &ck))) {
+                if (err == -KZ_EMALFORMED)
+                    why = "wrong number of key values for the table";
+                goto malformed;
+            }
+            replica__pk_free(&ck);
+        }
+        if ((err = apply_row(&a, tmap[row.table], bt->name, row.pk, row.n_pk,
+                             cells, n)))
+            goto fail;
+    }
+    if ((err = finish_batch(&a)))
+        goto fail;
+    {
+        sqlite3_stmt *s = NULL;
+        rc = sqlite3_prepare_v2(r->db,
+                                "INSERT OR REPLACE INTO kz_seen VALUES (?, ?, ?)",
+                                -1, &s, NULL);
+        if (rc == SQLITE_OK) {
+            sqlite3_bind_blob(s, 1, hdr->author, KZ_KEY_LEN, SQLITE_STATIC);
+            sqlite3_bind_text(s, 2, hdr->scope, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(s, 3, (int64_t)hdr->author_seq);
+            rc = sqlite3_step(s);
+        }
+        sqlite3_finalize(s);
+        if (rc != SQLITE_DONE) {
+            err = replica__dberr(r, rc, "seen");
+            goto fail;
+        }
+    }
+    if ((err = replica__set_applying(r, 0)) || (err = replica__save_clock(r)))
+        goto fail;
+    actx_fini(&a);
+    if ((err = replica__commit(r)))
+        goto fail;
+    goto out;
+
+malformed:
+    snprintf(r->errmsg, sizeof(r->errmsg), "changeset body: %s",
+             why ? why : (kz_cs_rd_why(rd) ? kz_cs_rd_why(rd)
+                                           : kz_strerror(err)));
+fail:
+    {
+        char keep[sizeof(r->errmsg)];
+        memcpy(keep, r->errmsg, sizeof(keep));
+        actx_fini(&a);
+        replica__rollback(r);
+        memcpy(r->errmsg, keep, sizeof(keep));
+    }
+out:
+    for (i = 0; cmap && i < nt; i++)
+        kz_free(cmap[i]);
+    kz_free(cmap);
+    kz_free(tmap);
+    kz_cs_rd_free(rd);
+    return err;
+}
+
+int
+replica_retry_quarantine(struct replica *r, struct apply_stats *st_out)
+{
+    struct apply_stats st0, *st = st_out ? st_out : &st0;
+    struct actx a;
+    int err;
+
+    memset(st, 0, sizeof(*st));
+    if ((err = replica__begin(r)))
+        return err;
+    if ((err = capture__fold(r)) || (err = replica__set_applying(r, 1)))
+        goto fail;
+    if ((err = actx_init(&a, r, "network", st)))
+        goto fail_a;
+    if ((err = replica__exec(r, "DELETE FROM temp.kz_touched")))
+        goto fail_a;
+    if ((err = finish_batch(&a)))
+        goto fail_a;
+    actx_fini(&a);
+    if ((err = replica__set_applying(r, 0)) || (err = replica__commit(r)))
+        goto fail;
+    return 0;
+fail_a:
+    actx_fini(&a);
+fail:
+    replica__rollback(r);
+    return err;
+}

@@ -1,0 +1,779 @@
+/*
+ * capture.c: from the capture log to changesets.
+ *
+ * Fold: kz_log rows, in log order, become cell versions in kz_clock.  Each
+ * log row gets hlc = max(its wall-clock ms, last hlc) + 1 (common/hlc), and
+ * every cell in its mask gets that version; a cell not yet dirty remembers
+ * its previous version as its base (pb): the version its author had seen
+ * from others when the first unpacked local edit was made.  This is what
+ * receivers use to tell an ordinary edit from a concurrent one.
+ *
+ * Build: every dirty cell, and every cell whose visibility changed, goes
+ * into the changeset writer of its scope:
+ *   network tables              → "network"
+ *   private tables              → "private:SITE"
+ *   site tables: a cell is in "site:SITE" when the row passes row_filter,
+ *   the column is not private and not conditionally private while
+ *   cond_private_when holds; otherwise in "private:SITE".  A cell that
+ *   becomes public is published (pub mask); one that stops being public is
+ *   retracted from "site:SITE" with a fresh version (KZ_CELL_RETRACT).
+ * Full changesets are stored in kz_outbox with contiguous author_seq per
+ * scope, in the same transaction that clears the dirty bits: a crash leaves
+ * either both or neither.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "err.h"
+
+#include "replica_int.h"
+
+#define BODY_MAX (KZ_LIM_CS_BODY_MAX - 4096)
+
+void
+replica__value_from_sqlite(struct kz_value *out, sqlite3_value *v)
+{
+    memset(out, 0, sizeof(*out));
+    switch (sqlite3_value_type(v)) {
+    case SQLITE_INTEGER:
+        out->type = KZ_V_INT;
+        out->i = sqlite3_value_int64(v);
+        break;
+    case SQLITE_FLOAT:
+        out->type = KZ_V_REAL;
+        out->d = sqlite3_value_double(v);
+        break;
+    case SQLITE_TEXT:
+        out->type = KZ_V_TEXT;
+        out->p = sqlite3_value_text(v);
+        out->len = (size_t)sqlite3_value_bytes(v);
+        break;
+    case SQLITE_BLOB:
+        out->type = KZ_V_BLOB;
+        out->p = sqlite3_value_blob(v);
+        out->len = (size_t)sqlite3_value_bytes(v);
+        break;
+    default:
+        out->type = KZ_V_NULL;
+        break;
+    }
+}
+
+void
+replica__pk_free(struct pkvals *pv)
+{
+    uint32_t i;
+
+    for (i = 0; i < pv->n; i++)
+        sqlite3_value_free(pv->v[i]);
+    pv->n = 0;
+}
+
+int
+replica__pk_split(struct replica *r, const struct tracked *t,
+                  sqlite3_value *pk, struct pkvals *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    out->n = 0;
+    if (t->n_pk == 1) {
+        out->v[0] = sqlite3_value_dup(pk);
+        if (out->v[0] == NULL)
+            return -KZ_ENOMEM;
+        out->n = 1;
+        return 0;
+    }
+    rc = sqlite3_prepare_v2(r->db,
+                            "SELECT value FROM json_each(?) ORDER BY key", -1,
+                            &st, NULL);
+    if (rc != SQLITE_OK)
+        return replica__dberr(r, rc, "key");
+    sqlite3_bind_value(st, 1, pk);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && out->n < t->n_pk) {
+        out->v[out->n] = sqlite3_value_dup(sqlite3_column_value(st, 0));
+        if (out->v[out->n] == NULL) {
+            sqlite3_finalize(st);
+            replica__pk_free(out);
+            return -KZ_ENOMEM;
+        }
+        out->n++;
+    }
+    sqlite3_finalize(st);
+    if (out->n != t->n_pk) {
+        replica__pk_free(out);
+        snprintf(r->errmsg, sizeof(r->errmsg), "bad stored key for %s",
+                 t->name);
+        return -KZ_EDB;
+    }
+    return 0;
+}
+
+/* A statement returning, for the row with key ${pv}: its columns, then
+ * (cond_private_when), then (row_filter).  Cached in t->row_st. */
+int
+replica__row_stmt(struct replica *r, struct tracked *t,
+                  const struct pkvals *pv, sqlite3_stmt **out)
+{
+    uint32_t i;
+    int rc;
+
+    if (t->row_st == NULL) {
+        char *sql = sqlite3_mprintf("SELECT ");
+        for (i = 0; sql && i < t->n_cols; i++) {
+            char *s2 = sqlite3_mprintf("%s\"%w\", ", sql, t->cols[i]);
+            sqlite3_free(sql);
+            sql = s2;
+        }
+        if (sql) {
+            char *s2 = sqlite3_mprintf(
+                "%s(%s), (%s) FROM \"%w\" WHERE ", sql,
+                t->cond_when ? t->cond_when : "0",
+                t->row_filter ? t->row_filter : "1", t->name);
+            sqlite3_free(sql);
+            sql = s2;
+        }
+        for (i = 0; sql && i < t->n_pk; i++) {
+            char *s2 = sqlite3_mprintf("%s%s\"%w\" = ?", sql,
+                                       i ? " AND " : "", t->pk[i]);
+            sqlite3_free(sql);
+            sql = s2;
+        }
+        if (sql == NULL)
+            return -KZ_ENOMEM;
+        rc = sqlite3_prepare_v3(r->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
+                                &t->row_st, NULL);
+        sqlite3_free(sql);
+        if (rc != SQLITE_OK) {
+            int err = replica__dberr(r, rc, "row lookup");
+            t->row_st = NULL;
+            return err;
+        }
+    }
+    sqlite3_reset(t->row_st);
+    for (i = 0; i < pv->n; i++)
+        sqlite3_bind_value(t->row_st, (int)i + 1, pv->v[i]);
+    *out = t->row_st;
+    return 0;
+}
+
+uint64_t
+replica__public_mask(const struct tracked *t, int alive, int cond_holds,
+                     int filter_ok)
+{
+    uint64_t all = (UINT64_C(1) << (t->n_cols + 1)) - 1;
+    uint64_t m;
+
+    if (t->kind != TRACK_SITE || !alive || !filter_ok)
+        return 0;
+    m = all & ~t->priv_mask;
+    if (cond_holds)
+        m &= ~t->cond_mask;
+    return m;
+}
+
+int
+capture__fold(struct replica *r)
+{
+    sqlite3_stmt *log = NULL, *get = NULL, *put = NULL;
+    uint8_t *v = NULL, *pb = NULL;
+    size_t v_cap = 0;
+    int64_t last_seq = -1;
+    int rc, err = 0;
+
+    rc = sqlite3_prepare_v2(r->db,
+                            "SELECT seq, tbl, pk, op, mask, ms FROM kz_log"
+                            " ORDER BY seq",
+                            -1, &log, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(r->db,
+                                "SELECT alive, v, dirty, pb FROM kz_clock"
+                                " WHERE tbl = ? AND pk = ?",
+                                -1, &get, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(r->db,
+                                "INSERT INTO kz_clock(tbl, pk, alive, v, dirty,"
+                                " pb) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+                                " ON CONFLICT (tbl, pk) DO UPDATE SET"
+                                " alive = ?3, v = ?4, dirty = ?5, pb = ?6",
+                                -1, &put, NULL);
+    if (rc != SQLITE_OK) {
+        err = replica__dberr(r, rc, "fold");
+        goto out;
+    }
+    while ((rc = sqlite3_step(log)) == SQLITE_ROW) {
+        int id = sqlite3_column_int(log, 1);
+        int op = sqlite3_column_int(log, 3);
+        uint64_t mask = (uint64_t)sqlite3_column_int64(log, 4);
+        int64_t ms = sqlite3_column_int64(log, 5);
+        struct tracked *t = track__by_id(r, id);
+        uint64_t dirty = 0, hlc;
+        int alive = 0;
+        size_t need, old_len = 0, old_pb = 0;
+        uint32_t k;
+
+        last_seq = sqlite3_column_int64(log, 0);
+        if (t == NULL)
+            continue; /* a table no longer tracked */
+        need = (size_t)(t->n_cols + 1) * REPLICA_CELL_BYTES;
+        if (need > v_cap) {
+            kz_free(v);
+            kz_free(pb);
+            v = kz_calloc(1, need);
+            pb = kz_calloc(1, need);
+            if (v == NULL || pb == NULL) {
+                err = -KZ_ENOMEM;
+                goto out;
+            }
+            v_cap = need;
+        }
+        memset(v, 0, need);
+        memset(pb, 0, need);
+        sqlite3_reset(get);
+        sqlite3_bind_int(get, 1, id);
+        sqlite3_bind_value(get, 2, sqlite3_column_value(log, 2));
+        rc = sqlite3_step(get);
+        if (rc == SQLITE_ROW) {
+            alive = sqlite3_column_int(get, 0);
+            old_len = (size_t)sqlite3_column_bytes(get, 1);
+            memcpy(v, sqlite3_column_blob(get, 1), KZ_MIN(old_len, need));
+            dirty = (uint64_t)sqlite3_column_int64(get, 2);
+            old_pb = (size_t)sqlite3_column_bytes(get, 3);
+            if (old_pb)
+                memcpy(pb, sqlite3_column_blob(get, 3), KZ_MIN(old_pb, need));
+        } else if (rc != SQLITE_DONE) {
+            err = replica__dberr(r, rc, "fold");
+            goto out;
+        }
+        hlc = kz_hlc_tick(&r->clock, ms > 0 ? (uint64_t)ms : 0);
+        if (op == 2) {
+            mask = 1;
+            alive = 0;
+        } else if (mask & 1) {
+            alive = 1;
+        }
+        for (k = 0; k <= t->n_cols; k++) {
+            struct cver c = {hlc, r->self_dev};
+            if (!(mask & (UINT64_C(1) << k)))
+                continue;
+            if (!(dirty & (UINT64_C(1) << k)))
+                cver_put(pb, k, cver_get(v, need, k));
+            dirty |= UINT64_C(1) << k;
+            cver_put(v, k, c);
+        }
+        sqlite3_reset(put);
+        sqlite3_bind_int(put, 1, id);
+        sqlite3_bind_value(put, 2, sqlite3_column_value(log, 2));
+        sqlite3_bind_int(put, 3, alive);
+        sqlite3_bind_blob(put, 4, v, (int)need, SQLITE_STATIC);
+        sqlite3_bind_int64(put, 5, (int64_t)dirty);
+        sqlite3_bind_blob(put, 6, pb, (int)need, SQLITE_STATIC);
+        if ((rc = sqlite3_step(put)) != SQLITE_DONE) {
+            err = replica__dberr(r, rc, "fold");
+            goto out;
+        }
+    }
+    if (rc != SQLITE_DONE) {
+        err = replica__dberr(r, rc, "fold");
+        goto out;
+    }
+    if (last_seq >= 0) {
+        char sql[80];
+        snprintf(sql, sizeof(sql), "DELETE FROM kz_log WHERE seq <= %lld",
+                 (long long)last_seq);
+        if ((err = replica__exec(r, sql)))
+            goto out;
+        err = replica__save_clock(r);
+    }
+out:
+    sqlite3_finalize(log);
+    sqlite3_finalize(get);
+    sqlite3_finalize(put);
+    kz_free(v);
+    kz_free(pb);
+    return err;
+}
+
+/* One scope's changeset under construction. */
+struct outcs {
+    char scope[KZ_LIM_NAME_MAX + 1];  /* scope name */
+    struct kz_cs_wr *w;                /* writer; NULL when idle */
+    int *tidx;                         /* tracked index → writer table index */
+    uint64_t hlc_min, hlc_max;         /* range of cell hlcs */
+};
+
+struct builder {
+    struct replica *r;         /* borrowed */
+    struct outcs cs[3];        /* network, site:X, private:X */
+    uint32_t max_cells;        /* per changeset */
+    int made;                  /* changesets stored */
+};
+
+static int
+outcs_flush(struct builder *b, struct outcs *o)
+{
+    struct replica *r = b->r;
+    struct kz_cs_header h;
+    sqlite3_stmt *st = NULL;
+    uint8_t *body = NULL, *hdr = NULL;
+    size_t body_len = 0, hdr_len = 0;
+    int64_t next = 1;
+    int rc, err;
+
+    if (o->w == NULL || kz_cs_wr_n_rows(o->w) == 0)
+        return 0;
+    memset(&h, 0, sizeof(h));
+    h.format = KZ_CS_FORMAT;
+    snprintf(h.scope, sizeof(h.scope), "%s", o->scope);
+    memcpy(h.author, r->key, KZ_KEY_LEN);
+    h.epoch = 0;
+    h.n_cells = kz_cs_wr_n_cells(o->w);
+    h.n_rows = kz_cs_wr_n_rows(o->w);
+    h.hlc_min = o->hlc_min;
+    h.hlc_max = o->hlc_max;
+    if ((err = kz_cs_wr_finish(o->w, &body, &body_len)))
+        goto out;
+    rc = sqlite3_prepare_v2(r->db, "SELECT next FROM kz_outseq WHERE scope = ?",
+                            -1, &st, NULL);
+    if (rc != SQLITE_OK) {
+        err = replica__dberr(r, rc, "outbox");
+        goto out;
+    }
+    sqlite3_bind_text(st, 1, o->scope, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        next = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    st = NULL;
+    h.author_seq = (uint64_t)next;
+    if ((err = kz_cs_header_encode(&h, &hdr, &hdr_len)))
+        goto out;
+    rc = sqlite3_prepare_v2(r->db,
+                            "INSERT INTO kz_outbox VALUES (?, ?, ?, ?)", -1,
+                            &st, NULL);
+    if (rc != SQLITE_OK) {
+        err = replica__dberr(r, rc, "outbox");
+        goto out;
+    }
+    sqlite3_bind_text(st, 1, o->scope, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, next);
+    sqlite3_bind_blob(st, 3, hdr, (int)hdr_len, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 4, body, (int)body_len, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    st = NULL;
+    if (rc != SQLITE_DONE) {
+        err = replica__dberr(r, rc, "outbox");
+        goto out;
+    }
+    rc = sqlite3_prepare_v2(r->db,
+                            "INSERT OR REPLACE INTO kz_outseq VALUES (?, ?)",
+                            -1, &st, NULL);
+    if (rc != SQLITE_OK) {
+        err = replica__dberr(r, rc, "outbox");
+        goto out;
+    }
+    sqlite3_bind_text(st, 1, o->scope, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, next + 1);
+    rc = sqlite3_step(st);
+    err = rc == SQLITE_DONE ? 0 : replica__dberr(r, rc, "outbox");
+    b->made++;
+out:
+    sqlite3_finalize(st);
+    kz_free(body);
+    kz_free(hdr);
+    kz_cs_wr_free(o->w);
+    o->w = NULL;
+    return err;
+}
+
+static int
+outcs_open(struct builder *b, struct outcs *o)
+{
+    uint32_t i;
+    int err;
+
+    if (o->w != NULL)
+        return 0;
+    if ((err = kz_cs_wr_new(&o->w, BODY_MAX)))
+        return err;
+    for (i = 0; i < b->r->n_tables; i++)
+        o->tidx[i] = -1;
+    o->hlc_min = UINT64_MAX;
+    o->hlc_max = 0;
+    return 0;
+}
+
+/* One emitted cell, before it is written. */
+struct ecell {
+    uint32_t k;        /* cell index */
+    uint32_t flags;    /* KZ_CELL_RETRACT or 0 */
+    struct cver ver;   /* version */
+    struct cver base;  /* base version */
+};
+
+static int
+emit_row(struct builder *b, struct outcs *o, uint32_t ti, struct tracked *t,
+         const struct pkvals *pv, const struct ecell *cells, uint32_t n,
+         sqlite3_stmt *row, int alive)
+{
+    struct replica *r = b->r;
+    struct kz_value pk[KZ_LIM_PK_COLS_MAX];
+    uint32_t i;
+    int err;
+
+    if (n == 0)
+        return 0;
+    if (o->w != NULL && (kz_cs_wr_n_cells(o->w) + n > b->max_cells ||
+                         kz_cs_wr_len(o->w) > BODY_MAX / 2)) {
+        if ((err = outcs_flush(b, o)))
+            return err;
+    }
+    if ((err = outcs_open(b, o)))
+        return err;
+    if (o->tidx[ti] < 0) {
+        int idx = kz_cs_wr_table(o->w, t->name, (const char *const *)t->cols,
+                                 t->n_cols);
+        if (idx < 0)
+            return idx;
+        o->tidx[ti] = idx;
+    }
+    for (i = 0; i < pv->n; i++)
+        replica__value_from_sqlite(&pk[i], pv->v[i]);
+    kz_cs_wr_row(o->w, (uint32_t)o->tidx[ti], pk, pv->n, n);
+    for (i = 0; i < n; i++) {
+        struct kz_cs_cell c;
+        const uint8_t *ak = replica__dev_key(r, cells[i].ver.dev);
+        const uint8_t *bk = cells[i].base.hlc
+                                ? replica__dev_key(r, cells[i].base.dev)
+                                : NULL;
+        int ai, bi = 0;
+
+        if (ak == NULL)
+            return -KZ_EDB;
+        if ((ai = kz_cs_wr_author(o->w, ak)) < 0)
+            return ai;
+        if (bk != NULL && (bi = kz_cs_wr_author(o->w, bk)) < 0)
+            return bi;
+        memset(&c, 0, sizeof(c));
+        c.col = cells[i].k;
+        c.flags = cells[i].flags;
+        if (cells[i].flags & KZ_CELL_RETRACT) {
+            c.value.type = cells[i].k == 0 ? KZ_V_INT : KZ_V_NULL;
+            c.value.i = 0;
+        } else if (cells[i].k == 0) {
+            c.value.type = KZ_V_INT;
+            c.value.i = alive;
+        } else if (row != NULL) {
+            replica__value_from_sqlite(&c.value,
+                                       sqlite3_column_value(row, (int)cells[i].k - 1));
+        }
+        c.hlc = cells[i].ver.hlc;
+        c.author = (uint32_t)ai;
+        c.base_hlc = cells[i].base.hlc;
+        c.base_author = (uint32_t)(bk ? bi : ai);
+        kz_cs_wr_cell(o->w, &c);
+        if (c.hlc < o->hlc_min)
+            o->hlc_min = c.hlc;
+        if (c.hlc > o->hlc_max)
+            o->hlc_max = c.hlc;
+    }
+    return 0;
+}
+
+/* Emits one clock row's cells into the scopes they belong to. */
+static int
+build_row(struct builder *b, uint32_t ti, sqlite3_stmt *cl, int *changed_pub,
+          uint64_t *new_pub)
+{
+    struct replica *r = b->r;
+    struct tracked *t = &r->tables[ti];
+    struct ecell pub_cells[REPLICA_MAX_COLS + 1], prv_cells[REPLICA_MAX_COLS + 1];
+    uint32_t n_pub = 0, n_prv = 0, k;
+    struct pkvals pv = {0};
+    sqlite3_stmt *row = NULL;
+    const uint8_t *v = sqlite3_column_blob(cl, 3);
+    size_t v_len = (size_t)sqlite3_column_bytes(cl, 3);
+    uint64_t dirty = (uint64_t)sqlite3_column_int64(cl, 4);
+    const uint8_t *pb = sqlite3_column_blob(cl, 5);
+    size_t pb_len = (size_t)sqlite3_column_bytes(cl, 5);
+    uint64_t pub = (uint64_t)sqlite3_column_int64(cl, 6), now_pub;
+    int alive = sqlite3_column_int(cl, 2), cond = 0, filter_ok = 1, err;
+    struct outcs *o_pub, *o_prv;
+
+    *changed_pub = 0;
+    if ((err = replica__pk_split(r, t, sqlite3_column_value(cl, 1), &pv)))
+        return err;
+    if (alive) {
+        if ((err = replica__row_stmt(r, t, &pv, &row)))
+            goto out;
+        if (sqlite3_step(row) != SQLITE_ROW) {
+            /* Deleted after the fold started: the next build sees it. */
+            sqlite3_reset(row);
+            row = NULL;
+            alive = 0;
+        } else {
+            cond = sqlite3_column_int(row, (int)t->n_cols);
+            filter_ok = sqlite3_column_int(row, (int)t->n_cols + 1);
+        }
+    }
+    switch (t->kind) {
+    case TRACK_NETWORK:
+        o_pub = o_prv = &b->cs[0];
+        break;
+    case TRACK_PRIVATE:
+        o_pub = o_prv = &b->cs[2];
+        break;
+    default:
+        o_pub = &b->cs[1];
+        o_prv = &b->cs[2];
+        break;
+    }
+    now_pub = replica__public_mask(t, alive, cond, filter_ok);
+    if (t->kind == TRACK_SITE && !alive)
+        now_pub = pub & 1; /* a tombstone goes where the row was published */
+    for (k = 0; k <= t->n_cols; k++) {
+        uint64_t bit = UINT64_C(1) << k;
+        struct ecell e = {k, 0, cver_get(v, v_len, k), cver_get(pb, pb_len, k)};
+        int is_pub = t->kind == TRACK_NETWORK || (now_pub & bit);
+
+        if (t->kind == TRACK_SITE && !(dirty & bit)) {
+            if ((now_pub & bit) && !(pub & bit) && e.ver.hlc) {
+                /* Newly public: publish the current version. */
+                e.base = e.ver;
+                pub_cells[n_pub++] = e;
+            } else if (!(now_pub & bit) && (pub & bit) && alive) {
+                /* No longer public: retract it from site:NAME. */
+                e.flags = KZ_CELL_RETRACT;
+                e.base = e.ver;
+                e.ver.hlc = kz_hlc_tick(&r->clock, kz_env_wall_ms(r->env));
+                e.ver.dev = r->self_dev;
+                pub_cells[n_pub++] = e;
+            }
+            continue;
+        }
+        if (!(dirty & bit))
+            continue;
+        if (is_pub)
+            pub_cells[n_pub++] = e;
+        else
+            prv_cells[n_prv++] = e;
+        if (t->kind == TRACK_SITE && !is_pub && (pub & bit) && alive) {
+            /* Changed while turning private: retract the public copy. */
+            struct ecell x = {k, KZ_CELL_RETRACT,
+                              {kz_hlc_tick(&r->clock, kz_env_wall_ms(r->env)),
+                               r->self_dev},
+                              e.ver};
+            pub_cells[n_pub++] = x;
+        }
+    }
+    if (t->kind == TRACK_SITE && !alive)
+        now_pub = 0;
+    if ((err = emit_row(b, o_pub, ti, t, &pv, pub_cells, n_pub, row, alive)))
+        goto out;
+    if ((err = emit_row(b, o_prv, ti, t, &pv, prv_cells, n_prv, row, alive)))
+        goto out;
+    if (t->kind == TRACK_SITE && now_pub != pub) {
+        *changed_pub = 1;
+        *new_pub = now_pub;
+    }
+out:
+    if (row)
+        sqlite3_reset(row);
+    replica__pk_free(&pv);
+    return err;
+}
+
+int
+replica_build(struct replica *r, uint32_t max_cells)
+{
+    struct builder b;
+    sqlite3_stmt *cl = NULL, *setpub = NULL;
+    uint32_t ti, i;
+    int rc, err;
+
+    memset(&b, 0, sizeof(b));
+    b.r = r;
+    b.max_cells = max_cells ? KZ_MIN(max_cells, KZ_LIM_CS_CELLS_MAX)
+                            : REPLICA_DEFAULT_MAX_CELLS;
+    snprintf(b.cs[0].scope, sizeof(b.cs[0].scope), "network");
+    snprintf(b.cs[1].scope, sizeof(b.cs[1].scope), "site:%s", r->site);
+    snprintf(b.cs[2].scope, sizeof(b.cs[2].scope), "private:%s", r->site);
+    for (i = 0; i < 3; i++) {
+        b.cs[i].tidx = kz_calloc(r->n_tables + 1, sizeof(int));
+        if (b.cs[i].tidx == NULL) {
+            err = -KZ_ENOMEM;
+            goto out;
+        }
+    }
+    if ((err = replica__begin(r)))
+        goto out;
+    if ((err = capture__fold(r)))
+        goto fail;
+    rc = sqlite3_prepare_v2(r->db,
+                            "UPDATE kz_clock SET pub = ? WHERE tbl = ? AND pk = ?",
+                            -1, &setpub, NULL);
+    if (rc != SQLITE_OK) {
+        err = replica__dberr(r, rc, "build");
+        goto fail;
+    }
+    for (ti = 0; ti < r->n_tables; ti++) {
+        struct tracked *t = &r->tables[ti];
+        /* Visibility can change without a write to the row itself (a
+         * filter over another table), so filtered site tables are looked
+         * at whole; the others only where dirty. */
+        int whole = t->kind == TRACK_SITE && (t->row_filter || t->cond_when ||
+                                              t->priv_mask);
+        rc = sqlite3_prepare_v2(
+            r->db,
+            whole ? "SELECT tbl, pk, alive, v, dirty, pb, pub FROM kz_clock"
+                    " WHERE tbl = ?"
+                  : "SELECT tbl, pk, alive, v, dirty, pb, pub FROM kz_clock"
+                    " WHERE tbl = ? AND dirty <> 0",
+            -1, &cl, NULL);
+        if (rc != SQLITE_OK) {
+            err = replica__dberr(r, rc, "build");
+            goto fail;
+        }
+        sqlite3_bind_int(cl, 1, t->id);
+        while ((rc = sqlite3_step(cl)) == SQLITE_ROW) {
+            int changed = 0;
+            uint64_t np = 0;
+            if ((err = build_row(&b, ti, cl, &changed, &np)))
+                goto fail;
+            if (changed) {
+                sqlite3_reset(setpub);
+                sqlite3_bind_int64(setpub, 1, (int64_t)np);
+                sqlite3_bind_int(setpub, 2, t->id);
+                sqlite3_bind_value(setpub, 3, sqlite3_column_value(cl, 1));
+                if ((rc = sqlite3_step(setpub)) != SQLITE_DONE) {
+                    err = replica__dberr(r, rc, "build");
+                    goto fail;
+                }
+            }
+        }
+        sqlite3_finalize(cl);
+        cl = NULL;
+        if (rc != SQLITE_DONE) {
+            err = replica__dberr(r, rc, "build");
+            goto fail;
+        }
+    }
+    for (i = 0; i < 3; i++) {
+        if ((err = outcs_flush(&b, &b.cs[i])))
+            goto fail;
+    }
+    if ((err = replica__exec(r, "UPDATE kz_clock SET dirty = 0, pb = NULL"
+                                " WHERE dirty <> 0")))
+        goto fail;
+    if ((err = replica__save_clock(r)))
+        goto fail;
+    if ((err = replica__commit(r)))
+        goto fail;
+    err = b.made;
+    goto out;
+fail:
+    sqlite3_finalize(cl);
+    cl = NULL;
+    replica__rollback(r);
+out:
+    sqlite3_finalize(setpub);
+    for (i = 0; i < 3; i++) {
+        kz_cs_wr_free(b.cs[i].w);
+        kz_free(b.cs[i].tidx);
+    }
+    return err;
+}
+
+void
+replica_cs_clear(struct replica_cs *cs)
+{
+    kz_free(cs->hdr_bytes);
+    kz_free(cs->body);
+    memset(cs, 0, sizeof(*cs));
+}
+
+static int
+copy_blob(sqlite3_stmt *st, int col, uint8_t **out, size_t *len)
+{
+    size_t n = (size_t)sqlite3_column_bytes(st, col);
+
+    *out = kz_malloc(n);
+    if (*out == NULL)
+        return -KZ_ENOMEM;
+    memcpy(*out, sqlite3_column_blob(st, col), n);
+    *len = n;
+    return 0;
+}
+
+int
+replica_outbox_get(struct replica *r, const char *scope, uint64_t after_seq,
+                   struct replica_cs *cs)
+{
+    sqlite3_stmt *st = NULL;
+    int rc, err = 0;
+
+    memset(cs, 0, sizeof(*cs));
+    rc = sqlite3_prepare_v2(r->db,
+                            "SELECT hdr, body FROM kz_outbox WHERE scope = ?"
+                            " AND seq > ? ORDER BY seq LIMIT 1",
+                            -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return replica__dberr(r, rc, "outbox");
+    sqlite3_bind_text(st, 1, scope, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (int64_t)after_seq);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        if ((err = copy_blob(st, 0, &cs->hdr_bytes, &cs->hdr_len)) == 0 &&
+            (err = copy_blob(st, 1, &cs->body, &cs->body_len)) == 0)
+            err = kz_cs_header_decode(&cs->hdr, cs->hdr_bytes, cs->hdr_len,
+                                      NULL);
+        if (err == 0)
+            err = 1;
+        else
+            replica_cs_clear(cs);
+    } else if (rc != SQLITE_DONE) {
+        err = replica__dberr(r, rc, "outbox");
+    }
+    sqlite3_finalize(st);
+    return err;
+}
+
+int
+replica_outbox_scopes(struct replica *r,
+                      void (*cb)(void *data, const char *scope, uint64_t n),
+                      void *data)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    rc = sqlite3_prepare_v2(r->db,
+                            "SELECT scope, count(*) FROM kz_outbox"
+                            " GROUP BY scope ORDER BY scope",
+                            -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return replica__dberr(r, rc, "outbox");
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        cb(data, (const char *)sqlite3_column_text(st, 0),
+           (uint64_t)sqlite3_column_int64(st, 1));
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : replica__dberr(r, rc, "outbox");
+}
+
+int
+replica_outbox_ack(struct replica *r, const char *scope, uint64_t upto_seq)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    rc = sqlite3_prepare_v2(r->db,
+                            "DELETE FROM kz_outbox WHERE scope = ? AND seq <= ?",
+                            -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return replica__dberr(r, rc, "outbox");
+    sqlite3_bind_text(st, 1, scope, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (int64_t)upto_seq);
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : replica__dberr(r, rc, "outbox");
+}

@@ -1,0 +1,196 @@
+/*
+ * replica.h: the client's replica engine (DESIGN.md §3, §7).
+ *
+ * A replica is DIR/replica.db: the user's tables (the shipped schema), plus
+ * the engine's own tables, all named kz_*.  Every write to a tracked table —
+ * from this engine, a program linking it, or the plain `sqlite3` shell — is
+ * captured by SQL triggers into kz_log.  replica_build() folds that log into
+ * per-cell versions and packs the changes not yet pushed into changesets in
+ * kz_outbox; replica_apply() merges a received changeset cell by cell.
+ *
+ * Not thread-safe: one struct replica per thread.  Other processes may use
+ * replica.db at the same time (WAL); every engine step is one transaction.
+ */
+#ifndef KZ_REPLICA_H
+#define KZ_REPLICA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sqlite3.h>
+
+#include "changeset.h"
+#include "env.h"
+#include "kz.h"
+
+struct replica;
+
+/* What a device may do (DESIGN.md §4). */
+enum replica_role {
+    REPLICA_ROLE_SITE = 0,     /* reads network, reads/writes its site */
+    REPLICA_ROLE_ADMIN = 1,    /* the state office: writes network */
+    REPLICA_ROLE_OBSERVER = 2  /* reads network and every site:*, writes nothing */
+};
+
+struct replica_opts {
+    const char *site;                /* site code: "HAN", "LAND", … */
+    const char *device;              /* device name, for people */
+    enum replica_role role;          /* see above */
+    const uint8_t *device_key;       /* 32-byte Ed25519 public key: the author id */
+    const struct kz_env *env;        /* clock and randomness; NULL = system */
+    int no_schema;                   /* 1: engine tables only (tests) */
+};
+
+/**
+ * replica_create(out, dir, opts): creates ${dir} (mode 0700) if needed and a
+ * new ${dir}/replica.db with the engine tables, the shipped schema and its
+ * migrations, and tracking for every declared table.  Fails with -EEXIST
+ * if replica.db exists.  Caller frees with replica_free.
+ */
+KZ_MUST_CHECK int replica_create(struct replica **out, const char *dir,
+                                 const struct replica_opts *opts);
+
+/**
+ * replica_open(out, dir, env): opens an existing replica and applies pending
+ * migrations.  ${env} NULL = system.  Errors: -ENOENT (no replica.db),
+ * -KZ_EDB, -KZ_ENOMEM.  Caller frees with replica_free.
+ */
+KZ_MUST_CHECK int replica_open(struct replica **out, const char *dir,
+                               const struct kz_env *env);
+
+/** replica_free(r): closes; NULL is a no-op. */
+void replica_free(struct replica *r);
+
+/** replica_db(r): the connection (borrowed), for reads and local writes. */
+sqlite3 *replica_db(struct replica *r);
+
+/**
+ * replica_errmsg(r): the last error's detail (owned by r), or "".  With r =
+ * NULL: why this thread's last replica_create/replica_open failed.
+ */
+const char *replica_errmsg(const struct replica *r);
+
+/** replica_site(r) / replica_device_key(r): identity (borrowed). */
+const char *replica_site(const struct replica *r);
+const uint8_t *replica_device_key(const struct replica *r);
+
+/*
+ * Tracking (track.c).  A declaration says where a table's cells travel:
+ *   "network"  one scope "network", written by the admin only;
+ *   "site"     scope "site:NAME" (NAME = site code of the row's owner), with
+ *              private_cols, cond_private_cols (private while
+ *              cond_private_when holds) and rows failing row_filter kept in
+ *              "private:NAME";
+ *   "private"  the whole table in "private:NAME".
+ */
+struct track_decl {
+    const char *scope_kind;        /* "network", "site" or "private" */
+    const char *owner_col;         /* site tables: column naming site(id) */
+    const char *private_cols;      /* comma-separated, or NULL */
+    const char *cond_private_cols; /* comma-separated, or NULL */
+    const char *cond_private_when; /* SQL predicate over the row, or NULL */
+    const char *row_filter;        /* SQL predicate over the row, or NULL */
+};
+
+/**
+ * replica_track(r, table, decl): starts (or refreshes) tracking of ${table}:
+ * records the declaration and (re)creates its capture triggers.  Fails with
+ * -KZ_ESCHEMA and a message naming the reason (see replica_errmsg) when the
+ * table does not exist, has no primary key, has an INTEGER PRIMARY KEY
+ * (rowid alias: ids from two sites collide), is WITHOUT ROWID with
+ * a BLOB key, has more than 62 other columns, or the declaration names a
+ * column it does not have.
+ */
+KZ_MUST_CHECK int replica_track(struct replica *r, const char *table,
+                                const struct track_decl *decl);
+
+/*
+ * Capture (capture.c).
+ */
+
+/**
+ * replica_build(r, max_cells): folds the capture log into cell versions and
+ * packs every change not yet packed into changesets of at most ${max_cells}
+ * cells (0 = default), one scope each, into kz_outbox with contiguous
+ * author_seq per scope.  One transaction.  Returns the number of changesets
+ * made (≥ 0) or an error.
+ */
+KZ_MUST_CHECK int replica_build(struct replica *r, uint32_t max_cells);
+
+/* An outgoing changeset, as stored in kz_outbox. */
+struct replica_cs {
+    struct kz_cs_header hdr; /* decoded header */
+    uint8_t *hdr_bytes;      /* encoded header; owned */
+    size_t hdr_len;
+    uint8_t *body;           /* encoded body; owned */
+    size_t body_len;
+};
+
+/**
+ * replica_outbox_get(r, scope, after_seq, cs): the outbox changeset of
+ * ${scope} with the lowest author_seq > ${after_seq}.  Returns 1 with *${cs}
+ * filled (free with replica_cs_clear), 0 if none, or an error.
+ */
+KZ_MUST_CHECK int replica_outbox_get(struct replica *r, const char *scope,
+                                     uint64_t after_seq,
+                                     struct replica_cs *cs);
+
+/** replica_outbox_scopes(r, cb, data): calls ${cb} once per scope with pending changesets. */
+KZ_MUST_CHECK int replica_outbox_scopes(struct replica *r,
+                                        void (*cb)(void *data, const char *scope,
+                                                   uint64_t n),
+                                        void *data);
+
+/** replica_outbox_ack(r, scope, upto_seq): drops changesets ≤ ${upto_seq}. */
+KZ_MUST_CHECK int replica_outbox_ack(struct replica *r, const char *scope,
+                                     uint64_t upto_seq);
+
+void replica_cs_clear(struct replica_cs *cs);
+
+/*
+ * Apply (apply.c).
+ */
+struct apply_stats {
+    uint32_t rows;        /* rows touched */
+    uint32_t cells_won;   /* incoming cells that became the local value */
+    uint32_t cells_lost;  /* incoming cells older than the local ones */
+    uint32_t conflicts;   /* concurrent overwrites recorded */
+    uint32_t quarantined; /* cells kept in kz_quarantine */
+    int duplicate;        /* 1: this changeset was applied before */
+};
+
+/**
+ * replica_apply(r, hdr, body, body_len, st): merges one changeset in one
+ * transaction: cell-level last-writer-wins by (hlc, author), conflicts
+ * recorded, refused cells quarantined.  Our own changesets and ones applied
+ * before are skipped (st->duplicate = 1).  A gap in the author's sequence for
+ * the scope gives -KZ_ESEQ and changes nothing.  A malformed body gives
+ * -KZ_EMALFORMED (or the decoder's code) and changes nothing.  ${st} may be
+ * NULL.
+ */
+KZ_MUST_CHECK int replica_apply(struct replica *r,
+                                const struct kz_cs_header *hdr,
+                                const uint8_t *body, size_t body_len,
+                                struct apply_stats *st);
+
+/**
+ * replica_retry_quarantine(r, st): tries every quarantined cell again (after
+ * a migration, a clock correction or new rows).  One transaction.
+ */
+KZ_MUST_CHECK int replica_retry_quarantine(struct replica *r,
+                                           struct apply_stats *st);
+
+/*
+ * Digest (digest.c).
+ */
+
+/**
+ * replica_digest(r, scope, out): BLAKE2b-256 over the tracked content of
+ * ${scope} (NULL = every scope this replica holds): every live row's primary
+ * key and the values of its columns that belong to the scope, in a canonical
+ * order.  Equal on converged replicas whatever order changes arrived in.
+ */
+KZ_MUST_CHECK int replica_digest(struct replica *r, const char *scope,
+                                 uint8_t out[32]);
+
+#endif /* KZ_REPLICA_H */

@@ -1,0 +1,118 @@
+/*
+ * replica_int.h: what the engine's files share (replica.c, track.c,
+ * capture.c, apply.c, digest.c).  Not for other modules.
+ */
+#ifndef KZ_REPLICA_INT_H
+#define KZ_REPLICA_INT_H
+
+#include <stdint.h>
+
+#include <sqlite3.h>
+
+#include "changeset.h"
+#include "env.h"
+#include "hlc.h"
+#include "replica.h"
+
+#define REPLICA_MAX_COLS 62          /* non-pk columns; cell 0 is existence */
+#define REPLICA_CELL_BYTES 10        /* hlc (8, BE) + device index (2, BE) */
+#define REPLICA_DEFAULT_MAX_CELLS 20000u
+
+enum track_kind { TRACK_NETWORK = 0, TRACK_SITE = 1, TRACK_PRIVATE = 2 };
+
+struct tracked {
+    int id;                 /* kz_tracked.id: the table's number in kz_log/kz_clock */
+    char *name;             /* table name; owned */
+    enum track_kind kind;   /* scope kind */
+    uint32_t n_pk;          /* primary-key columns */
+    char **pk;              /* their names, in key order; owned */
+    uint32_t n_cols;        /* other columns: cell k ≥ 1 is cols[k - 1] */
+    char **cols;            /* owned */
+    uint64_t priv_mask;     /* bit k: cell k always travels in private:NAME */
+    uint64_t cond_mask;     /* bit k: private while cond_when holds */
+    char *cond_when;        /* SQL predicate or NULL; owned */
+    char *row_filter;       /* SQL predicate or NULL; owned */
+    char *owner_col;        /* site/private tables: owner column; owned */
+    sqlite3_stmt *row_st;   /* cached: cols…, cond, filter WHERE pk = …; owned */
+    struct wcache {
+        int op;             /* 0 insert, 1 update, 2 delete */
+        uint64_t mask;      /* columns written */
+        sqlite3_stmt *st;   /* owned */
+    } wc[8];                /* prepared writes of apply.c */
+    uint32_t wc_next;       /* next wc slot to reuse */
+};
+
+/* The values of one row's primary key (sqlite3_value_dup copies). */
+struct pkvals {
+    uint32_t n;                                   /* key columns */
+    sqlite3_value *v[KZ_LIM_PK_COLS_MAX];         /* owned; sqlite3_value_free */
+};
+
+/* A cell version: hlc and the author's local device index. */
+struct cver {
+    uint64_t hlc; /* 0 = never written */
+    uint16_t dev; /* kz_device.idx */
+};
+
+struct replica {
+    sqlite3 *db;                 /* DIR/replica.db */
+    char *dir;                   /* owned */
+    const struct kz_env *env;    /* borrowed */
+    struct kz_hlc clock;         /* last hlc persisted in kz_meta */
+    char site[64];               /* own site code */
+    enum replica_role role;      /* own role */
+    uint8_t key[KZ_KEY_LEN];     /* own author id */
+    uint16_t self_dev;           /* own kz_device.idx */
+    struct tracked *tables;      /* owned array */
+    uint32_t n_tables;
+    uint8_t (*dev_keys)[KZ_KEY_LEN]; /* kz_device idx → key cache; owned */
+    uint32_t n_dev;              /* entries in dev_keys */
+    char errmsg[256];            /* last error's detail */
+};
+
+/* replica.c */
+int replica__exec(struct replica *r, const char *sql);
+int replica__dberr(struct replica *r, int rc, const char *what);
+int replica__meta_get_int(struct replica *r, const char *key, int64_t *out);
+int replica__meta_set_int(struct replica *r, const char *key, int64_t v);
+int replica__meta_get_text(struct replica *r, const char *key, char *out,
+                           size_t out_len);
+int replica__meta_set_text(struct replica *r, const char *key, const char *v);
+int replica__dev_idx(struct replica *r, const uint8_t key[KZ_KEY_LEN],
+                     uint16_t *idx);
+const uint8_t *replica__dev_key(struct replica *r, uint16_t idx);
+int replica__begin(struct replica *r);
+int replica__commit(struct replica *r);
+void replica__rollback(struct replica *r);
+int replica__save_clock(struct replica *r);
+int replica__set_applying(struct replica *r, int on);
+int replica__cver_cmp(struct replica *r, struct cver a, struct cver b);
+
+/* track.c */
+int track__load(struct replica *r);
+void track__free_all(struct replica *r);
+struct tracked *track__by_name(struct replica *r, const char *name, size_t len);
+struct tracked *track__by_id(struct replica *r, int id);
+int track__apply_decls(struct replica *r);
+/* Binds the row's primary key (pk value or JSON array) for kz_clock. */
+int track__pk_from_values(struct replica *r, const struct tracked *t,
+                          const struct kz_value *pk, uint32_t n_pk,
+                          sqlite3_value **out);
+char *track__sql_quote_ident(const char *name);
+
+/* capture.c */
+int capture__fold(struct replica *r);
+int replica__pk_split(struct replica *r, const struct tracked *t,
+                      sqlite3_value *pk, struct pkvals *out);
+void replica__pk_free(struct pkvals *pv);
+void replica__value_from_sqlite(struct kz_value *out, sqlite3_value *v);
+int replica__row_stmt(struct replica *r, struct tracked *t,
+                      const struct pkvals *pv, sqlite3_stmt **out);
+uint64_t replica__public_mask(const struct tracked *t, int alive,
+                              int cond_holds, int filter_ok);
+
+/* cell blobs */
+struct cver cver_get(const uint8_t *v, size_t v_len, uint32_t k);
+void cver_put(uint8_t *v, uint32_t k, struct cver c);
+
+#endif /* KZ_REPLICA_INT_H */

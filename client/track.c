@@ -1,0 +1,633 @@
+/*
+ * track.c: which tables are tracked, and their capture triggers.
+ *
+ * Capture is plain SQL, so that the stock `sqlite3` shell, which loads no
+ * extension, is captured too (DESIGN.md §3).  Per tracked table T with
+ * number N the engine creates:
+ *
+ *   kz_i_T  AFTER INSERT: kz_log(N, pk, op 1, every cell, now)
+ *   kz_u_T  AFTER UPDATE: kz_log(N, pk, op 1, mask of the cells whose value
+ *           changed, now); a changed primary key logs a delete of the old
+ *           key and an insert of the new one
+ *   kz_d_T  AFTER DELETE: kz_log(N, pk, op 2, existence, now)
+ *   kz_w_T  BEFORE INSERT/UPDATE/DELETE (kz_wi_T, kz_wu_T, kz_wd_T): the
+ *           write rules — network tables only at the admin, site tables
+ *           only for the device's own site, nothing at an observer
+ *
+ * All of them are off while kz_state.applying = 1 (inside an apply).  `pk`
+ * is the key value itself, or json_array(k1, k2, …) for composite keys.
+ * `now` is wall-clock milliseconds; capture.c turns log rows into hlc
+ * versions in log order.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "buf.h"
+#include "err.h"
+
+#include "replica_int.h"
+
+#define NOW_MS_SQL                                                            \
+    "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)"
+
+char *
+track__sql_quote_ident(const char *name)
+{
+    return sqlite3_mprintf("\"%w\"", name);
+}
+
+static void
+tracked_clear(struct tracked *t)
+{
+    uint32_t i;
+
+    for (i = 0; i < t->n_pk; i++)
+        kz_free(t->pk[i]);
+    for (i = 0; i < t->n_cols; i++)
+        kz_free(t->cols[i]);
+    kz_free(t->pk);
+    kz_free(t->cols);
+    kz_free(t->name);
+    kz_free(t->cond_when);
+    kz_free(t->row_filter);
+    kz_free(t->owner_col);
+    sqlite3_finalize(t->row_st);
+    for (i = 0; i < KZ_ARRAY_SIZE(t->wc); i++)
+        sqlite3_finalize(t->wc[i].st);
+    memset(t, 0, sizeof(*t));
+}
+
+void
+track__free_all(struct replica *r)
+{
+    uint32_t i;
+
+    for (i = 0; i < r->n_tables; i++)
+        tracked_clear(&r->tables[i]);
+    kz_free(r->tables);
+    r->tables = NULL;
+    r->n_tables = 0;
+}
+
+struct tracked *
+track__by_name(struct replica *r, const char *name, size_t len)
+{
+    uint32_t i;
+
+    for (i = 0; i < r->n_tables; i++) {
+        if (strlen(r->tables[i].name) == len &&
+            memcmp(r->tables[i].name, name, len) == 0)
+            return &r->tables[i];
+    }
+    return NULL;
+}
+
+struct tracked *
+track__by_id(struct replica *r, int id)
+{
+    uint32_t i;
+
+    for (i = 0; i < r->n_tables; i++) {
+        if (r->tables[i].id == id)
+            return &r->tables[i];
+    }
+    return NULL;
+}
+
+/* Sets bit k of *mask for every name of the comma list ${list} found among
+ * t's columns; -KZ_ESCHEMA for a name that is not a column. */
+static int
+mask_from_list(struct replica *r, const struct tracked *t, const char *list,
+               uint64_t *mask)
+{
+    const char *p = list;
+
+    *mask = 0;
+    while (p && *p) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        uint32_t k;
+        int found = 0;
+
+        while (len > 0 && (*p == ' ' || *p == '\t')) {
+            p++;
+            len--;
+        }
+        while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+            len--;
+        for (k = 0; len > 0 && k < t->n_cols; k++) {
+            if (strlen(t->cols[k]) == len && memcmp(t->cols[k], p, len) == 0) {
+                *mask |= UINT64_C(1) << (k + 1);
+                found = 1;
+            }
+        }
+        if (len > 0 && !found) {
+            snprintf(r->errmsg, sizeof(r->errmsg),
+                     "cannot track %s: declared column %.*s does not exist",
+                     t->name, (int)len, p);
+            return -KZ_ESCHEMA;
+        }
+        p = e ? e + 1 : NULL;
+    }
+    return 0;
+}
+
+/* Reads the columns of ${t->name} and checks that it can be tracked. */
+static int
+load_columns(struct replica *r, struct tracked *t)
+{
+    sqlite3_stmt *st = NULL;
+    char *sql;
+    int rc, err = 0, n_int_pk = 0;
+    uint32_t pk_n = 0, i;
+    char *pk_tmp[KZ_LIM_PK_COLS_MAX] = {0};
+    char *pk_type = NULL;
+
+    sql = sqlite3_mprintf("SELECT name, type, pk FROM pragma_table_info(%Q)"
+                          " ORDER BY cid",
+                          t->name);
+    if (sql == NULL)
+        return -KZ_ENOMEM;
+    rc = sqlite3_prepare_v2(r->db, sql, -1, &st, NULL);
+    sqlite3_free(sql);
+    if (rc != SQLITE_OK)
+        return replica__dberr(r, rc, "table_info");
+    t->cols = kz_mallocarray(REPLICA_MAX_COLS + 1, sizeof(char *));
+    if (t->cols == NULL) {
+        sqlite3_finalize(st);
+        return -KZ_ENOMEM;
+    }
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(st, 0);
+        const char *type = (const char *)sqlite3_column_text(st, 1);
+        int pk = sqlite3_column_int(st, 2);
+
+        if (pk > 0) {
+            if (pk > (int)KZ_LIM_PK_COLS_MAX) {
+                snprintf(r->errmsg, sizeof(r->errmsg),
+                         "cannot track %s: more than %u key columns", t->name,
+                         KZ_LIM_PK_COLS_MAX);
+                err = -KZ_ESCHEMA;
+                break;
+            }
+            pk_tmp[pk - 1] = kz_strdup(name);
+            if (pk_tmp[pk - 1] == NULL) {
+                err = -KZ_ENOMEM;
+                break;
+            }
+            pk_n++;
+            if (type && sqlite3_stricmp(type, "INTEGER") == 0)
+                n_int_pk++;
+            kz_free(pk_type);
+            pk_type = type ? kz_strdup(type) : NULL;
+            continue;
+        }
+        if (t->n_cols >= REPLICA_MAX_COLS) {
+            snprintf(r->errmsg, sizeof(r->errmsg),
+                     "cannot track %s: more than %d columns", t->name,
+                     REPLICA_MAX_COLS);
+            err = -KZ_ESCHEMA;
+            break;
+        }
+        t->cols[t->n_cols] = kz_strdup(name);
+        if (t->cols[t->n_cols] == NULL) {
+            err = -KZ_ENOMEM;
+            break;
+        }
+        t->n_cols++;
+    }
+    if (err == 0 && rc != SQLITE_DONE)
+        err = replica__dberr(r, rc, "table_info");
+    sqlite3_finalize(st);
+    if (err == 0 && pk_n == 0 && t->n_cols == 0) {
+        snprintf(r->errmsg, sizeof(r->errmsg),
+                 "cannot track %s: no such table", t->name);
+        err = -KZ_ESCHEMA;
+    } else if (err == 0 && pk_n == 0) {
+        snprintf(r->errmsg, sizeof(r->errmsg),
+                 "cannot track %s: it has no PRIMARY KEY; rowids from two "
+                 "sites collide, so a tracked table needs a key such as a "
+                 "TEXT UUID",
+                 t->name);
+        err = -KZ_ESCHEMA;
+    } else if (err == 0 && pk_n == 1 && n_int_pk == 1) {
+        snprintf(r->errmsg, sizeof(r->errmsg),
+                 "cannot track %s: its INTEGER PRIMARY KEY is an "
+                 "auto-assigned rowid; ids from two sites collide, so use a "
+                 "TEXT UUID key",
+                 t->name);
+        err = -KZ_ESCHEMA;
+    }
+    kz_free(pk_type);
+    if (err == 0) {
+        t->pk = kz_mallocarray(pk_n, sizeof(char *));
+        if (t->pk == NULL)
+            err = -KZ_ENOMEM;
+    }
+    for (i = 0; i < pk_n; i++) {
+        if (err == 0 && pk_tmp[i] == NULL) {
+            snprintf(r->errmsg, sizeof(r->errmsg),
+                     "cannot track %s: odd primary key", t->name);
+            err = -KZ_ESCHEMA;
+        }
+        if (err == 0)
+            t->pk[t->n_pk++] = pk_tmp[i];
+        else
+            kz_free(pk_tmp[i]);
+    }
+    return err;
+}
+
+/* Fills *t from a kz_tracked-shaped row (id, tbl, kind, owner, priv, cond
+ * cols, cond when, filter). */
+static int
+tracked_init(struct replica *r, struct tracked *t, int id, const char *tbl,
+             const struct track_decl *d)
+{
+    uint64_t m;
+    int err;
+
+    memset(t, 0, sizeof(*t));
+    t->id = id;
+    if ((t->name = kz_strdup(tbl)) == NULL)
+        return -KZ_ENOMEM;
+    if (strcmp(d->scope_kind, "network") == 0)
+        t->kind = TRACK_NETWORK;
+    else if (strcmp(d->scope_kind, "site") == 0)
+        t->kind = TRACK_SITE;
+    else if (strcmp(d->scope_kind, "private") == 0)
+        t->kind = TRACK_PRIVATE;
+    else {
+        snprintf(r->errmsg, sizeof(r->errmsg),
+                 "cannot track %s: unknown scope kind %s", tbl, d->scope_kind);
+        return -KZ_ESCHEMA;
+    }
+    if ((err = load_columns(r, t)))
+        return err;
+    if (t->kind != TRACK_NETWORK) {
+        const char *oc = d->owner_col ? d->owner_col : "site_id";
+        if ((err = mask_from_list(r, t, oc, &m)))
+            return err;
+        if ((t->owner_col = kz_strdup(oc)) == NULL)
+            return -KZ_ENOMEM;
+    }
+    if ((err = mask_from_list(r, t, d->private_cols, &t->priv_mask)))
+        return err;
+    if ((err = mask_from_list(r, t, d->cond_private_cols, &t->cond_mask)))
+        return err;
+    if (d->cond_private_when && (t->cond_when = kz_strdup(d->cond_private_when)) == NULL)
+        return -KZ_ENOMEM;
+    if (d->row_filter && (t->row_filter = kz_strdup(d->row_filter)) == NULL)
+        return -KZ_ENOMEM;
+    if (t->cond_mask && t->cond_when == NULL) {
+        snprintf(r->errmsg, sizeof(r->errmsg),
+                 "cannot track %s: conditional private columns need a "
+                 "condition",
+                 tbl);
+        return -KZ_ESCHEMA;
+    }
+    return 0;
+}
+
+/* Appends "P.pk" or "json_array(P.k1, …)". */
+static void
+pk_expr(struct kz_buf *b, const struct tracked *t, const char *p)
+{
+    uint32_t i;
+    char *q;
+
+    if (t->n_pk > 1)
+        kz_buf_append(b, "json_array(", 11);
+    for (i = 0; i < t->n_pk; i++) {
+        if (i)
+            kz_buf_append(b, ", ", 2);
+        q = sqlite3_mprintf("%s.\"%w\"", p, t->pk[i]);
+        if (q == NULL) {
+            b->err = -KZ_ENOMEM;
+            return;
+        }
+        kz_buf_append(b, q, strlen(q));
+        sqlite3_free(q);
+    }
+    if (t->n_pk > 1)
+        kz_buf_u8(b, ')');
+}
+
+static void
+bputs(struct kz_buf *b, const char *s)
+{
+    kz_buf_append(b, s, strlen(s));
+}
+
+static void
+bprintf(struct kz_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    char *s;
+
+    va_start(ap, fmt);
+    s = sqlite3_vmprintf(fmt, ap);
+    va_end(ap);
+    if (s == NULL) {
+        b->err = -KZ_ENOMEM;
+        return;
+    }
+    bputs(b, s);
+    sqlite3_free(s);
+}
+
+/* The write rules, as BEFORE triggers raising one clear message. */
+static void
+write_rules(struct replica *r, struct kz_buf *b, const struct tracked *t)
+{
+    static const char *const ev[3] = {"INSERT", "UPDATE", "DELETE"};
+    static const char *const tag[3] = {"wi", "wu", "wd"};
+    char msg[400];
+    int i;
+
+    if (r->role == REPLICA_ROLE_OBSERVER) {
+        snprintf(msg, sizeof(msg),
+                 "kzsync rule READ-ONLY: this device is an observer and "
+                 "writes nothing (table %s)",
+                 t->name);
+    } else if (t->kind == TRACK_NETWORK && r->role != REPLICA_ROLE_ADMIN) {
+        snprintf(msg, sizeof(msg),
+                 "kzsync rule NETWORK-ADMIN: %s is reference data of scope "
+                 "network, written by the state office only",
+                 t->name);
+    } else if (t->kind != TRACK_NETWORK && r->role == REPLICA_ROLE_ADMIN) {
+        snprintf(msg, sizeof(msg),
+                 "kzsync rule SITE-OWNER: %s rows belong to their site; the "
+                 "state office reads them and writes none",
+                 t->name);
+    } else if (t->kind != TRACK_NETWORK) {
+        /* A site device writes only rows whose owner is its own site. */
+        for (i = 0; i < 3; i++) {
+            const char *row = i == 2 ? "OLD" : "NEW";
+            bprintf(b,
+                    "CREATE TRIGGER \"kz_%s_%w\" BEFORE %s ON \"%w\""
+                    " WHEN (SELECT applying FROM kz_state) = 0 AND (",
+                    tag[i], t->name, ev[i], t->name);
+            bprintf(b,
+                    "%s.\"%w\" IS NOT (SELECT id FROM site WHERE code = %Q)",
+                    row, t->owner_col, r->site);
+            if (i == 1)
+                bprintf(b,
+                        " OR OLD.\"%w\" IS NOT (SELECT id FROM site WHERE"
+                        " code = %Q)",
+                        t->owner_col, r->site);
+            bprintf(b,
+                    ") BEGIN SELECT RAISE(ABORT, 'kzsync rule SITE-OWNER: "
+                    "a %w row of another site; this device writes only "
+                    "rows of site %w (%w must be its site id)'); END;",
+                    t->name, r->site, t->owner_col);
+        }
+        return;
+    } else {
+        return;
+    }
+    for (i = 0; i < 3; i++)
+        bprintf(b,
+                "CREATE TRIGGER \"kz_%s_%w\" BEFORE %s ON \"%w\""
+                " WHEN (SELECT applying FROM kz_state) = 0"
+                " BEGIN SELECT RAISE(ABORT, %Q); END;",
+                tag[i], t->name, ev[i], t->name, msg);
+}
+
+static int
+make_triggers(struct replica *r, const struct tracked *t)
+{
+    static const char *const tags[] = {"i", "u", "d", "wi", "wu", "wd"};
+    struct kz_buf b;
+    uint64_t all = (UINT64_C(1) << (t->n_cols + 1)) - 1;
+    uint32_t k;
+    size_t i;
+    int err;
+
+    kz_buf_init(&b, 1u << 20);
+    for (i = 0; i < KZ_ARRAY_SIZE(tags); i++)
+        bprintf(&b, "DROP TRIGGER IF EXISTS \"kz_%s_%w\";", tags[i], t->name);
+
+    /* INSERT */
+    bprintf(&b,
+            "CREATE TRIGGER \"kz_i_%w\" AFTER INSERT ON \"%w\""
+            " WHEN (SELECT applying FROM kz_state) = 0 BEGIN"
+            " INSERT INTO kz_log(tbl, pk, op, mask, ms) VALUES (%d, ",
+            t->name, t->name, t->id);
+    pk_expr(&b, t, "NEW");
+    bprintf(&b, ", 1, %lld, " NOW_MS_SQL "); END;", (long long)all);
+
+    /* UPDATE */
+    bprintf(&b,
+            "CREATE TRIGGER \"kz_u_%w\" AFTER UPDATE ON \"%w\""
+            " WHEN (SELECT applying FROM kz_state) = 0 BEGIN"
+            " INSERT INTO kz_log(tbl, pk, op, mask, ms) SELECT %d, ",
+            t->name, t->name, t->id);
+    pk_expr(&b, t, "OLD");
+    bputs(&b, ", 2, 1, " NOW_MS_SQL " WHERE ");
+    pk_expr(&b, t, "NEW");
+    bputs(&b, " IS NOT ");
+    pk_expr(&b, t, "OLD");
+    bprintf(&b, "; INSERT INTO kz_log(tbl, pk, op, mask, ms) SELECT %d, ",
+            t->id);
+    pk_expr(&b, t, "NEW");
+    bputs(&b, ", 1, CASE WHEN ");
+    pk_expr(&b, t, "NEW");
+    bputs(&b, " IS NOT ");
+    pk_expr(&b, t, "OLD");
+    bprintf(&b, " THEN %lld ELSE m END, " NOW_MS_SQL " FROM (SELECT 0",
+            (long long)all);
+    for (k = 0; k < t->n_cols; k++)
+        bprintf(&b, " | ((NEW.\"%w\" IS NOT OLD.\"%w\") << %u)", t->cols[k],
+                t->cols[k], k + 1);
+    bputs(&b, " AS m) WHERE m <> 0 OR ");
+    pk_expr(&b, t, "NEW");
+    bputs(&b, " IS NOT ");
+    pk_expr(&b, t, "OLD");
+    bputs(&b, "; END;");
+
+    /* DELETE */
+    bprintf(&b,
+            "CREATE TRIGGER \"kz_d_%w\" AFTER DELETE ON \"%w\""
+            " WHEN (SELECT applying FROM kz_state) = 0 BEGIN"
+            " INSERT INTO kz_log(tbl, pk, op, mask, ms) VALUES (%d, ",
+            t->name, t->name, t->id);
+    pk_expr(&b, t, "OLD");
+    bputs(&b, ", 2, 1, " NOW_MS_SQL "); END;");
+
+    write_rules(r, &b, t);
+    kz_buf_u8(&b, 0);
+    if (b.err) {
+        err = b.err;
+        kz_buf_free(&b);
+        return err;
+    }
+    err = replica__exec(r, (const char *)b.p);
+    kz_buf_free(&b);
+    return err;
+}
+
+int
+replica_track(struct replica *r, const char *table,
+              const struct track_decl *d)
+{
+    struct tracked t;
+    sqlite3_stmt *st = NULL;
+    int rc, err, id = 0, own_tx = sqlite3_get_autocommit(r->db);
+
+    r->errmsg[0] = '\0';
+    if (own_tx && (err = replica__begin(r)))
+        return err;
+    rc = sqlite3_prepare_v2(r->db, "SELECT id FROM kz_tracked WHERE tbl = ?",
+                            -1, &st, NULL);
+    if (rc != SQLITE_OK) {
+        err = replica__dberr(r, rc, "track");
+        goto out;
+    }
+    sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        id = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    st = NULL;
+    if (id == 0) {
+        rc = sqlite3_prepare_v2(r->db,
+                                "SELECT coalesce(max(id), 0) + 1 FROM kz_tracked",
+                                -1, &st, NULL);
+        if (rc != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW) {
+            err = replica__dberr(r, rc, "track");
+            goto out;
+        }
+        id = sqlite3_column_int(st, 0);
+        sqlite3_finalize(st);
+        st = NULL;
+    }
+    err = tracked_init(r, &t, id, table, d);
+    if (err == 0)
+        err = make_triggers(r, &t);
+    tracked_clear(&t);
+    if (err)
+        goto out;
+    rc = sqlite3_prepare_v2(r->db,
+                            "INSERT OR REPLACE INTO kz_tracked VALUES"
+                            " (?, ?, ?, ?, ?, ?, ?, ?)",
+                            -1, &st, NULL);
+    if (rc != SQLITE_OK) {
+        err = replica__dberr(r, rc, "track");
+        goto out;
+    }
+    sqlite3_bind_int(st, 1, id);
+    sqlite3_bind_text(st, 2, table, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, d->scope_kind, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, d->owner_col, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, d->private_cols, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, d->cond_private_cols, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 7, d->cond_private_when, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 8, d->row_filter, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    st = NULL;
+    if (rc != SQLITE_DONE) {
+        err = replica__dberr(r, rc, "track");
+        goto out;
+    }
+    err = track__load(r);
+out:
+    if (own_tx) {
+        if (err == 0)
+            err = replica__commit(r);
+        if (err) {
+            char keep[sizeof(r->errmsg)];
+            memcpy(keep, r->errmsg, sizeof(keep));
+            replica__rollback(r);
+            memcpy(r->errmsg, keep, sizeof(keep));
+            (void)track__load(r);
+        }
+    }
+    return err;
+}
+
+/* Tracks every table the shipped schema declares in kz_track_decl. */
+int
+track__apply_decls(struct replica *r)
+{
+    sqlite3_stmt *st = NULL;
+    int rc, err = 0;
+
+    rc = sqlite3_prepare_v2(r->db,
+                            "SELECT tbl, scope_kind, owner_col, private_cols,"
+                            " cond_private_cols, cond_private_when, row_filter"
+                            " FROM kz_track_decl ORDER BY tbl",
+                            -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return replica__dberr(r, rc, "track_decl");
+    while (err == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct track_decl d = {
+            (const char *)sqlite3_column_text(st, 1),
+            (const char *)sqlite3_column_text(st, 2),
+            (const char *)sqlite3_column_text(st, 3),
+            (const char *)sqlite3_column_text(st, 4),
+            (const char *)sqlite3_column_text(st, 5),
+            (const char *)sqlite3_column_text(st, 6),
+        };
+        err = replica_track(r, (const char *)sqlite3_column_text(st, 0), &d);
+    }
+    if (err == 0 && rc != SQLITE_DONE)
+        err = replica__dberr(r, rc, "track_decl");
+    sqlite3_finalize(st);
+    return err;
+}
+
+/* Loads r->tables from kz_tracked and the tables' current columns. */
+int
+track__load(struct replica *r)
+{
+    sqlite3_stmt *st = NULL;
+    struct tracked *tabs = NULL;
+    uint32_t n = 0;
+    int rc, err = 0;
+
+    rc = sqlite3_prepare_v2(r->db,
+                            "SELECT id, tbl, scope_kind, owner_col,"
+                            " private_cols, cond_private_cols,"
+                            " cond_private_when, row_filter FROM kz_tracked"
+                            " ORDER BY tbl",
+                            -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return replica__dberr(r, rc, "tracked");
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct track_decl d = {
+            (const char *)sqlite3_column_text(st, 2),
+            (const char *)sqlite3_column_text(st, 3),
+            (const char *)sqlite3_column_text(st, 4),
+            (const char *)sqlite3_column_text(st, 5),
+            (const char *)sqlite3_column_text(st, 6),
+            (const char *)sqlite3_column_text(st, 7),
+        };
+        struct tracked *p = kz_reallocarray(tabs, n + 1, sizeof(*tabs));
+        if (p == NULL) {
+            err = -KZ_ENOMEM;
+            break;
+        }
+        tabs = p;
+        err = tracked_init(r, &tabs[n], sqlite3_column_int(st, 0),
+                           (const char *)sqlite3_column_text(st, 1), &d);
+        n++;
+        if (err)
+            break;
+    }
+    if (err == 0 && rc != SQLITE_DONE)
+        err = replica__dberr(r, rc, "tracked");
+    sqlite3_finalize(st);
+    if (err) {
+        while (n > 0)
+            tracked_clear(&tabs[--n]);
+        kz_free(tabs);
+        return err;
+    }
+    track__free_all(r);
+    r->tables = tabs;
+    r->n_tables = n;
+    return 0;
+}

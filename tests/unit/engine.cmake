@@ -1,0 +1,1 @@
+kz_unit_test(replica LIBS kzclient)

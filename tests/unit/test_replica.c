@@ -1,0 +1,525 @@
+/*
+ * test_replica.c: tracking, capture, changesets, apply, conflicts,
+ * quarantine and digest of the replica engine.
+ */
+#include "changeset.h"
+#include "hlc.h"
+
+#include "engine_util.h"
+
+/* Capture times come from SQLite's clock, the real one: tests start there. */
+#define T0 kz_env_wall_ms(kz_env_system())
+
+static const struct track_decl NET = {"network", NULL, NULL, NULL, NULL, NULL};
+
+struct pair {
+    char dir[256];
+    struct tclock clock;
+    struct replica *a, *b;
+};
+
+static void
+pair_new(struct pair *p, const char *table_sql)
+{
+    tmpdir_make(p->dir, sizeof(p->dir));
+    tclock_init(&p->clock, T0);
+    p->a = replica_test_new(p->dir, "a", &p->clock.env, REPLICA_ROLE_ADMIN,
+                            "LAND");
+    p->b = replica_test_new(p->dir, "b", &p->clock.env, REPLICA_ROLE_ADMIN,
+                            "LAND");
+    sql_ok(p->a, table_sql);
+    sql_ok(p->b, table_sql);
+}
+
+static void
+pair_free(struct pair *p)
+{
+    replica_free(p->a);
+    replica_free(p->b);
+    tmpdir_rm(p->dir);
+}
+
+#define PARTNER                                                               \
+    "CREATE TABLE partner(id TEXT PRIMARY KEY, name TEXT NOT NULL,"          \
+    " kind TEXT, staff INTEGER, score REAL)"
+
+/* Counts the cells of every outbox changeset of scope network. */
+static int
+outbox_cells(struct replica *r, uint32_t *cells, uint32_t *rows)
+{
+    struct replica_cs cs;
+    uint64_t seq = 0;
+    int n = 0, rc;
+
+    *cells = *rows = 0;
+    while ((rc = replica_outbox_get(r, "network", seq, &cs)) == 1) {
+        seq = cs.hdr.author_seq;
+        *cells += cs.hdr.n_cells;
+        *rows += cs.hdr.n_rows;
+        replica_cs_clear(&cs);
+        n++;
+    }
+    ASSERT_EQ(rc, 0);
+    return n;
+}
+
+TEST(track_refuses_table_without_key)
+{
+    struct pair p;
+
+    pair_new(&p, "CREATE TABLE nokey(a TEXT, b TEXT)");
+    ASSERT_ERR(replica_track(p.a, "nokey", &NET), -KZ_ESCHEMA);
+    ASSERT(strstr(replica_errmsg(p.a), "no PRIMARY KEY") != NULL);
+    pair_free(&p);
+}
+
+TEST(track_refuses_rowid_alias)
+{
+    struct pair p;
+
+    pair_new(&p, "CREATE TABLE auto(id INTEGER PRIMARY KEY, b TEXT)");
+    ASSERT_ERR(replica_track(p.a, "auto", &NET), -KZ_ESCHEMA);
+    ASSERT(strstr(replica_errmsg(p.a), "INTEGER PRIMARY KEY") != NULL);
+    pair_free(&p);
+}
+
+TEST(track_refuses_missing_table_and_column)
+{
+    struct pair p;
+    struct track_decl d = {"site", "site_id", "nosuch", NULL, NULL, NULL};
+
+    pair_new(&p, PARTNER);
+    ASSERT_ERR(replica_track(p.a, "ghost", &NET), -KZ_ESCHEMA);
+    ASSERT(strstr(replica_errmsg(p.a), "no such table") != NULL);
+    ASSERT_ERR(replica_track(p.a, "partner", &d), -KZ_ESCHEMA);
+    ASSERT(strstr(replica_errmsg(p.a), "does not exist") != NULL);
+    /* A refused declaration leaves nothing behind. */
+    ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_tracked"), 0);
+    pair_free(&p);
+}
+
+TEST(capture_insert_update_delete)
+{
+    struct pair p;
+    uint32_t cells, rows;
+
+    pair_new(&p, PARTNER);
+    ASSERT_OK(replica_track(p.a, "partner", &NET));
+    sql_ok(p.a, "INSERT INTO partner VALUES ('p1', 'Klinik', 'health', 3, 1.5)");
+    ASSERT_EQ(replica_build(p.a, 0), 1);
+    ASSERT_EQ(outbox_cells(p.a, &cells, &rows), 1);
+    ASSERT_EQ(cells, 5); /* existence + 4 columns */
+    ASSERT_OK(replica_outbox_ack(p.a, "network", 1));
+
+    /* Only the column whose value changed gets a new version. */
+    sql_ok(p.a, "UPDATE partner SET staff = 4, name = 'Klinik' WHERE id = 'p1'");
+    ASSERT_EQ(replica_build(p.a, 0), 1);
+    ASSERT_EQ(outbox_cells(p.a, &cells, &rows), 1);
+    ASSERT_EQ(cells, 1);
+    ASSERT_OK(replica_outbox_ack(p.a, "network", 2));
+
+    /* Writing the same value again is no change at all. */
+    sql_ok(p.a, "UPDATE partner SET staff = 4 WHERE id = 'p1'");
+    ASSERT_EQ(replica_build(p.a, 0), 0);
+
+    sql_ok(p.a, "DELETE FROM partner WHERE id = 'p1'");
+    ASSERT_EQ(replica_build(p.a, 0), 1);
+    ASSERT_EQ(outbox_cells(p.a, &cells, &rows), 1);
+    ASSERT_EQ(cells, 1);
+    pair_free(&p);
+}
+
+TEST(capture_from_a_plain_connection)
+{
+    struct pair p;
+    sqlite3 *db = NULL;
+    char path[600];
+    uint32_t cells, rows;
+
+    pair_new(&p, PARTNER);
+    ASSERT_OK(replica_track(p.a, "partner", &NET));
+    snprintf(path, sizeof(path), "%s/a/replica.db", p.dir);
+    ASSERT_EQ(sqlite3_open(path, &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db,
+                           "INSERT INTO partner VALUES ('x', 'A', NULL, 1, 0);"
+                           "INSERT INTO partner VALUES ('y', 'B', NULL, 2, 0);"
+                           "UPDATE partner SET kind = 'school' WHERE id = 'x'",
+                           NULL, NULL, NULL),
+              SQLITE_OK);
+    sqlite3_close(db);
+    ASSERT_EQ(replica_build(p.a, 0), 1);
+    ASSERT_EQ(outbox_cells(p.a, &cells, &rows), 1);
+    ASSERT_EQ(rows, 2);
+    ASSERT_EQ(cells, 10);
+    pair_free(&p);
+}
+
+TEST(sync_converges_and_apply_is_not_recaptured)
+{
+    struct pair p;
+    char da[65], db[65];
+
+    pair_new(&p, PARTNER);
+    ASSERT_OK(replica_track(p.a, "partner", &NET));
+    ASSERT_OK(replica_track(p.b, "partner", &NET));
+    sql_ok(p.a, "INSERT INTO partner VALUES ('p1', 'Klinik', 'health', 3, 1.5);"
+                "INSERT INTO partner VALUES ('p2', 'Schule', NULL, NULL, NULL)");
+    ASSERT_EQ(replica_build(p.a, 0), 1);
+    ASSERT_EQ(ship(p.a, p.b, "network"), 1);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM partner"), 2);
+    ASSERT_EQ(sql_int(p.b, "SELECT staff FROM partner WHERE id = 'p1'"), 3);
+    digest_hex(p.a, "network", da);
+    digest_hex(p.b, "network", db);
+    ASSERT_STR_EQ(da, db);
+    /* What b applied is not b's own change. */
+    ASSERT_EQ(replica_build(p.b, 0), 0);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_log"), 0);
+    pair_free(&p);
+}
+
+TEST(duplicate_is_skipped_and_gap_refused)
+{
+    struct pair p;
+    struct replica_cs c1, c2;
+    struct apply_stats st;
+
+    pair_new(&p, PARTNER);
+    ASSERT_OK(replica_track(p.a, "partner", &NET));
+    ASSERT_OK(replica_track(p.b, "partner", &NET));
+    sql_ok(p.a, "INSERT INTO partner VALUES ('p1', 'A', NULL, 1, 0)");
+    ASSERT_EQ(replica_build(p.a, 0), 1);
+    sql_ok(p.a, "UPDATE partner SET name = 'B'");
+    ASSERT_EQ(replica_build(p.a, 0), 1);
+    ASSERT_EQ(replica_outbox_get(p.a, "network", 0, &c1), 1);
+    ASSERT_EQ(replica_outbox_get(p.a, "network", 1, &c2), 1);
+    ASSERT_U64_EQ(c2.hdr.author_seq, 2);
+
+    ASSERT_ERR(replica_apply(p.b, &c2.hdr, c2.body, c2.body_len, &st),
+               -KZ_ESEQ);
+    ASSERT(strstr(replica_errmsg(p.b), "1 missing") != NULL);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM partner"), 0);
+    ASSERT_OK(replica_apply(p.b, &c1.hdr, c1.body, c1.body_len, &st));
+    ASSERT_EQ(st.duplicate, 0);
+    ASSERT_OK(replica_apply(p.b, &c1.hdr, c1.body, c1.body_len, &st));
+    ASSERT_EQ(st.duplicate, 1);
+    ASSERT_OK(replica_apply(p.b, &c2.hdr, c2.body, c2.body_len, &st));
+    ASSERT_EQ(sql_int(p.b, "SELECT name = 'B' FROM partner"), 1);
+    replica_cs_clear(&c1);
+    replica_cs_clear(&c2);
+    pair_free(&p);
+}
+
+TEST(concurrent_edits_conflict_sequential_do_not)
+{
+    struct pair p;
+    char da[65], db[65];
+
+    pair_new(&p, PARTNER);
+    ASSERT_OK(replica_track(p.a, "partner", &NET));
+    ASSERT_OK(replica_track(p.b, "partner", &NET));
+    sql_ok(p.a, "INSERT INTO partner VALUES ('p1', 'A', 'x', 1, 0)");
+    ASSERT_EQ(replica_build(p.a, 0), 1);
+    ship(p.a, p.b, "network");
+
+    /* Sequential: b edits after seeing a's row. */
+    p.clock.ms += 1000;
+    sql_ok(p.b, "UPDATE partner SET name = 'B1'");
+    ASSERT_EQ(replica_build(p.b, 0), 1);
+    ship(p.b, p.a, "network");
+    ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_conflict"), 0);
+    ASSERT_EQ(sql_int(p.a, "SELECT name = 'B1' FROM partner"), 1);
+
+    /* Concurrent: both edit name; a edits later, so a wins everywhere. */
+    p.clock.ms += 1000;
+    sql_ok(p.b, "UPDATE partner SET name = 'B2', kind = 'y'");
+    ASSERT_EQ(replica_build(p.b, 0), 1);
+    sql_ok(p.a, "UPDATE partner SET name = 'A2';"
+                "UPDATE kz_log SET ms = ms + 5000"); /* written later */
+    ASSERT_EQ(replica_build(p.a, 0), 1);
+    ASSERT_OK(replica_outbox_ack(p.a, "network", 1));
+    ASSERT_OK(replica_outbox_ack(p.b, "network", 1));
+    ship(p.a, p.b, "network");
+    ship(p.b, p.a, "network");
+    ASSERT_EQ(sql_int(p.a, "SELECT name = 'A2' AND kind = 'y' FROM partner"), 1);
+    ASSERT_EQ(sql_int(p.b, "SELECT name = 'A2' AND kind = 'y' FROM partner"), 1);
+    /* Both sides recorded the one concurrent overwrite, with both values. */
+    ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_conflict WHERE col = 'name'"
+                           " AND local_value = 'A2' AND remote_value = 'B2'"
+                           " AND winner = 'local'"),
+              1);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_conflict WHERE col = 'name'"
+                           " AND local_value = 'B2' AND remote_value = 'A2'"
+                           " AND winner = 'remote'"),
+              1);
+    /* kind was changed on one side only: no conflict. */
+    ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_conflict"), 1);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_conflict"), 1);
+    digest_hex(p.a, NULL, da);
+    digest_hex(p.b, NULL, db);
+    ASSERT_STR_EQ(da, db);
+    pair_free(&p);
+}
+
+TEST(delete_wins_over_older_update_and_reinsert_revives)
+{
+    struct pair p;
+
+    pair_new(&p, PARTNER);
+    ASSERT_OK(replica_track(p.a, "partner", &NET));
+    ASSERT_OK(replica_track(p.b, "partner", &NET));
+    sql_ok(p.a, "INSERT INTO partner VALUES ('p1', 'A', 'x', 1, 0)");
+    ASSERT_EQ(replica_build(p.a, 0), 1);
+    ship(p.a, p.b, "network");
+    ASSERT_OK(replica_outbox_ack(p.a, "network", 1));
+    p.clock.ms += 10;
+    sql_ok(p.b, "UPDATE partner SET staff = 7");
+    ASSERT_EQ(replica_build(p.b, 0), 1);
+    p.clock.ms += 10;
+    sql_ok(p.a, "DELETE FROM partner;"
+                "UPDATE kz_log SET ms = ms + 5000"); /* written later */
+    ASSERT_EQ(replica_build(p.a, 0), 1);
+    ship(p.b, p.a, "network");
+    ASSERT_OK(replica_outbox_ack(p.b, "network", 1));
+    ship(p.a, p.b, "network");
+    ASSERT_OK(replica_outbox_ack(p.a, "network", 2));
+    ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM partner"), 0);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM partner"), 0);
+
+    p.clock.ms += 10;
+    sql_ok(p.b, "INSERT INTO partner VALUES ('p1', 'again', NULL, NULL, NULL);"
+                "UPDATE kz_log SET ms = ms + 10000");
+    ASSERT_EQ(replica_build(p.b, 0), 1);
+    ship(p.b, p.a, "network");
+    ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM partner WHERE name = 'again'"),
+              1);
+    pair_free(&p);
+}
+
+TEST(composite_key)
+{
+    struct pair p;
+    const char *sql = "CREATE TABLE code_list(list_name TEXT, code TEXT,"
+                      " label TEXT, PRIMARY KEY (list_name, code))";
+    char da[65], db[65];
+
+    pair_new(&p, sql);
+    ASSERT_OK(replica_track(p.a, "code_list", &NET));
+    ASSERT_OK(replica_track(p.b, "code_list", &NET));
+    sql_ok(p.a, "INSERT INTO code_list VALUES ('k', 'a', 'A'), ('k', 'b', 'B'),"
+                " ('m', 'a', 'MA')");
+    ASSERT_EQ(replica_build(p.a, 0), 1);
+    ship(p.a, p.b, "network");
+    ASSERT_OK(replica_outbox_ack(p.a, "network", 1));
+    sql_ok(p.a, "UPDATE code_list SET code = 'c' WHERE list_name = 'k' AND"
+                " code = 'b'");
+    ASSERT_EQ(replica_build(p.a, 0), 1);
+    ship(p.a, p.b, "network");
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM code_list"), 3);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM code_list WHERE code = 'c'"),
+              1);
+    digest_hex(p.a, "network", da);
+    digest_hex(p.b, "network", db);
+    ASSERT_STR_EQ(da, db);
+    pair_free(&p);
+}
+
+TEST(unknown_column_waits_in_quarantine_until_migration)
+{
+    struct pair p;
+    char da[65], db[65];
+
+    tmpdir_make(p.dir, sizeof(p.dir));
+    tclock_init(&p.clock, T0);
+    p.a = replica_test_new(p.dir, "a", &p.clock.env, REPLICA_ROLE_ADMIN, "L");
+    p.b = replica_test_new(p.dir, "b", &p.clock.env, REPLICA_ROLE_ADMIN, "L");
+    sql_ok(p.a, PARTNER);
+    sql_ok(p.a, "ALTER TABLE partner ADD COLUMN website TEXT");
+    sql_ok(p.b, PARTNER);
+    ASSERT_OK(replica_track(p.a, "partner", &NET));
+    ASSERT_OK(replica_track(p.b, "partner", &NET));
+    sql_ok(p.a, "INSERT INTO partner VALUES ('p1', 'A', NULL, 1, 0,"
+                " 'https://a.example')");
+    ASSERT_EQ(replica_build(p.a, 0), 1);
+    ship(p.a, p.b, "network");
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM partner"), 1);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine WHERE"
+                           " col = 'website' AND reason LIKE 'no such column%'"),
+              1);
+    /* The migration adds the column; the waiting cell applies. */
+    sql_ok(p.b, "ALTER TABLE partner ADD COLUMN website TEXT");
+    ASSERT_OK(replica_track(p.b, "partner", &NET));
+    ASSERT_OK(replica_retry_quarantine(p.b, NULL));
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine"), 0);
+    ASSERT_EQ(sql_int(p.b, "SELECT website = 'https://a.example' FROM partner"),
+              1);
+    digest_hex(p.a, "network", da);
+    digest_hex(p.b, "network", db);
+    ASSERT_STR_EQ(da, db);
+    pair_free(&p);
+}
+
+TEST(constraint_refusal_is_quarantined_not_lost)
+{
+    struct pair p;
+
+    tmpdir_make(p.dir, sizeof(p.dir));
+    tclock_init(&p.clock, T0);
+    p.a = replica_test_new(p.dir, "a", &p.clock.env, REPLICA_ROLE_ADMIN, "L");
+    p.b = replica_test_new(p.dir, "b", &p.clock.env, REPLICA_ROLE_ADMIN, "L");
+    sql_ok(p.a, PARTNER);
+    sql_ok(p.b, "CREATE TABLE partner(id TEXT PRIMARY KEY, name TEXT NOT NULL,"
+                " kind TEXT CHECK (kind IN ('health','school')), staff INTEGER,"
+                " score REAL)");
+    ASSERT_OK(replica_track(p.a, "partner", &NET));
+    ASSERT_OK(replica_track(p.b, "partner", &NET));
+    sql_ok(p.a, "INSERT INTO partner VALUES ('p1', 'A', 'police', 1, 0);"
+                "INSERT INTO partner VALUES ('p2', 'B', 'school', 1, 0)");
+    ASSERT_EQ(replica_build(p.a, 0), 1);
+    ship(p.a, p.b, "network");
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM partner"), 1);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine WHERE"
+                           " pk = 'p1' AND reason LIKE '%CHECK%'"),
+              5);
+    /* Later edits to the refused row wait with it. */
+    p.clock.ms += 10;
+    sql_ok(p.a, "UPDATE partner SET kind = 'health' WHERE id = 'p1'");
+    ASSERT_EQ(replica_build(p.a, 0), 1);
+    ASSERT_OK(replica_outbox_ack(p.a, "network", 1));
+    ship(p.a, p.b, "network");
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM partner WHERE kind = 'health'"),
+              1);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine"), 0);
+    pair_free(&p);
+}
+
+TEST(future_hlc_waits_until_the_clock_reaches_it)
+{
+    struct pair p;
+
+    pair_new(&p, PARTNER);
+    ASSERT_OK(replica_track(p.a, "partner", &NET));
+    ASSERT_OK(replica_track(p.b, "partner", &NET));
+    /* a's system clock is an hour ahead of b's when it writes. */
+    sql_ok(p.a, "INSERT INTO partner VALUES ('p1', 'A', NULL, 1, 0);"
+                "UPDATE kz_log SET ms = ms + 3600 * 1000");
+    ASSERT_EQ(replica_build(p.a, 0), 1);
+    ship(p.a, p.b, "network");
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM partner"), 0);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine WHERE reason"
+                           " LIKE 'hlc beyond%'"),
+              5);
+    /* b's clock was not dragged forward. */
+    sql_ok(p.b, "INSERT INTO partner VALUES ('q', 'Q', NULL, 1, 0)");
+    ASSERT_EQ(replica_build(p.b, 0), 1);
+    ASSERT(sql_int(p.b, "SELECT value FROM kz_meta WHERE key = 'hlc'") <
+           (long long)KZ_HLC_MAKE(p.clock.ms + 60000, 0));
+    p.clock.ms += 3600 * 1000;
+    ASSERT_OK(replica_retry_quarantine(p.b, NULL));
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM partner"), 2);
+    pair_free(&p);
+}
+
+TEST(malformed_body_changes_nothing)
+{
+    struct pair p;
+    struct replica_cs cs;
+    size_t i;
+
+    pair_new(&p, PARTNER);
+    ASSERT_OK(replica_track(p.a, "partner", &NET));
+    ASSERT_OK(replica_track(p.b, "partner", &NET));
+    sql_ok(p.a, "INSERT INTO partner VALUES ('p1', 'A', NULL, 1, 0);"
+                "INSERT INTO partner VALUES ('p2', 'B', NULL, 1, 0)");
+    ASSERT_EQ(replica_build(p.a, 0), 1);
+    ASSERT_EQ(replica_outbox_get(p.a, "network", 0, &cs), 1);
+    /* Every truncation is refused whole. */
+    for (i = 0; i < cs.body_len; i++) {
+        int rc = replica_apply(p.b, &cs.hdr, cs.body, i, NULL);
+        ASSERT(rc < 0);
+        ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM partner"), 0);
+        ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_seen"), 0);
+    }
+    ASSERT_OK(replica_apply(p.b, &cs.hdr, cs.body, cs.body_len, NULL));
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM partner"), 2);
+    replica_cs_clear(&cs);
+    pair_free(&p);
+}
+
+TEST(batches_are_bounded_and_seq_contiguous)
+{
+    struct pair p;
+    struct replica_cs cs;
+    uint64_t seq = 0;
+    int i, n = 0;
+
+    pair_new(&p, PARTNER);
+    ASSERT_OK(replica_track(p.a, "partner", &NET));
+    ASSERT_OK(replica_track(p.b, "partner", &NET));
+    sql_ok(p.a, "BEGIN");
+    for (i = 0; i < 100; i++) {
+        char sql[128];
+        snprintf(sql, sizeof(sql),
+                 "INSERT INTO partner VALUES ('p%03d', 'n', NULL, %d, 0)", i, i);
+        sql_ok(p.a, sql);
+    }
+    sql_ok(p.a, "COMMIT");
+    ASSERT_EQ(replica_build(p.a, 50), 10);
+    while (replica_outbox_get(p.a, "network", seq, &cs) == 1) {
+        ASSERT_U64_EQ(cs.hdr.author_seq, seq + 1);
+        ASSERT_LE(cs.hdr.n_cells, 50);
+        seq = cs.hdr.author_seq;
+        replica_cs_clear(&cs);
+        n++;
+    }
+    ASSERT_EQ(n, 10);
+    ASSERT_EQ(ship(p.a, p.b, "network"), 10);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM partner"), 100);
+    pair_free(&p);
+}
+
+TEST(write_rules_refuse_with_a_clear_message)
+{
+    char dir[256];
+    struct tclock c;
+    struct replica *site, *obs;
+    char *msg = NULL;
+
+    tmpdir_make(dir, sizeof(dir));
+    tclock_init(&c, T0);
+    site = replica_test_new(dir, "s", &c.env, REPLICA_ROLE_SITE, "HAN");
+    obs = replica_test_new(dir, "o", &c.env, REPLICA_ROLE_OBSERVER, "LAND");
+    sql_ok(site, PARTNER);
+    sql_ok(obs, PARTNER);
+    ASSERT_OK(replica_track(site, "partner", &NET));
+    ASSERT_OK(replica_track(obs, "partner", &NET));
+    ASSERT_NE(sqlite3_exec(replica_db(site),
+                           "INSERT INTO partner VALUES ('p', 'x', NULL, 1, 0)",
+                           NULL, NULL, &msg),
+              SQLITE_OK);
+    ASSERT(msg && strstr(msg, "NETWORK-ADMIN") != NULL);
+    sqlite3_free(msg);
+    msg = NULL;
+    ASSERT_NE(sqlite3_exec(replica_db(obs),
+                           "INSERT INTO partner VALUES ('p', 'x', NULL, 1, 0)",
+                           NULL, NULL, &msg),
+              SQLITE_OK);
+    ASSERT(msg && strstr(msg, "READ-ONLY") != NULL);
+    sqlite3_free(msg);
+    replica_free(site);
+    replica_free(obs);
+    tmpdir_rm(dir);
+}
+
+T_MAIN(T(track_refuses_table_without_key), T(track_refuses_rowid_alias),
+       T(track_refuses_missing_table_and_column),
+       T(capture_insert_update_delete), T(capture_from_a_plain_connection),
+       T(sync_converges_and_apply_is_not_recaptured),
+       T(duplicate_is_skipped_and_gap_refused),
+       T(concurrent_edits_conflict_sequential_do_not),
+       T(delete_wins_over_older_update_and_reinsert_revives), T(composite_key),
+       T(unknown_column_waits_in_quarantine_until_migration),
+       T(constraint_refusal_is_quarantined_not_lost),
+       T(future_hlc_waits_until_the_clock_reaches_it),
+       T(malformed_body_changes_nothing),
+       T(batches_are_bounded_and_seq_contiguous),
+       T(write_rules_refuse_with_a_clear_message))
