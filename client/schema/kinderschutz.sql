@@ -1234,6 +1234,12 @@ WHERE f.released_to_state = 1 AND cr.released_to_state = 0;
 --     document_id, network_event.minutes_document_id, measure.
 --     linked_document_id) are conditionally private: that document stays in
 --     private:NAME, and the state replica must not hold a dangling key.
+--     They are written "NOT IN (public documents)", not "IN (personal
+--     documents)": a predicate that looks at other rows must give the same
+--     answer on the state's projection, where personal documents are absent,
+--     or the state would route and digest the column differently.  For
+--     the same reason a NULL reference counts as private: on the state's
+--     replica a hidden reference is NULL too.
 --   * institution.notes is always private (state_hidden_columns), the
 --     address block only for natural persons.
 -- report_setting (class L) is deliberately not declared.
@@ -1265,12 +1271,12 @@ VALUES
     ('document', 'site', 'site_id', 'file_ref', NULL, NULL,
      'contains_personal_data = 0'),
     ('agreement', 'site', 'site_id', NULL, 'document_id',
-     'document_id IN (SELECT id FROM document'
-     || ' WHERE contains_personal_data = 1)', NULL),
+     'document_id IS NULL OR document_id NOT IN (SELECT id FROM document'
+     || ' WHERE contains_personal_data = 0)', NULL),
     ('agreement_party', 'site', 'site_id', NULL, NULL, NULL, NULL),
     ('network_event', 'site', 'site_id', 'notes', 'minutes_document_id',
-     'minutes_document_id IN (SELECT id FROM document'
-     || ' WHERE contains_personal_data = 1)', NULL),
+     'minutes_document_id IS NULL OR minutes_document_id NOT IN (SELECT id FROM document'
+     || ' WHERE contains_personal_data = 0)', NULL),
     ('event_attendance', 'site', 'site_id', NULL, NULL, NULL, NULL),
     ('training', 'site', 'site_id', NULL, NULL, NULL, NULL),
     ('training_attendance', 'site', 'site_id', NULL, NULL, NULL, NULL),
@@ -1286,8 +1292,8 @@ VALUES
      'case_review_id IN (SELECT id FROM case_review'
      || ' WHERE released_to_state = 1)'),
     ('measure', 'site', 'site_id', NULL, 'linked_document_id',
-     'linked_document_id IN (SELECT id FROM document'
-     || ' WHERE contains_personal_data = 1)',
+     'linked_document_id IS NULL OR linked_document_id NOT IN (SELECT id FROM document'
+     || ' WHERE contains_personal_data = 0)',
      'case_review_id IS NULL OR case_review_id IN (SELECT id FROM case_review'
      || ' WHERE released_to_state = 1)'),
     ('measure_recommendation', 'site', 'site_id', NULL, NULL, NULL,
