@@ -14,6 +14,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "alloc.h"
 #include "crypto.h"
 #include "err.h"
 #include "hex.h"
@@ -965,8 +966,71 @@ TEST(transport_limits)
     kz_noise_free(hr);
 }
 
+/* try_xx(a, b): an XX handshake and split under the allocation fault hook;
+ * returns 0 or the first error, which must be -KZ_ENOMEM. */
+static int
+try_xx(const struct party *a, const struct party *b)
+{
+    struct kz_noise *hi = NULL, *hr = NULL;
+    struct kz_noise_cs *cs[4] = {0};
+    struct kz_noise_cfg ci = {0}, cr = {0};
+    uint8_t msg[256], pl[256];
+    size_t len, pl_len;
+    int rc;
+
+    ci.protocol = cr.protocol = "Noise_XX_25519_ChaChaPoly_BLAKE2b";
+    ci.initiator = 1;
+    ci.s = &a->s;
+    cr.s = &b->s;
+    ci.env = cr.env = kz_env_system();
+    if ((rc = kz_noise_new(&hi, &ci)) != 0 ||
+        (rc = kz_noise_new(&hr, &cr)) != 0)
+        goto out;
+    while (kz_noise_next(hi) == KZ_NOISE_WRITE ||
+           kz_noise_next(hi) == KZ_NOISE_READ) {
+        struct kz_noise *w = kz_noise_next(hi) == KZ_NOISE_WRITE ? hi : hr;
+
+        ASSERT_OK(kz_noise_write(w, NULL, 0, msg, sizeof(msg), &len));
+        ASSERT_OK(kz_noise_read(w == hi ? hr : hi, msg, len, pl, sizeof(pl),
+                                &pl_len));
+    }
+    if ((rc = kz_noise_split(hi, &cs[0], &cs[1])) != 0) {
+        /* Nothing was returned and the split can be retried. */
+        ASSERT(cs[0] == NULL && cs[1] == NULL);
+        ASSERT_EQ(kz_noise_next(hi), KZ_NOISE_SPLIT);
+        goto out;
+    }
+    rc = kz_noise_split(hr, &cs[2], &cs[3]);
+out:
+    free_cs(cs, 4);
+    kz_noise_free(hi);
+    kz_noise_free(hr);
+    return rc;
+}
+
+TEST(alloc_failures)
+{
+    struct party a, b;
+    long n;
+    int rc;
+
+    init();
+    party_new(&a);
+    party_new(&b);
+    for (n = 0;; n++) {
+        kz_alloc_fail_after(n);
+        rc = try_xx(&a, &b);
+        kz_alloc_fail_after(-1);
+        if (rc == 0)
+            break;
+        ASSERT_ERR(rc, -KZ_ENOMEM);
+        ASSERT_LT(n, 16);
+    }
+    ASSERT_EQ(n, 6); /* two HandshakeStates, then two CipherStates each */
+}
+
 T_MAIN(T(vectors_cacophony), T(vectors_snow), T(vectors_sha2),
        T(tamper_every_byte), T(random_xx), T(random_ik),
        T(ik_wrong_server_key), T(prologue_mismatch), T(low_order_refused),
        T(truncated_and_oversized), T(bad_config), T(wrong_turn),
-       T(transport_limits))
+       T(transport_limits), T(alloc_failures))
