@@ -539,7 +539,7 @@ parse_tokens(const char *s, uint8_t *toks, size_t max, size_t *n)
 }
 
 /*
- * parse_name(hs, name, hash, pre_i, pre_r): splits
+ * parse_name(hs, name, hash, pat): splits
  * "Noise_<pattern><mods>_25519_ChaChaPoly_<hash>", fills hs->toks with the
  * pattern's tokens plus the psk modifiers.  Returns 0 or -KZ_EINVAL.
  */
@@ -622,7 +622,8 @@ parse_name(struct kz_noise *hs, const char *name, const struct hash_alg **hash,
     return 0;
 }
 
-/* uses(hs, initiator_side, tok_s): does any message use that side's s? */
+/* uses_static(hs, pat, side_i): does the initiator's (side_i = 1) or the
+ * responder's static key appear in a pre-message, an s token or a DH? */
 static int
 uses_static(const struct kz_noise *hs, const struct pattern *pat, int side_i)
 {
@@ -855,7 +856,7 @@ write_e(struct kz_noise *hs, uint8_t *out)
     return rc;
 }
 
-/* next_psk(hs, tok): MixKeyAndHash(next PSK). */
+/* mix_psk(hs): the psk token: MixKeyAndHash(next PSK). */
 static int
 mix_psk(struct kz_noise *hs)
 {

@@ -143,7 +143,8 @@ KZ_MUST_CHECK int kz_noise_read(struct kz_noise *hs, const uint8_t *msg,
 
 /**
  * kz_noise_remote_static(hs, out): the peer's static public key, once known
- * (pre-message or received).  Returns 0 or -KZ_ENOENT.
+ * (pre-message or received).  Returns 0, or -KZ_ENOENT if it is not known
+ * yet or ${hs} is poisoned.
  */
 KZ_MUST_CHECK int kz_noise_remote_static(const struct kz_noise *hs,
                                          struct kz_dh_pk *out);
