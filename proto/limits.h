@@ -19,7 +19,7 @@
 #define KZ_LIM_NAME_MAX 128u                     /* table, column, scope names */
 
 /* Changesets. */
-#define KZ_LIM_CS_HEADER_MAX 256u                /* encoded header (needs ≤ 234) */
+#define KZ_LIM_CS_HEADER_MAX 256u                /* encoded header (needs ≤ 238) */
 #define KZ_LIM_CS_BODY_MAX (8u * 1024 * 1024)    /* encoded body */
 #define KZ_LIM_CS_CELLS_MAX 65536u               /* cells in one changeset */
 #define KZ_LIM_CS_ROWS_MAX 65536u                /* rows in one changeset */

@@ -921,6 +921,50 @@ TEST(absurd_counts_fail_fast_without_allocating)
     }
 }
 
+TEST(protocol_md_example)
+{
+    /* The example body of PROTOCOL.md §Changesets, byte for byte. */
+    uint8_t in[9 + 3 + 32 + 14];
+    struct kz_cs_wr *w;
+    struct kz_cs_rd *r;
+    struct kz_cs_row row;
+    struct kz_cs_cell c;
+    static const char *const cols[] = {"a"};
+    static const uint8_t zero_key[KZ_KEY_LEN];
+    struct kz_value pk = v_int(1);
+    const char *why;
+    uint8_t *p;
+    size_t len, o = 0;
+
+    memcpy(in + o, "\x94\x01\x91\x92\xa1t\x91\xa1" "a", 9), o += 9;
+    memcpy(in + o, "\x91\xc4\x20", 3), o += 3;
+    memset(in + o, 0, 32), o += 32;
+    memcpy(in + o, "\x91\x93\x00\x91\x01\x91\x97\x00\x00\x01\x05\x00\x00"
+                   "\x00", 14), o += 14;
+    ASSERT_EQ(o, sizeof(in));
+    ASSERT_OK(kz_cs_rd_new(&r, in, sizeof(in), &why));
+    ASSERT_EQ(kz_cs_rd_next_row(r, &row), 1);
+    ASSERT_EQ(kz_cs_rd_next_cell(r, &c), 1);
+    ASSERT_EQ(c.col, 0);
+    ASSERT_EQ(c.value.i, 1);
+    ASSERT_U64_EQ(c.hlc, 5);
+    ASSERT_EQ(kz_cs_rd_next_cell(r, &c), 0);
+    ASSERT_EQ(kz_cs_rd_next_row(r, &row), 0);
+    kz_cs_rd_free(r);
+    /* And our writer produces exactly these bytes. */
+    ASSERT_OK(kz_cs_wr_new(&w, 1024));
+    ASSERT_EQ(kz_cs_wr_table(w, "t", cols, 1), 0);
+    ASSERT_EQ(kz_cs_wr_author(w, zero_key), 0);
+    kz_cs_wr_row(w, 0, &pk, 1, 1);
+    c = cell(0, v_int(1), 5, 0);
+    kz_cs_wr_cell(w, &c);
+    ASSERT_OK(kz_cs_wr_finish(w, &p, &len));
+    ASSERT_EQ(len, sizeof(in));
+    ASSERT_MEM_EQ(p, in, len);
+    kz_free(p);
+    kz_cs_wr_free(w);
+}
+
 TEST(body_over_limit)
 {
     uint8_t *big;
@@ -1272,7 +1316,7 @@ T_MAIN(T(header_round_trip), T(header_longest_fits_the_limit),
        T(existence_cell_must_be_an_integer), T(row_checks),
        T(too_many_cells_in_all_rows), T(list_checks),
        T(body_format_and_shape), T(absurd_counts_fail_fast_without_allocating),
-       T(body_over_limit), T(writer_rejects_bad_rows_and_cells),
+       T(protocol_md_example), T(body_over_limit), T(writer_rejects_bad_rows_and_cells),
        T(writer_table_and_author_errors_are_not_sticky),
        T(writer_cap_and_limits), T(writer_and_reader_alloc_failure_loop),
        T(write_corpus))
