@@ -44,7 +44,10 @@ struct icell {
     struct cver ver;         /* incoming version */
     struct cver base;        /* its base */
     const char *scope;       /* scope it came in */
+    int waiting;             /* retried "row deleted" cell (see below) */
 };
+
+#define WAITING_REASON "row deleted; kept in case it is inserted again"
 
 /* Per-changeset context. */
 struct actx {
@@ -151,7 +154,10 @@ quarantine(struct actx *a, const char *reason, const char *tbl,
     sqlite3_reset(st);
     if (rc != SQLITE_DONE)
         return replica__dberr(r, rc, "quarantine");
-    a->st->quarantined++;
+    if (strcmp(reason, WAITING_REASON) == 0)
+        a->st->waiting++;
+    else
+        a->st->quarantined++;
     return 0;
 }
 
@@ -488,17 +494,36 @@ apply_row(struct actx *a, struct tracked *t, struct kz_str tname,
         vl = win[x->k] ? win[x->k]->ver : old[x->k];
         cmp = replica__cver_cmp(r, x->ver, vl);
         if (cmp == 0) {
-            a->st->cells_lost++;
+            /* A waiting cell is the clock's version whose value waits. */
+            if (x->waiting && x->k > 0)
+                win[x->k] = x;
+            else
+                a->st->cells_lost++;
             continue;
         }
-        if (old[x->k].hlc != 0 &&
-            replica__cver_cmp(r, old[x->k], x->base) > 0)
+        if (x->waiting) {
+            /* It met the delete already (and was reported then); against a
+             * later re-insert it is concurrent exactly when it is newer. */
+            if (cmp > 0 && old[x->k].hlc != 0 && alive)
+                conc |= bit;
+        } else if (old[x->k].hlc != 0 &&
+                   replica__cver_cmp(r, old[x->k], x->base) > 0) {
             conc |= bit;
+        }
         if (cmp > 0) {
             win[x->k] = x;
             dirty &= ~bit;
         } else {
             a->st->cells_lost++;
+            /*
+             * Our unpacked edit beat it, but we have now seen it: the base
+             * we send with the edit is the newest version we saw from
+             * others, so that a replica holding this one does not take our
+             * edit for a concurrent one.
+             */
+            if ((dirty & bit) && pb_len &&
+                replica__cver_cmp(r, x->ver, cver_get(pb, pb_len, (uint32_t)x->k)) > 0)
+                cver_put(pb, (uint32_t)x->k, x->ver);
         }
     }
 
@@ -573,9 +598,55 @@ apply_row(struct actx *a, struct tracked *t, struct kz_str tname,
         if (err)
             goto out;
     }
+    /*
+     * Deleted rows keep no values, but a column written concurrently with
+     * the delete and newer than it must survive a later re-insert on every
+     * replica alike.  Such cells wait in quarantine ("row deleted"), the
+     * clock keeps their version (the newest seen), and every apply retries
+     * them: once the row is back, the one the clock names is written.
+     */
+    if (alive && !new_alive) {
+        struct cver d = win[0]->ver;
+        if (!row_loaded) {
+            struct pkvals none = {0};
+            if ((err = replica__row_stmt(r, t, &none, &row)))
+                goto out;
+            for (i = 0; i < n_pk; i++)
+                bind_kz(row, (int)i + 1, &pk[i]);
+            row_loaded = sqlite3_step(row) == SQLITE_ROW;
+        }
+        for (k = 1; row_loaded && k <= t->n_cols; k++) {
+            struct icell w;
+            if (win[k] || replica__cver_cmp(r, old[k], d) <= 0)
+                continue;
+            memset(&w, 0, sizeof(w));
+            w.k = (int32_t)k;
+            w.col.p = t->cols[k - 1];
+            w.col.len = strlen(t->cols[k - 1]);
+            replica__value_from_sqlite(&w.value,
+                                       sqlite3_column_value(row, (int)k - 1));
+            w.ver = old[k];
+            w.scope = a->scope;
+            if (w.value.type != KZ_V_NULL &&
+                (err = quarantine(a, WAITING_REASON, t->name, ck.v[0], &w)))
+                goto out;
+        }
+    }
     if (row) {
         sqlite3_reset(row);
         row = NULL;
+    }
+    if (!new_alive) {
+        for (k = 1; k <= t->n_cols; k++) {
+            if (win[k] == NULL || win[k]->value.type == KZ_V_NULL ||
+                (win[k]->flags & KZ_CELL_RETRACT))
+                continue;
+            if ((err = quarantine(a, WAITING_REASON, t->name, ck.v[0],
+                                  win[k])))
+                goto out;
+            cver_put(v, k, win[k]->ver);
+            win[k] = NULL;
+        }
     }
     rc = write_row(r, t, pk, alive, new_alive, win);
     if (rc < 0) {
@@ -743,7 +814,7 @@ retry_quarantine(struct actx *a)
     if (rc == SQLITE_OK)
         rc = sqlite3_prepare_v2(r->db,
                                 "SELECT id, scope, col, flags, value, hlc,"
-                                " author, base_hlc, base_author FROM"
+                                " author, base_hlc, base_author, reason FROM"
                                 " kz_quarantine WHERE tbl = ? AND pk = ?"
                                 " ORDER BY id",
                                 -1, &cells, NULL);
@@ -842,6 +913,8 @@ retry_quarantine(struct actx *a)
                                             &dev)))
                     break;
                 x->base.dev = dev;
+                x->waiting = strcmp((const char *)sqlite3_column_text(cells, 9),
+                                    WAITING_REASON) == 0;
                 n++;
             }
             sqlite3_reset(cells);

@@ -248,7 +248,8 @@ capture__fold(struct replica *r)
         }
         hlc = kz_hlc_tick(&r->clock, ms > 0 ? (uint64_t)ms : 0);
         if (op == 2) {
-            mask = 1;
+            /* A delete is a tombstone plus NULL in every column. */
+            mask = (UINT64_C(1) << (t->n_cols + 1)) - 1;
             alive = 0;
         } else if (mask & 1) {
             alive = 1;

@@ -156,6 +156,7 @@ struct apply_stats {
     uint32_t cells_lost;  /* incoming cells older than the local ones */
     uint32_t conflicts;   /* concurrent overwrites recorded */
     uint32_t quarantined; /* cells kept in kz_quarantine */
+    uint32_t waiting;     /* cells of deleted rows kept for a re-insert */
     int duplicate;        /* 1: this changeset was applied before */
 };
 

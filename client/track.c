@@ -9,7 +9,10 @@
  *   kz_u_T  AFTER UPDATE: kz_log(N, pk, op 1, mask of the cells whose value
  *           changed, now); a changed primary key logs a delete of the old
  *           key and an insert of the new one
- *   kz_d_T  AFTER DELETE: kz_log(N, pk, op 2, existence, now)
+ *   kz_d_T  AFTER DELETE: kz_log(N, pk, op 2, every cell, now): a delete
+ *           writes NULL to every column as well as the tombstone, so that
+ *           an update made concurrently elsewhere meets it cell by cell
+ *           (exact conflicts, see apply.c)
  *   kz_w_T  BEFORE INSERT/UPDATE/DELETE (kz_wi_T, kz_wu_T, kz_wd_T): the
  *           write rules — network tables only at the admin, site tables
  *           only for the device's own site, nothing at an observer
@@ -426,7 +429,7 @@ make_triggers(struct replica *r, const struct tracked *t)
             " INSERT INTO kz_log(tbl, pk, op, mask, ms) SELECT %d, ",
             t->name, t->name, t->id);
     pk_expr(&b, t, "OLD");
-    bputs(&b, ", 2, 1, " NOW_MS_SQL " WHERE ");
+    bprintf(&b, ", 2, %lld, " NOW_MS_SQL " WHERE ", (long long)all);
     pk_expr(&b, t, "NEW");
     bputs(&b, " IS NOT ");
     pk_expr(&b, t, "OLD");
@@ -455,7 +458,7 @@ make_triggers(struct replica *r, const struct tracked *t)
             " INSERT INTO kz_log(tbl, pk, op, mask, ms) VALUES (%d, ",
             t->name, t->name, t->id);
     pk_expr(&b, t, "OLD");
-    bputs(&b, ", 2, 1, " NOW_MS_SQL "); END;");
+    bprintf(&b, ", 2, %lld, " NOW_MS_SQL "); END;", (long long)all);
 
     write_rules(r, &b, t);
     kz_buf_u8(&b, 0);

@@ -1,1 +1,2 @@
 kz_unit_test(replica LIBS kzclient)
+kz_unit_test(converge LIBS kzclient TIMEOUT 300)
