@@ -458,8 +458,8 @@ TEST(random_edits_converge_with_exact_conflicts)
         run(strtoull(seed, NULL, 10), steps);
         return;
     }
-    for (uint64_t seed = 1; seed <= 5; seed++)
-        run(seed, steps);
+    for (uint64_t n = 1; n <= 5; n++)
+        run(n, steps);
 }
 
 T_MAIN(T(random_edits_converge_with_exact_conflicts))
