@@ -154,6 +154,14 @@ q_dump(sqlite3 *db, const char *sql)
     return out;
 }
 
+/* ASSERT_DUMP_EQ((db, sql), want): q_dump's text equals ${want}. */
+#define ASSERT_DUMP_EQ(args, want)                                            \
+    do {                                                                      \
+        char *d_ = q_dump args;                                               \
+        ASSERT_STR_EQ(d_, want);                                              \
+        free(d_);                                                             \
+    } while (0)
+
 /* Does column ${col} exist in table ${tbl}? */
 static int
 has_column(sqlite3 *db, const char *tbl, const char *col)
@@ -267,7 +275,7 @@ TEST(foreign_keys_hold)
     if (fk[0] != '\0')
         T_FAIL_("foreign_key_check:\n%s", fk);
     free(fk);
-    ASSERT_STR_EQ(q_dump(db, "PRAGMA integrity_check"), "ok\n");
+    ASSERT_DUMP_EQ((db, "PRAGMA integrity_check"), "ok\n");
     sqlite3_close(db);
 }
 
@@ -309,8 +317,8 @@ TEST(orientation_ind05_reviews)
 {
     sqlite3 *db = open_sample();
 
-    ASSERT_STR_EQ(
-        q_dump(db, "SELECT site_code, status, review_state, days_overdue "
+    ASSERT_DUMP_EQ(
+        (db, "SELECT site_code, status, review_state, days_overdue "
                    "FROM v_ind05_agreement_reviews WHERE review_state <> "
                    "'ok' ORDER BY site_code, days_overdue DESC"),
         "HAN|in_force|overdue|285\n"
@@ -325,8 +333,8 @@ TEST(orientation_ind11_measures)
 {
     sqlite3 *db = open_sample();
 
-    ASSERT_STR_EQ(
-        q_dump(db, "SELECT site_code, measures, implemented, overdue, "
+    ASSERT_DUMP_EQ(
+        (db, "SELECT site_code, measures, implemented, overdue, "
                    "printf('%.1f', implementation_rate_pct) FROM "
                    "v_ind11_measures ORDER BY site_code"),
         "HAN|5|2|1|40.0\n"
@@ -380,7 +388,7 @@ TEST(ind10c_shows_cells_of_three)
                  i, i);
         exec_ok(db, sql);
     }
-    ASSERT_STR_EQ(q_dump(db, "SELECT reviews, suppressed FROM "
+    ASSERT_DUMP_EQ((db, "SELECT reviews, suppressed FROM "
                              "v_ind10c_reviews_by_risk_type WHERE "
                              "review_year = 2024"),
                   "3|0\n");
@@ -561,16 +569,16 @@ TEST(privacy_defaults)
             "finding_no, category, polarity, statement) VALUES ('f-x', "
             "'ff0b6321-e6d0-522f-bb7f-e3b4bd7809a4', 'cr-x', 1, "
             "'tools_procedures', 'hindering', 'x');");
-    ASSERT_STR_EQ(q_dump(db, "SELECT listing_consent FROM contact WHERE "
+    ASSERT_DUMP_EQ((db, "SELECT listing_consent FROM contact WHERE "
                              "id = 'ct-x'"), "0\n");
-    ASSERT_STR_EQ(q_dump(db, "SELECT share_scope, is_natural_person FROM "
+    ASSERT_DUMP_EQ((db, "SELECT share_scope, is_natural_person FROM "
                              "institution WHERE id = 'i-x'"), "site|0\n");
-    ASSERT_STR_EQ(q_dump(db, "SELECT share_scope, contains_personal_data "
+    ASSERT_DUMP_EQ((db, "SELECT share_scope, contains_personal_data "
                              "FROM document WHERE id = 'd-x'"), "site|1\n");
-    ASSERT_STR_EQ(q_dump(db, "SELECT released_to_state, "
+    ASSERT_DUMP_EQ((db, "SELECT released_to_state, "
                              "anonymisation_checked FROM case_review WHERE "
                              "id = 'cr-x'"), "0|0\n");
-    ASSERT_STR_EQ(q_dump(db, "SELECT released_to_state FROM "
+    ASSERT_DUMP_EQ((db, "SELECT released_to_state FROM "
                              "case_review_finding WHERE id = 'f-x'"), "0\n");
     sqlite3_close(db);
 }
@@ -672,7 +680,7 @@ TEST(track_decl_names_real_tables_and_columns)
     ASSERT_EQ(q_int(db, "SELECT COUNT(*) FROM kz_track_decl WHERE tbl = "
                         "'report_setting'", NULL), 0);
     /* domain.md §2.2 classes. */
-    ASSERT_STR_EQ(q_dump(db, "SELECT group_concat(tbl, ',') FROM (SELECT tbl "
+    ASSERT_DUMP_EQ((db, "SELECT group_concat(tbl, ',') FROM (SELECT tbl "
                              "FROM kz_track_decl WHERE scope_kind = "
                              "'private' ORDER BY tbl)"),
                   "app_user,audit_log,contact,training_participant\n");
