@@ -1,0 +1,1 @@
+kz_unit_test(chan LIBS kzproto)
