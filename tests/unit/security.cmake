@@ -1,0 +1,3 @@
+# Identity key files, rosters and join requests (common/keyfile,
+# proto/roster, proto/join).
+kz_unit_test(keyfile LIBS kzcommon LABELS security)
