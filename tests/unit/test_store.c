@@ -1155,7 +1155,6 @@ TEST(busy_failure_then_recovery)
 
 #define CRASH_INFLIGHT 32
 #define CRASH_MAX 100000u
-#define CRASH_KILL_AFTER 300
 
 struct crash {
     struct store *s; /* the child's store */
@@ -1194,10 +1193,10 @@ crash_submit(struct crash *c)
 }
 
 static void
-crash_child(const char *path, int wfd)
+crash_child(const char *path, int wfd, uint64_t start)
 {
     uv_loop_t loop;
-    struct crash c = {.wfd = wfd, .next = 1};
+    struct crash c = {.wfd = wfd, .next = start};
     int i;
 
     if (uv_loop_init(&loop) != 0 ||
@@ -1209,32 +1208,31 @@ crash_child(const char *path, int wfd)
     _exit(6);
 }
 
-TEST(acked_survives_sigkill)
+/*
+ * crash_round(f, start, kill_after, acked): runs a child that appends from
+ * author_seq ${start} on, kills it with SIGKILL after ${kill_after} acks,
+ * and marks every acked server_seq in ${acked}.  Returns the highest.
+ */
+static uint64_t
+crash_round(struct fx *f, uint64_t start, size_t kill_after, uint8_t *acked)
 {
-    struct fx f;
-    struct pull p = {0};
-    uint8_t *acked;
-    uint64_t rec[2], max = 0, i;
+    uint64_t rec[2], max = 0;
     size_t got = 0, off = 0;
     struct pollfd pfd;
     int fds[2], status, killed = 0;
     ssize_t r;
     pid_t pid;
 
-    fx_init(&f, NULL);
-    fx_close_store(&f); /* the child opens it */
-    acked = kz_calloc(CRASH_MAX + 1, 1);
-    ASSERT(acked != NULL);
     ASSERT_OK(pipe(fds));
     pid = fork();
     ASSERT(pid >= 0);
     if (pid == 0) {
         close(fds[0]);
-        crash_child(f.path, fds[1]);
+        crash_child(f->path, fds[1], start);
     }
     close(fds[1]);
 
-    /* Read acks until EOF; kill the child after CRASH_KILL_AFTER. */
+    /* Read acks until EOF: those sent before the kill landed count too. */
     pfd.fd = fds[0];
     pfd.events = POLLIN;
     for (;;) {
@@ -1247,10 +1245,10 @@ TEST(acked_survives_sigkill)
         if (off < sizeof(rec))
             continue;
         off = 0;
-        ASSERT(rec[0] >= 1 && rec[0] <= CRASH_MAX);
+        ASSERT(rec[0] >= start && rec[0] <= CRASH_MAX);
         acked[rec[0]] = 1;
         max = KZ_MAX(max, rec[0]);
-        if (++got >= CRASH_KILL_AFTER && !killed) {
+        if (++got >= kill_after && !killed) {
             ASSERT_OK(kill(pid, SIGKILL));
             killed = 1;
         }
@@ -1258,22 +1256,44 @@ TEST(acked_survives_sigkill)
     close(fds[0]);
     ASSERT_EQ(waitpid(pid, &status, 0), pid);
     ASSERT(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
-    fprintf(stderr, "acked %zu, highest %llu\n", got,
-            (unsigned long long)max);
+    fprintf(stderr, "from %llu: acked %zu, highest %llu\n",
+            (unsigned long long)start, got, (unsigned long long)max);
+    return max;
+}
 
-    /* Every acked changeset is there, byte for byte, densely numbered. */
-    fx_open(&f, NULL);
-    do_pull(&f, &p, "network", 0, SIZE_MAX, STORE_PULL_ITEMS_MAX);
-    ASSERT_GE(p.head, max);
-    ASSERT_EQ(p.n, p.head);
-    for (i = 0; i < p.n; i++) {
-        ASSERT_U64_EQ(p.items[i].server_seq, i + 1);
-        item_check(&p.items[i], 0xC5, i + 1, 500, 1);
+TEST(acked_survives_sigkill)
+{
+    struct fx f;
+    struct pull p = {0};
+    uint8_t *acked;
+    uint64_t max, head = 0, i;
+    int round;
+
+    fx_init(&f, NULL);
+    fx_close_store(&f); /* the children open it */
+    acked = kz_calloc(CRASH_MAX + 1, 1);
+    ASSERT(acked != NULL);
+    for (round = 1; round <= 3; round++) {
+        max = crash_round(&f, head + 1, (size_t)round * 100, acked);
+
+        /* Every acked changeset is there, byte for byte, densely. */
+        fx_open(&f, NULL);
+        do_pull(&f, &p, "network", 0, SIZE_MAX, STORE_PULL_ITEMS_MAX);
+        ASSERT_GE(p.head, max);
+        ASSERT_EQ(p.n, p.head);
+        for (i = 0; i < p.n; i++) {
+            ASSERT_U64_EQ(p.items[i].server_seq, i + 1);
+            item_check(&p.items[i], 0xC5, i + 1, 500, 1);
+        }
+        for (i = 1; i <= CRASH_MAX; i++)
+            if (acked[i])
+                ASSERT_LE(i, p.head);
+        fprintf(stderr, "round %d: head %llu\n", round,
+                (unsigned long long)p.head);
+        head = p.head;
+        pull_free(&p);
+        fx_close_store(&f);
     }
-    for (i = 1; i <= max; i++)
-        if (acked[i])
-            ASSERT_LE(i, p.head);
-    pull_free(&p);
     kz_free(acked);
     fx_fini(&f);
 }
