@@ -31,4 +31,14 @@
 /* Noise (proto/noise.h).  65535 is the spec's own maximum message size. */
 #define KZ_LIM_NOISE_MSG_MAX 65535u              /* one Noise message */
 
+/* Application messages (proto/msg.h; PROTOCOL.md §Messages). */
+#define KZ_LIM_SOFTWARE_MAX 64u                  /* HELLO software string */
+#define KZ_LIM_PULL_SCOPES_MAX 1024u             /* cursors in one PULL */
+#define KZ_LIM_SUBSCRIBE_SCOPES_MAX 1024u        /* scopes in one SUBSCRIBE */
+#define KZ_LIM_BATCH_ITEMS_MAX 4096u             /* changesets in one BATCH */
+#define KZ_LIM_ROSTER_MAX (1u * 1024 * 1024)     /* an encoded roster */
+#define KZ_LIM_KEY_ENV_MAX 4096u                 /* one signed key envelope */
+#define KZ_LIM_KEYS_MAX 1024u                    /* envelopes in KEYS(_PUT) */
+#define KZ_LIM_ERROR_TEXT_MAX 256u               /* ERROR text */
+
 #endif /* KZ_PROTO_LIMITS_H */
