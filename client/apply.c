@@ -553,7 +553,8 @@ apply_row(struct actx *a, struct tracked *t, struct kz_str tname,
             reason = "site of this scope not known here yet";
             goto quarantine_all;
         }
-        if (ok_ > 0 && win[ok_])
+        /* A retracted owner cell leaves the row's owner as it stands. */
+        if (ok_ > 0 && win[ok_] && !(win[ok_]->flags & KZ_CELL_RETRACT))
             ov = &win[ok_]->value;
         if (ov == NULL && alive) {
             struct pkvals none = {0};

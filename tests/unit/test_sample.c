@@ -1042,17 +1042,8 @@ TEST(release_case_review_to_state)
         replica_cs_clear(&cs);
     }
     ship(n.lg, n.land, "site:LG");
-#ifdef KZ_SAMPLE_KNOWN_BUGS
-    /*
-     * KNOWN BUG (sample.retract_quarantined): a retraction of a whole row
-     * retracts its owner column too (value NULL), and apply's owner rule
-     * takes that NULL for the row's new owner: every cell goes to
-     * kz_quarantine ("row belongs to another site than the scope's") and
-     * LAND keeps the review, its sectors, findings, measures and links.
-     * Fix in apply.c, apply_row(): ignore a KZ_CELL_RETRACT owner cell, so
-     * the owner is read from the current row.  Build with
-     * -DKZ_SAMPLE_KNOWN_BUGS to run this part.
-     */
+    /* The withdrawn review leaves the state office's replica whole
+     * (a retracted owner cell must not count as a change of owner). */
     if (land_review_rows(n.land) != 0)
         T_FAIL_("after un-release LAND still holds: review %lld, sectors %lld,"
                 " findings %lld, measures %lld, links %lld",
@@ -1076,7 +1067,6 @@ TEST(release_case_review_to_state)
               0);
     assert_same_digest(n.lg, n.land, "site:LG");
     no_quarantine(&n);
-#endif
     /* LG itself keeps it all. */
     ASSERT_EQ(sql_int(n.lg, "SELECT count(*) FROM case_review_finding WHERE"
                             " case_review_id = '" LG_REVIEW "'"),

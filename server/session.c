@@ -1,0 +1,1031 @@
+/*
+ * session.c: one client connection of kzsyncd.
+ *
+ * State machine (PROTOCOL.md §Session state machine):
+ *
+ *   accept ──► HANDSHAKE ──(Noise XX done, key in roster)──► HELLO
+ *                  │  (handshake timeout, bad bytes,           │ HELLO
+ *                  │   key not in roster → ERROR AUTH)         ▼
+ *                  └──────────────► CLOSING ◄───────────── READY
+ *                                     ▲       (any protocol error: one
+ *                                     │        ERROR, then close; idle;
+ *                                     │        slow reader; revoked)
+ *
+ * A session dies in one place, session_close(), which is idempotent: it
+ * stops reading and closes the handles.  Memory is freed only when every
+ * handle's close callback has run and no store callback is pending (refs);
+ * a store callback that finds the session CLOSING only drops its ref.
+ * Messages are handled at most SESSION_MSGS_PER_TICK per wakeup; while a
+ * session has too many pushes waiting for the store, or unhandled
+ * messages, it stops reading (backpressure), so one client cannot starve
+ * the loop or grow the server's memory.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "alloc.h"
+#include "changeset.h"
+#include "err.h"
+#include "errcode.h"
+#include "log.h"
+
+#include "server_int.h"
+
+#define MAX_BATCH_BYTES (8u * 1024 * 1024)
+#define BATCH_ITEMS_MAX 4096u
+
+static void session_pump(struct session *s);
+static void session_flush(struct session *s);
+static void session_start_reading(struct session *s);
+static void session_arm_idle(struct session *s);
+static void on_kick(uv_timer_t *t);
+
+static uint64_t
+now_ms(struct session *s)
+{
+    return uv_now(s->srv->loop);
+}
+
+static void
+maybe_free(struct session *s)
+{
+    if (s->handles > 0 || s->refs > 0 || s->writing)
+        return;
+    s->magic = 0;
+    kz_chan_free(s->chan);
+    kz_buf_free(&s->wbuf);
+    kz_free(s->subs);
+    kz_free(s->pull.cur);
+    kz_free(s);
+}
+
+static void
+on_handle_closed(uv_handle_t *h)
+{
+    struct session *s = h->data;
+
+    s->handles--;
+    maybe_free(s);
+}
+
+void
+session_close(struct session *s, const char *reason)
+{
+    if (s->state == SS_CLOSING)
+        return;
+    s->state = SS_CLOSING;
+    s->close_reason = reason;
+    kz_log_info("session %llu %s closed: %s", (unsigned long long)s->id,
+                s->admitted ? s->member.name : s->peer, reason);
+    server_session_gone(s->srv, s);
+    if (s->reading)
+        uv_read_stop((uv_stream_t *)&s->tcp);
+    s->reading = 0;
+    uv_timer_stop(&s->timer);
+    uv_timer_stop(&s->kick);
+    uv_close((uv_handle_t *)&s->timer, on_handle_closed);
+    uv_close((uv_handle_t *)&s->kick, on_handle_closed);
+    uv_close((uv_handle_t *)&s->tcp, on_handle_closed);
+}
+
+/* Sends ${m}; a failure closes the session.  Returns 0 or the error. */
+static int
+send_msg(struct session *s, const struct kz_msg *m)
+{
+    struct kz_buf b;
+    int err;
+
+    if (s->state == SS_CLOSING)
+        return -KZ_ECLOSED;
+    kz_buf_init(&b, (size_t)KZ_LIM_FRAME_MAX + 8);
+    err = kz_msg_encode(m, &b);
+    if (err == 0)
+        err = kz_chan_send(s->chan, b.p, b.len);
+    kz_buf_free(&b);
+    if (err == -KZ_ELIMIT) {
+        session_close(s, "slow reader: output buffer full");
+        s->srv->stats.closed_bad++;
+    } else if (err) {
+        kz_log_error("session %llu: cannot send %s: %s",
+                     (unsigned long long)s->id, kz_msg_name(m->type),
+                     kz_err_name(err));
+        session_close(s, "send failed");
+    }
+    return err;
+}
+
+static void
+send_error(struct session *s, uint32_t req, uint32_t code, const char *text)
+{
+    struct kz_msg m;
+
+    memset(&m, 0, sizeof(m));
+    m.type = KZ_MSG_ERROR;
+    m.error.req = req;
+    m.error.code = code;
+    m.error.text.p = text;
+    m.error.text.len = strlen(text) > 256 ? 256 : strlen(text);
+    (void)send_msg(s, &m);
+}
+
+/* A peer that breaks the protocol gets one ERROR and a closed connection. */
+static void
+protocol_error(struct session *s, uint32_t code, const char *text)
+{
+    kz_log_warn("session %llu %s: %s: %s", (unsigned long long)s->id,
+                s->admitted ? s->member.name : s->peer,
+                kz_wire_err_name(code), text);
+    s->srv->stats.closed_bad++;
+    if (kz_chan_state(s->chan) == KZ_CHAN_READY && s->state != SS_CLOSING) {
+        send_error(s, 0, code, text);
+        session_flush(s);
+    }
+    session_close(s, kz_wire_err_name(code));
+}
+
+static void
+on_written(uv_write_t *req, int status)
+{
+    struct session *s = req->data;
+
+    s->writing = 0;
+    kz_buf_reset(&s->wbuf);
+    if (s->wbuf.cap > (1u << 20)) {
+        kz_buf_free(&s->wbuf);
+        kz_buf_init(&s->wbuf, (size_t)s->srv->cfg.max_output_bytes);
+    }
+    if (s->state == SS_CLOSING) {
+        maybe_free(s);
+        return;
+    }
+    if (status < 0) {
+        session_close(s, "write failed");
+        return;
+    }
+    session_flush(s);
+    session_pump(s);
+}
+
+/* Writes what the channel has: try first, queue the rest (STYLE.md 14). */
+static void
+session_flush(struct session *s)
+{
+    struct kz_buf *out = kz_chan_out(s->chan), tmp;
+    uv_buf_t b;
+    int n;
+
+    if (s->writing || out->len == 0 || uv_is_closing((uv_handle_t *)&s->tcp))
+        return;
+    b = uv_buf_init((char *)out->p, (unsigned)out->len);
+    n = uv_try_write((uv_stream_t *)&s->tcp, &b, 1);
+    if (n > 0)
+        kz_buf_consume(out, (size_t)n);
+    else if (n < 0 && n != UV_EAGAIN) {
+        session_close(s, "write failed");
+        return;
+    }
+    if (out->len == 0)
+        return;
+    /* The rest goes out from wbuf, which lives until on_written. */
+    tmp = s->wbuf;
+    s->wbuf = *out;
+    *out = tmp;
+    b = uv_buf_init((char *)s->wbuf.p, (unsigned)s->wbuf.len);
+    s->wreq.data = s;
+    if (uv_write(&s->wreq, (uv_stream_t *)&s->tcp, &b, 1, on_written) != 0) {
+        session_close(s, "write failed");
+        return;
+    }
+    s->writing = 1;
+}
+
+static int
+scope_from(const struct kz_str *k, char out[KZ_LIM_NAME_MAX + 1])
+{
+    if (k->len == 0 || k->len > KZ_LIM_NAME_MAX ||
+        memchr(k->p, 0, k->len) != NULL)
+        return -KZ_EMALFORMED;
+    memcpy(out, k->p, k->len);
+    out[k->len] = '\0';
+    return 0;
+}
+
+/* ---- HELLO --------------------------------------------------------- */
+
+static void
+on_hello(struct session *s, const struct kz_msg_hello *h)
+{
+    struct kz_msg m;
+
+    if (h->min_version > KZ_PROTO_VERSION || h->max_version < 1) {
+        char text[128];
+        snprintf(text, sizeof(text),
+                 "protocol versions %u..%u offered; this server speaks 1",
+                 h->min_version, h->max_version);
+        protocol_error(s, KZ_WIRE_VERSION, text);
+        return;
+    }
+    memset(&m, 0, sizeof(m));
+    m.type = KZ_MSG_WELCOME;
+    m.welcome.version = KZ_PROTO_VERSION;
+    {
+        uv_timeval64_t tv;
+        if (uv_gettimeofday(&tv) == 0)
+            m.welcome.server_time_ms = (uint64_t)tv.tv_sec * 1000u +
+                                       (uint64_t)tv.tv_usec / 1000u;
+    }
+    m.welcome.max_frame = KZ_LIM_FRAME_MAX;
+    m.welcome.max_batch_bytes = MAX_BATCH_BYTES;
+    if (send_msg(s, &m) == 0)
+        s->state = SS_READY;
+}
+
+/* ---- PUSH ---------------------------------------------------------- */
+
+struct push_ctx {
+    struct session *s;                 /* borrowed; s->refs held */
+    uint32_t req;                      /* the PUSH */
+    char scope[KZ_LIM_NAME_MAX + 1];   /* for NOTIFY */
+};
+
+static void
+on_appended(void *data, int status, const struct store_append_res *res)
+{
+    struct push_ctx *x = data;
+    struct session *s = x->s;
+    struct kz_msg m;
+
+    s->refs--;
+    s->pushes--;
+    if (s->state == SS_CLOSING) {
+        if (status == 0 && !res->duplicate)
+            server_scope_grew(s->srv, NULL, x->scope, res->server_seq);
+        kz_free(x);
+        maybe_free(s);
+        return;
+    }
+    if (status == 0) {
+        memset(&m, 0, sizeof(m));
+        m.type = KZ_MSG_PUSH_ACK;
+        m.push_ack.req = x->req;
+        m.push_ack.server_seq = res->server_seq;
+        m.push_ack.duplicate = res->duplicate != 0;
+        (void)send_msg(s, &m);
+        s->srv->stats.pushes++;
+        if (!res->duplicate)
+            server_scope_grew(s->srv, s, x->scope, res->server_seq);
+    } else if (status == -KZ_ESEQ) {
+        char text[320];
+        snprintf(text, sizeof(text),
+                 "author_seq gap in %s: the server expects %llu", x->scope,
+                 (unsigned long long)res->expected_seq);
+        send_error(s, x->req, KZ_WIRE_SEQ_GAP, text);
+    } else if (status == -KZ_EEXIST) {
+        send_error(s, x->req, KZ_WIRE_SEQ_GAP,
+                   "this author_seq was stored with other content");
+    } else {
+        kz_log_error("store: append failed: %s", kz_err_name(status));
+        send_error(s, x->req, KZ_WIRE_STORE,
+                   "the server could not store the changeset; retry later");
+    }
+    kz_free(x);
+    session_flush(s);
+    session_pump(s);
+}
+
+static void
+on_push(struct session *s, const struct kz_msg_push *p)
+{
+    struct kz_cs_header h;
+    struct store_cs cs;
+    struct push_ctx *x = NULL;
+    uint8_t *buf = NULL;
+    const char *why = NULL;
+    char scope[KZ_LIM_NAME_MAX + 1];
+    int err;
+
+    if (scope_from(&p->scope, scope) != 0) {
+        protocol_error(s, KZ_WIRE_PROTOCOL, "bad scope name");
+        return;
+    }
+    if (!auth_may_write(s->srv, &s->member, scope)) {
+        char text[320];
+        snprintf(text, sizeof(text), "%s may not write scope %s",
+                 s->member.name, scope);
+        send_error(s, p->req, KZ_WIRE_PERM, text);
+        return;
+    }
+    err = kz_cs_header_decode(&h, p->hdr.p, p->hdr.len, &why);
+    if (err) {
+        protocol_error(s, KZ_WIRE_PROTOCOL, why ? why : "bad changeset header");
+        return;
+    }
+    if (strcmp(h.scope, scope) != 0 ||
+        memcmp(h.author, s->member.sign_pk, 32) != 0) {
+        send_error(s, p->req, KZ_WIRE_PERM,
+                   "a device pushes only its own changesets, in their scope");
+        return;
+    }
+    /* The signature covers header ‖ body; check it before storing. */
+    buf = kz_malloc(p->hdr.len + p->body.len);
+    if (buf == NULL) {
+        send_error(s, p->req, KZ_WIRE_BUSY, "out of memory; retry later");
+        return;
+    }
+    memcpy(buf, p->hdr.p, p->hdr.len);
+    if (p->body.len)
+        memcpy(buf + p->hdr.len, p->body.p, p->body.len);
+    if (crypto_sign_verify_detached(p->sig, buf, p->hdr.len + p->body.len,
+                                    h.author) != 0) {
+        kz_free(buf);
+        protocol_error(s, KZ_WIRE_SIGNATURE, "the changeset signature is bad");
+        return;
+    }
+    memset(&cs, 0, sizeof(cs));
+    memcpy(cs.scope, scope, sizeof(scope));
+    memcpy(cs.author, h.author, 32);
+    cs.author_seq = h.author_seq;
+    memcpy(cs.sig, p->sig, STORE_SIG_LEN);
+    cs.hdr = kz_malloc(p->hdr.len);
+    x = kz_calloc(1, sizeof(*x));
+    if (cs.hdr == NULL || x == NULL) {
+        kz_free(cs.hdr);
+        kz_free(x);
+        kz_free(buf);
+        send_error(s, p->req, KZ_WIRE_BUSY, "out of memory; retry later");
+        return;
+    }
+    memcpy(cs.hdr, p->hdr.p, p->hdr.len);
+    cs.hdr_len = p->hdr.len;
+    memmove(buf, buf + p->hdr.len, p->body.len);
+    cs.body = buf;
+    cs.body_len = p->body.len;
+    x->s = s;
+    x->req = p->req;
+    memcpy(x->scope, scope, sizeof(scope));
+    err = store_append(s->srv->store, &cs, on_appended, x);
+    if (err) {
+        kz_free(cs.hdr);
+        kz_free(cs.body);
+        kz_free(x);
+        send_error(s, p->req, err == -KZ_EAGAIN ? KZ_WIRE_BUSY : KZ_WIRE_STORE,
+                   "the server is busy; retry later");
+        return;
+    }
+    s->refs++;
+    s->pushes++;
+}
+
+/* ---- PULL ---------------------------------------------------------- */
+
+static void pull_step(struct session *s);
+
+static void
+send_batch(struct session *s, struct kz_msg_item *items, uint32_t n,
+           int done)
+{
+    struct kz_msg m;
+
+    memset(&m, 0, sizeof(m));
+    m.type = KZ_MSG_BATCH;
+    m.batch.req = s->pull.req;
+    m.batch.items = items;
+    m.batch.n_items = n;
+    m.batch.done = done != 0;
+    (void)send_msg(s, &m);
+}
+
+static void
+on_pulled(void *data, int status, struct store_pull_res *res)
+{
+    struct session *s = data;
+    struct kz_msg_item *items = NULL;
+    uint32_t i;
+    size_t used = 0;
+
+    s->refs--;
+    if (s->state == SS_CLOSING) {
+        maybe_free(s);
+        return;
+    }
+    if (status != 0) {
+        send_error(s, s->pull.req, KZ_WIRE_STORE,
+                   "the server could not read the store; retry later");
+        s->pull.active = 0;
+        session_flush(s);
+        return;
+    }
+    if (res->n > 0) {
+        items = kz_calloc(res->n, sizeof(*items));
+        if (items == NULL) {
+            send_error(s, s->pull.req, KZ_WIRE_BUSY, "out of memory");
+            s->pull.active = 0;
+            session_flush(s);
+            return;
+        }
+    }
+    for (i = 0; i < res->n; i++) {
+        struct store_item *it = &res->items[i];
+        items[i].scope.p = s->pull.cur[s->pull.i].scope;
+        items[i].scope.len = strlen(s->pull.cur[s->pull.i].scope);
+        items[i].server_seq = it->server_seq;
+        items[i].hdr.p = it->hdr;
+        items[i].hdr.len = it->hdr_len;
+        items[i].body.p = it->body;
+        items[i].body.len = it->body_len;
+        items[i].sig = it->sig;
+        used += it->hdr_len + it->body_len + STORE_SIG_LEN;
+    }
+    if (res->n > 0)
+        s->pull.cur[s->pull.i].after = res->items[res->n - 1].server_seq;
+    s->pull.budget = used >= s->pull.budget ? 0 : s->pull.budget - used;
+    if (!res->more || res->n == 0)
+        s->pull.i++;
+    {
+        int done = s->pull.i >= s->pull.n || s->pull.budget == 0;
+        if (res->n > 0 || done)
+            send_batch(s, items, res->n, done);
+        if (done)
+            s->pull.active = 0;
+    }
+    kz_free(items);
+    session_flush(s);
+    if (s->pull.active && s->state != SS_CLOSING)
+        pull_step(s);
+}
+
+static void
+pull_step(struct session *s)
+{
+    int err;
+
+    err = store_pull(s->srv->store, s->pull.cur[s->pull.i].scope,
+                     s->pull.cur[s->pull.i].after, s->pull.budget,
+                     BATCH_ITEMS_MAX, on_pulled, s);
+    if (err) {
+        send_error(s, s->pull.req, KZ_WIRE_BUSY,
+                   "the server is busy; retry later");
+        s->pull.active = 0;
+        return;
+    }
+    s->refs++;
+}
+
+static void
+on_pull(struct session *s, const struct kz_msg_pull *p)
+{
+    uint32_t i;
+
+    if (s->pull.active) {
+        send_error(s, p->req, KZ_WIRE_STATE, "one PULL at a time");
+        return;
+    }
+    kz_free(s->pull.cur);
+    s->pull.cur = NULL;
+    if (p->n_cursors == 0) {
+        s->pull.req = p->req;
+        send_batch(s, NULL, 0, 1);
+        return;
+    }
+    s->pull.cur = kz_calloc(p->n_cursors, sizeof(*s->pull.cur));
+    if (s->pull.cur == NULL) {
+        send_error(s, p->req, KZ_WIRE_BUSY, "out of memory");
+        return;
+    }
+    for (i = 0; i < p->n_cursors; i++) {
+        if (scope_from(&p->cursors[i].scope, s->pull.cur[i].scope) != 0) {
+            protocol_error(s, KZ_WIRE_PROTOCOL, "bad scope name");
+            return;
+        }
+        if (!auth_may_read(s->srv, &s->member, s->pull.cur[i].scope)) {
+            char text[320];
+            snprintf(text, sizeof(text), "%s may not read scope %s",
+                     s->member.name, s->pull.cur[i].scope);
+            send_error(s, p->req, KZ_WIRE_PERM, text);
+            return;
+        }
+        s->pull.cur[i].after = p->cursors[i].after_seq;
+    }
+    s->pull.req = p->req;
+    s->pull.n = p->n_cursors;
+    s->pull.i = 0;
+    s->pull.budget = KZ_MIN((size_t)p->max_bytes, (size_t)MAX_BATCH_BYTES);
+    s->pull.active = 1;
+    pull_step(s);
+}
+
+/* ---- SUBSCRIBE, NOTIFY --------------------------------------------- */
+
+static void
+on_subscribe(struct session *s, const struct kz_msg_subscribe *sub)
+{
+    uint32_t i;
+
+    kz_free(s->subs);
+    s->subs = NULL;
+    s->n_subs = 0;
+    if (sub->n_scopes == 0)
+        return;
+    s->subs = kz_calloc(sub->n_scopes, sizeof(*s->subs));
+    if (s->subs == NULL) {
+        send_error(s, 0, KZ_WIRE_BUSY, "out of memory");
+        return;
+    }
+    for (i = 0; i < sub->n_scopes; i++) {
+        char scope[KZ_LIM_NAME_MAX + 1];
+        if (scope_from(&sub->scopes[i], scope) != 0) {
+            protocol_error(s, KZ_WIRE_PROTOCOL, "bad scope name");
+            return;
+        }
+        if (auth_may_read(s->srv, &s->member, scope))
+            memcpy(s->subs[s->n_subs++].scope, scope, sizeof(scope));
+    }
+}
+
+int
+session_reads(const struct session *s, const char *scope)
+{
+    uint32_t i;
+
+    if (s->state != SS_READY || !s->admitted)
+        return 0;
+    for (i = 0; i < s->n_subs; i++)
+        if (strcmp(s->subs[i].scope, scope) == 0)
+            return 1;
+    return 0;
+}
+
+void
+session_notify(struct session *s, const char *scope, uint64_t seq)
+{
+    struct kz_msg m;
+
+    memset(&m, 0, sizeof(m));
+    m.type = KZ_MSG_NOTIFY;
+    m.notify.scope.p = scope;
+    m.notify.scope.len = strlen(scope);
+    m.notify.server_seq = seq;
+    if (send_msg(s, &m) == 0)
+        session_flush(s);
+}
+
+/* ---- ROSTER -------------------------------------------------------- */
+
+struct roster_ctx {
+    struct session *s;   /* borrowed; refs held */
+    uint32_t req;        /* the ROSTER_PUT */
+    uint8_t *bytes;      /* a copy, to load once durable */
+    size_t len;
+};
+
+static void
+on_roster_stored(void *data, int status, uint64_t version)
+{
+    struct roster_ctx *x = data;
+    struct session *s = x->s;
+    const char *why = NULL;
+    int err = status;
+
+    s->refs--;
+    if (err == 0)
+        err = auth_load(s->srv, x->bytes, x->len, &why);
+    if (err == 0) {
+        kz_log_info("roster version %llu stored", (unsigned long long)version);
+        server_roster_changed(s->srv);
+    }
+    if (s->state != SS_CLOSING) {
+        if (err == 0) {
+            struct kz_msg m;
+            memset(&m, 0, sizeof(m));
+            m.type = KZ_MSG_OK;
+            m.ok.req = x->req;
+            (void)send_msg(s, &m);
+        } else if (err == -KZ_EVERSION) {
+            send_error(s, x->req, KZ_WIRE_ROSTER,
+                       "the server has this roster version or a newer one");
+        } else {
+            send_error(s, x->req, KZ_WIRE_STORE,
+                       why ? why : "the roster could not be stored");
+        }
+        session_flush(s);
+    }
+    kz_free(x->bytes);
+    kz_free(x);
+    maybe_free(s);
+}
+
+static void
+on_roster_put(struct session *s, const struct kz_msg_roster_put *p)
+{
+    struct roster_ctx *x;
+    uint8_t *copy;
+    uint64_t version = 0;
+    const char *why = NULL;
+    int err;
+
+    err = auth_check_roster(s->srv, p->roster.p, p->roster.len, &version, &why);
+    if (err) {
+        kz_log_warn("session %llu: roster refused: %s",
+                    (unsigned long long)s->id, why ? why : kz_err_name(err));
+        send_error(s, p->req, KZ_WIRE_ROSTER, why ? why : "roster refused");
+        return;
+    }
+    x = kz_calloc(1, sizeof(*x));
+    copy = kz_malloc(p->roster.len);
+    if (x)
+        x->bytes = kz_malloc(p->roster.len);
+    if (x == NULL || copy == NULL || x->bytes == NULL) {
+        if (x)
+            kz_free(x->bytes);
+        kz_free(x);
+        kz_free(copy);
+        send_error(s, p->req, KZ_WIRE_BUSY, "out of memory");
+        return;
+    }
+    memcpy(copy, p->roster.p, p->roster.len);
+    memcpy(x->bytes, p->roster.p, p->roster.len);
+    x->len = p->roster.len;
+    x->s = s;
+    x->req = p->req;
+    err = store_roster_put(s->srv->store, version, &copy, p->roster.len,
+                           on_roster_stored, x);
+    if (err) {
+        kz_free(copy);
+        kz_free(x->bytes);
+        kz_free(x);
+        send_error(s, p->req, KZ_WIRE_BUSY, "the server is busy; retry later");
+        return;
+    }
+    s->refs++;
+}
+
+struct rget_ctx {
+    struct session *s;   /* refs held */
+    uint32_t req;
+    uint64_t have;
+};
+
+static void
+on_roster_got(void *data, int status, uint64_t version, const uint8_t *bytes,
+              size_t len)
+{
+    struct rget_ctx *x = data;
+    struct session *s = x->s;
+    struct kz_msg m;
+
+    s->refs--;
+    if (s->state != SS_CLOSING) {
+        memset(&m, 0, sizeof(m));
+        m.type = KZ_MSG_ROSTER;
+        m.roster.req = x->req;
+        if (status == 0 && version > x->have) {
+            m.roster.has_roster = true;
+            m.roster.roster.p = bytes;
+            m.roster.roster.len = len;
+        }
+        if (status != 0 && status != -KZ_ENOENT)
+            send_error(s, x->req, KZ_WIRE_STORE, "cannot read the roster");
+        else
+            (void)send_msg(s, &m);
+        session_flush(s);
+    }
+    kz_free(x);
+    maybe_free(s);
+}
+
+static void
+on_roster_get(struct session *s, const struct kz_msg_roster_get *g)
+{
+    struct rget_ctx *x = kz_calloc(1, sizeof(*x));
+
+    if (x == NULL) {
+        send_error(s, g->req, KZ_WIRE_BUSY, "out of memory");
+        return;
+    }
+    x->s = s;
+    x->req = g->req;
+    x->have = g->have_version;
+    if (store_roster_get(s->srv->store, on_roster_got, x) != 0) {
+        kz_free(x);
+        send_error(s, g->req, KZ_WIRE_BUSY, "the server is busy");
+        return;
+    }
+    s->refs++;
+}
+
+/* ---- dispatch ------------------------------------------------------ */
+
+static void
+on_message(struct session *s, const uint8_t *p, size_t len)
+{
+    struct kz_msg m;
+    const char *why = NULL;
+    int err;
+
+    err = kz_msg_decode(&m, p, len, &why);
+    if (err) {
+        protocol_error(s, err == -KZ_ELIMIT ? KZ_WIRE_LIMIT : KZ_WIRE_PROTOCOL,
+                       why ? why : "malformed message");
+        return;
+    }
+    if (!(kz_msg_dir(m.type) & KZ_MSG_C2S)) {
+        protocol_error(s, KZ_WIRE_STATE, "a message only the server sends");
+        goto out;
+    }
+    if (m.type == KZ_MSG_PING) {
+        struct kz_msg r = m;
+        r.type = KZ_MSG_PONG;
+        (void)send_msg(s, &r);
+        goto out;
+    }
+    if (m.type == KZ_MSG_PONG || m.type == KZ_MSG_ERROR) {
+        if (m.type == KZ_MSG_ERROR)
+            kz_log_info("session %llu: client reports %s", (unsigned long long)s->id,
+                        kz_wire_err_name(m.error.code));
+        goto out;
+    }
+    if (s->state == SS_HELLO) {
+        if (m.type != KZ_MSG_HELLO)
+            protocol_error(s, KZ_WIRE_STATE, "HELLO comes first");
+        else
+            on_hello(s, &m.hello);
+        goto out;
+    }
+    if (s->provisional && m.type != KZ_MSG_ROSTER_PUT &&
+        m.type != KZ_MSG_ROSTER_GET) {
+        send_error(s, 0, KZ_WIRE_AUTH,
+                   "not in the roster yet: only the admin's first roster is "
+                   "accepted");
+        goto out;
+    }
+    switch (m.type) {
+    case KZ_MSG_PUSH:
+        on_push(s, &m.push);
+        break;
+    case KZ_MSG_PULL:
+        on_pull(s, &m.pull);
+        break;
+    case KZ_MSG_SUBSCRIBE:
+        on_subscribe(s, &m.subscribe);
+        break;
+    case KZ_MSG_ROSTER_GET:
+        on_roster_get(s, &m.roster_get);
+        break;
+    case KZ_MSG_ROSTER_PUT:
+        on_roster_put(s, &m.roster_put);
+        break;
+    case KZ_MSG_KEYS_PUT:
+    case KZ_MSG_KEYS_GET:
+        send_error(s, m.type == KZ_MSG_KEYS_PUT ? m.keys_put.req
+                                                : m.keys_get.req,
+                   KZ_WIRE_NOT_FOUND,
+                   "this server version keeps no key envelopes");
+        break;
+    default:
+        protocol_error(s, KZ_WIRE_STATE, "message not allowed now");
+        break;
+    }
+out:
+    kz_msg_clear(&m);
+}
+
+static void
+on_admitted(struct session *s)
+{
+    struct kz_dh_pk key;
+
+    if (kz_chan_remote(s->chan, &key) != 0) {
+        session_close(s, "no client key");
+        return;
+    }
+    if (auth_admit(s->srv, &key, &s->member) == 0) {
+        s->admitted = 1;
+        s->srv->stats.admitted++;
+        kz_log_info("session %llu from %s: %s (site %s)",
+                    (unsigned long long)s->id, s->peer, s->member.name,
+                    s->member.site);
+    } else if (s->srv->roster_version == 0) {
+        s->provisional = 1;
+        kz_log_info("session %llu from %s: no roster yet; provisional",
+                    (unsigned long long)s->id, s->peer);
+    } else {
+        protocol_error(s, KZ_WIRE_AUTH,
+                       "this device is not in the roster or was revoked");
+        return;
+    }
+    s->state = SS_HELLO;
+    session_arm_idle(s);
+}
+
+/* Handles buffered messages, at most SESSION_MSGS_PER_TICK. */
+static void
+session_pump(struct session *s)
+{
+    uint32_t n = 0;
+
+    while (s->state != SS_CLOSING && s->state != SS_HANDSHAKE &&
+           s->pushes < SESSION_PUSHES_IN_FLIGHT &&
+           n < SESSION_MSGS_PER_TICK && !s->pull.active) {
+        const uint8_t *p;
+        size_t len;
+        int got = kz_chan_next(s->chan, &p, &len);
+        if (got < 0) {
+            protocol_error(s, KZ_WIRE_LIMIT, kz_chan_why(s->chan)
+                                                 ? kz_chan_why(s->chan)
+                                                 : "bad framing");
+            return;
+        }
+        if (got == 0)
+            break;
+        on_message(s, p, len);
+        n++;
+    }
+    if (s->state == SS_CLOSING)
+        return;
+    session_flush(s);
+    if (n == SESSION_MSGS_PER_TICK) {
+        /* More may be buffered: continue on the next loop iteration. */
+        if (s->reading) {
+            uv_read_stop((uv_stream_t *)&s->tcp);
+            s->reading = 0;
+        }
+        uv_timer_start(&s->kick, on_kick, 0, 0);
+        return;
+    }
+    if (s->pushes >= SESSION_PUSHES_IN_FLIGHT || s->pull.active ||
+        s->writing) {
+        if (s->reading) {
+            uv_read_stop((uv_stream_t *)&s->tcp);
+            s->reading = 0;
+        }
+        return;
+    }
+    if (!s->reading)
+        session_start_reading(s);
+}
+
+static void
+on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    struct session *s = h->data;
+
+    (void)hint;
+    *buf = uv_buf_init((char *)s->rbuf, sizeof(s->rbuf));
+}
+
+static void
+on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+    struct session *s = st->data;
+    int err;
+
+    (void)buf;
+    if (s->state == SS_CLOSING)
+        return;
+    if (nread < 0) {
+        session_close(s, nread == UV_EOF ? "peer closed" : "read failed");
+        return;
+    }
+    if (nread == 0)
+        return;
+    s->last_read_ms = now_ms(s);
+    err = kz_chan_feed(s->chan, s->rbuf, (size_t)nread);
+    if (err) {
+        s->srv->stats.closed_bad++;
+        kz_log_warn("session %llu %s: %s", (unsigned long long)s->id,
+                    s->peer, kz_chan_why(s->chan) ? kz_chan_why(s->chan)
+                                                   : kz_err_name(err));
+        /* Before the handshake completes there is no key to send with. */
+        if (kz_chan_state(s->chan) == KZ_CHAN_READY)
+            protocol_error(s, KZ_WIRE_PROTOCOL, "bad record");
+        else
+            session_close(s, "handshake failed");
+        return;
+    }
+    if (s->state == SS_HANDSHAKE && kz_chan_state(s->chan) == KZ_CHAN_READY) {
+        session_flush(s);
+        on_admitted(s);
+        if (s->state == SS_CLOSING)
+            return;
+    }
+    session_flush(s);
+    session_pump(s);
+}
+
+static void
+session_start_reading(struct session *s)
+{
+    if (uv_read_start((uv_stream_t *)&s->tcp, on_alloc, on_read) == 0)
+        s->reading = 1;
+    else
+        session_close(s, "read failed");
+}
+
+static void
+on_kick(uv_timer_t *t)
+{
+    struct session *s = t->data;
+
+    if (s->state != SS_CLOSING)
+        session_pump(s);
+}
+
+static void
+on_timer(uv_timer_t *t)
+{
+    struct session *s = t->data;
+    const struct config *c = &s->srv->cfg;
+
+    if (s->state == SS_CLOSING)
+        return;
+    if (s->state == SS_HANDSHAKE) {
+        s->srv->stats.closed_bad++;
+        session_close(s, "handshake timeout");
+        return;
+    }
+    if (now_ms(s) - s->last_read_ms >= c->idle_timeout_ms)
+        session_close(s, "idle timeout");
+}
+
+void
+session_accept(struct server *srv)
+{
+    struct session *s;
+    struct kz_chan_cfg cc;
+    struct sockaddr_storage ss;
+    int len = sizeof(ss), err;
+
+    s = kz_calloc(1, sizeof(*s));
+    if (s == NULL) {
+        kz_log_error("accept: out of memory");
+        return;
+    }
+    s->magic = SESSION_MAGIC;
+    s->srv = srv;
+    s->id = ++srv->next_id;
+    kz_buf_init(&s->wbuf, (size_t)srv->cfg.max_output_bytes);
+    uv_tcp_init(srv->loop, &s->tcp);
+    uv_timer_init(srv->loop, &s->timer);
+    uv_timer_init(srv->loop, &s->kick);
+    s->tcp.data = s->timer.data = s->kick.data = s;
+    s->handles = 3;
+    s->state = SS_HANDSHAKE;
+    /* Link first: session_close unlinks. */
+    s->next = srv->sessions;
+    if (srv->sessions)
+        srv->sessions->prev = s;
+    srv->sessions = s;
+    srv->n_sessions++;
+    srv->stats.sessions = srv->n_sessions;
+    if (uv_accept((uv_stream_t *)&srv->listener, (uv_stream_t *)&s->tcp) != 0) {
+        session_close(s, "accept failed");
+        return;
+    }
+    srv->stats.accepted++;
+    snprintf(s->peer, sizeof(s->peer), "?");
+    if (uv_tcp_getpeername(&s->tcp, (struct sockaddr *)&ss, &len) == 0) {
+        char ip[INET6_ADDRSTRLEN] = "?";
+        int port = 0;
+        if (ss.ss_family == AF_INET) {
+            struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+            uv_ip4_name(a, ip, sizeof(ip));
+            port = ntohs(a->sin_port);
+        } else if (ss.ss_family == AF_INET6) {
+            struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+            uv_ip6_name(a, ip, sizeof(ip));
+            port = ntohs(a->sin6_port);
+        }
+        snprintf(s->peer, sizeof(s->peer), "%s:%d", ip, port);
+    }
+    if (srv->stopping || srv->n_sessions > srv->cfg.max_connections) {
+        srv->stats.refused++;
+        session_close(s, srv->stopping ? "server stopping"
+                                       : "too many connections");
+        return;
+    }
+    memset(&cc, 0, sizeof(cc));
+    cc.initiator = 0;
+    cc.s = &srv->id.dh_sk;
+    cc.env = kz_env_system();
+    cc.out_max = (size_t)srv->cfg.max_output_bytes;
+    err = kz_chan_new(&s->chan, &cc);
+    if (err) {
+        session_close(s, "out of memory");
+        return;
+    }
+    uv_tcp_nodelay(&s->tcp, 1);
+    s->last_read_ms = uv_now(srv->loop);
+    uv_timer_start(&s->timer, on_timer, srv->cfg.handshake_timeout_ms, 0);
+    session_start_reading(s);
+    kz_log_debug("session %llu from %s", (unsigned long long)s->id, s->peer);
+}
+
+/* After the handshake: the idle timer replaces the handshake timer. */
+static void
+session_arm_idle(struct session *s)
+{
+    uint64_t every = s->srv->cfg.idle_timeout_ms / 4;
+    uv_timer_start(&s->timer, on_timer, every ? every : 1, every ? every : 1);
+}
