@@ -41,4 +41,12 @@
 #define KZ_LIM_KEYS_MAX 1024u                    /* envelopes in KEYS(_PUT) */
 #define KZ_LIM_ERROR_TEXT_MAX 256u               /* ERROR text */
 
+/* Rosters and join requests (proto/roster.h, proto/join.h; PROTOCOL.md
+ * §Roster, §Keys and join requests). */
+#define KZ_LIM_ROSTER_MEMBERS 4096u              /* members of one roster */
+#define KZ_LIM_ROSTER_SEQS_MAX 64u               /* revoked_seqs of a member */
+#define KZ_LIM_DEVICE_NAME_MAX 64u               /* a device (member) name */
+#define KZ_LIM_SITE_MAX 32u                      /* a site code */
+#define KZ_LIM_JOIN_MAX 512u                     /* a join request, chars */
+
 #endif /* KZ_PROTO_LIMITS_H */
