@@ -1,0 +1,822 @@
+/*
+ * bench_engine.c: the replica engine against plain SQLite doing the same
+ * work, in the same run, on the same machine.
+ *
+ *     bench_engine [--reps N] [--rows N] [--no-mem]
+ *
+ * Workload: ${rows} rows (default 100000) of a table with a TEXT primary key
+ * (a random 36-character UUID, so the key index is filled in random order)
+ * and 8 columns: 4 short TEXT (10-20 bytes), 2 INTEGER, 1 REAL, 1 TEXT of
+ * ~200 bytes.  Both sides use the engine's connection settings
+ * (journal_mode=WAL, synchronous=NORMAL, foreign_keys=ON,
+ * recursive_triggers=ON), the default page and cache sizes, one
+ * transaction, and the same prepared statements, prepared outside the timed
+ * region.  Every repetition runs in a fresh temporary directory.
+ *
+ *   a. insert into a tracked table (capture triggers → kz_log) vs a plain
+ *      table; then replica_build (fold + pack into kz_outbox), timed apart.
+ *   b. one UPDATE statement changing one INTEGER column of every row; then
+ *      replica_build again.
+ *   c. the changesets of (a), read from the outbox beforehand, applied with
+ *      replica_apply to an empty replica of another device (role site, the
+ *      usual receiver of the network scope) vs plain SQLite inserting the
+ *      same rows in one transaction.
+ *   d. (first repetition) on-disk size of the engine's tables after (a), by
+ *      dbstat: kz_clock and kz_outbox against the table itself.
+ *   e. peak RSS of a process doing only the apply, for two changeset sizes
+ *      and for a quarter of the rows: it follows the changeset size, not the
+ *      number of changesets.  Each measurement is a fresh exec of this
+ *      program (--apply-child), so nothing of the parent's heap is counted.
+ *
+ * Times are CLOCK_MONOTONIC; the table prints medians.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "err.h"
+#include "replica.h"
+
+#define SCOPE "network"
+
+static const char PRAGMAS[] = "PRAGMA journal_mode = WAL;"
+                              "PRAGMA synchronous = NORMAL;"
+                              "PRAGMA foreign_keys = ON;"
+                              "PRAGMA recursive_triggers = ON;";
+
+static const char CREATE_SQL[] =
+    "CREATE TABLE item(id TEXT PRIMARY KEY, name TEXT, city TEXT, tag TEXT,"
+    " code TEXT, qty INTEGER, ver INTEGER, score REAL, note TEXT)";
+static const char INSERT_SQL[] =
+    "INSERT INTO item VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
+static const char UPDATE_SQL[] = "UPDATE item SET qty = qty + 1";
+
+static const struct track_decl NET = {"network", NULL, NULL, NULL, NULL, NULL};
+
+/* One generated row. */
+struct rowdata {
+    char id[37];
+    char s[4][21];
+    int s_len[4];
+    int64_t i1, i2;
+    double r1;
+    char note[216];
+    int note_len;
+};
+
+static void
+die(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    fprintf(stderr, "bench_engine: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    exit(1);
+}
+
+static double
+now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static uint64_t
+rnd(uint64_t *s)
+{
+    /* xorshift64*: deterministic data, the same on both sides. */
+    *s ^= *s >> 12;
+    *s ^= *s << 25;
+    *s ^= *s >> 27;
+    return *s * UINT64_C(2685821657736338717);
+}
+
+static void
+rnd_text(uint64_t *s, char *out, int len)
+{
+    static const char al[] = "abcdefghijklmnopqrstuvwxyz"
+                             "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ";
+    int i;
+
+    for (i = 0; i < len; i++)
+        out[i] = al[rnd(s) % (sizeof(al) - 1)];
+    out[len] = '\0';
+}
+
+static struct rowdata *
+gen_rows(int n)
+{
+    struct rowdata *d = calloc((size_t)n, sizeof(*d));
+    uint64_t s = UINT64_C(0x9e3779b97f4a7c15);
+    int i, j;
+
+    if (d == NULL)
+        die("out of memory");
+    for (i = 0; i < n; i++) {
+        uint64_t a = rnd(&s), b = rnd(&s);
+        snprintf(d[i].id, sizeof(d[i].id),
+                 "%08x-%04x-4%03x-%04x-%012llx", (unsigned)(a >> 32),
+                 (unsigned)(a >> 16) & 0xffff, (unsigned)a & 0xfff,
+                 0x8000u | ((unsigned)(b >> 48) & 0x3fff),
+                 (unsigned long long)(b & UINT64_C(0xffffffffffff)));
+        for (j = 0; j < 4; j++) {
+            d[i].s_len[j] = 10 + (int)(rnd(&s) % 11);
+            rnd_text(&s, d[i].s[j], d[i].s_len[j]);
+        }
+        d[i].i1 = (int64_t)(rnd(&s) % 1000);
+        d[i].i2 = (int64_t)(rnd(&s) % 1000000000);
+        d[i].r1 = (double)(rnd(&s) % 1000000) / 1000.0;
+        d[i].note_len = 190 + (int)(rnd(&s) % 21);
+        rnd_text(&s, d[i].note, d[i].note_len);
+    }
+    return d;
+}
+
+static void
+exec_ok(sqlite3 *db, const char *sql)
+{
+    char *msg = NULL;
+
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+        die("%s: %s", sql, msg ? msg : "?");
+}
+
+static sqlite3_stmt *
+prep(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+        die("prepare %s: %s", sql, sqlite3_errmsg(db));
+    return st;
+}
+
+static int64_t
+sql_int(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st = prep(db, sql);
+    int64_t v = 0;
+
+    if (sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+/* A plain database with the engine's settings and the same table. */
+static sqlite3 *
+plain_open(const char *dir, const char *name)
+{
+    char path[600];
+    sqlite3 *db = NULL;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    if (sqlite3_open_v2(path, &db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                            SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK)
+        die("open %s", path);
+    sqlite3_busy_timeout(db, 10000);
+    sqlite3_extended_result_codes(db, 1);
+    exec_ok(db, PRAGMAS);
+    exec_ok(db, CREATE_SQL);
+    return db;
+}
+
+static struct replica *
+replica_new(const char *dir, const char *name, enum replica_role role,
+            uint64_t seed)
+{
+    struct replica_opts o;
+    struct replica *r = NULL;
+    uint8_t key[32];
+    char path[600];
+    uint64_t s = seed | 1;
+    int i, err;
+
+    for (i = 0; i < 32; i++)
+        key[i] = (uint8_t)rnd(&s);
+    memset(&o, 0, sizeof(o));
+    o.site = role == REPLICA_ROLE_ADMIN ? "HQ" : "HAN";
+    o.device = name;
+    o.role = role;
+    o.device_key = key;
+    o.no_schema = 1;
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    if ((err = replica_create(&r, path, &o)))
+        die("replica_create: %s", replica_errmsg(NULL));
+    exec_ok(replica_db(r), CREATE_SQL);
+    if ((err = replica_track(r, "item", &NET)))
+        die("replica_track: %s", replica_errmsg(r));
+    return r;
+}
+
+/* Inserts every row in one transaction; returns the seconds it took. */
+static double
+insert_rows(sqlite3 *db, const struct rowdata *d, int n)
+{
+    sqlite3_stmt *ins = prep(db, INSERT_SQL);
+    sqlite3_stmt *b = prep(db, "BEGIN IMMEDIATE"), *c = prep(db, "COMMIT");
+    double t0, t1;
+    int i, j;
+
+    t0 = now_s();
+    if (sqlite3_step(b) != SQLITE_DONE)
+        die("BEGIN: %s", sqlite3_errmsg(db));
+    for (i = 0; i < n; i++) {
+        sqlite3_bind_text(ins, 1, d[i].id, 36, SQLITE_STATIC);
+        for (j = 0; j < 4; j++)
+            sqlite3_bind_text(ins, 2 + j, d[i].s[j], d[i].s_len[j],
+                              SQLITE_STATIC);
+        sqlite3_bind_int64(ins, 6, d[i].i1);
+        sqlite3_bind_int64(ins, 7, d[i].i2);
+        sqlite3_bind_double(ins, 8, d[i].r1);
+        sqlite3_bind_text(ins, 9, d[i].note, d[i].note_len, SQLITE_STATIC);
+        if (sqlite3_step(ins) != SQLITE_DONE)
+            die("insert: %s", sqlite3_errmsg(db));
+        sqlite3_reset(ins);
+    }
+    if (sqlite3_step(c) != SQLITE_DONE)
+        die("COMMIT: %s", sqlite3_errmsg(db));
+    t1 = now_s();
+    sqlite3_finalize(ins);
+    sqlite3_finalize(b);
+    sqlite3_finalize(c);
+    return t1 - t0;
+}
+
+/* One UPDATE of every row in one transaction; returns seconds. */
+static double
+update_rows(sqlite3 *db, int n)
+{
+    sqlite3_stmt *up = prep(db, UPDATE_SQL);
+    sqlite3_stmt *b = prep(db, "BEGIN IMMEDIATE"), *c = prep(db, "COMMIT");
+    double t0, t1;
+
+    t0 = now_s();
+    if (sqlite3_step(b) != SQLITE_DONE)
+        die("BEGIN: %s", sqlite3_errmsg(db));
+    if (sqlite3_step(up) != SQLITE_DONE)
+        die("update: %s", sqlite3_errmsg(db));
+    if (sqlite3_changes(db) != n)
+        die("update changed %d rows, not %d", sqlite3_changes(db), n);
+    if (sqlite3_step(c) != SQLITE_DONE)
+        die("COMMIT: %s", sqlite3_errmsg(db));
+    t1 = now_s();
+    sqlite3_finalize(up);
+    sqlite3_finalize(b);
+    sqlite3_finalize(c);
+    return t1 - t0;
+}
+
+static double
+build(struct replica *r, uint32_t max_cells, int *made)
+{
+    double t0 = now_s(), t1;
+    int rc = replica_build(r, max_cells);
+
+    t1 = now_s();
+    if (rc < 0)
+        die("replica_build: %s (%s)", kz_err_name(rc), replica_errmsg(r));
+    *made = rc;
+    return t1 - t0;
+}
+
+/* Changesets of ${r}'s outbox, held in memory like a received batch. */
+struct csset {
+    struct replica_cs *cs;
+    int n;
+    uint64_t cells, bytes;
+};
+
+static void
+csset_load(struct replica *r, struct csset *s)
+{
+    uint64_t seq = 0;
+    int rc;
+
+    memset(s, 0, sizeof(*s));
+    for (;;) {
+        struct replica_cs cs;
+        rc = replica_outbox_get(r, SCOPE, seq, &cs);
+        if (rc < 0)
+            die("replica_outbox_get: %s", kz_err_name(rc));
+        if (rc == 0)
+            break;
+        seq = cs.hdr.author_seq;
+        s->cs = realloc(s->cs, (size_t)(s->n + 1) * sizeof(*s->cs));
+        if (s->cs == NULL)
+            die("out of memory");
+        s->cs[s->n++] = cs;
+        s->cells += cs.hdr.n_cells;
+        s->bytes += cs.hdr_len + cs.body_len;
+    }
+}
+
+static void
+csset_free(struct csset *s)
+{
+    int i;
+
+    for (i = 0; i < s->n; i++)
+        replica_cs_clear(&s->cs[i]);
+    free(s->cs);
+    memset(s, 0, sizeof(*s));
+}
+
+/* Applies every changeset of ${s} to ${r}; returns seconds. */
+static double
+apply_all(struct replica *r, const struct csset *s, uint64_t *won)
+{
+    double t0, t1;
+    int i, rc;
+
+    *won = 0;
+    t0 = now_s();
+    for (i = 0; i < s->n; i++) {
+        struct apply_stats st;
+        rc = replica_apply(r, &s->cs[i].hdr, s->cs[i].body, s->cs[i].body_len,
+                           &st);
+        if (rc != 0)
+            die("replica_apply: %s (%s)", kz_err_name(rc), replica_errmsg(r));
+        if (st.quarantined || st.duplicate || st.conflicts)
+            die("apply: %u quarantined, dup %d, %u conflicts", st.quarantined,
+                st.duplicate, st.conflicts);
+        *won += st.cells_won;
+    }
+    t1 = now_s();
+    return t1 - t0;
+}
+
+/* Bytes of the b-tree ${name} (pages × page size), by dbstat. */
+static int64_t
+btree_bytes(sqlite3 *db, const char *name)
+{
+    sqlite3_stmt *st =
+        prep(db, "SELECT coalesce(sum(pgsize), 0) FROM dbstat WHERE name = ?");
+    int64_t v = 0;
+
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+static int
+have_dbstat(sqlite3 *db)
+{
+    sqlite3_stmt *st = NULL;
+    int ok;
+
+    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM dbstat", -1, &st, NULL) !=
+        SQLITE_OK)
+        return 0;
+    ok = sqlite3_step(st) == SQLITE_ROW;
+    sqlite3_finalize(st);
+    return ok;
+}
+
+static void
+rm_rf(const char *dir)
+{
+    char cmd[700];
+
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        die("%s failed", cmd);
+}
+
+static void
+mk_tmp(char *out, size_t len, const char *tag)
+{
+    const char *base = getenv("TMPDIR");
+
+    snprintf(out, len, "%s/kzbench-%s.XXXXXX", base ? base : "/tmp", tag);
+    if (mkdtemp(out) == NULL)
+        die("mkdtemp %s: %s", out, strerror(errno));
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double
+median(const double *v, int n)
+{
+    double tmp[64];
+    int i;
+
+    for (i = 0; i < n; i++)
+        tmp[i] = v[i];
+    qsort(tmp, (size_t)n, sizeof(double), cmp_double);
+    return n % 2 ? tmp[n / 2] : (tmp[n / 2 - 1] + tmp[n / 2]) / 2;
+}
+
+/* "VmHWM:" etc. of /proc/self/status, in kB. */
+static long
+proc_kb(const char *field)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    size_t n = strlen(field);
+    long v = -1;
+
+    if (f == NULL)
+        return -1;
+    while (fgets(line, sizeof(line), f)) {
+        if (strncmp(line, field, n) == 0) {
+            v = strtol(line + n, NULL, 10);
+            break;
+        }
+    }
+    fclose(f);
+    return v;
+}
+
+/*
+ * --apply-child ADIR BDIR: a fresh process that creates replica BDIR and
+ * applies ADIR's outbox to it one changeset at a time, reading the rows of
+ * kz_outbox straight from ADIR/replica.db as a transport would hand them
+ * over.  Prints: changesets cells rss_before_kB hwm_kB maxrss_kB seconds.
+ */
+static int
+apply_child(const char *adir, const char *bdir)
+{
+    struct replica *b;
+    sqlite3 *a = NULL;
+    sqlite3_stmt *st;
+    char path[600];
+    struct rusage ru;
+    long rss0;
+    uint64_t cells = 0;
+    int n = 0, rc;
+    double t0, t1;
+
+    b = replica_new(bdir, "b", REPLICA_ROLE_SITE, (uint64_t)getpid() * 7919);
+    snprintf(path, sizeof(path), "%s/a/replica.db", adir);
+    if (sqlite3_open_v2(path, &a, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK)
+        die("open %s", path);
+    st = prep(a, "SELECT hdr, body FROM kz_outbox WHERE scope = '" SCOPE
+                 "' ORDER BY seq");
+    rss0 = proc_kb("VmRSS:");
+    t0 = now_s();
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct kz_cs_header h;
+        struct apply_stats as;
+        int err = kz_cs_header_decode(&h, sqlite3_column_blob(st, 0),
+                                      (size_t)sqlite3_column_bytes(st, 0),
+                                      NULL);
+        if (err)
+            die("header: %s", kz_err_name(err));
+        err = replica_apply(b, &h, sqlite3_column_blob(st, 1),
+                            (size_t)sqlite3_column_bytes(st, 1), &as);
+        if (err)
+            die("replica_apply: %s (%s)", kz_err_name(err), replica_errmsg(b));
+        cells += as.cells_won;
+        n++;
+    }
+    t1 = now_s();
+    if (rc != SQLITE_DONE)
+        die("outbox: %s", sqlite3_errmsg(a));
+    getrusage(RUSAGE_SELF, &ru);
+    printf("%d %llu %ld %ld %ld %.3f\n", n, (unsigned long long)cells, rss0,
+           proc_kb("VmHWM:"), ru.ru_maxrss, t1 - t0);
+    sqlite3_finalize(st);
+    sqlite3_close(a);
+    replica_free(b);
+    return 0;
+}
+
+struct memrow {
+    int rows;
+    uint32_t max_cells;
+    int n_cs;
+    unsigned long long cells;
+    long rss0, hwm, maxrss;
+    double secs;
+    uint64_t body_max;
+};
+
+static void
+mem_run(const char *self, const struct rowdata *d, int rows,
+        uint32_t max_cells, struct memrow *m)
+{
+    char dir[512], bdir[600], cmd[2000];
+    struct replica *a;
+    sqlite3_stmt *st;
+    FILE *p;
+    int made;
+
+    memset(m, 0, sizeof(*m));
+    m->rows = rows;
+    m->max_cells = max_cells;
+    mk_tmp(dir, sizeof(dir), "mem");
+    a = replica_new(dir, "a", REPLICA_ROLE_ADMIN, (uint64_t)rows * 31 + max_cells);
+    insert_rows(replica_db(a), d, rows);
+    build(a, max_cells, &made);
+    st = prep(replica_db(a), "SELECT max(length(body)) FROM kz_outbox");
+    if (sqlite3_step(st) == SQLITE_ROW)
+        m->body_max = (uint64_t)sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    replica_free(a);
+    snprintf(bdir, sizeof(bdir), "%s/bchild", dir);
+    if (mkdir(bdir, 0700) != 0)
+        die("mkdir %s", bdir);
+    snprintf(cmd, sizeof(cmd), "'%s' --apply-child '%s' '%s'", self, dir, bdir);
+    p = popen(cmd, "r");
+    if (p == NULL ||
+        fscanf(p, "%d %llu %ld %ld %ld %lf", &m->n_cs, &m->cells, &m->rss0,
+               &m->hwm, &m->maxrss, &m->secs) != 6)
+        die("%s: no result", cmd);
+    if (pclose(p) != 0)
+        die("%s failed", cmd);
+    if (m->n_cs != made)
+        die("child applied %d changesets of %d", m->n_cs, made);
+    rm_rf(dir);
+}
+
+static void
+print_machine(int argc, char **argv)
+{
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    char line[512], cpu[256] = "?";
+    struct utsname u;
+    int i;
+
+    while (f && fgets(line, sizeof(line), f)) {
+        if (strncmp(line, "model name", 10) == 0) {
+            char *c = strchr(line, ':');
+            if (c) {
+                c += 1 + (c[1] == ' ');
+                c[strcspn(c, "\n")] = '\0';
+                snprintf(cpu, sizeof(cpu), "%s", c);
+            }
+            break;
+        }
+    }
+    if (f)
+        fclose(f);
+    printf("command:");
+    for (i = 0; i < argc; i++)
+        printf(" %s", argv[i]);
+    printf("\n");
+    if (uname(&u) == 0)
+        printf("machine: %s %s %s, nproc %ld, CPU %s\n", u.sysname, u.release,
+               u.machine, sysconf(_SC_NPROCESSORS_ONLN), cpu);
+    printf("sqlite:  %s (%s)\n", sqlite3_libversion(), sqlite3_sourceid());
+}
+
+int
+main(int argc, char **argv)
+{
+    int reps = 5, rows = 100000, do_mem = 1, i, r;
+    char self[1024];
+    ssize_t sl;
+    struct rowdata *d;
+    double ins_k[64], ins_p[64], bld[64], upd_k[64], upd_p[64], bld2[64],
+        app_k[64], app_p[64];
+    int n_cs = 0, n_cs2 = 0;
+    uint64_t cells_applied = 0, cs_bytes = 0, cs_cells = 0;
+    int dbstat = -1;
+    int64_t sz_item = 0, sz_item_idx = 0, sz_clock = 0, sz_clock_idx = 0,
+            sz_outbox = 0, sz_outbox_idx = 0, sz_log = 0, sz_plain = 0,
+            sz_plain_idx = 0, file_k = 0, file_p = 0;
+    int digest_ok = -1;
+    const char *tmpbase = getenv("TMPDIR");
+
+    if (argc == 4 && strcmp(argv[1], "--apply-child") == 0)
+        return apply_child(argv[2], argv[3]);
+    for (i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc)
+            reps = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--rows") == 0 && i + 1 < argc)
+            rows = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--no-mem") == 0)
+            do_mem = 0;
+        else
+            die("usage: bench_engine [--reps N (1-64)] [--rows N] [--no-mem]");
+    }
+    if (reps < 1 || reps > 64 || rows < 100)
+        die("usage: bench_engine [--reps N (1-64)] [--rows N] [--no-mem]");
+    sl = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (sl <= 0)
+        die("readlink /proc/self/exe");
+    self[sl] = '\0';
+
+    print_machine(argc, argv);
+    printf("tmpdir:  %s (fresh directory per repetition)\n",
+           tmpbase ? tmpbase : "/tmp");
+    printf("pragmas, both sides: journal_mode=WAL synchronous=NORMAL "
+           "foreign_keys=ON recursive_triggers=ON (the engine's); default "
+           "page_size/cache_size\n");
+    printf("workload: %d rows, TEXT pk (random 36-char UUID) + 4 TEXT "
+           "(10-20 B) + 2 INTEGER + 1 REAL + 1 TEXT (190-210 B); "
+           "one transaction; statements prepared outside the timing\n",
+           rows);
+    fflush(stdout);
+
+    d = gen_rows(rows);
+    for (r = 0; r < reps; r++) {
+        char dir[512];
+        struct replica *a, *b;
+        sqlite3 *p1, *p2;
+        struct csset cs;
+        uint64_t won;
+
+        mk_tmp(dir, sizeof(dir), "rep");
+        p1 = plain_open(dir, "plain1.db");
+        a = replica_new(dir, "a", REPLICA_ROLE_ADMIN,
+                        UINT64_C(0x1234567) + (uint64_t)r);
+
+        /* a. insert; alternate which side goes first. */
+        if (r % 2 == 0) {
+            ins_p[r] = insert_rows(p1, d, rows);
+            ins_k[r] = insert_rows(replica_db(a), d, rows);
+        } else {
+            ins_k[r] = insert_rows(replica_db(a), d, rows);
+            ins_p[r] = insert_rows(p1, d, rows);
+        }
+        if (r == 0) {
+            dbstat = have_dbstat(replica_db(a));
+            if (dbstat)
+                sz_log = btree_bytes(replica_db(a), "kz_log");
+        }
+        bld[r] = build(a, 0, &n_cs);
+        if (sql_int(replica_db(a), "SELECT count(*) FROM kz_clock") != rows)
+            die("kz_clock does not have %d rows", rows);
+
+        /* d. sizes after (a). */
+        if (r == 0) {
+            sqlite3 *ka = replica_db(a);
+            if (dbstat) {
+                sz_item = btree_bytes(ka, "item");
+                sz_item_idx = btree_bytes(ka, "sqlite_autoindex_item_1");
+                sz_clock = btree_bytes(ka, "kz_clock");
+                sz_clock_idx = btree_bytes(ka, "kz_clock_dirty");
+                sz_outbox = btree_bytes(ka, "kz_outbox");
+                sz_outbox_idx = btree_bytes(ka, "sqlite_autoindex_kz_outbox_1");
+                sz_plain = btree_bytes(p1, "item");
+                sz_plain_idx = btree_bytes(p1, "sqlite_autoindex_item_1");
+            }
+            file_k = sql_int(ka, "PRAGMA page_count") *
+                     sql_int(ka, "PRAGMA page_size");
+            file_p = sql_int(p1, "PRAGMA page_count") *
+                     sql_int(p1, "PRAGMA page_size");
+        }
+
+        /* c. apply the changesets of (a) to an empty replica. */
+        csset_load(a, &cs);
+        cs_bytes = cs.bytes;
+        cs_cells = cs.cells;
+        b = replica_new(dir, "b", REPLICA_ROLE_SITE,
+                        UINT64_C(0x7654321) + (uint64_t)r);
+        p2 = plain_open(dir, "plain2.db");
+        if (r % 2 == 0) {
+            app_p[r] = insert_rows(p2, d, rows);
+            app_k[r] = apply_all(b, &cs, &won);
+        } else {
+            app_k[r] = apply_all(b, &cs, &won);
+            app_p[r] = insert_rows(p2, d, rows);
+        }
+        cells_applied = won;
+        if (sql_int(replica_db(b), "SELECT count(*) FROM item") != rows)
+            die("apply: B does not have %d rows", rows);
+        if (r == 0) {
+            uint8_t da[32], db_[32];
+            if (replica_digest(a, SCOPE, da) != 0 ||
+                replica_digest(b, SCOPE, db_) != 0)
+                die("replica_digest failed");
+            digest_ok = memcmp(da, db_, 32) == 0;
+            if (!digest_ok)
+                die("A and B differ after apply");
+        }
+        csset_free(&cs);
+        replica_free(b);
+        sqlite3_close(p2);
+
+        /* b. update one column of every row, then build. */
+        if (r % 2 == 0) {
+            upd_p[r] = update_rows(p1, rows);
+            upd_k[r] = update_rows(replica_db(a), rows);
+        } else {
+            upd_k[r] = update_rows(replica_db(a), rows);
+            upd_p[r] = update_rows(p1, rows);
+        }
+        bld2[r] = build(a, 0, &n_cs2);
+
+        replica_free(a);
+        sqlite3_close(p1);
+        rm_rf(dir);
+        fprintf(stderr,
+                "rep %d: insert %.3f/%.3f build %.3f update %.3f/%.3f "
+                "build %.3f apply %.3f/%.3f\n",
+                r + 1, ins_k[r], ins_p[r], bld[r], upd_k[r], upd_p[r], bld2[r],
+                app_k[r], app_p[r]);
+    }
+
+    {
+        double ik = median(ins_k, reps), ip = median(ins_p, reps);
+        double b1 = median(bld, reps), b2 = median(bld2, reps);
+        double uk = median(upd_k, reps), up = median(upd_p, reps);
+        double ak = median(app_k, reps), ap = median(app_p, reps);
+        double ib[64], ub[64];
+
+        for (r = 0; r < reps; r++) {
+            ib[r] = ins_k[r] + bld[r];
+            ub[r] = upd_k[r] + bld2[r];
+        }
+        printf("\nmedians of %d repetitions, %d rows        kzsync      plain   "
+               "ratio  target\n", reps, rows);
+        printf("a. insert, 1 txn (tracked vs plain)      %8.3f s %8.3f s %6.2fx"
+               "  <= 1.5x\n", ik, ip, ik / ip);
+        printf("a. replica_build (fold + pack, %3d cs)   %8.3f s %10s\n", n_cs,
+               b1, "-");
+        printf("a. insert + build                        %8.3f s %8.3f s %6.2fx"
+               "\n", median(ib, reps), ip, median(ib, reps) / ip);
+        printf("b. UPDATE 1 column of every row, 1 stmt  %8.3f s %8.3f s %6.2fx"
+               "  <= 2x\n", uk, up, uk / up);
+        printf("b. replica_build after it (%3d cs)       %8.3f s %10s\n", n_cs2,
+               b2, "-");
+        printf("b. update + build                        %8.3f s %8.3f s %6.2fx"
+               "\n", median(ub, reps), up, median(ub, reps) / up);
+        printf("c. apply %3d cs into empty replica       %8.3f s %8.3f s %6.2fx"
+               "  <= 2.5x\n", n_cs, ak, ap, ak / ap);
+        printf("   (plain: INSERT of the same rows, 1 txn; the apply commits"
+               " once per changeset)\n");
+        printf("   cells applied %llu (%llu in changesets, %.1f MB of "
+               "changesets): %.0f cells/s, %.0f rows/s (plain %.0f rows/s)\n",
+               (unsigned long long)cells_applied,
+               (unsigned long long)cs_cells, (double)cs_bytes / 1e6,
+               (double)cells_applied / ak, rows / ak, rows / ap);
+        printf("   replica_digest(A) == replica_digest(B): %s\n",
+               digest_ok == 1 ? "yes" : "not checked");
+        printf("   rates: insert %.0f vs %.0f rows/s; build %.0f rows/s; "
+               "update %.0f vs %.0f rows/s\n",
+               rows / ik, rows / ip, rows / b1, rows / uk, rows / up);
+    }
+
+    printf("\nd. on-disk size after (a) + build, first repetition");
+    if (dbstat == 1) {
+        int64_t own = sz_item + sz_item_idx;
+        printf(" (dbstat, pages x page size)\n");
+        printf("   item table + pk index             %9.2f MB  (plain db: "
+               "%.2f MB)\n", own / 1e6, (sz_plain + sz_plain_idx) / 1e6);
+        printf("   kz_clock (+ kz_clock_dirty %.2f MB) %9.2f MB  %5.2fx the "
+               "table   target <= 1x\n", sz_clock_idx / 1e6,
+               (sz_clock + sz_clock_idx) / 1e6,
+               (double)(sz_clock + sz_clock_idx) / (double)own);
+        printf("   kz_outbox (+ pk index)            %9.2f MB  %5.2fx the "
+               "table   (until acknowledged)\n",
+               (sz_outbox + sz_outbox_idx) / 1e6,
+               (double)(sz_outbox + sz_outbox_idx) / (double)own);
+        printf("   kz_log before the build           %9.2f MB  %5.2fx the "
+               "table   (emptied by the build)\n", sz_log / 1e6,
+               (double)sz_log / (double)own);
+    } else {
+        printf(" (dbstat not available: whole files only)\n");
+    }
+    printf("   whole database (page_count x page_size): replica %.2f MB, "
+           "plain %.2f MB\n", file_k / 1e6, file_p / 1e6);
+    fflush(stdout);
+
+    if (do_mem) {
+        struct memrow m[3];
+        int k;
+
+        mem_run(self, d, rows, 20000, &m[0]);
+        mem_run(self, d, rows, 2000, &m[1]);
+        mem_run(self, d, rows / 4, 20000, &m[2]);
+        printf("\ne. peak RSS of a process doing only the apply (fresh exec; "
+               "changesets streamed from A's kz_outbox)\n");
+        printf("   rows    max_cells  changesets  biggest body  RSS before  "
+               "peak (VmHWM)  growth   ru_maxrss  apply s\n");
+        for (k = 0; k < 3; k++)
+            printf("   %-7d %9u  %10d  %9.2f MB  %7.1f MB  %9.1f MB  %5.1f MB"
+                   "  %6.1f MB  %7.2f\n",
+                   m[k].rows, m[k].max_cells, m[k].n_cs, m[k].body_max / 1e6,
+                   m[k].rss0 / 1024.0, m[k].hwm / 1024.0,
+                   (m[k].hwm - m[k].rss0) / 1024.0, m[k].maxrss / 1024.0,
+                   m[k].secs);
+    }
+    free(d);
+    return 0;
+}
