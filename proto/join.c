@@ -99,6 +99,11 @@ rd_text(struct kz_rd *rd, uint32_t max, char *out, bool (*valid)(const char *),
 
     if (kz_mpk_str(rd, max, &s) != 0)
         return;
+    /* A NUL inside would hide the rest from ${valid} (a fuzz finding). */
+    if (memchr(s.p, '\0', s.len) != NULL) {
+        RD_FAIL(rd, -KZ_EMALFORMED, why);
+        return;
+    }
     memcpy(out, s.p, s.len);
     out[s.len] = '\0';
     if (!valid(out))

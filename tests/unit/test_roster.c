@@ -912,6 +912,19 @@ TEST(alloc_failure_loop)
     ASSERT_GT(ok, 0);
 }
 
+static void seed(const char *dir, const char *sub, const char *name,
+                 const void *p, size_t len);
+
+/* seed_if_wanted(sub, name, p, len): a regression input as a fuzz seed. */
+static void
+seed_if_wanted(const char *sub, const char *name, const void *p, size_t len)
+{
+    const char *dir = getenv("KZ_WRITE_CORPUS");
+
+    if (dir != NULL)
+        seed(dir, sub, name, p, len);
+}
+
 /* ---- join requests and key texts --------------------------------------- */
 
 static struct join_request
@@ -1098,6 +1111,31 @@ TEST(join_exact_negatives)
     ASSERT_STR_EQ(why, "bad device name");
     free(text);
     msgpack_sbuffer_destroy(&b.sb);
+    /* Fuzz finding: a site "L\0ND" passed as "L" (checked after the
+     * copy, up to the NUL).  Exact bytes of the body, minimised. */
+    {
+        static const uint8_t in[] = {
+            0x96, 0x01, 0xa1, 'd', 0xa4, 'L', 0x00, 'N', 'D', 0xc4, 0x20,
+            1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
+            17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
+            0xc4, 0x20,
+            1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
+            17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
+            0x00};
+
+        ASSERT_ERR(join__decode_body(&got, in, sizeof(in), &why),
+                   -KZ_EMALFORMED);
+        ASSERT_STR_EQ(why, "bad site code");
+        {
+            uint8_t ok[sizeof(in)];
+
+            memcpy(ok, in, sizeof(in));
+            ok[6] = 'A'; /* "LAND" */
+            ASSERT_OK(join__decode_body(&got, ok, sizeof(ok), &why));
+            ASSERT_STR_EQ(got.site, "LAND");
+        }
+        seed_if_wanted("join", "regress_site_nul", in, sizeof(in));
+    }
     /* Body directly: 7 fields; trailing byte. */
     ASSERT_ERR(join__decode_body(&got, (const uint8_t *)"\x97\x01", 2, &why),
                -KZ_EMALFORMED);
@@ -1223,7 +1261,7 @@ TEST(write_corpus)
                                 &a.spk, &a.dpk));
     for (i = 0; i < 12; i++) {
         static const char *sites[] = {"HAN", "OL", "LG", "LAND"};
-        struct keys k = keys_of((uint8_t)(0x40 + i));
+        struct keys k = keys_of((uint8_t)(0x50 + i));
         struct roster_seq s[2] = {{"site:HAN", 5}, {"private:HAN", 1}};
 
         ASSERT_OK(roster_encode_sign(r, &a.ssk, &p, &len));
