@@ -164,7 +164,10 @@ const struct roster_member *roster_find_by_name(const struct roster *r,
  *   site      network, site:SITE and private:SITE of its own SITE;
  *   observer  network, every site:*;
  *   revoked   nothing.
- * An unknown or malformed scope, or a NULL ${m}, is false.
+ * An unknown or malformed scope, or a NULL ${m}, is false.  ${m} must come
+ * from ${r} itself (roster_member, roster_find_*): a member of another
+ * roster (e.g. the previous version) is our bug, trapped in debug builds
+ * and false in release builds.
  */
 bool roster_may_read(const struct roster *r, const struct roster_member *m,
                      const char *scope);
