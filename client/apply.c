@@ -1140,9 +1140,29 @@ finish_batch(struct actx *a)
     return quarantine_fk_violations(a);
 }
 
+static int apply_cs(struct replica *r, const struct kz_cs_header *hdr,
+                    const uint8_t *body, size_t body_len, uint64_t at_seq,
+                    struct apply_stats *st_out);
+
 int
 replica_apply(struct replica *r, const struct kz_cs_header *hdr,
               const uint8_t *body, size_t body_len, struct apply_stats *st_out)
+{
+    return apply_cs(r, hdr, body, body_len, 0, st_out);
+}
+
+int
+replica_apply_at(struct replica *r, const struct kz_cs_header *hdr,
+                 const uint8_t *body, size_t body_len, uint64_t server_seq,
+                 struct apply_stats *st_out)
+{
+    return apply_cs(r, hdr, body, body_len, server_seq, st_out);
+}
+
+static int
+apply_cs(struct replica *r, const struct kz_cs_header *hdr,
+         const uint8_t *body, size_t body_len, uint64_t at_seq,
+         struct apply_stats *st_out)
 {
     struct apply_stats st0, *st = st_out ? st_out : &st0;
     struct kz_cs_rd *rd = NULL;
@@ -1160,7 +1180,7 @@ replica_apply(struct replica *r, const struct kz_cs_header *hdr,
     r->errmsg[0] = '\0';
     if (memcmp(hdr->author, r->key, KZ_KEY_LEN) == 0) {
         st->duplicate = 1;
-        return 0;
+        return at_seq ? replica__cursor_set(r, hdr->scope, at_seq) : 0;
     }
     if (!reads_scope(r, hdr->scope)) {
         snprintf(r->errmsg, sizeof(r->errmsg),
@@ -1171,7 +1191,7 @@ replica_apply(struct replica *r, const struct kz_cs_header *hdr,
         return err;
     if (hdr->author_seq <= seen) {
         st->duplicate = 1;
-        return 0;
+        return at_seq ? replica__cursor_set(r, hdr->scope, at_seq) : 0;
     }
     if (hdr->author_seq != seen + 1) {
         snprintf(r->errmsg, sizeof(r->errmsg),
@@ -1325,6 +1345,8 @@ replica_apply(struct replica *r, const struct kz_cs_header *hdr,
         }
     }
     if ((err = replica__set_applying(r, 0)) || (err = replica__save_clock(r)))
+        goto fail;
+    if (at_seq && (err = replica__cursor_set(r, hdr->scope, at_seq)))
         goto fail;
     actx_fini(&a);
     if ((err = replica__commit(r)))

@@ -26,6 +26,10 @@ int cmd_digest(int argc, char **argv);
 int cmd_conflicts(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+int cmd_init(int argc, char **argv);
+int cmd_member(int argc, char **argv);
+int cmd_sync(int argc, char **argv);
+int cmd_run(int argc, char **argv);
 
 /* Shared helpers (cli.c). */
 

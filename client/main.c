@@ -15,6 +15,10 @@ struct command {
 };
 
 static const struct command commands[] = {
+    {"init", cmd_init, "set up this device (and, for the admin, the network)"},
+    {"member", cmd_member, "admin: add, revoke and list devices"},
+    {"sync", cmd_sync, "one round with the server: push, pull, apply"},
+    {"run", cmd_run, "stay in sync until stopped"},
     {"status", cmd_status, "local changes not yet sent, conflicts, quarantine"},
     {"digest", cmd_digest, "hex digest of the tracked content (of a scope)"},
     {"conflicts", cmd_conflicts, "concurrent overwrites recorded, both values"},

@@ -21,6 +21,7 @@
  *   kz_seen(author, scope, seq)   highest author_seq applied per author
  *   kz_conflict(…)                concurrent overwrites, both values
  *   kz_quarantine(…)              cells not applied yet, with the reason
+ *   kz_cursor(scope, server_seq)  how far each scope was pulled
  */
 #include <errno.h>
 #include <stdio.h>
@@ -86,7 +87,9 @@ static const char engine_sql[] =
     " flags INTEGER NOT NULL, value, hlc INTEGER NOT NULL,"
     " author BLOB NOT NULL, base_hlc INTEGER NOT NULL, base_author BLOB);"
     "CREATE INDEX IF NOT EXISTS kz_quarantine_row"
-    " ON kz_quarantine(tbl, pk);";
+    " ON kz_quarantine(tbl, pk);"
+    "CREATE TABLE IF NOT EXISTS kz_cursor(scope TEXT PRIMARY KEY,"
+    " server_seq INTEGER NOT NULL) WITHOUT ROWID;";
 
 int
 replica__dberr(struct replica *r, int rc, const char *what)
@@ -443,6 +446,8 @@ load_identity(struct replica *r)
     if ((err = replica__meta_get_int(r, "hlc", &v)))
         return err;
     kz_hlc_init(&r->clock, (uint64_t)v);
+    if (replica__meta_get_int(r, "clock_offset_ms", &v) == 0)
+        r->clock.offset_ms = v;
     if ((err = dev_cache_load(r)))
         return err;
     return replica__dev_idx(r, r->key, &r->self_dev);
@@ -584,6 +589,147 @@ replica_free(struct replica *r)
     kz_free(r->dev_keys);
     kz_free(r->dir);
     kz_free(r);
+}
+
+int
+replica_meta_get(struct replica *r, const char *key, char *out, size_t len)
+{
+    return replica__meta_get_text(r, key, out, len);
+}
+
+int
+replica_meta_set(struct replica *r, const char *key, const char *value)
+{
+    return replica__meta_set_text(r, key, value);
+}
+
+int
+replica_meta_get_blob(struct replica *r, const char *key, uint8_t **out,
+                      size_t *len)
+{
+    sqlite3_stmt *st = NULL;
+    int rc, err = -KZ_ENOENT;
+
+    *out = NULL;
+    *len = 0;
+    rc = sqlite3_prepare_v2(r->db, "SELECT value FROM kz_meta WHERE key = ?",
+                            -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return replica__dberr(r, rc, "meta");
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        size_t n = (size_t)sqlite3_column_bytes(st, 0);
+        *out = kz_malloc(n ? n : 1);
+        if (*out == NULL) {
+            err = -KZ_ENOMEM;
+        } else {
+            memcpy(*out, sqlite3_column_blob(st, 0), n);
+            *len = n;
+            err = 0;
+        }
+    }
+    sqlite3_finalize(st);
+    return err;
+}
+
+int
+replica_meta_set_blob(struct replica *r, const char *key, const uint8_t *p,
+                      size_t len)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    rc = sqlite3_prepare_v2(r->db,
+                            "INSERT OR REPLACE INTO kz_meta VALUES (?, ?)",
+                            -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return replica__dberr(r, rc, "meta");
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 2, p, (int)len, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : replica__dberr(r, rc, "meta");
+}
+
+int
+replica_set_role(struct replica *r, enum replica_role role)
+{
+    int err;
+
+    if (role == r->role)
+        return 0;
+    if ((err = replica__begin(r)))
+        return err;
+    r->role = role;
+    if ((err = replica__meta_set_int(r, "role", role)) ||
+        (err = track__retrack_all(r)) || (err = replica__commit(r))) {
+        replica__rollback(r);
+        {
+            int64_t v = 0;
+            if (replica__meta_get_int(r, "role", &v) == 0)
+                r->role = (enum replica_role)v;
+        }
+        return err;
+    }
+    return 0;
+}
+
+enum replica_role
+replica_role(const struct replica *r)
+{
+    return r->role;
+}
+
+int
+replica_set_clock_offset(struct replica *r, int64_t offset_ms)
+{
+    r->clock.offset_ms = offset_ms;
+    return replica__meta_set_int(r, "clock_offset_ms", offset_ms);
+}
+
+int
+replica_cursor_get(struct replica *r, const char *scope, uint64_t *seq)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    *seq = 0;
+    rc = sqlite3_prepare_v2(r->db,
+                            "SELECT server_seq FROM kz_cursor WHERE scope = ?",
+                            -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return replica__dberr(r, rc, "cursor");
+    sqlite3_bind_text(st, 1, scope, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        *seq = (uint64_t)sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return 0;
+}
+
+int
+replica__cursor_set(struct replica *r, const char *scope, uint64_t seq)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    rc = sqlite3_prepare_v2(r->db,
+                            "INSERT INTO kz_cursor VALUES (?1, ?2) ON CONFLICT"
+                            " (scope) DO UPDATE SET server_seq ="
+                            " max(server_seq, ?2)",
+                            -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return replica__dberr(r, rc, "cursor");
+    sqlite3_bind_text(st, 1, scope, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (int64_t)seq);
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : replica__dberr(r, rc, "cursor");
+}
+
+int
+replica_cursor_set(struct replica *r, const char *scope, uint64_t seq)
+{
+    return replica__cursor_set(r, scope, seq);
 }
 
 sqlite3 *

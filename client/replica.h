@@ -70,6 +70,46 @@ sqlite3 *replica_db(struct replica *r);
  */
 const char *replica_errmsg(const struct replica *r);
 
+/*
+ * Meta values kept for the sync session (server address, keys, roster).
+ * Text: replica_meta_get copies into ${out}; -KZ_ENOENT if absent.
+ * Blob: *${out} is allocated (caller frees with kz_free).
+ */
+KZ_MUST_CHECK int replica_meta_get(struct replica *r, const char *key,
+                                   char *out, size_t len);
+KZ_MUST_CHECK int replica_meta_set(struct replica *r, const char *key,
+                                   const char *value);
+KZ_MUST_CHECK int replica_meta_get_blob(struct replica *r, const char *key,
+                                        uint8_t **out, size_t *len);
+KZ_MUST_CHECK int replica_meta_set_blob(struct replica *r, const char *key,
+                                        const uint8_t *p, size_t len);
+
+/**
+ * replica_set_role(r, role): the device's role changed (the roster says
+ * so): the write-rule triggers of every table are made anew.  One
+ * transaction.
+ */
+KZ_MUST_CHECK int replica_set_role(struct replica *r, enum replica_role role);
+enum replica_role replica_role(const struct replica *r);
+
+/**
+ * replica_set_clock_offset(r, offset_ms): corrects the wall clock by
+ * ${offset_ms} from now on (the server's clock differs by more than the
+ * skew limit, DESIGN.md §3); persisted.
+ */
+KZ_MUST_CHECK int replica_set_clock_offset(struct replica *r,
+                                           int64_t offset_ms);
+
+/**
+ * replica_cursor_get(r, scope, seq) / replica_cursor_set: how far ${scope}
+ * was pulled (server_seq; 0 = nothing).  replica_apply_at sets it in the
+ * apply's own transaction; set never moves a cursor back.
+ */
+KZ_MUST_CHECK int replica_cursor_get(struct replica *r, const char *scope,
+                                     uint64_t *seq);
+KZ_MUST_CHECK int replica_cursor_set(struct replica *r, const char *scope,
+                                     uint64_t seq);
+
 /** replica_site(r) / replica_device_key(r): identity (borrowed). */
 const char *replica_site(const struct replica *r);
 const uint8_t *replica_device_key(const struct replica *r);
@@ -173,6 +213,18 @@ KZ_MUST_CHECK int replica_apply(struct replica *r,
                                 const struct kz_cs_header *hdr,
                                 const uint8_t *body, size_t body_len,
                                 struct apply_stats *st);
+
+/**
+ * replica_apply_at(r, hdr, body, body_len, server_seq, st): replica_apply
+ * that also moves the cursor of hdr->scope to ${server_seq} in the same
+ * transaction (also for our own and duplicate changesets), so that a crash
+ * never loses or repeats a pulled changeset.
+ */
+KZ_MUST_CHECK int replica_apply_at(struct replica *r,
+                                   const struct kz_cs_header *hdr,
+                                   const uint8_t *body, size_t body_len,
+                                   uint64_t server_seq,
+                                   struct apply_stats *st);
 
 /**
  * replica_retry_quarantine(r, st): tries every quarantined cell again (after

@@ -87,6 +87,7 @@ void replica__rollback(struct replica *r);
 int replica__save_clock(struct replica *r);
 int replica__set_applying(struct replica *r, int on);
 int replica__cver_cmp(struct replica *r, struct cver a, struct cver b);
+int replica__cursor_set(struct replica *r, const char *scope, uint64_t seq);
 
 /* track.c */
 int track__load(struct replica *r);
@@ -94,6 +95,7 @@ void track__free_all(struct replica *r);
 struct tracked *track__by_name(struct replica *r, const char *name, size_t len);
 struct tracked *track__by_id(struct replica *r, int id);
 int track__apply_decls(struct replica *r);
+int track__retrack_all(struct replica *r);
 /* Binds the row's primary key (pk value or JSON array) for kz_clock. */
 int track__pk_from_values(struct replica *r, const struct tracked *t,
                           const struct kz_value *pk, uint32_t n_pk,

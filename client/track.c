@@ -582,6 +582,18 @@ track__apply_decls(struct replica *r)
     return err;
 }
 
+/* Makes every tracked table's triggers anew (the role changed). */
+int
+track__retrack_all(struct replica *r)
+{
+    uint32_t i;
+    int err = 0;
+
+    for (i = 0; i < r->n_tables && err == 0; i++)
+        err = make_triggers(r, &r->tables[i]);
+    return err;
+}
+
 /* Loads r->tables from kz_tracked and the tables' current columns. */
 int
 track__load(struct replica *r)

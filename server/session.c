@@ -406,6 +406,9 @@ on_pulled(void *data, int status, struct store_pull_res *res)
     size_t used = 0;
 
     s->refs--;
+    kz_log_debug("session %llu: pulled %s: status %d, %u items, more %d",
+                 (unsigned long long)s->id, s->pull.cur[s->pull.i].scope,
+                 status, res ? res->n : 0, res ? res->more : 0);
     if (s->state == SS_CLOSING) {
         maybe_free(s);
         return;
@@ -415,6 +418,7 @@ on_pulled(void *data, int status, struct store_pull_res *res)
                    "the server could not read the store; retry later");
         s->pull.active = 0;
         session_flush(s);
+        session_pump(s);
         return;
     }
     if (res->n > 0) {
@@ -452,8 +456,12 @@ on_pulled(void *data, int status, struct store_pull_res *res)
     }
     kz_free(items);
     session_flush(s);
-    if (s->pull.active && s->state != SS_CLOSING)
+    if (s->state == SS_CLOSING)
+        return;
+    if (s->pull.active)
         pull_step(s);
+    else
+        session_pump(s); /* reading paused during the PULL */
 }
 
 static void
@@ -730,6 +738,8 @@ on_message(struct session *s, const uint8_t *p, size_t len)
                        why ? why : "malformed message");
         return;
     }
+    kz_log_debug("session %llu: %s", (unsigned long long)s->id,
+                 kz_msg_name(m.type));
     if (!(kz_msg_dir(m.type) & KZ_MSG_C2S)) {
         protocol_error(s, KZ_WIRE_STATE, "a message only the server sends");
         goto out;

@@ -1,0 +1,738 @@
+/*
+ * sync.c: the sync session (see sync.h for the state machine).
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include "alloc.h"
+#include "changeset.h"
+#include "conn.h"
+#include "err.h"
+#include "errcode.h"
+#include "hlc.h"
+
+#include "sync.h"
+
+#define PUSH_WINDOW 16u
+#define PULL_MAX_BYTES (8u * 1024 * 1024)
+#define MAX_SCOPES 256u
+#define TICK_MS 1000u
+
+enum sync_state {
+    ST_CONNECT = 1, /* connecting, handshake */
+    ST_WELCOME,     /* HELLO sent */
+    ST_ROSTER,      /* ROSTER_GET sent */
+    ST_ROSTER_PUT,  /* ROSTER_PUT sent */
+    ST_PUSH,        /* pushing the outbox */
+    ST_PULL,        /* pulling */
+    ST_IDLE,        /* run mode: waiting for events */
+    ST_DONE         /* closing */
+};
+
+/* A PUSH waiting for its acknowledgement. */
+struct inflight {
+    uint32_t req;                    /* its request id */
+    char scope[KZ_LIM_NAME_MAX + 1]; /* outbox scope */
+    uint64_t seq;                    /* author_seq */
+};
+
+struct sync {
+    uv_loop_t *loop;                 /* borrowed */
+    struct kzc *c;                   /* borrowed */
+    struct sync_opts o;              /* copy */
+    struct conn *conn;               /* NULL when not connected */
+    enum sync_state state;           /* see sync.h */
+    uv_timer_t tick;                 /* run mode: change detection */
+    int tick_open;                   /* tick initialised */
+    uint32_t next_req;               /* request ids */
+    uint32_t wait_req;               /* the request answered next */
+    struct inflight inflight[PUSH_WINDOW]; /* PUSHes in flight */
+    uint32_t n_inflight;
+    char scopes[MAX_SCOPES][KZ_LIM_NAME_MAX + 1]; /* pull order */
+    uint32_t n_scopes;
+    char outbox_scopes[16][KZ_LIM_NAME_MAX + 1]; /* scopes we push to */
+    uint32_t n_outbox;
+    uint32_t outbox_i;               /* scope being pushed */
+    uint64_t outbox_after;           /* last seq sent in that scope */
+    uint64_t pull_items;             /* items in the current PULL */
+    int want_push, want_pull;        /* run mode: events */
+    int stopping;                    /* sync_stop called */
+    int subscribed;                  /* SUBSCRIBE sent */
+    int64_t data_version;            /* PRAGMA data_version last seen */
+    uint64_t last_round_ms;          /* run: last full round */
+    int err;                         /* first error */
+    char why[400];                   /* its reason */
+    struct sync_stats st;            /* counts */
+    void (*done)(void *, int, const char *, const struct sync_stats *);
+    void *data;                      /* done's cookie */
+    int done_called;
+};
+
+static void start_round(struct sync *s);
+static void push_more(struct sync *s);
+static void pull(struct sync *s);
+
+static void
+fail(struct sync *s, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+finish_if_closed(struct sync *s)
+{
+    if (s->conn != NULL || s->tick_open || s->done_called)
+        return;
+    s->done_called = 1;
+    s->done(s->data, s->err, s->err ? s->why : "", &s->st);
+    kz_free(s);
+}
+
+static void
+on_tick_closed(uv_handle_t *h)
+{
+    struct sync *s = h->data;
+
+    s->tick_open = 0;
+    finish_if_closed(s);
+}
+
+static void
+shut(struct sync *s)
+{
+    s->state = ST_DONE;
+    if (s->conn)
+        conn_close(s->conn);
+    if (s->tick_open && !uv_is_closing((uv_handle_t *)&s->tick))
+        uv_close((uv_handle_t *)&s->tick, on_tick_closed);
+    finish_if_closed(s);
+}
+
+static void
+fail(struct sync *s, int err, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (s->err == 0) {
+        s->err = err;
+        va_start(ap, fmt);
+        vsnprintf(s->why, sizeof(s->why), fmt, ap);
+        va_end(ap);
+    }
+    shut(s);
+}
+
+static void
+progress(struct sync *s, const char *what)
+{
+    if (!s->o.progress)
+        return;
+    fprintf(stderr, "\r\033[Kkzsync: %s — pushed %llu, pulled %llu changesets",
+            what, (unsigned long long)s->st.pushed,
+            (unsigned long long)s->st.pulled);
+    fflush(stderr);
+}
+
+static int
+send_msg(struct sync *s, struct kz_msg *m)
+{
+    int err = conn_send(s->conn, m);
+
+    if (err)
+        fail(s, err, "cannot send to the server: %s", kz_strerror(err));
+    return err;
+}
+
+/* ---- round: HELLO, clock, roster ------------------------------------ */
+
+static void
+on_ready(struct conn *conn, void *data)
+{
+    struct sync *s = data;
+    struct kz_msg m;
+    static const char sw[] = "kzsync/0.1.0";
+
+    (void)conn;
+    memset(&m, 0, sizeof(m));
+    m.type = KZ_MSG_HELLO;
+    m.hello.min_version = KZ_PROTO_VERSION;
+    m.hello.max_version = KZ_PROTO_VERSION;
+    m.hello.software.p = sw;
+    m.hello.software.len = sizeof(sw) - 1;
+    if (send_msg(s, &m) == 0)
+        s->state = ST_WELCOME;
+}
+
+static void
+check_clock(struct sync *s, uint64_t server_ms)
+{
+    uint64_t now = kz_env_wall_ms(kz_env_system());
+    int64_t diff = (int64_t)server_ms - (int64_t)now;
+    int64_t skew = KZ_HLC_SKEW_MS_DEFAULT;
+    int err;
+
+    if (diff > skew || diff < -skew) {
+        fprintf(stderr,
+                "kzsync: this computer's clock is %lld minutes %s the "
+                "server's; kzsync corrects its own clock by that\n",
+                (long long)(diff < 0 ? -diff : diff) / 60000,
+                diff < 0 ? "ahead of" : "behind");
+        err = replica_set_clock_offset(s->c->r, diff);
+    } else {
+        err = replica_set_clock_offset(s->c->r, 0);
+    }
+    if (err)
+        fail(s, err, "cannot keep the clock offset");
+}
+
+static void
+roster_get(struct sync *s)
+{
+    struct kz_msg m;
+
+    memset(&m, 0, sizeof(m));
+    m.type = KZ_MSG_ROSTER_GET;
+    m.roster_get.req = s->wait_req = ++s->next_req;
+    m.roster_get.have_version = s->c->roster ? roster_version(s->c->roster) : 0;
+    if (send_msg(s, &m) == 0)
+        s->state = ST_ROSTER;
+}
+
+/* The admin uploads its roster when it changed it (kzsync member …). */
+static int
+roster_put_if_dirty(struct sync *s)
+{
+    char dirty[8] = "";
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    struct kz_msg m;
+    int err;
+
+    if (replica_meta_get(s->c->r, "roster_dirty", dirty, sizeof(dirty)) != 0 ||
+        strcmp(dirty, "1") != 0)
+        return 0;
+    if ((err = replica_meta_get_blob(s->c->r, "roster", &bytes, &len))) {
+        fail(s, err, "cannot read the roster to upload");
+        return -1;
+    }
+    memset(&m, 0, sizeof(m));
+    m.type = KZ_MSG_ROSTER_PUT;
+    m.roster_put.req = s->wait_req = ++s->next_req;
+    m.roster_put.roster.p = bytes;
+    m.roster_put.roster.len = len;
+    err = send_msg(s, &m);
+    kz_free(bytes);
+    if (err)
+        return -1;
+    s->state = ST_ROSTER_PUT;
+    return 1;
+}
+
+static void
+after_roster(struct sync *s)
+{
+    int rc = roster_put_if_dirty(s);
+
+    if (rc != 0)
+        return;
+    s->n_scopes = kzc_scopes(s->c, s->scopes, MAX_SCOPES);
+    start_round(s);
+}
+
+/* ---- push ------------------------------------------------------------ */
+
+static void
+collect_scope(void *data, const char *scope, uint64_t n)
+{
+    struct sync *s = data;
+
+    (void)n;
+    if (s->n_outbox < 16)
+        snprintf(s->outbox_scopes[s->n_outbox++], KZ_LIM_NAME_MAX + 1, "%s",
+                 scope);
+}
+
+static void
+push_start(struct sync *s)
+{
+    int made = replica_build(s->c->r, 0);
+
+    if (made < 0) {
+        fail(s, made, "cannot pack local changes: %s", replica_errmsg(s->c->r));
+        return;
+    }
+    s->n_outbox = 0;
+    s->outbox_i = 0;
+    s->outbox_after = 0;
+    if (replica_outbox_scopes(s->c->r, collect_scope, s) != 0) {
+        fail(s, -KZ_EDB, "cannot read the outbox");
+        return;
+    }
+    s->state = ST_PUSH;
+    push_more(s);
+}
+
+static void
+push_more(struct sync *s)
+{
+    while (s->state == ST_PUSH && s->n_inflight < PUSH_WINDOW &&
+           s->outbox_i < s->n_outbox) {
+        struct replica_cs cs;
+        struct kz_msg m;
+        struct kz_sign_sig sig;
+        uint8_t *both;
+        int rc;
+
+        rc = replica_outbox_get(s->c->r, s->outbox_scopes[s->outbox_i],
+                                s->outbox_after, &cs);
+        if (rc < 0) {
+            fail(s, rc, "cannot read the outbox");
+            return;
+        }
+        if (rc == 0) {
+            s->outbox_i++;
+            s->outbox_after = 0;
+            continue;
+        }
+        /* The author signs header ‖ body (PROTOCOL.md §Messages, PUSH). */
+        both = kz_malloc(cs.hdr_len + cs.body_len);
+        if (both == NULL) {
+            replica_cs_clear(&cs);
+            fail(s, -KZ_ENOMEM, "out of memory");
+            return;
+        }
+        memcpy(both, cs.hdr_bytes, cs.hdr_len);
+        memcpy(both + cs.hdr_len, cs.body, cs.body_len);
+        rc = kz_sign_detached(&sig, both, cs.hdr_len + cs.body_len,
+                              &s->c->id.sign_sk);
+        kz_free(both);
+        if (rc) {
+            replica_cs_clear(&cs);
+            fail(s, rc, "cannot sign a changeset");
+            return;
+        }
+        memset(&m, 0, sizeof(m));
+        m.type = KZ_MSG_PUSH;
+        m.push.req = ++s->next_req;
+        m.push.scope.p = cs.hdr.scope;
+        m.push.scope.len = strlen(cs.hdr.scope);
+        m.push.hdr.p = cs.hdr_bytes;
+        m.push.hdr.len = cs.hdr_len;
+        m.push.body.p = cs.body;
+        m.push.body.len = cs.body_len;
+        m.push.sig = sig.b;
+        s->inflight[s->n_inflight].req = m.push.req;
+        snprintf(s->inflight[s->n_inflight].scope, KZ_LIM_NAME_MAX + 1, "%s",
+                 cs.hdr.scope);
+        s->inflight[s->n_inflight].seq = cs.hdr.author_seq;
+        s->outbox_after = cs.hdr.author_seq;
+        rc = send_msg(s, &m);
+        replica_cs_clear(&cs);
+        if (rc)
+            return;
+        s->n_inflight++;
+    }
+    if (s->state == ST_PUSH && s->n_inflight == 0 &&
+        s->outbox_i >= s->n_outbox) {
+        progress(s, "pushed");
+        pull(s);
+    }
+}
+
+static void
+on_push_ack(struct sync *s, const struct kz_msg_push_ack *a)
+{
+    uint32_t i;
+    int err;
+
+    for (i = 0; i < s->n_inflight; i++)
+        if (s->inflight[i].req == a->req)
+            break;
+    if (i == s->n_inflight) {
+        fail(s, -KZ_EMALFORMED, "the server acknowledged an unknown push");
+        return;
+    }
+    /* Durable at the server: it may leave the outbox. */
+    err = replica_outbox_ack(s->c->r, s->inflight[i].scope, s->inflight[i].seq);
+    if (err) {
+        fail(s, err, "cannot update the outbox: %s", replica_errmsg(s->c->r));
+        return;
+    }
+    s->inflight[i] = s->inflight[--s->n_inflight];
+    s->st.pushed++;
+    progress(s, "pushing");
+    push_more(s);
+}
+
+/* ---- pull ------------------------------------------------------------ */
+
+static void
+pull(struct sync *s)
+{
+    struct kz_msg m;
+    struct kz_msg_cursor cur[MAX_SCOPES];
+    uint32_t i;
+
+    memset(&m, 0, sizeof(m));
+    for (i = 0; i < s->n_scopes; i++) {
+        uint64_t seq = 0;
+        if (replica_cursor_get(s->c->r, s->scopes[i], &seq) != 0) {
+            fail(s, -KZ_EDB, "cannot read the cursors");
+            return;
+        }
+        cur[i].scope.p = s->scopes[i];
+        cur[i].scope.len = strlen(s->scopes[i]);
+        cur[i].after_seq = seq;
+    }
+    m.type = KZ_MSG_PULL;
+    m.pull.req = s->wait_req = ++s->next_req;
+    m.pull.cursors = cur;
+    m.pull.n_cursors = s->n_scopes;
+    m.pull.max_bytes = PULL_MAX_BYTES;
+    s->pull_items = 0;
+    if (send_msg(s, &m) == 0)
+        s->state = ST_PULL;
+}
+
+/* Checks a pulled changeset against the roster before anything reads it:
+ * the author is a member allowed to write the scope, and signed it. */
+static int
+verify_item(struct sync *s, const struct kz_msg_item *it,
+            struct kz_cs_header *h, char *scope)
+{
+    const struct roster_member *m;
+    struct kz_sign_pk author;
+    uint8_t *both;
+    int rc;
+
+    if (it->scope.len == 0 || it->scope.len > KZ_LIM_NAME_MAX)
+        return -KZ_EMALFORMED;
+    memcpy(scope, it->scope.p, it->scope.len);
+    scope[it->scope.len] = '\0';
+    if (kz_cs_header_decode(h, it->hdr.p, it->hdr.len, NULL) != 0 ||
+        strcmp(h->scope, scope) != 0)
+        return -KZ_EMALFORMED;
+    memcpy(author.b, h->author, sizeof(author.b));
+    m = s->c->roster ? roster_find_by_sign(s->c->roster, &author) : NULL;
+    if (m == NULL)
+        return -KZ_EAUTH;
+    if (!roster_may_write(s->c->roster, m, scope) &&
+        !(m->revoked && roster_seq_accepted(m, scope, h->author_seq)))
+        return -KZ_EPERM;
+    both = kz_malloc(it->hdr.len + it->body.len);
+    if (both == NULL)
+        return -KZ_ENOMEM;
+    memcpy(both, it->hdr.p, it->hdr.len);
+    memcpy(both + it->hdr.len, it->body.p, it->body.len);
+    rc = crypto_sign_verify_detached(it->sig, both, it->hdr.len + it->body.len,
+                                     h->author);
+    kz_free(both);
+    return rc == 0 ? 0 : -KZ_EAUTH;
+}
+
+static void
+on_batch(struct sync *s, const struct kz_msg_batch *b)
+{
+    uint32_t i;
+
+    for (i = 0; i < b->n_items; i++) {
+        const struct kz_msg_item *it = &b->items[i];
+        struct kz_cs_header h;
+        struct apply_stats st;
+        char scope[KZ_LIM_NAME_MAX + 1];
+        int err = verify_item(s, it, &h, scope);
+
+        if (err) {
+            fail(s, err == -KZ_ENOMEM ? err : -KZ_EREFUSED,
+                 "refused changeset %llu of %s: %s",
+                 (unsigned long long)it->server_seq, scope,
+                 err == -KZ_EAUTH    ? "not signed by a device of the roster"
+                 : err == -KZ_EPERM  ? "its author may not write this scope"
+                                     : "malformed");
+            return;
+        }
+        err = replica_apply_at(s->c->r, &h, it->body.p, it->body.len,
+                               it->server_seq, &st);
+        if (err == -KZ_ESEQ) {
+            fail(s, err,
+                 "changesets missing: %s (the server withheld or lost them)",
+                 replica_errmsg(s->c->r));
+            return;
+        }
+        if (err) {
+            fail(s, err, "cannot apply changeset %llu of %s: %s",
+                 (unsigned long long)it->server_seq, scope,
+                 replica_errmsg(s->c->r));
+            return;
+        }
+        s->st.pulled++;
+        s->pull_items++;
+        if (!st.duplicate) {
+            s->st.applied++;
+            s->st.rows += st.rows;
+            s->st.conflicts += st.conflicts;
+            s->st.quarantined += st.quarantined;
+        }
+    }
+    progress(s, "pulling");
+    if (!b->done)
+        return;
+    if (s->pull_items > 0) {
+        pull(s); /* more may be waiting */
+        return;
+    }
+    /* Round complete. */
+    s->last_round_ms = uv_now(s->loop);
+    {
+        char when[32];
+        time_t t = time(NULL);
+        strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+        if (replica_meta_set(s->c->r, "last_sync", when) != 0) {
+            fail(s, -KZ_EDB, "cannot record the sync time");
+            return;
+        }
+    }
+    if (!s->o.run || s->stopping) {
+        shut(s);
+        return;
+    }
+    s->state = ST_IDLE;
+    if (!s->subscribed) {
+        struct kz_msg m;
+        struct kz_str sc[MAX_SCOPES];
+        for (i = 0; i < s->n_scopes; i++) {
+            sc[i].p = s->scopes[i];
+            sc[i].len = strlen(s->scopes[i]);
+        }
+        memset(&m, 0, sizeof(m));
+        m.type = KZ_MSG_SUBSCRIBE;
+        m.subscribe.scopes = sc;
+        m.subscribe.n_scopes = s->n_scopes;
+        if (send_msg(s, &m) != 0)
+            return;
+        s->subscribed = 1;
+    }
+    if (s->want_push || s->want_pull)
+        start_round(s);
+}
+
+static void
+start_round(struct sync *s)
+{
+    s->want_push = s->want_pull = 0;
+    push_start(s);
+}
+
+/* ---- messages -------------------------------------------------------- */
+
+static int
+exit_err_for(uint32_t code)
+{
+    switch (code) {
+    case KZ_WIRE_AUTH:
+    case KZ_WIRE_PERM:
+    case KZ_WIRE_SIGNATURE:
+    case KZ_WIRE_ROSTER:
+        return -KZ_EREFUSED;
+    case KZ_WIRE_VERSION:
+        return -KZ_EVERSION;
+    default:
+        return -KZ_EIO;
+    }
+}
+
+static void
+on_msg(struct conn *conn, const struct kz_msg *m, void *data)
+{
+    struct sync *s = data;
+    int err;
+
+    (void)conn;
+    if (s->state == ST_DONE)
+        return;
+    switch (m->type) {
+    case KZ_MSG_WELCOME:
+        if (s->state != ST_WELCOME)
+            break;
+        check_clock(s, m->welcome.server_time_ms);
+        if (s->state != ST_DONE)
+            roster_get(s);
+        return;
+    case KZ_MSG_ROSTER:
+        if (s->state != ST_ROSTER || m->roster.req != s->wait_req)
+            break;
+        if (m->roster.has_roster) {
+            err = kzc_set_roster(s->c, m->roster.roster.p, m->roster.roster.len);
+            if (err < 0) {
+                fail(s, err == -KZ_EAUTH ? -KZ_EREFUSED : err, "%s", s->c->err);
+                return;
+            }
+        }
+        if (s->c->roster == NULL) {
+            fail(s, -KZ_EREFUSED,
+                 "the server has no roster yet: the state office must sync "
+                 "first (kzsync init --create-network, then kzsync sync)");
+            return;
+        }
+        after_roster(s);
+        return;
+    case KZ_MSG_OK:
+        if (s->state != ST_ROSTER_PUT || m->ok.req != s->wait_req)
+            break;
+        if ((err = replica_meta_set(s->c->r, "roster_dirty", "0"))) {
+            fail(s, err, "cannot update the roster state");
+            return;
+        }
+        s->n_scopes = kzc_scopes(s->c, s->scopes, MAX_SCOPES);
+        start_round(s);
+        return;
+    case KZ_MSG_PUSH_ACK:
+        if (s->state != ST_PUSH)
+            break;
+        on_push_ack(s, &m->push_ack);
+        return;
+    case KZ_MSG_BATCH:
+        if (s->state != ST_PULL || m->batch.req != s->wait_req)
+            break;
+        on_batch(s, &m->batch);
+        return;
+    case KZ_MSG_NOTIFY:
+        s->want_pull = 1;
+        if (s->state == ST_IDLE)
+            start_round(s);
+        return;
+    case KZ_MSG_PING: {
+        struct kz_msg r = *m;
+        r.type = KZ_MSG_PONG;
+        (void)send_msg(s, &r);
+        return;
+    }
+    case KZ_MSG_PONG:
+        return;
+    case KZ_MSG_ERROR: {
+        char text[300];
+        snprintf(text, sizeof(text), "%.*s", (int)m->error.text.len,
+                 m->error.text.p);
+        if (m->error.code == KZ_WIRE_AUTH)
+            fail(s, -KZ_EREFUSED,
+                 "the server refused this device: %s (the state office adds "
+                 "devices with kzsync member add)",
+                 text);
+        else
+            fail(s, exit_err_for(m->error.code), "the server refused: %s: %s",
+                 kz_wire_err_name(m->error.code), text);
+        return;
+    }
+    default:
+        break;
+    }
+    fail(s, -KZ_EMALFORMED, "unexpected %s from the server",
+         kz_msg_name(m->type));
+}
+
+static void
+on_conn_close(struct conn *conn, int err, const char *why, void *data)
+{
+    struct sync *s = data;
+
+    (void)conn;
+    s->conn = NULL;
+    if (err && s->err == 0) {
+        s->err = err;
+        snprintf(s->why, sizeof(s->why), "%s", why);
+    } else if (s->err == 0 && s->state != ST_DONE) {
+        s->err = -KZ_ECLOSED;
+        snprintf(s->why, sizeof(s->why), "the server closed the connection");
+    }
+    shut(s);
+}
+
+/* Run mode: notice local writes (any connection) and the periodic round. */
+static void
+on_tick(uv_timer_t *t)
+{
+    struct sync *s = t->data;
+    sqlite3_stmt *st = NULL;
+    int64_t dv = s->data_version;
+
+    if (s->state == ST_DONE)
+        return;
+    if (sqlite3_prepare_v2(replica_db(s->c->r), "PRAGMA data_version", -1,
+                           &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        dv = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    if (dv != s->data_version) {
+        s->data_version = dv;
+        s->want_push = 1;
+    }
+    if (s->o.every_s &&
+        uv_now(s->loop) - s->last_round_ms >= (uint64_t)s->o.every_s * 1000u) {
+        s->want_push = s->want_pull = 1;
+    }
+    if (s->state == ST_IDLE && (s->want_push || s->want_pull))
+        start_round(s);
+}
+
+int
+sync_start(struct sync **out, uv_loop_t *loop, struct kzc *c,
+           const struct sync_opts *o,
+           void (*done)(void *, int, const char *, const struct sync_stats *),
+           void *data)
+{
+    static const struct conn_cbs cbs = {on_ready, on_msg, on_conn_close};
+    struct conn_opts co;
+    struct sync *s;
+    int err;
+
+    *out = NULL;
+    s = kz_calloc(1, sizeof(*s));
+    if (s == NULL)
+        return -KZ_ENOMEM;
+    s->loop = loop;
+    s->c = c;
+    s->o = *o;
+    s->done = done;
+    s->data = data;
+    s->state = ST_CONNECT;
+    s->data_version = -1;
+    memset(&co, 0, sizeof(co));
+    co.server = c->server;
+    co.sk = &c->id.dh_sk;
+    co.server_pk = &c->server_pk;
+    co.timeout_ms = o->timeout_ms ? o->timeout_ms : 30000;
+    if (o->run) {
+        uv_timer_init(loop, &s->tick);
+        s->tick.data = s;
+        s->tick_open = 1;
+        uv_timer_start(&s->tick, on_tick, TICK_MS, TICK_MS);
+        s->last_round_ms = uv_now(loop);
+        /* The connection must outlive silence: the server's idle limit is
+         * far above our tick, and we answer its PINGs. */
+        co.timeout_ms = 0;
+    }
+    err = conn_open(&s->conn, loop, &co, &cbs, s);
+    if (err) {
+        if (s->tick_open) {
+            uv_close((uv_handle_t *)&s->tick, NULL);
+            /* freed after the close callback: keep it simple and run it */
+            uv_run(loop, UV_RUN_NOWAIT);
+        }
+        kz_free(s);
+        return err;
+    }
+    *out = s;
+    return 0;
+}
+
+void
+sync_stop(struct sync *s)
+{
+    s->stopping = 1;
+    if (s->state == ST_IDLE || s->state == ST_CONNECT ||
+        s->state == ST_WELCOME || s->state == ST_ROSTER)
+        shut(s);
+}
