@@ -10,6 +10,7 @@
 #include "alloc.h"
 #include "err.h"
 #include "join.h"
+#include "keys.h"
 #include "limits.h"
 #include "mpk.h"
 #include "rd.h"
@@ -102,6 +103,18 @@ kzc_open(struct kzc *c, const char *dir)
         c->have_admin = 1;
     if ((err = load_roster(c)))
         goto fail;
+    if ((err = keys_init(c)))
+        goto fail;
+    if (sqlite3_exec(replica_db(c->r),
+                     "CREATE TABLE IF NOT EXISTS kz_sealed(scope TEXT NOT NULL,"
+                     " seq INTEGER NOT NULL, hdr BLOB NOT NULL, body BLOB NOT"
+                     " NULL, sig BLOB NOT NULL, PRIMARY KEY (scope, seq))"
+                     " WITHOUT ROWID",
+                     NULL, NULL, NULL) != SQLITE_OK) {
+        snprintf(c->err, sizeof(c->err), "cannot create kz_sealed");
+        err = -KZ_EDB;
+        goto fail;
+    }
     return 0;
 fail:
     kzc_close(c);

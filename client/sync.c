@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -15,6 +16,8 @@
 #include "err.h"
 #include "errcode.h"
 #include "hlc.h"
+#include "keys.h"
+#include "seal.h"
 
 #include "sync.h"
 
@@ -28,6 +31,8 @@ enum sync_state {
     ST_WELCOME,     /* HELLO sent */
     ST_ROSTER,      /* ROSTER_GET sent */
     ST_ROSTER_PUT,  /* ROSTER_PUT sent */
+    ST_KEYS,        /* KEYS_GET sent */
+    ST_KEYS_PUT,    /* KEYS_PUT sent */
     ST_PUSH,        /* pushing the outbox */
     ST_PULL,        /* pulling */
     ST_IDLE,        /* run mode: waiting for events */
@@ -61,6 +66,8 @@ struct sync {
     uint64_t outbox_after;           /* last seq sent in that scope */
     uint64_t pull_items;             /* items in the current PULL */
     int want_push, want_pull;        /* run mode: events */
+    struct keys_out owed;            /* envelopes being uploaded */
+    char no_key[KZ_LIM_NAME_MAX + 1]; /* a scope we could not seal for */
     int stopping;                    /* sync_stop called */
     int subscribed;                  /* SUBSCRIBE sent */
     int64_t data_version;            /* PRAGMA data_version last seen */
@@ -87,6 +94,7 @@ finish_if_closed(struct sync *s)
     if (s->conn != NULL || s->tick_open || s->done_called)
         return;
     s->done_called = 1;
+    keys_out_free(&s->owed);
     s->done(s->data, s->err, s->err ? s->why : "", &s->st);
     kz_free(s);
 }
@@ -232,6 +240,94 @@ roster_put_if_dirty(struct sync *s)
 }
 
 static void
+keys_get_next(struct sync *s)
+{
+    struct kz_msg m;
+    char after[32] = "0";
+
+    if (replica_meta_get(s->c->r, "keys_after", after, sizeof(after)) != 0)
+        snprintf(after, sizeof(after), "0");
+    memset(&m, 0, sizeof(m));
+    m.type = KZ_MSG_KEYS_GET;
+    m.keys_get.req = s->wait_req = ++s->next_req;
+    m.keys_get.after_id = strtoull(after, NULL, 10);
+    if (send_msg(s, &m) == 0)
+        s->state = ST_KEYS;
+}
+
+/* Keys we make or owe others go up before our changesets need them. */
+static void
+keys_put_owed(struct sync *s)
+{
+    struct kz_msg m;
+    struct kz_msg_bin *envs;
+    uint32_t i, n;
+    int err;
+
+    keys_out_free(&s->owed);
+    err = keys_duties(s->c, &s->owed);
+    if (err) {
+        fail(s, err, "cannot make or share scope keys: %s", kz_strerror(err));
+        return;
+    }
+    if (s->owed.n == 0) {
+        start_round(s);
+        return;
+    }
+    n = s->owed.n > KZ_LIM_KEYS_MAX ? KZ_LIM_KEYS_MAX : s->owed.n;
+    envs = kz_calloc(n, sizeof(*envs));
+    if (envs == NULL) {
+        fail(s, -KZ_ENOMEM, "out of memory");
+        return;
+    }
+    for (i = 0; i < n; i++) {
+        envs[i].p = s->owed.envs[i].bytes;
+        envs[i].len = s->owed.envs[i].len;
+    }
+    s->owed.n = n; /* the rest goes with the next round */
+    memset(&m, 0, sizeof(m));
+    m.type = KZ_MSG_KEYS_PUT;
+    m.keys_put.req = s->wait_req = ++s->next_req;
+    m.keys_put.envs = envs;
+    m.keys_put.n_envs = n;
+    err = send_msg(s, &m);
+    kz_free(envs);
+    if (err == 0)
+        s->state = ST_KEYS_PUT;
+}
+
+static void
+on_keys(struct sync *s, const struct kz_msg_keys *k)
+{
+    uint64_t last = 0;
+    uint32_t i;
+    char text[32];
+
+    for (i = 0; i < k->n_keys; i++) {
+        const char *why = NULL;
+        int rc = keys_accept(s->c, k->keys[i].env.p, k->keys[i].env.len, &why);
+        if (rc < 0) {
+            fail(s, -KZ_EREFUSED, "refused a key envelope from the server: %s",
+                 why ? why : kz_strerror(rc));
+            return;
+        }
+        last = k->keys[i].id;
+    }
+    if (last) {
+        snprintf(text, sizeof(text), "%llu", (unsigned long long)last);
+        if (replica_meta_set(s->c->r, "keys_after", text) != 0) {
+            fail(s, -KZ_EDB, "cannot record the keys received");
+            return;
+        }
+    }
+    if (!k->done) {
+        keys_get_next(s);
+        return;
+    }
+    keys_put_owed(s);
+}
+
+static void
 after_roster(struct sync *s)
 {
     int rc = roster_put_if_dirty(s);
@@ -239,7 +335,7 @@ after_roster(struct sync *s)
     if (rc != 0)
         return;
     s->n_scopes = kzc_scopes(s->c, s->scopes, MAX_SCOPES);
-    start_round(s);
+    keys_get_next(s);
 }
 
 /* ---- push ------------------------------------------------------------ */
@@ -275,6 +371,116 @@ push_start(struct sync *s)
     push_more(s);
 }
 
+/* A changeset as it goes to the server: header with the key epoch, body
+ * sealed under the scope's newest key, the author's signature over both. */
+struct sealed {
+    uint8_t *hdr, *body;    /* owned */
+    size_t hdr_len, body_len;
+    uint8_t sig[64];
+};
+
+static int
+sealed_get(struct sync *s, const char *scope, uint64_t seq, struct sealed *sd)
+{
+    sqlite3_stmt *st = NULL;
+    int found = 0;
+
+    memset(sd, 0, sizeof(*sd));
+    if (sqlite3_prepare_v2(replica_db(s->c->r),
+                           "SELECT hdr, body, sig FROM kz_sealed WHERE"
+                           " scope = ? AND seq = ?",
+                           -1, &st, NULL) != SQLITE_OK)
+        return -KZ_EDB;
+    sqlite3_bind_text(st, 1, scope, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (int64_t)seq);
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 2) == 64) {
+        sd->hdr_len = (size_t)sqlite3_column_bytes(st, 0);
+        sd->body_len = (size_t)sqlite3_column_bytes(st, 1);
+        sd->hdr = kz_malloc(sd->hdr_len);
+        sd->body = kz_malloc(sd->body_len ? sd->body_len : 1);
+        if (sd->hdr && sd->body) {
+            memcpy(sd->hdr, sqlite3_column_blob(st, 0), sd->hdr_len);
+            memcpy(sd->body, sqlite3_column_blob(st, 1), sd->body_len);
+            memcpy(sd->sig, sqlite3_column_blob(st, 2), 64);
+            found = 1;
+        } else {
+            kz_free(sd->hdr);
+            kz_free(sd->body);
+            memset(sd, 0, sizeof(*sd));
+            found = -KZ_ENOMEM;
+        }
+    }
+    sqlite3_finalize(st);
+    return found;
+}
+
+/*
+ * Seals a changeset once and keeps the result (kz_sealed), so that a
+ * re-push after a crash sends the very same bytes: the server acknowledges
+ * a re-sent changeset only if it is identical.  Returns 0, 1 if this device
+ * has no key for the scope yet, or an error.
+ */
+static int
+seal_outbox(struct sync *s, const struct replica_cs *cs, struct sealed *sd)
+{
+    struct kz_cs_header h = cs->hdr;
+    struct kz_aead_key key;
+    struct kz_sign_sig sig;
+    sqlite3_stmt *st = NULL;
+    uint8_t *both;
+    uint64_t epoch = 0;
+    int rc;
+
+    rc = sealed_get(s, cs->hdr.scope, cs->hdr.author_seq, sd);
+    if (rc != 0)
+        return rc < 0 ? rc : 0;
+    if (keys_latest(s->c, h.scope, &epoch) != 0 ||
+        keys_get(s->c, h.scope, epoch, &key) != 0)
+        return 1;
+    h.epoch = (uint32_t)epoch;
+    if ((rc = kz_cs_header_encode(&h, &sd->hdr, &sd->hdr_len)) != 0)
+        goto out;
+    rc = kz_seal_body(&sd->body, &sd->body_len, cs->body, cs->body_len,
+                      sd->hdr, sd->hdr_len, &key, kz_env_system());
+    if (rc)
+        goto out;
+    both = kz_malloc(sd->hdr_len + sd->body_len);
+    if (both == NULL) {
+        rc = -KZ_ENOMEM;
+        goto out;
+    }
+    memcpy(both, sd->hdr, sd->hdr_len);
+    memcpy(both + sd->hdr_len, sd->body, sd->body_len);
+    rc = kz_sign_detached(&sig, both, sd->hdr_len + sd->body_len,
+                          &s->c->id.sign_sk);
+    kz_free(both);
+    if (rc)
+        goto out;
+    memcpy(sd->sig, sig.b, sizeof(sd->sig));
+    rc = sqlite3_prepare_v2(replica_db(s->c->r),
+                            "INSERT INTO kz_sealed VALUES (?, ?, ?, ?, ?)", -1,
+                            &st, NULL) == SQLITE_OK
+             ? 0
+             : -KZ_EDB;
+    if (rc == 0) {
+        sqlite3_bind_text(st, 1, h.scope, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, (int64_t)h.author_seq);
+        sqlite3_bind_blob(st, 3, sd->hdr, (int)sd->hdr_len, SQLITE_STATIC);
+        sqlite3_bind_blob(st, 4, sd->body, (int)sd->body_len, SQLITE_STATIC);
+        sqlite3_bind_blob(st, 5, sd->sig, 64, SQLITE_STATIC);
+        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -KZ_EDB;
+    }
+    sqlite3_finalize(st);
+out:
+    sodium_memzero(&key, sizeof(key));
+    if (rc) {
+        kz_free(sd->hdr);
+        kz_free(sd->body);
+        memset(sd, 0, sizeof(*sd));
+    }
+    return rc;
+}
+
 static void
 push_more(struct sync *s)
 {
@@ -283,7 +489,6 @@ push_more(struct sync *s)
         struct replica_cs cs;
         struct kz_msg m;
         struct kz_sign_sig sig;
-        uint8_t *both;
         int rc;
 
         rc = replica_outbox_get(s->c->r, s->outbox_scopes[s->outbox_i],
@@ -297,22 +502,30 @@ push_more(struct sync *s)
             s->outbox_after = 0;
             continue;
         }
-        /* The author signs header ‖ body (PROTOCOL.md §Messages, PUSH). */
-        both = kz_malloc(cs.hdr_len + cs.body_len);
-        if (both == NULL) {
-            replica_cs_clear(&cs);
-            fail(s, -KZ_ENOMEM, "out of memory");
-            return;
-        }
-        memcpy(both, cs.hdr_bytes, cs.hdr_len);
-        memcpy(both + cs.hdr_len, cs.body, cs.body_len);
-        rc = kz_sign_detached(&sig, both, cs.hdr_len + cs.body_len,
-                              &s->c->id.sign_sk);
-        kz_free(both);
-        if (rc) {
-            replica_cs_clear(&cs);
-            fail(s, rc, "cannot sign a changeset");
-            return;
+        {
+            struct sealed sd;
+            rc = seal_outbox(s, &cs, &sd);
+            if (rc == 1) {
+                /* No key for this scope yet: leave it in the outbox. */
+                snprintf(s->no_key, sizeof(s->no_key), "%s", cs.hdr.scope);
+                replica_cs_clear(&cs);
+                s->outbox_i++;
+                s->outbox_after = 0;
+                continue;
+            }
+            if (rc < 0) {
+                replica_cs_clear(&cs);
+                fail(s, rc, "cannot seal a changeset: %s", kz_strerror(rc));
+                return;
+            }
+            /* PUSH carries the sealed form; keep cs's bytes for the ids. */
+            kz_free(cs.hdr_bytes);
+            kz_free(cs.body);
+            cs.hdr_bytes = sd.hdr;
+            cs.hdr_len = sd.hdr_len;
+            cs.body = sd.body;
+            cs.body_len = sd.body_len;
+            memcpy(sig.b, sd.sig, sizeof(sig.b));
         }
         memset(&m, 0, sizeof(m));
         m.type = KZ_MSG_PUSH;
@@ -357,6 +570,21 @@ on_push_ack(struct sync *s, const struct kz_msg_push_ack *a)
     }
     /* Durable at the server: it may leave the outbox. */
     err = replica_outbox_ack(s->c->r, s->inflight[i].scope, s->inflight[i].seq);
+    if (err == 0) {
+        sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(replica_db(s->c->r),
+                               "DELETE FROM kz_sealed WHERE scope = ? AND"
+                               " seq <= ?",
+                               -1, &st, NULL) == SQLITE_OK) {
+            sqlite3_bind_text(st, 1, s->inflight[i].scope, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(st, 2, (int64_t)s->inflight[i].seq);
+            if (sqlite3_step(st) != SQLITE_DONE)
+                err = -KZ_EDB;
+        } else {
+            err = -KZ_EDB;
+        }
+        sqlite3_finalize(st);
+    }
     if (err) {
         fail(s, err, "cannot update the outbox: %s", replica_errmsg(s->c->r));
         return;
@@ -454,8 +682,44 @@ on_batch(struct sync *s, const struct kz_msg_batch *b)
                                      : "malformed");
             return;
         }
-        err = replica_apply_at(s->c->r, &h, it->body.p, it->body.len,
-                               it->server_seq, &st);
+        {
+            struct kz_aead_key key;
+            uint8_t *plain = NULL;
+            size_t plain_len = 0;
+
+            if (memcmp(h.author, s->c->id.sign_pk.b, 32) == 0) {
+                /* Our own changeset: already here; only the cursor moves. */
+                err = replica_cursor_set(s->c->r, scope, it->server_seq);
+                if (err) {
+                    fail(s, err, "cannot move the cursor");
+                    return;
+                }
+                s->st.pulled++;
+                s->pull_items++;
+                continue;
+            }
+            if (keys_get(s->c, scope, h.epoch, &key) != 0) {
+                fail(s, -KZ_EREFUSED,
+                     "no key yet for %s (epoch %u): the state office, or the "
+                     "site's first device, must sync first; then sync again",
+                     scope, h.epoch);
+                return;
+            }
+            err = kz_open_body(&plain, &plain_len, it->body.p, it->body.len,
+                               it->hdr.p, it->hdr.len, &key);
+            sodium_memzero(&key, sizeof(key));
+            if (err) {
+                fail(s, -KZ_EREFUSED,
+                     "changeset %llu of %s does not decrypt: tampered with, "
+                     "or sealed under another key",
+                     (unsigned long long)it->server_seq, scope);
+                return;
+            }
+            err = replica_apply_at(s->c->r, &h, plain, plain_len,
+                                   it->server_seq, &st);
+            sodium_memzero(plain, plain_len);
+            kz_free(plain);
+        }
         if (err == -KZ_ESEQ) {
             fail(s, err,
                  "changesets missing: %s (the server withheld or lost them)",
@@ -485,6 +749,14 @@ on_batch(struct sync *s, const struct kz_msg_batch *b)
         return;
     }
     /* Round complete. */
+    if (s->no_key[0] && !s->o.run) {
+        fail(s, -KZ_EREFUSED,
+             "changes of %s wait in the outbox: this device has no key for it "
+             "yet (the state office, or the site's first device, must sync "
+             "first)",
+             s->no_key);
+        return;
+    }
     s->last_round_ms = uv_now(s->loop);
     {
         char when[32];
@@ -523,6 +795,7 @@ static void
 start_round(struct sync *s)
 {
     s->want_push = s->want_pull = 0;
+    s->no_key[0] = '\0';
     push_start(s);
 }
 
@@ -580,14 +853,31 @@ on_msg(struct conn *conn, const struct kz_msg *m, void *data)
         after_roster(s);
         return;
     case KZ_MSG_OK:
-        if (s->state != ST_ROSTER_PUT || m->ok.req != s->wait_req)
+        if (m->ok.req != s->wait_req)
             break;
-        if ((err = replica_meta_set(s->c->r, "roster_dirty", "0"))) {
-            fail(s, err, "cannot update the roster state");
+        if (s->state == ST_ROSTER_PUT) {
+            if ((err = replica_meta_set(s->c->r, "roster_dirty", "0"))) {
+                fail(s, err, "cannot update the roster state");
+                return;
+            }
+            s->n_scopes = kzc_scopes(s->c, s->scopes, MAX_SCOPES);
+            keys_get_next(s);
             return;
         }
-        s->n_scopes = kzc_scopes(s->c, s->scopes, MAX_SCOPES);
-        start_round(s);
+        if (s->state == ST_KEYS_PUT) {
+            if ((err = keys_sent(s->c, &s->owed))) {
+                fail(s, err, "cannot record the keys shared");
+                return;
+            }
+            keys_out_free(&s->owed);
+            start_round(s);
+            return;
+        }
+        break;
+    case KZ_MSG_KEYS:
+        if (s->state != ST_KEYS || m->keys.req != s->wait_req)
+            break;
+        on_keys(s, &m->keys);
         return;
     case KZ_MSG_PUSH_ACK:
         if (s->state != ST_PUSH)

@@ -30,6 +30,7 @@
 #include "err.h"
 #include "errcode.h"
 #include "log.h"
+#include "seal.h"
 
 #include "server_int.h"
 
@@ -723,6 +724,182 @@ on_roster_get(struct session *s, const struct kz_msg_roster_get *g)
     s->refs++;
 }
 
+/* ---- KEYS ---------------------------------------------------------- */
+
+struct keys_ctx {
+    struct session *s;   /* refs held */
+    uint32_t req;        /* the request */
+};
+
+static void
+on_keys_stored(void *data, int status, uint64_t last_id)
+{
+    struct keys_ctx *x = data;
+    struct session *s = x->s;
+
+    (void)last_id;
+    s->refs--;
+    if (s->state != SS_CLOSING) {
+        if (status == 0) {
+            struct kz_msg m;
+            memset(&m, 0, sizeof(m));
+            m.type = KZ_MSG_OK;
+            m.ok.req = x->req;
+            (void)send_msg(s, &m);
+        } else {
+            send_error(s, x->req, KZ_WIRE_STORE,
+                       "the key envelopes could not be stored");
+        }
+        session_flush(s);
+    }
+    kz_free(x);
+    maybe_free(s);
+}
+
+/*
+ * Key envelopes are relayed, never opened: the server checks that each is
+ * signed by the member it names as sealer, that this member is the one
+ * connected, that it may hold the scope, and that the recipient is a member
+ * entitled to it — then stores it for the recipient.
+ */
+static void
+on_keys_put(struct session *s, const struct kz_msg_keys_put *p)
+{
+    struct store_key *keys;
+    struct keys_ctx *x;
+    uint32_t i;
+    int err;
+
+    if (p->n_envs == 0) {
+        send_error(s, p->req, KZ_WIRE_PROTOCOL, "no envelopes");
+        return;
+    }
+    keys = kz_calloc(p->n_envs, sizeof(*keys));
+    x = kz_calloc(1, sizeof(*x));
+    if (keys == NULL || x == NULL) {
+        kz_free(keys);
+        kz_free(x);
+        send_error(s, p->req, KZ_WIRE_BUSY, "out of memory");
+        return;
+    }
+    for (i = 0; i < p->n_envs; i++) {
+        struct kz_env_info info;
+        struct member to;
+        const char *why = NULL;
+
+        err = kz_env_decode(&info, p->envs[i].p, p->envs[i].len, &why);
+        if (err == 0 && memcmp(info.sealer.b, s->member.sign_pk, 32) != 0) {
+            err = -KZ_EPERM;
+            why = "an envelope sealed by another member";
+        }
+        if (err == 0 && !auth_may_read(s->srv, &s->member, info.scope)) {
+            err = -KZ_EPERM;
+            why = "the sealer may not hold this scope";
+        }
+        if (err == 0 && (auth_admit(s->srv, &info.recipient, &to) != 0 ||
+                         !auth_may_read(s->srv, &to, info.scope))) {
+            err = -KZ_EPERM;
+            why = "the recipient may not hold this scope";
+        }
+        if (err) {
+            uint32_t j;
+            for (j = 0; j < i; j++)
+                kz_free(keys[j].bytes);
+            kz_free(keys);
+            kz_free(x);
+            send_error(s, p->req,
+                       err == -KZ_EAUTH ? KZ_WIRE_SIGNATURE : KZ_WIRE_PERM,
+                       why ? why : "envelope refused");
+            return;
+        }
+        memcpy(keys[i].recipient, info.recipient.b, 32);
+        keys[i].bytes = kz_malloc(p->envs[i].len);
+        if (keys[i].bytes == NULL) {
+            uint32_t j;
+            for (j = 0; j < i; j++)
+                kz_free(keys[j].bytes);
+            kz_free(keys);
+            kz_free(x);
+            send_error(s, p->req, KZ_WIRE_BUSY, "out of memory");
+            return;
+        }
+        memcpy(keys[i].bytes, p->envs[i].p, p->envs[i].len);
+        keys[i].len = p->envs[i].len;
+    }
+    x->s = s;
+    x->req = p->req;
+    err = store_keys_put(s->srv->store, keys, p->n_envs, on_keys_stored, x);
+    if (err) {
+        for (i = 0; i < p->n_envs; i++)
+            kz_free(keys[i].bytes);
+        kz_free(x);
+        send_error(s, p->req, KZ_WIRE_BUSY, "the server is busy; retry later");
+    } else {
+        s->refs++;
+    }
+    kz_free(keys);
+}
+
+static void
+on_keys_got(void *data, int status, struct store_keys_res *res)
+{
+    struct keys_ctx *x = data;
+    struct session *s = x->s;
+
+    s->refs--;
+    if (s->state != SS_CLOSING) {
+        if (status != 0) {
+            send_error(s, x->req, KZ_WIRE_STORE, "cannot read key envelopes");
+        } else {
+            struct kz_msg m;
+            struct kz_msg_key *k = NULL;
+            uint32_t i;
+            if (res->n)
+                k = kz_calloc(res->n, sizeof(*k));
+            if (res->n && k == NULL) {
+                send_error(s, x->req, KZ_WIRE_BUSY, "out of memory");
+            } else {
+                for (i = 0; i < res->n; i++) {
+                    k[i].id = res->keys[i].id;
+                    k[i].env.p = res->keys[i].bytes;
+                    k[i].env.len = res->keys[i].len;
+                }
+                memset(&m, 0, sizeof(m));
+                m.type = KZ_MSG_KEYS;
+                m.keys.req = x->req;
+                m.keys.keys = k;
+                m.keys.n_keys = res->n;
+                m.keys.done = !res->more;
+                (void)send_msg(s, &m);
+                kz_free(k);
+            }
+        }
+        session_flush(s);
+    }
+    kz_free(x);
+    maybe_free(s);
+}
+
+static void
+on_keys_get(struct session *s, const struct kz_msg_keys_get *g)
+{
+    struct keys_ctx *x = kz_calloc(1, sizeof(*x));
+
+    if (x == NULL) {
+        send_error(s, g->req, KZ_WIRE_BUSY, "out of memory");
+        return;
+    }
+    x->s = s;
+    x->req = g->req;
+    if (store_keys_get(s->srv->store, s->member.dh_pk, g->after_id,
+                       KZ_LIM_KEYS_MAX, on_keys_got, x) != 0) {
+        kz_free(x);
+        send_error(s, g->req, KZ_WIRE_BUSY, "the server is busy");
+        return;
+    }
+    s->refs++;
+}
+
 /* ---- dispatch ------------------------------------------------------ */
 
 static void
@@ -787,11 +964,10 @@ on_message(struct session *s, const uint8_t *p, size_t len)
         on_roster_put(s, &m.roster_put);
         break;
     case KZ_MSG_KEYS_PUT:
+        on_keys_put(s, &m.keys_put);
+        break;
     case KZ_MSG_KEYS_GET:
-        send_error(s, m.type == KZ_MSG_KEYS_PUT ? m.keys_put.req
-                                                : m.keys_get.req,
-                   KZ_WIRE_NOT_FOUND,
-                   "this server version keeps no key envelopes");
+        on_keys_get(s, &m.keys_get);
         break;
     default:
         protocol_error(s, KZ_WIRE_STATE, "message not allowed now");
