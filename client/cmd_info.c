@@ -223,7 +223,41 @@ cmd_status(int argc, char **argv)
     sodium_bin2hex(hex, sizeof(hex), replica_device_key(r), 32);
     printf("replica   %s/replica.db\n", argv[1]);
     printf("site      %s\n", replica_site(r));
-    printf("device    %s\n", hex);
+    {
+        char v[256];
+        if (replica_meta_get(r, "device", v, sizeof(v)) == 0)
+            printf("device    %s (%.16s…)\n", v, hex);
+        else
+            printf("device    %.16s…\n", hex);
+        printf("role      %s\n", replica_role(r) == REPLICA_ROLE_ADMIN
+                                      ? "admin (state office)"
+                                  : replica_role(r) == REPLICA_ROLE_OBSERVER
+                                      ? "observer"
+                                      : "site");
+        if (replica_meta_get(r, "server", v, sizeof(v)) == 0)
+            printf("server    %s\n", v);
+        if (replica_meta_get(r, "last_sync", v, sizeof(v)) == 0)
+            printf("last sync %s (UTC)\n", v);
+        else
+            printf("last sync never\n");
+    }
+    {
+        sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(replica_db(r),
+                               "SELECT scope, server_seq FROM kz_cursor"
+                               " ORDER BY scope",
+                               -1, &st, NULL) == SQLITE_OK) {
+            int any = 0;
+            while (sqlite3_step(st) == SQLITE_ROW) {
+                if (!any)
+                    printf("received (per scope, up to the server's number):\n");
+                any = 1;
+                printf("  %-24s %lld\n", sqlite3_column_text(st, 0),
+                       (long long)sqlite3_column_int64(st, 1));
+            }
+        }
+        sqlite3_finalize(st);
+    }
     printf("pending:\n");
     if (count(r, "SELECT count(*) FROM kz_outbox") == 0)
         printf("  nothing to send\n");
