@@ -25,6 +25,7 @@
 #define PULL_MAX_BYTES (8u * 1024 * 1024)
 #define MAX_SCOPES 256u
 #define TICK_MS 1000u
+#define KEEPALIVE_MS 60000u
 
 enum sync_state {
     ST_CONNECT = 1, /* connecting, handshake */
@@ -72,6 +73,7 @@ struct sync {
     int subscribed;                  /* SUBSCRIBE sent */
     int64_t data_version;            /* PRAGMA data_version last seen */
     uint64_t last_round_ms;          /* run: last full round */
+    uint64_t last_ping_ms;           /* run: last keepalive PING */
     int err;                         /* first error */
     char why[400];                   /* its reason */
     struct sync_stats st;            /* counts */
@@ -759,6 +761,23 @@ on_batch(struct sync *s, const struct kz_msg_batch *b)
     }
     s->last_round_ms = uv_now(s->loop);
     {
+        /* Cells waiting for time to pass (a future hlc) or for rows that
+         * arrived in this round get another chance now. */
+        sqlite3_stmt *q = NULL;
+        int waiting = 0;
+        if (sqlite3_prepare_v2(replica_db(s->c->r),
+                               "SELECT EXISTS (SELECT 1 FROM kz_quarantine)",
+                               -1, &q, NULL) == SQLITE_OK &&
+            sqlite3_step(q) == SQLITE_ROW)
+            waiting = sqlite3_column_int(q, 0);
+        sqlite3_finalize(q);
+        if (waiting && replica_retry_quarantine(s->c->r, NULL) != 0) {
+            fail(s, -KZ_EDB, "cannot retry quarantined cells: %s",
+                 replica_errmsg(s->c->r));
+            return;
+        }
+    }
+    {
         char when[32];
         time_t t = time(NULL);
         strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
@@ -963,8 +982,18 @@ on_tick(uv_timer_t *t)
         uv_now(s->loop) - s->last_round_ms >= (uint64_t)s->o.every_s * 1000u) {
         s->want_push = s->want_pull = 1;
     }
-    if (s->state == ST_IDLE && (s->want_push || s->want_pull))
+    if (s->state == ST_IDLE && (s->want_push || s->want_pull)) {
         start_round(s);
+    } else if (s->state == ST_IDLE &&
+               uv_now(s->loop) - s->last_ping_ms >= KEEPALIVE_MS) {
+        /* Keep the connection from looking idle to the server. */
+        struct kz_msg m;
+        memset(&m, 0, sizeof(m));
+        m.type = KZ_MSG_PING;
+        m.ping.nonce = ++s->next_req;
+        s->last_ping_ms = uv_now(s->loop);
+        (void)send_msg(s, &m);
+    }
 }
 
 int
