@@ -24,7 +24,7 @@
 #define PUSH_WINDOW 16u
 #define PULL_MAX_BYTES (8u * 1024 * 1024)
 #define MAX_SCOPES 256u
-#define TICK_MS 1000u
+#define TICK_MS 250u  /* local writes reach the server within a second */
 #define KEEPALIVE_MS 60000u
 
 enum sync_state {
