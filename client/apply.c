@@ -62,6 +62,7 @@ struct actx {
     sqlite3_stmt *quar;
     sqlite3_stmt *conf;
     sqlite3_stmt *touch;        /* rows written: temp.kz_touched */
+    uint64_t now_ms;            /* wall clock at the start of the apply */
     char owner_id[128];         /* site(id) of `site`, "" if unknown */
 };
 
@@ -83,47 +84,76 @@ bind_kz(sqlite3_stmt *st, int i, const struct kz_value *v)
     }
 }
 
-/* The kz_clock key of a row: the value itself, or json_array(…). */
+/*
+ * The kz_clock key of a row: the key value itself (bound straight from the
+ * changeset), or json_array(k1, k2, …) for a composite key, made by the
+ * table's cached statement t->key_st, whose result row stays valid until
+ * ckey_done().  Bound with bind_ckey().
+ */
+struct ckey {
+    const struct kz_value *v; /* single-column key, borrowed; or NULL */
+    sqlite3_value *sv;        /* else the key as an SQLite value, borrowed */
+    sqlite3_stmt *st;         /* statement holding sv, reset by ckey_done */
+};
+
 static int
-clock_key(struct replica *r, const struct tracked *t,
-          const struct kz_value *pk, uint32_t n_pk, struct pkvals *out)
+clock_key(struct replica *r, struct tracked *t, const struct kz_value *pk,
+          uint32_t n_pk, struct ckey *out)
 {
-    sqlite3_stmt *st = NULL;
-    char sql[128];
     uint32_t i;
     int rc;
 
-    out->n = 0;
+    memset(out, 0, sizeof(*out));
     if (n_pk != t->n_pk)
         return -KZ_EMALFORMED;
     if (n_pk == 1) {
-        rc = sqlite3_prepare_v2(r->db, "SELECT ?", -1, &st, NULL);
-    } else {
+        out->v = &pk[0];
+        return 0;
+    }
+    if (t->key_st == NULL) {
+        char sql[160];
         size_t off = (size_t)snprintf(sql, sizeof(sql), "SELECT json_array(");
         for (i = 0; i < n_pk; i++)
             off += (size_t)snprintf(sql + off, sizeof(sql) - off, "%s?",
                                     i ? ", " : "");
         snprintf(sql + off, sizeof(sql) - off, ")");
-        rc = sqlite3_prepare_v2(r->db, sql, -1, &st, NULL);
+        rc = sqlite3_prepare_v3(r->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
+                                &t->key_st, NULL);
+        if (rc != SQLITE_OK) {
+            t->key_st = NULL;
+            return replica__dberr(r, rc, "key");
+        }
     }
-    if (rc != SQLITE_OK)
-        return replica__dberr(r, rc, "key");
+    sqlite3_reset(t->key_st);
     for (i = 0; i < n_pk; i++)
-        bind_kz(st, (int)i + 1, &pk[i]);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        out->v[0] = sqlite3_value_dup(sqlite3_column_value(st, 0));
-        out->n = out->v[0] ? 1 : 0;
-    }
-    sqlite3_finalize(st);
-    if (rc != SQLITE_ROW)
+        bind_kz(t->key_st, (int)i + 1, &pk[i]);
+    rc = sqlite3_step(t->key_st);
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(t->key_st);
         return replica__dberr(r, rc, "key");
-    return out->n ? 0 : -KZ_ENOMEM;
+    }
+    out->sv = sqlite3_column_value(t->key_st, 0);
+    out->st = t->key_st;
+    return 0;
+}
+
+static void
+ckey_done(struct ckey *k)
+{
+    if (k->st)
+        sqlite3_reset(k->st);
+    memset(k, 0, sizeof(*k));
+}
+
+static int
+bind_ckey(sqlite3_stmt *st, int i, const struct ckey *k)
+{
+    return k->v ? bind_kz(st, i, k->v) : sqlite3_bind_value(st, i, k->sv);
 }
 
 static int
 quarantine(struct actx *a, const char *reason, const char *tbl,
-           sqlite3_value *ckey, const struct icell *c)
+           const struct ckey *ckey, const struct icell *c)
 {
     struct replica *r = a->r;
     const uint8_t *ak = replica__dev_key(r, c->ver.dev);
@@ -135,7 +165,7 @@ quarantine(struct actx *a, const char *reason, const char *tbl,
     sqlite3_bind_text(st, 1, reason, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 2, c->scope, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 3, tbl, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_value(st, 4, ckey);
+    bind_ckey(st, 4, ckey);
     if (c->k == 0)
         sqlite3_bind_text(st, 5, "", -1, SQLITE_STATIC);
     else
@@ -162,7 +192,7 @@ quarantine(struct actx *a, const char *reason, const char *tbl,
 }
 
 static int
-record_conflict(struct actx *a, const struct tracked *t, sqlite3_value *ckey,
+record_conflict(struct actx *a, const struct tracked *t, const struct ckey *ckey,
                 const struct icell *c, struct cver local,
                 sqlite3_value *local_value, int local_alive, int remote_wins)
 {
@@ -174,7 +204,7 @@ record_conflict(struct actx *a, const struct tracked *t, sqlite3_value *ckey,
 
     sqlite3_reset(st);
     sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
-    sqlite3_bind_value(st, 2, ckey);
+    bind_ckey(st, 2, ckey);
     sqlite3_bind_text(st, 3, c->k == 0 ? "(row)" : t->cols[c->k - 1], -1,
                       SQLITE_STATIC);
     if (c->k == 0)
@@ -358,13 +388,13 @@ write_row(struct replica *r, struct tracked *t, const struct kz_value *pk,
 }
 
 static int
-touch(struct replica *r, sqlite3_stmt *st, int tbl, sqlite3_value *ck)
+touch(struct replica *r, sqlite3_stmt *st, int tbl, const struct ckey *ck)
 {
     int rc;
 
     sqlite3_reset(st);
     sqlite3_bind_int(st, 1, tbl);
-    sqlite3_bind_value(st, 2, ck);
+    bind_ckey(st, 2, ck);
     rc = sqlite3_step(st);
     sqlite3_reset(st);
     return rc == SQLITE_DONE ? 0 : replica__dberr(r, rc, "apply");
@@ -402,7 +432,7 @@ apply_row(struct actx *a, struct tracked *t, struct kz_str tname,
 {
     struct replica *r = a->r;
     const struct icell *win[REPLICA_MAX_COLS + 1];
-    struct pkvals ck = {0};
+    struct ckey ck = {0};
     sqlite3_stmt *row = NULL;
     uint8_t v[(REPLICA_MAX_COLS + 1) * REPLICA_CELL_BYTES];
     uint8_t pb[(REPLICA_MAX_COLS + 1) * REPLICA_CELL_BYTES];
@@ -425,23 +455,26 @@ apply_row(struct actx *a, struct tracked *t, struct kz_str tname,
             return replica__dberr(r, rc, "apply");
         for (i = 0; i < n_pk; i++)
             bind_kz(st, (int)i + 1, &pk[i]);
-        if (sqlite3_step(st) == SQLITE_ROW)
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            struct ckey uk = {NULL, sqlite3_column_value(st, 0), NULL};
             for (i = 0; i < n && err == 0; i++)
-                err = quarantine(a, "no such table here yet", tbuf,
-                                 sqlite3_column_value(st, 0), &c[i]);
+                err = quarantine(a, "no such table here yet", tbuf, &uk,
+                                 &c[i]);
+        }
         sqlite3_finalize(st);
         return err;
     }
     if ((err = clock_key(r, t, pk, n_pk, &ck)))
         return err == -KZ_EMALFORMED ? 0 : err;
-    if ((err = touch(r, a->touch, t->id, ck.v[0])))
+    /* Only a table with a foreign key can show up in foreign_key_check. */
+    if (t->has_fk && (err = touch(r, a->touch, t->id, &ck)))
         goto out;
     v_len = (size_t)(t->n_cols + 1) * REPLICA_CELL_BYTES;
     memset(v, 0, v_len);
     memset(pb, 0, v_len);
     sqlite3_reset(a->get_clock);
     sqlite3_bind_int(a->get_clock, 1, t->id);
-    sqlite3_bind_value(a->get_clock, 2, ck.v[0]);
+    bind_ckey(a->get_clock, 2, &ck);
     rc = sqlite3_step(a->get_clock);
     if (rc == SQLITE_ROW) {
         size_t l = (size_t)sqlite3_column_bytes(a->get_clock, 1);
@@ -473,14 +506,14 @@ apply_row(struct actx *a, struct tracked *t, struct kz_str tname,
 
         if (x->k < 0) {
             if ((err = quarantine(a, "no such column here yet", t->name,
-                                  ck.v[0], x)))
+                                  &ck, x)))
                 goto out;
             continue;
         }
         bit = UINT64_C(1) << x->k;
-        if (kz_hlc_is_future(&r->clock, x->ver.hlc, kz_env_wall_ms(r->env))) {
+        if (kz_hlc_is_future(&r->clock, x->ver.hlc, a->now_ms)) {
             if ((err = quarantine(a, "hlc beyond now + skew", t->name,
-                                  ck.v[0], x)))
+                                  &ck, x)))
                 goto out;
             continue;
         }
@@ -591,7 +624,7 @@ apply_row(struct actx *a, struct tracked *t, struct kz_str tname,
             replica__cver_cmp(r, x->ver, old[x->k]) == 0)
             continue;
         remote_wins = win[x->k] == x;
-        err = record_conflict(a, t, ck.v[0], x, old[x->k],
+        err = record_conflict(a, t, &ck, x, old[x->k],
                               row_loaded && x->k > 0
                                   ? sqlite3_column_value(row, x->k - 1)
                                   : NULL,
@@ -629,7 +662,7 @@ apply_row(struct actx *a, struct tracked *t, struct kz_str tname,
             w.ver = old[k];
             w.scope = a->scope;
             if (w.value.type != KZ_V_NULL &&
-                (err = quarantine(a, WAITING_REASON, t->name, ck.v[0], &w)))
+                (err = quarantine(a, WAITING_REASON, t->name, &ck, &w)))
                 goto out;
         }
     }
@@ -642,7 +675,7 @@ apply_row(struct actx *a, struct tracked *t, struct kz_str tname,
             if (win[k] == NULL || win[k]->value.type == KZ_V_NULL ||
                 (win[k]->flags & KZ_CELL_RETRACT))
                 continue;
-            if ((err = quarantine(a, WAITING_REASON, t->name, ck.v[0],
+            if ((err = quarantine(a, WAITING_REASON, t->name, &ck,
                                   win[k])))
                 goto out;
             cver_put(v, k, win[k]->ver);
@@ -670,7 +703,7 @@ apply_row(struct actx *a, struct tracked *t, struct kz_str tname,
 write_clock:
     sqlite3_reset(a->put_clock);
     sqlite3_bind_int(a->put_clock, 1, t->id);
-    sqlite3_bind_value(a->put_clock, 2, ck.v[0]);
+    bind_ckey(a->put_clock, 2, &ck);
     sqlite3_bind_int(a->put_clock, 3, alive);
     sqlite3_bind_blob(a->put_clock, 4, v, (int)v_len, SQLITE_STATIC);
     sqlite3_bind_int64(a->put_clock, 5, (int64_t)dirty);
@@ -690,12 +723,12 @@ quarantine_all:
         char why[256];
         snprintf(why, sizeof(why), "%s", reason);
         for (i = 0; i < n && err == 0; i++)
-            err = quarantine(a, why, t->name, ck.v[0], &c[i]);
+            err = quarantine(a, why, t->name, &ck, &c[i]);
     }
 out:
     if (row)
         sqlite3_reset(row);
-    replica__pk_free(&ck);
+    ckey_done(&ck);
     return err;
 }
 
@@ -719,6 +752,7 @@ actx_init(struct actx *a, struct replica *r, const char *scope,
     a->r = r;
     a->scope = scope;
     a->st = st;
+    a->now_ms = kz_env_wall_ms(r->env);
     if (strncmp(scope, "site:", 5) == 0 || strncmp(scope, "private:", 8) == 0) {
         const char *s = strchr(scope, ':') + 1;
         sqlite3_stmt *q = NULL;
@@ -762,6 +796,33 @@ actx_init(struct actx *a, struct replica *r, const char *scope,
                                 " VALUES (?, ?)",
                                 -1, &a->touch, NULL);
     return rc == SQLITE_OK ? 0 : replica__dberr(r, rc, "apply");
+}
+
+/* Notes which tracked tables declare a foreign key (t->has_fk): only their
+ * rows need to be remembered in temp.kz_touched.  Looked up per apply, so
+ * that a schema changed under an open replica is seen. */
+static int
+fk_refresh(struct replica *r)
+{
+    sqlite3_stmt *st = NULL;
+    uint32_t i;
+    int rc;
+
+    rc = sqlite3_prepare_v2(r->db,
+                            "SELECT count(*) FROM pragma_foreign_key_list(?)",
+                            -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return replica__dberr(r, rc, "foreign keys");
+    for (i = 0; i < r->n_tables; i++) {
+        sqlite3_reset(st);
+        sqlite3_bind_text(st, 1, r->tables[i].name, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW)
+            break;
+        r->tables[i].has_fk = sqlite3_column_int(st, 0) > 0;
+    }
+    sqlite3_finalize(st);
+    return i == r->n_tables ? 0 : replica__dberr(r, rc, "foreign keys");
 }
 
 static void
@@ -985,6 +1046,7 @@ quarantine_fk_violations(struct actx *a)
             int64_t rowid = sqlite3_column_int64(chk, 1);
             struct tracked *t = tn ? track__by_name(r, tn, strlen(tn)) : NULL;
             sqlite3_stmt *q = NULL, *touched = NULL;
+            struct ckey qk = {NULL, NULL, NULL};
             char *sql;
             uint32_t i, k;
 
@@ -1059,8 +1121,9 @@ quarantine_fk_violations(struct actx *a)
                             &x.value,
                             sqlite3_column_value(q, (int)(t->n_pk + k)));
                     }
+                    qk.sv = sqlite3_column_value(q, 0);
                     err = quarantine(a, "FOREIGN KEY constraint failed",
-                                     t->name, sqlite3_column_value(q, 0), &x);
+                                     t->name, &qk, &x);
                 }
             }
             sqlite3_reset(a->get_clock);
@@ -1211,7 +1274,7 @@ apply_cs(struct replica *r, const struct kz_cs_header *hdr,
         goto out;
     if ((err = capture__fold(r)) || (err = replica__set_applying(r, 1)))
         goto fail;
-    if ((err = actx_init(&a, r, hdr->scope, st)))
+    if ((err = actx_init(&a, r, hdr->scope, st)) || (err = fk_refresh(r)))
         goto fail;
     if ((err = replica__exec(r, "DELETE FROM temp.kz_touched")))
         goto fail;
@@ -1312,14 +1375,10 @@ apply_cs(struct replica *r, const struct kz_cs_header *hdr,
                 (err = kz_hlc_observe(&r->clock, c.hlc, now)))
                 goto fail;
         }
-        if (tmap[row.table] != NULL) {
-            struct pkvals ck = {0};
-            if ((err = clock_key(r, tmap[row.table], row.pk, row.n_pk, &ck))) {
-                if (err == -KZ_EMALFORMED)
-                    why = "wrong number of key values for the table";
-                goto malformed;
-            }
-            replica__pk_free(&ck);
+        if (tmap[row.table] != NULL && row.n_pk != tmap[row.table]->n_pk) {
+            err = -KZ_EMALFORMED;
+            why = "wrong number of key values for the table";
+            goto malformed;
         }
         if ((err = apply_row(&a, tmap[row.table], bt->name, row.pk, row.n_pk,
                              cells, n)))
@@ -1386,7 +1445,7 @@ replica_retry_quarantine(struct replica *r, struct apply_stats *st_out)
         return err;
     if ((err = capture__fold(r)) || (err = replica__set_applying(r, 1)))
         goto fail;
-    if ((err = actx_init(&a, r, "network", st)))
+    if ((err = actx_init(&a, r, "network", st)) || (err = fk_refresh(r)))
         goto fail_a;
     if ((err = replica__exec(r, "DELETE FROM temp.kz_touched")))
         goto fail_a;

@@ -40,6 +40,8 @@ struct tracked {
         sqlite3_stmt *st;   /* owned */
     } wc[8];                /* prepared writes of apply.c */
     uint32_t wc_next;       /* next wc slot to reuse */
+    sqlite3_stmt *key_st;   /* cached: SELECT json_array(?, …) (apply.c); owned */
+    int has_fk;             /* declares a foreign key (checked per apply) */
 };
 
 /* The values of one row's primary key (sqlite3_value_dup copies). */

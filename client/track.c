@@ -57,6 +57,7 @@ tracked_clear(struct tracked *t)
     kz_free(t->row_filter);
     kz_free(t->owner_col);
     sqlite3_finalize(t->row_st);
+    sqlite3_finalize(t->key_st);
     for (i = 0; i < KZ_ARRAY_SIZE(t->wc); i++)
         sqlite3_finalize(t->wc[i].st);
     memset(t, 0, sizeof(*t));
