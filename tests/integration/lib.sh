@@ -322,3 +322,28 @@ digest() {
 
 # rss_kb PID: VmRSS of PID in KiB
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null; }
+
+# add_trainings DIR SITE PREFIX N: N training rows of SITE, ids PREFIX-1..N,
+# written through the sqlite3 shell in one transaction.
+add_trainings() {
+    sql "$1/replica.db" "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < $4)
+        INSERT INTO training (id, site_id, title, training_kind, start_date,
+                              event_format, participants_total)
+        SELECT '$3-' || i, (SELECT id FROM site WHERE code = '$2'),
+               'Fortbildung $3 ' || i, 'inhouse_training', '2026-03-01',
+               'online', i % 40 FROM c"
+}
+
+# count_rows DIR WHERE: rows of training matching WHERE
+count_trainings() { sql "$1/replica.db" "SELECT count(*) FROM training WHERE $2"; }
+
+# session_of PEER: the server's session id of the connection from PEER
+# (IP:PORT), from the server log.
+session_of() {
+    grep -oE "session [0-9]+ (from )?$1[: ]" "$KZ_SRV_DIR.log" | head -n 1 | awk '{print $2}'
+}
+
+# close_reason SESSION: the reason the server logged when it closed it.
+close_reason() {
+    grep -E "^info: session $1 .* closed: " "$KZ_SRV_DIR.log" | head -n 1 | sed 's/.* closed: //'
+}
