@@ -303,14 +303,18 @@ scalar() { sql "$1" "$2" 2>/dev/null | head -n 1; }
 # 1-based OFFSET of a blob, in place, with the sqlite3 shell only.
 flip_byte() {
     local db=$1 tbl=$2 col=$3 where=$4 off=$5 hex byte nb
+    local len
+    len=$(scalar "$db" "SELECT typeof($col) || length($col) FROM $tbl WHERE $where")
     hex=$(scalar "$db" "SELECT hex(substr($col, $off, 1)) FROM $tbl WHERE $where")
     [ -n "$hex" ] || fail "flip_byte: nothing at $tbl.$col where $where"
     byte=$((16#$hex))
     nb=$(printf '%02X' $((byte ^ 1)))
-    sql "$db" "UPDATE $tbl SET $col = substr($col, 1, $off - 1) || X'$nb' ||
-        substr($col, $off + 1) WHERE $where" || fail "flip_byte update"
+    sql "$db" "UPDATE $tbl SET $col = CAST(substr($col, 1, $off - 1) || X'$nb' ||
+        substr($col, $off + 1) AS BLOB) WHERE $where" || fail "flip_byte update"
     [ "$(scalar "$db" "SELECT hex(substr($col, $off, 1)) FROM $tbl WHERE $where")" == "$nb" ] ||
         fail "flip_byte did not take"
+    assert_eq "flip_byte: type and length" "$len" \
+        "$(scalar "$db" "SELECT typeof($col) || length($col) FROM $tbl WHERE $where")"
 }
 
 # sync_expect_refused DIR PATTERN: a sync of DIR must fail with exit code
