@@ -2,15 +2,23 @@
 /*
  * Structure: a static table of sections; each section holds tables, each
  * table is one SQL query over the indicator views (v_ind*, v_as_of) plus
- * code_list labels, with German column headings and an optional bar chart.
- * A query result is fetched once into memory (struct rs) and then handed
- * to the emitter of the chosen format, so that every format shows exactly
- * the same figures.
+ * code_list labels, with German column headings and, for HTML, up to two
+ * bar charts and optionally a matrix layout (rows × sites).  A query result
+ * is fetched once into memory (struct rs) and then handed to the emitter
+ * of the chosen format, so that every format shows exactly the same
+ * figures.
  *
- * Privacy: no query here reads a base table except code_list (labels).  The
- * views read no personal or site-only column (client/schema/
- * kinderschutz.sql, section 4), so the report holds no names of persons,
- * no contact details and no free-text notes, also on a site's own replica.
+ * Privacy: no query here reads a base table except code_list (labels) and,
+ * for the legend of the site codes in the HTML header, site.code and
+ * site.name (organisational reference data).  The views read no personal
+ * or site-only column (client/schema/kinderschutz.sql, section 4), so the
+ * report holds no names of persons, no contact details and no free-text
+ * notes, also on a site's own replica.
+ *
+ * HTML: one page, inline CSS and SVG, no script and no external resource;
+ * German number and date notation; DP-03 suppressed cells shown as "< 3";
+ * print layout with a page per section, repeated table heads and the
+ * reference date and page number in the page margin.
  *
  * Column-key conventions used by the HTML emitter only (CSV and JSON carry
  * raw values): "site_code" "ALL" is shown as "Gesamt" and its row is a
@@ -36,6 +44,20 @@
     "COALESCE((SELECT label_de FROM code_list WHERE list_name = '" list       \
     "' AND code = " expr "), " expr ")"
 
+/* A horizontal bar chart of some columns of a table (HTML only).  Keys
+ * are column names of the table's query, comma-separated. */
+struct rp_chart {
+    const char *caption; /* German caption: what is shown; NULL = none */
+    const char *labels;  /* keys of the columns joined into the bar label */
+    const char *series;  /* keys of the value columns (legend if > 1) */
+    const char *target;  /* key of a target value drawn as a tick, or NULL */
+    const char *colors;  /* one "#rrggbb" per series, or NULL (palette) */
+    int stacked;         /* 1: series stacked in one bar; 0: side by side */
+    int totals;          /* 1: chart the "ALL" rows; 0: the other rows */
+};
+
+#define NO_CHART {NULL, NULL, NULL, NULL, NULL, 0, 0}
+
 struct rp_table {
     const char *id;        /* machine id (CSV "table", JSON "id") */
     const char *indicator; /* e.g. "IND-05" */
@@ -43,10 +65,9 @@ struct rp_table {
     const char *heads;     /* German headings, '|'-separated, one per column */
     const char *sql;       /* the query; column names are the machine keys */
     const char *note;      /* German footnote, or NULL */
-    int chart_label;       /* column for the bar label, -1 = no chart */
-    int chart_label2;      /* second label column appended, or -1 */
-    int chart_value;       /* numeric column for the bar length */
-    int chart_totals;      /* 1: chart the "ALL" rows, 0: the other rows */
+    const char *pivot;     /* HTML only: key of the value column shown as
+                              a matrix (rows × sites), or NULL */
+    struct rp_chart charts[2]; /* HTML only; caption NULL = no chart */
 };
 
 struct rp_section {
@@ -81,7 +102,7 @@ static const struct rp_table partner_tables[] = {
               " SUM(partners) FROM v_ind01_partners_by_sector") "site_code",
      "Sektoren nach dem Schema des NZFH; jede Einrichtung zählt einmal je "
      "Standort.",
-     0, -1, 4, 0},
+     NULL, {{"Aktive Partner je Standort nach Sektor (NZFH)", "site_code", "kjh,health,other", NULL, NULL, 1, 0}}},
     {"partners_by_sector", "IND-01",
      "Aktive Netzwerkpartner nach Sektor (fein)",
      "Standort|Sektor|Partner",
@@ -92,7 +113,8 @@ static const struct rp_table partner_tables[] = {
               " UNION ALL SELECT 'ALL', " LBL("sector_code", "sector_code")
               ", SUM(partners) FROM v_ind01_partners_by_sector"
               " GROUP BY sector_code") "site_code, partners DESC, sector",
-     NULL, 1, -1, 2, 1},
+     NULL, "partners",
+     {{"Alle Standorte: aktive Partner je Sektor", "sector", "partners", NULL, NULL, 0, 1}}},
     {"networks_kkg", "IND-02/03",
      "Netzwerke: Abdeckung der 18 Kategorien nach § 3 Abs. 2 KKG und "
      "Anteil Gesundheitswesen",
@@ -104,8 +126,19 @@ static const struct rp_table partner_tables[] = {
      " FROM v_ind02_kkg_coverage c"
      " JOIN v_ind03_health_share h ON h.network_id = c.network_id"
      " ORDER BY c.site_code, c.network_name",
-     "Fehlende Kategorien je Netzwerk: Sicht v_ind02b_kkg_gaps.", 1, -1, 4,
-     0},
+     "Welche Kategorien fehlen, zeigt die folgende Tabelle (IND-02b).",
+     NULL,
+     {{"Abdeckung der 18 KKG-Kategorien je Netzwerk", "site_code,network_name", "coverage_pct", NULL, NULL, 0, 0},
+      {"Anteil Gesundheitswesen an den Partnern je Netzwerk", "site_code,network_name", "health_share_pct", NULL, NULL, 0, 0}}},
+    {"kkg_gaps", "IND-02b", "Fehlende Kategorien nach § 3 Abs. 2 KKG je Netzwerk",
+     "Standort|Netzwerk|fehlend|Fehlende Kategorien",
+     "SELECT site_code, network_name, COUNT(*) AS missing,"
+     " group_concat(kkg_category_label_de, '; ') AS categories"
+     " FROM (SELECT * FROM v_ind02b_kkg_gaps"
+     " ORDER BY site_code, network_name, sort_order)"
+     " GROUP BY site_code, network_id, network_name"
+     " ORDER BY site_code, network_name",
+     NULL, NULL, {NO_CHART}},
     {"directory_currency", "IND-14",
      "Aktualität des Partnerverzeichnisses",
      "Standort|Aktive Einrichtungen|nicht geprüft seit 24 Monaten|Anteil",
@@ -115,7 +148,9 @@ static const struct rp_table partner_tables[] = {
               " SUM(not_verified_24m), ROUND(100.0 * SUM(not_verified_24m)"
               " / NULLIF(SUM(active_institutions), 0), 1)"
               " FROM v_ind14_directory_currency") "site_code",
-     NULL, -1, -1, 0, 0},
+     "Nicht geprüft: Angaben der Einrichtung seit mehr als 24 Monaten nicht "
+     "bestätigt oder nie geprüft.",
+     NULL, {NO_CHART}},
 };
 
 static const struct rp_table agreement_tables[] = {
@@ -147,10 +182,10 @@ static const struct rp_table agreement_tables[] = {
      "In Kraft: Status „in Kraft“ oder „in Überprüfung“ und Stichtag im "
      "Gültigkeitszeitraum. Gebunden: aktiver Partner ist Vertragspartei "
      "mindestens einer Vereinbarung in Kraft.",
-     0, -1, 5, 0},
+     NULL, {{"Überprüfungen der Vereinbarungen je Standort", "site_code", "reviews_overdue,reviews_due_90d", NULL, "#c0392b,#f0a030", 1, 0}}},
     {"agreement_reviews_due", "IND-05",
      "Überprüfungen überfällig oder in 90 Tagen fällig",
-     "Standort|Vereinbarung|Art|Status|Überprüfung fällig am|Prüfstand|"
+     "Standort|Vereinbarung|Art|Status|Überprüfung fällig am|Prüfstatus|"
      "Tage überfällig|Tage bis Fälligkeit",
      "SELECT site_code, title, " LBL("agreement_kind", "agreement_kind")
      " AS kind, " LBL("agreement_status", "status") " AS status,"
@@ -159,7 +194,7 @@ static const struct rp_table agreement_tables[] = {
      " days_until_due FROM v_ind05_agreement_reviews"
      " WHERE review_state IN ('overdue', 'due_90d')"
      " ORDER BY site_code, review_state DESC, next_review_due",
-     NULL, -1, -1, 0, 0},
+     NULL, NULL, {NO_CHART}},
 };
 
 static const struct rp_table meeting_tables[] = {
@@ -171,7 +206,9 @@ static const struct rp_table meeting_tables[] = {
               " UNION ALL SELECT 'ALL', year, SUM(meetings),"
               " SUM(participants) FROM v_ind07b_meetings_total"
               " GROUP BY year") "site_code, year",
-     "Gezählt werden Treffen bis zum Stichtag.", 0, 1, 2, 0},
+     "Gezählt werden Treffen bis zum Stichtag.", NULL,
+     {{"Netzwerktreffen je Standort und Jahr", "site_code,year", "meetings", NULL, NULL, 0, 0},
+      {"Teilnehmende an Netzwerktreffen je Standort und Jahr", "site_code,year", "participants", NULL, NULL, 0, 0}}},
     {"meetings_by_network", "IND-06",
      "Treffen je Netzwerk und Jahr gegen den Zielwert",
      "Standort|Netzwerk|Jahr|Treffen|Zielwert|Ziel erreicht",
@@ -179,7 +216,8 @@ static const struct rp_table meeting_tables[] = {
      " FROM v_ind06_meetings_per_network"
      " ORDER BY site_code, network_name, year",
      "Zielwert: regelmäßige Netzwerktreffen (RL Frühe Hilfen Nds. Nr. 4.3).",
-     -1, -1, 0, 0},
+     NULL,
+     {{"Treffen je Netzwerk und Jahr; senkrechter Strich = Zielwert", "site_code,network_name,year", "meetings", "target", NULL, 0, 0}}},
     {"meeting_participants_by_sector", "IND-07",
      "Teilnehmende an Treffen nach Sektor (NZFH)",
      "Standort|Jahr|Sektor|Treffen|Teilnehmende|erreichte Partner",
@@ -191,7 +229,7 @@ static const struct rp_table meeting_tables[] = {
               " SUM(participants), SUM(partners_reached)"
               " FROM v_ind07_meeting_participants"
               " GROUP BY year, nzfh_sector") "site_code, year, sector",
-     NULL, -1, -1, 0, 0},
+     NULL, NULL, {NO_CHART}},
 };
 
 static const struct rp_table training_tables[] = {
@@ -209,7 +247,9 @@ static const struct rp_table training_tables[] = {
               " NULL FROM v_ind08_trainings GROUP BY year") "site_code, year",
      "UE = Unterrichtseinheit zu 45 Minuten. Die mittlere Bewertung wird "
      "nicht über Standorte gemittelt.",
-     0, 1, 4, 0},
+     NULL,
+     {{"Fortbildungen je Standort und Jahr", "site_code,year", "trainings", NULL, NULL, 0, 0},
+      {"Teilnehmende an Fortbildungen je Standort und Jahr", "site_code,year", "participants", NULL, NULL, 0, 0}}},
     {"training_participants_by_sector", "IND-08b",
      "Teilnehmende an Fortbildungen nach Sektor",
      "Standort|Jahr|Sektor (NZFH)|Sektor|Teilnehmende",
@@ -222,7 +262,7 @@ static const struct rp_table training_tables[] = {
               " FROM v_ind08b_trainings_by_sector"
               " GROUP BY year, nzfh_sector, sector_code")
      "site_code, year, nzfh_sector, sector",
-     NULL, -1, -1, 0, 0},
+     NULL, "participants", {NO_CHART}},
 };
 
 static const struct rp_table consultation_tables[] = {
@@ -235,7 +275,9 @@ static const struct rp_table consultation_tables[] = {
               " UNION ALL SELECT 'ALL', year, SUM(consultations),"
               " ROUND(SUM(hours), 1), SUM(outside_catchment)"
               " FROM v_ind09_consultations GROUP BY year") "site_code, year",
-     NULL, 0, 1, 2, 0},
+     NULL, NULL,
+     {{"Beratungen je Standort und Jahr", "site_code,year", "consultations", NULL, NULL, 0, 0},
+      {"Beratungsstunden je Standort und Jahr", "site_code,year", "hours", NULL, NULL, 0, 0}}},
     {"consultations_by_kind", "IND-09", "Beratungen nach Art",
      "Standort|Jahr|Art|Beratungen|Stunden|außerhalb des Einzugsgebiets|"
      "beratene Kommunen",
@@ -245,7 +287,7 @@ static const struct rp_table consultation_tables[] = {
      " FROM v_ind09_consultations ORDER BY site_code, year, kind",
      "Anonyme Fallberatungen erfassen nur Thema, Art der anfragenden Stelle "
      "und Kommune (DP-01).",
-     -1, -1, 0, 0},
+     NULL, {NO_CHART}},
 };
 
 static const struct rp_table review_tables[] = {
@@ -259,7 +301,8 @@ static const struct rp_table review_tables[] = {
      "site_code, review_year",
      "Nur nach Vier-Augen-Prüfung an das Land freigegebene Fallanalysen "
      "(DP-02).",
-     0, 1, 2, 0},
+     NULL,
+     {{"Freigegebene Fallanalysen je Standort und Jahr nach Stand", "site_code,review_year", "completed,in_progress,planned", NULL, NULL, 1, 0}}},
     {"findings", "IND-10b",
      "Befunde nach Kategorie und Wirkung (landesweit, alle Jahre)",
      "Standort|Kategorie|förderlich|hinderlich|Befunde gesamt",
@@ -271,23 +314,27 @@ static const struct rp_table review_tables[] = {
      " AS hindering, SUM(findings) AS findings"
      " FROM v_ind10b_findings GROUP BY category ORDER BY findings DESC,"
      " category",
-     NULL, 1, -1, 4, 1},
+     NULL, NULL,
+     {{"Befunde je Kategorie nach Wirkung", "category", "supportive,hindering", NULL, "#70ad47,#c0392b", 1, 1}}},
     {"reviews_by_risk_type", "IND-10c",
      "Fallanalysen nach Gefährdungsart (landesweit je Jahr)",
      "Standort|Jahr|Gefährdungsart|Fallanalysen|unterdrückt",
      "SELECT site_code, review_year, " LBL("risk_type", "risk_type")
      " AS risk_type, reviews, suppressed FROM v_ind10c_reviews_by_risk_type"
      " ORDER BY review_year, risk_type",
-     "Zellen mit 1–2 Fallanalysen werden nicht ausgewiesen (DP-03).", -1, -1,
-     0, 0},
+     "„< 3“: Zellen mit 1 oder 2 Fallanalysen werden zum Schutz vor "
+     "Reidentifizierung nicht ausgewiesen (DP-03).",
+     NULL, {NO_CHART}},
     {"reviews_by_age_band", "IND-10d",
      "Fallanalysen nach Altersgruppe (landesweit je Jahr)",
      "Standort|Jahr|Altersgruppe|Fallanalysen|unterdrückt",
      "SELECT site_code, review_year, " LBL("age_band", "child_age_band")
-     " AS age_band, reviews, suppressed FROM v_ind10d_reviews_by_age_band"
-     " ORDER BY review_year, age_band",
-     "Zellen mit 1–2 Fallanalysen werden nicht ausgewiesen (DP-03).", -1, -1,
-     0, 0},
+     " AS age_band, reviews, suppressed FROM v_ind10d_reviews_by_age_band v"
+     " ORDER BY review_year, instr('under_1 1_to_3 3_to_6 6_to_10 10_to_14"
+     " 14_to_18 multiple unknown', v.child_age_band), age_band",
+     "„< 3“: Zellen mit 1 oder 2 Fallanalysen werden zum Schutz vor "
+     "Reidentifizierung nicht ausgewiesen (DP-03).",
+     NULL, {NO_CHART}},
     {"measures", "IND-11", "Maßnahmen je Standort",
      "Standort|Maßnahmen|umgesetzt|in Arbeit|geplant|verworfen|überfällig|"
      "Umsetzungsquote|Tage bis Umsetzung (Mittel)",
@@ -301,13 +348,24 @@ static const struct rp_table review_tables[] = {
      "site_code",
      "Umsetzungsquote = umgesetzt ÷ (gesamt − verworfen). Maßnahmen aus "
      "nicht freigegebenen Fallanalysen zählen nicht.",
-     0, -1, 7, 0},
+     NULL,
+     {{"Maßnahmen je Standort nach Stand", "site_code", "implemented,in_progress,planned,dropped", NULL, "#70ad47,#2e75b6,#f0a030,#a5a5a5", 1, 0},
+      {"Umsetzungsquote je Standort", "site_code", "implementation_rate_pct", NULL, NULL, 0, 0}}},
     {"recommendations", "IND-12",
      "Umsetzung externer Empfehlungen (alle Standorte)",
      "Standort|Quelle|Empfehlung|Thema|Maßnahmen|umgesetzt|"
      "Standorte mit Maßnahmen",
      "SELECT 'ALL' AS site_code, " LBL("recommendation_source", "source")
-     " AS source, title_de, theme, SUM(measures) AS measures,"
+     " AS source, title_de, CASE theme"
+     " WHEN 'risk_assessment' THEN 'Gefährdungseinschätzung'"
+     " WHEN 'training' THEN 'Fortbildung'"
+     " WHEN 'child_participation' THEN 'Beteiligung von Kindern'"
+     " WHEN 'error_culture' THEN 'Fehlerkultur'"
+     " WHEN 'cooperation_police_justice' THEN"
+     " 'Zusammenarbeit mit Polizei und Justiz'"
+     " WHEN 'handover' THEN 'Fallübergabe'"
+     " WHEN 'network_quality' THEN 'Qualität der Netzwerkarbeit'"
+     " ELSE theme END AS theme, SUM(measures) AS measures,"
      " SUM(implemented) AS implemented,"
      " SUM(measures > 0) AS sites_with_measures"
      " FROM v_ind12_recommendations"
@@ -315,7 +373,7 @@ static const struct rp_table review_tables[] = {
      " ORDER BY source, title_de",
      "Empfehlungstexte sind Paraphrasen, solange sie nicht gegen die Quelle "
      "geprüft sind.",
-     -1, -1, 0, 0},
+     NULL, {NO_CHART}},
 };
 
 static const struct rp_table funding_tables[] = {
@@ -334,7 +392,8 @@ static const struct rp_table funding_tables[] = {
               " ROUND(100.0 * SUM(spent_cent) / NULLIF(SUM(granted_cent), 0),"
               " 1), SUM(reports_overdue) FROM v_ind13_funding"
               " GROUP BY grant_year") "site_code, grant_year",
-     NULL, 0, 1, 3, 0},
+     NULL, NULL,
+     {{"Fördermittel je Standort und Jahr: bewilligt und verausgabt", "site_code,grant_year", "granted_eur,spent_eur", NULL, NULL, 0, 0}}},
     {"funding_by_purpose", "IND-13",
      "Fördermittel nach Mittelgeber und Zweck",
      "Standort|Jahr|Mittelgeber|Zweck|bewilligt (EUR)|verausgabt (EUR)|"
@@ -343,7 +402,7 @@ static const struct rp_table funding_tables[] = {
      LBL("funding_purpose", "purpose") " AS purpose, granted_eur, spent_eur,"
      " utilisation_pct, reports_overdue FROM v_ind13_funding"
      " ORDER BY site_code, grant_year, funder, purpose",
-     NULL, -1, -1, 0, 0},
+     NULL, NULL, {NO_CHART}},
 };
 
 #define SECTION(id, title, intro, tables)                                     \
@@ -591,6 +650,8 @@ ends_with(const char *s, const char *suffix)
 
 /* ---- HTML -------------------------------------------------------------- */
 
+#define NBSP "\xC2\xA0" /* U+00A0: keeps a number and its unit together */
+
 static void
 html_esc(FILE *f, const char *s)
 {
@@ -634,20 +695,52 @@ fmt_de(char *buf, size_t len, double v, int dec)
     *o = '\0';
 }
 
-/* Human text of cell ${c} in column ${key}, German notation. */
+static int
+is_year_key(const char *key)
+{
+    return strcmp(key, "year") == 0 || ends_with(key, "_year");
+}
+
+/* Is ${s} an ISO date YYYY-MM-DD? */
+static int
+is_iso_date(const char *s)
+{
+    int k;
+
+    for (k = 0; k < 10; k++)
+        if (k == 4 || k == 7 ? s[k] != '-' : (s[k] < '0' || s[k] > '9'))
+            return 0;
+    return s[10] == '\0';
+}
+
+/* ISO date ${iso} (checked with is_iso_date) as DD.MM.YYYY in ${buf}. */
 static void
-html_cell(FILE *f, const struct cell *c, const char *key)
+date_de(char *buf, size_t len, const char *iso)
+{
+    snprintf(buf, len, "%.2s.%.2s.%.4s", iso + 8, iso + 5, iso);
+}
+
+
+/* Human text of cell ${c} in column ${key}, German notation, reals with
+ * ${dec} decimals (see rs_decimals); a NULL in a row flagged ${suppressed}
+ * (DP-03) is shown as "< 3". */
+static void
+html_cell(FILE *f, const struct cell *c, const char *key, int suppressed,
+          int dec)
 {
     char buf[96];
 
     if (c->type == SQLITE_NULL) {
-        fputs(strcmp(key, "reviews") == 0 ? "•" : "–", f);
+        fputs(suppressed ? "&lt;" NBSP "3" : "–", f);
         return;
     }
     if (c->type == SQLITE_TEXT) {
         if (strcmp(key, "site_code") == 0 && strcmp(c->s, "ALL") == 0)
             fputs("Gesamt", f);
-        else
+        else if (is_iso_date(c->s)) {
+            date_de(buf, sizeof(buf), c->s);
+            fputs(buf, f);
+        } else
             html_esc(f, c->s);
         return;
     }
@@ -656,17 +749,17 @@ html_cell(FILE *f, const struct cell *c, const char *key)
         return;
     }
     if (ends_with(key, "_eur")) {
-        fmt_de(buf, sizeof(buf), cell_num(c), 2);
-        fprintf(f, "%s €", buf);
+        fmt_de(buf, sizeof(buf), cell_num(c), dec);
+        fprintf(f, "%s" NBSP "€", buf);
         return;
     }
     if (ends_with(key, "_pct")) {
         fmt_de(buf, sizeof(buf), cell_num(c), 1);
-        fprintf(f, "%s %%", buf);
+        fprintf(f, "%s" NBSP "%%", buf);
         return;
     }
     if (c->type == SQLITE_INTEGER) {
-        if (strcmp(key, "year") == 0 || ends_with(key, "_year"))
+        if (is_year_key(key))
             fprintf(f, "%lld", c->i);
         else {
             fmt_de(buf, sizeof(buf), (double)c->i, 0);
@@ -674,36 +767,137 @@ html_cell(FILE *f, const struct cell *c, const char *key)
         }
         return;
     }
-    fmt_de(buf, sizeof(buf), c->d, fabs(c->d - round(c->d)) < 1e-9 ? 0 : 2);
+    fmt_de(buf, sizeof(buf), c->d, dec);
     fputs(buf, f);
+}
+
+/* Column index of key ${key} in ${r}, or -1. */
+static int
+rs_col(const struct rs *r, const char *key)
+{
+    int c;
+
+    for (c = 0; c < r->n_cols; c++)
+        if (strcmp(r->keys[c], key) == 0)
+            return c;
+    return -1;
+}
+
+/* Resolves the comma-separated keys ${list} to column indexes in ${out}
+ * (at most ${max}); returns their number, or -1 if one is unknown. */
+static int
+rs_cols(const struct rs *r, const char *list, int *out, int max)
+{
+    char key[64];
+    int n = 0;
+
+    while (list != NULL && *list != '\0') {
+        size_t len = strcspn(list, ",");
+
+        if (n == max || len >= sizeof(key))
+            return -1;
+        memcpy(key, list, len);
+        key[len] = '\0';
+        if ((out[n++] = rs_col(r, key)) < 0)
+            return -1;
+        list += len + (list[len] == ',');
+    }
+    return n;
+}
+
+/* Decimals for the reals of column ${col}: 2 for euro amounts and the
+ * mean evaluation, 1 for percentages, else 0 if every value of the column
+ * is whole and 1 if not, so that one column shows one format. */
+static int
+rs_decimals(const struct rs *r, int col)
+{
+    const char *key = r->keys[col];
+    size_t k;
+
+    if (ends_with(key, "_eur") || strcmp(key, "evaluation_mean") == 0)
+        return 2;
+    if (ends_with(key, "_pct"))
+        return 1;
+    for (k = 0; k < r->n_rows; k++) {
+        const struct cell *c = rs_cell(r, k, col);
+
+        if (c->type == SQLITE_FLOAT && fabs(c->d - round(c->d)) > 1e-9)
+            return 1;
+    }
+    return 0;
+}
+
+/* Is row ${row} flagged as suppressed (DP-03) by a "suppressed" column? */
+static int
+rs_suppressed(const struct rs *r, size_t row)
+{
+    int c = rs_col(r, "suppressed");
+
+    return c >= 0 && cell_num(rs_cell(r, row, c)) == 1;
+}
+
+/* Is column ${col} numeric (right-aligned)?  Years are not. */
+static int
+rs_numeric(const struct rs *r, int col)
+{
+    size_t k;
+
+    if (is_year_key(r->keys[col]))
+        return 0;
+    for (k = 0; k < r->n_rows; k++) {
+        int type = rs_cell(r, k, col)->type;
+
+        if (type != SQLITE_NULL)
+            return type == SQLITE_INTEGER || type == SQLITE_FLOAT;
+    }
+    return strcmp(r->keys[col], "reviews") == 0 || ends_with(r->keys[col],
+                                                              "_pct");
 }
 
 static const char html_css[] =
     "body{font-family:'DejaVu Sans',Arial,Helvetica,sans-serif;"
-    "color:#1a1a1a;margin:0 auto;max-width:1100px;padding:1.5em;"
-    "line-height:1.4}"
-    "h1{font-size:1.6em;border-bottom:3px solid #1f4e79;padding-bottom:.3em}"
-    "h2{font-size:1.3em;color:#1f4e79;margin-top:2em;"
+    "font-size:14px;color:#1a1a1a;margin:0 auto;max-width:1100px;"
+    "padding:1.5em;line-height:1.4}"
+    "h1{font-size:1.6em;border-bottom:3px solid #1f4e79;padding-bottom:.3em;"
+    "margin-bottom:.4em}"
+    "h2{font-size:1.35em;color:#1f4e79;margin-top:2em;"
     "border-bottom:1px solid #9bb7d4}"
-    "h3{font-size:1.05em;margin:1.4em 0 .4em}"
+    "h3{font-size:1.08em;margin:1.8em 0 .4em}"
+    "h3 small{font-weight:normal;color:#5a5a5a}"
+    "p{margin:.35em 0}"
     "p.meta,p.note,p.intro{color:#444;font-size:.92em}"
+    "ul.sites{margin:.3em 0 .6em;padding-left:1.2em;font-size:.92em;"
+    "color:#333}"
     "nav ul{list-style:none;padding:0;display:flex;flex-wrap:wrap;gap:.4em}"
     "nav a{display:inline-block;padding:.2em .6em;border:1px solid #9bb7d4;"
     "border-radius:3px;text-decoration:none;color:#1f4e79}"
-    "table{border-collapse:collapse;width:100%;margin:.3em 0;"
-    "font-size:.9em}"
-    "th,td{border:1px solid #c8d3de;padding:.25em .5em;text-align:left;"
+    ".charts{display:flex;flex-wrap:wrap;gap:.2em 2.5em;"
+    "align-items:flex-start}"
+    "figure{margin:.4em 0 .8em}"
+    "figcaption{font-size:.9em;font-weight:bold;color:#333;"
+    "margin-bottom:.2em}"
+    "svg{display:block;max-width:100%;height:auto}"
+    "svg text{font-size:12px;fill:#1a1a1a}"
+    "svg text.in{fill:#fff}"
+    "svg text.tick,svg text.axis{font-size:11px;fill:#555}"
+    "table{border-collapse:collapse;margin:.4em 0;font-size:.92em;"
+    "max-width:100%}"
+    "th,td{border:1px solid #c8d3de;padding:.25em .6em;text-align:left;"
     "vertical-align:top}"
     "th{background:#e8eff6}"
-    "td.n{text-align:right;white-space:nowrap}"
+    "th.n,td.n{text-align:right}"
+    "td.n{white-space:nowrap}"
+    "td.supp{color:#8a5a00}"
     "tr.total td{font-weight:bold;background:#f3f6f9}"
-    "svg{display:block;margin:.5em 0 1em}"
-    "svg text{font-size:12px;fill:#1a1a1a}"
-    "svg rect.bar{fill:#2e75b6}"
-    "@media print{body{max-width:none;padding:0;font-size:10pt}"
-    "nav{display:none}h2{page-break-before:auto;break-after:avoid}"
-    "table,svg{page-break-inside:avoid;break-inside:avoid}"
-    "th{background:#eee !important}svg rect.bar{fill:#555 !important}"
+    "tr:not(.total)+tr.total td{border-top:2px solid #7f9db9}"
+    "td.total,th.total{font-weight:bold;background:#f3f6f9}"
+    "footer{margin-top:2.5em;border-top:1px solid #9bb7d4}"
+    "@page{size:A4;margin:14mm 12mm 16mm}"
+    "@media print{body{max-width:none;padding:0;font-size:9pt}"
+    "nav{display:none}section+section{break-before:page}"
+    "h2,h3{break-after:avoid}figure,tr,div.keep{break-inside:avoid}"
+    "thead{display:table-header-group}"
+    "*{-webkit-print-color-adjust:exact;print-color-adjust:exact}"
     "a{color:inherit;text-decoration:none}}";
 
 /* Appends the plain text of label cell ${c} to ${buf} (size ${len}). */
@@ -719,154 +913,617 @@ label_append(char *buf, size_t len, const struct cell *c)
     snprintf(buf + used, len - used, "%s%s", used ? " " : "", s);
 }
 
-/* Writes ${s} escaped, cut to ${max} characters (UTF-8) with an ellipsis. */
-static void
-html_esc_cut(FILE *f, const char *s, size_t max)
+/* Characters (UTF-8 code points) in ${s}. */
+static size_t
+utf8_len(const char *s)
 {
-    size_t chars = 0, k;
-    char tmp[512];
+    size_t n = 0;
 
-    for (k = 0; s[k] != '\0' && k < sizeof(tmp) - 4; k++) {
-        if (((unsigned char)s[k] & 0xC0) != 0x80 && ++chars > max)
-            break;
-        tmp[k] = s[k];
-    }
-    tmp[k] = '\0';
-    html_esc(f, tmp);
-    if (s[k] != '\0')
-        fputs("…", f);
+    for (; *s != '\0'; s++)
+        n += ((unsigned char)*s & 0xC0) != 0x80;
+    return n;
 }
 
-/* A horizontal bar chart of one column of ${r}, as inline SVG.  Long labels
- * are cut; the full label is the bar's tooltip (<title>). */
+/*
+ * The label of row ${row} in a chart: the texts of the columns ${lab}
+ * (${n_lab} of them) joined by spaces into ${buf} (size ${len}).  When
+ * longer than ${max} characters, the longest part is cut with an ellipsis,
+ * so that short parts such as the site and the year stay readable.
+ */
 static void
-html_chart(FILE *f, const struct rp_table *t, const struct rs *r)
+chart_label(const struct rs *r, size_t row, const int *lab, int n_lab,
+            size_t max, char *buf, size_t len)
 {
-    const int bar_h = 18, gap = 6, label_w = 300, bar_w = 360, val_w = 120;
-    char label[256];
-    double max = 0;
-    size_t k, n = 0;
+    char part[3][256];
+    size_t n[3], total = 0;
+    int i, longest = 0;
+
+    for (i = 0; i < n_lab && i < 3; i++) {
+        part[i][0] = '\0';
+        label_append(part[i], sizeof(part[i]), rs_cell(r, row, lab[i]));
+        n[i] = utf8_len(part[i]);
+        total += n[i] + (i > 0);
+        if (n[i] > n[longest])
+            longest = i;
+    }
+    if (total > max && n[longest] > total - max + 1) {
+        size_t keep = n[longest] - (total - max) - 1, chars = 0, k;
+        char *p = part[longest];
+
+        for (k = 0; p[k] != '\0'; k++)
+            if (((unsigned char)p[k] & 0xC0) != 0x80 && chars++ == keep)
+                break;
+        snprintf(p + k, sizeof(part[0]) - k, "…");
+    }
+    buf[0] = '\0';
+    for (i = 0; i < n_lab && i < 3; i++) {
+        size_t used = strlen(buf);
+
+        snprintf(buf + used, len - used, "%s%s", i ? " " : "", part[i]);
+    }
+}
+
+#define CH_SERIES 4  /* at most this many series per chart */
+#define CH_LABEL 42  /* bar labels are cut to this many characters */
+#define CH_CHAR_W 7  /* approximate width of a character at 12px, pixels */
+
+/* Colour of series ${i} of ${ch} into ${buf} (8 bytes). */
+static void
+chart_color(const struct rp_chart *ch, int i, char buf[8])
+{
+    static const char *const palette[CH_SERIES] = {"#2e75b6", "#ed7d31",
+                                                   "#70ad47", "#a5a5a5"};
+    const char *p = ch->colors;
+    int k;
+
+    snprintf(buf, 8, "%s", palette[i % CH_SERIES]);
+    for (k = 0; p != NULL && k < i; k++)
+        if ((p = strchr(p, ',')) != NULL)
+            p++;
+    if (p != NULL && p[0] == '#' && strspn(p + 1, "0123456789abcdefABCDEF")
+                                        >= 6)
+        snprintf(buf, 8, "%.7s", p);
+}
+
+/* A step of 1, 2, 2.5 or 5 × 10^k giving about four intervals up to
+ * ${max}; whole numbers only for counts (${whole}). */
+static double
+chart_step(double max, int whole)
+{
+    double raw = max / 4, mag, norm;
+
+    if (!(raw > 0))
+        return 1;
+    mag = pow(10, floor(log10(raw)));
+    norm = raw / mag;
+    if (norm <= 1)
+        norm = 1;
+    else if (norm <= 2)
+        norm = 2;
+    else if (norm <= 2.5 && mag >= 10)
+        norm = 2.5;
+    else if (norm <= 5)
+        norm = 5;
+    else
+        norm = 10;
+    return whole && norm * mag < 1 ? 1 : norm * mag;
+}
+
+/* The unit of an axis whose values come from column ${key}. */
+static const char *
+chart_unit(const char *key)
+{
+    if (ends_with(key, "_eur"))
+        return "Euro";
+    if (ends_with(key, "_pct"))
+        return "Prozent";
+    if (strcmp(key, "hours") == 0)
+        return "Stunden";
+    return "Anzahl";
+}
+
+/*
+ * A horizontal bar chart of ${ch} over ${r}, as inline SVG in a <figure>
+ * with a visible caption: one bar (stacked) or one bar per series (side by
+ * side) for every row charted, the value at the end of the bar, a legend
+ * when there is more than one series or a target, an axis with a scale and
+ * its unit.  Long labels are cut; the full label is each bar's tooltip.
+ * Nothing is drawn if a key is unknown or no row qualifies.
+ */
+static void
+html_chart(FILE *f, const struct rp_chart *ch, const struct rs *r)
+{
+    enum { BAR_H = 16, GAP = 8, PLOT_W = 320, VAL_W = 110, AXIS_H = 40 };
+    int lab[3], ser[CH_SERIES], n_lab, n_ser, tgt = -1, whole = 1;
+    int label_w, legend_h, group_h, plot_top, plot_h, width, height, i;
+    int val_dec, legend_w = 0;
+    size_t k, n = 0, max_chars = 4;
+    double max = 0, step, axis, t;
+    char label[512], color[8], num[96];
+    const char *key0;
     int y;
 
-    for (k = 0; k < r->n_rows; k++) {
-        double v = cell_num(rs_cell(r, k, t->chart_value));
+    if (ch->caption == NULL)
+        return;
+    n_lab = rs_cols(r, ch->labels, lab, 3);
+    n_ser = rs_cols(r, ch->series, ser, CH_SERIES);
+    if (n_lab <= 0 || n_ser <= 0)
+        return;
+    if (ch->target != NULL && (tgt = rs_col(r, ch->target)) < 0)
+        return;
+    key0 = r->keys[ser[0]];
+    /* Values at the bars: euro amounts without cents. */
+    val_dec = ends_with(key0, "_eur") ? 0 : rs_decimals(r, ser[0]);
 
-        if (rs_is_total(r, k) != t->chart_totals)
+    /* Rows charted, the largest value, the widest label. */
+    for (k = 0; k < r->n_rows; k++) {
+        double sum = 0;
+
+        if (rs_is_total(r, k) != ch->totals)
             continue;
         n++;
-        if (!isnan(v) && v > max)
-            max = v;
+        chart_label(r, k, lab, n_lab, CH_LABEL, label, sizeof(label));
+        if (utf8_len(label) > max_chars)
+            max_chars = utf8_len(label);
+        for (i = 0; i < n_ser; i++) {
+            const struct cell *c = rs_cell(r, k, ser[i]);
+            double v = cell_num(c);
+
+            if (c->type == SQLITE_FLOAT)
+                whole = 0;
+            if (isnan(v))
+                continue;
+            sum = ch->stacked ? sum + v : v;
+            if (sum > max)
+                max = sum;
+        }
+        t = tgt >= 0 ? cell_num(rs_cell(r, k, tgt)) : NAN;
+        if (!isnan(t) && t > max)
+            max = t;
     }
     if (n == 0)
         return;
-    fprintf(f,
-            "<svg role=\"img\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d "
-            "%d\" aria-label=\"",
-            label_w + bar_w + val_w, (int)n * (bar_h + gap) + gap,
-            label_w + bar_w + val_w, (int)n * (bar_h + gap) + gap);
-    html_esc(f, r->heads[t->chart_value]);
-    fputs("\">\n<title>", f);
-    html_esc(f, r->heads[t->chart_value]);
-    fputs("</title>\n", f);
-    y = gap;
-    for (k = 0; k < r->n_rows; k++) {
-        const struct cell *vc = rs_cell(r, k, t->chart_value);
-        const struct cell *lc = rs_cell(r, k, t->chart_label);
-        double v = cell_num(vc);
-        int w;
+    if (ends_with(key0, "_pct") && max < 100)
+        max = 100;
+    if (ends_with(key0, "_eur"))
+        whole = 0;
+    step = chart_step(max, whole);
+    axis = ceil(max / step - 1e-9) * step;
+    if (!(axis > 0))
+        axis = step;
+    label_w = (int)max_chars * CH_CHAR_W + 14;
+    legend_h = n_ser > 1 || tgt >= 0 ? 26 : 0;
+    group_h = ch->stacked || n_ser == 1 ? BAR_H : n_ser * (BAR_H + 2) - 2;
+    plot_top = legend_h + 4;
+    plot_h = (int)n * (group_h + GAP);
+    for (i = 0; legend_h > 0 && i < n_ser; i++)
+        legend_w += 16 + (int)utf8_len(r->heads[ser[i]]) * CH_CHAR_W + 18;
+    if (tgt >= 0)
+        legend_w += 14 + (int)utf8_len(r->heads[tgt]) * CH_CHAR_W + 10;
+    width = label_w + PLOT_W + VAL_W;
+    if (label_w + legend_w > width)
+        width = label_w + legend_w;
+    height = plot_top + plot_h + AXIS_H;
 
-        if (rs_is_total(r, k) != t->chart_totals)
-            continue;
-        w = (isnan(v) || max <= 0) ? 0 : (int)lround(v / max * bar_w);
-        label[0] = '\0';
-        label_append(label, sizeof(label), lc);
-        if (t->chart_label2 >= 0)
-            label_append(label, sizeof(label),
-                         rs_cell(r, k, t->chart_label2));
-        fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">",
-                label_w - 8, y + bar_h - 5);
-        html_esc_cut(f, label, 40);
-        fprintf(f,
-                "</text><rect class=\"bar\" x=\"%d\" y=\"%d\" width=\"%d\" "
-                "height=\"%d\"><title>",
-                label_w, y, w, bar_h);
-        html_esc(f, label);
-        fprintf(f, "</title></rect><text x=\"%d\" y=\"%d\">",
-                label_w + w + 6, y + bar_h - 5);
-        html_cell(f, vc, r->keys[t->chart_value]);
-        fputs("</text>\n", f);
-        y += bar_h + gap;
+    fputs("<figure><figcaption>", f);
+    html_esc(f, ch->caption);
+    fprintf(f,
+            "</figcaption>\n<svg role=\"img\" width=\"%d\" height=\"%d\" "
+            "viewBox=\"0 0 %d %d\" aria-label=\"",
+            width, height, width, height);
+    html_esc(f, ch->caption);
+    fputs("\"><title>", f);
+    html_esc(f, ch->caption);
+    fputs("</title>\n", f);
+
+    /* Legend. */
+    if (legend_h > 0) {
+        int x = label_w;
+
+        for (i = 0; i < n_ser; i++) {
+            chart_color(ch, i, color);
+            fprintf(f,
+                    "<rect x=\"%d\" y=\"6\" width=\"12\" height=\"12\" "
+                    "fill=\"%s\"/><text x=\"%d\" y=\"16\">",
+                    x, color, x + 16);
+            html_esc(f, r->heads[ser[i]]);
+            fputs("</text>\n", f);
+            x += 16 + (int)utf8_len(r->heads[ser[i]]) * CH_CHAR_W + 18;
+        }
+        if (tgt >= 0) {
+            fprintf(f,
+                    "<line x1=\"%d\" y1=\"4\" x2=\"%d\" y2=\"20\" "
+                    "stroke=\"#1a1a1a\" stroke-width=\"3\"/>"
+                    "<text x=\"%d\" y=\"16\">",
+                    x + 5, x + 5, x + 14);
+            html_esc(f, r->heads[tgt]);
+            fputs("</text>\n", f);
+        }
     }
-    fputs("</svg>\n", f);
+
+    /* Scale: grid lines, tick values, the unit. */
+    for (t = 0; t <= axis + step / 2; t += step) {
+        int x = label_w + (int)lround(t / axis * PLOT_W);
+
+        fmt_de(num, sizeof(num), t, step < 1 ? 1 : 0);
+        fprintf(f,
+                "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" "
+                "stroke=\"#d9d9d9\"/><text class=\"tick\" x=\"%d\" y=\"%d\" "
+                "text-anchor=\"middle\">%s</text>\n",
+                x, plot_top, x, plot_top + plot_h + 3, x,
+                plot_top + plot_h + 16, num);
+    }
+    fprintf(f,
+            "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" "
+            "stroke=\"#1a1a1a\"/>\n<text class=\"axis\" x=\"%d\" y=\"%d\" "
+            "text-anchor=\"middle\">%s</text>\n",
+            label_w, plot_top, label_w, plot_top + plot_h + 3,
+            label_w + PLOT_W / 2, plot_top + plot_h + 33, chart_unit(key0));
+
+    /* Bars. */
+    y = plot_top + GAP / 2;
+    for (k = 0; k < r->n_rows; k++) {
+        int supp = rs_suppressed(r, k), end = 0, any = 0, tx = -1;
+        double x = label_w, sum = 0;
+
+        if (rs_is_total(r, k) != ch->totals)
+            continue;
+        t = tgt >= 0 ? cell_num(rs_cell(r, k, tgt)) : NAN;
+        if (!isnan(t))
+            tx = label_w + (int)lround(t / axis * PLOT_W);
+        chart_label(r, k, lab, n_lab, CH_LABEL, label, sizeof(label));
+        fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">",
+                label_w - 6, y + group_h / 2 + 4);
+        html_esc(f, label);
+        fputs("</text>\n", f);
+        chart_label(r, k, lab, n_lab, SIZE_MAX, label, sizeof(label));
+        for (i = 0; i < n_ser; i++) {
+            const struct cell *c = rs_cell(r, k, ser[i]);
+            double v = cell_num(c), w;
+            int by = ch->stacked ? y : y + i * (BAR_H + 2);
+
+            if (!ch->stacked)
+                x = label_w;
+            w = isnan(v) || v <= 0 ? 0 : v / axis * PLOT_W;
+            chart_color(ch, i, color);
+            if (w > 0) {
+                fprintf(f,
+                        "<rect class=\"bar\" x=\"%.1f\" y=\"%d\" "
+                        "width=\"%.1f\" height=\"%d\" fill=\"%s\"><title>",
+                        x, by, w, BAR_H, color);
+                html_esc(f, label);
+                fputs(" – ", f);
+                html_esc(f, r->heads[ser[i]]);
+                fputs(": ", f);
+                html_cell(f, c, r->keys[ser[i]], supp,
+                          rs_decimals(r, ser[i]));
+                fputs("</title></rect>\n", f);
+            }
+            if (ch->stacked && c->type == SQLITE_INTEGER && n_ser > 1) {
+                fmt_de(num, sizeof(num), (double)c->i, 0);
+                if (w >= (double)strlen(num) * CH_CHAR_W + 6)
+                    fprintf(f,
+                            "<text class=\"in\" x=\"%.1f\" y=\"%d\" "
+                            "text-anchor=\"middle\">%s</text>\n",
+                            x + w / 2, by + BAR_H - 4, num);
+            }
+            if (!isnan(v)) {
+                sum += v;
+                any = 1;
+            }
+            x += w;
+            if (!ch->stacked) {
+                /* After the bar, or after the target tick if later. */
+                end = (int)lround(x);
+                if (n_ser == 1 && tx > end)
+                    end = tx;
+                fprintf(f, "<text x=\"%d\" y=\"%d\">", end + 5,
+                        by + BAR_H - 4);
+                html_cell(f, c, r->keys[ser[i]], supp, val_dec);
+                fputs("</text>\n", f);
+            }
+        }
+        if (tx >= 0) {
+            fprintf(f,
+                    "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" "
+                    "stroke=\"#1a1a1a\" stroke-width=\"3\"><title>",
+                    tx, y - 3, tx, y + group_h + 3);
+            html_esc(f, r->heads[tgt]);
+            fputs(": ", f);
+            html_cell(f, rs_cell(r, k, tgt), r->keys[tgt], 0,
+                      rs_decimals(r, tgt));
+            fputs("</title></line>\n", f);
+        }
+        end = (int)lround(x);
+        if (tx > end)
+            end = tx;
+        if (ch->stacked) {
+            struct cell tot = {whole ? SQLITE_INTEGER : SQLITE_FLOAT,
+                               (long long)llround(sum), sum, NULL};
+
+            if (!any)
+                tot.type = SQLITE_NULL;
+            fprintf(f, "<text x=\"%d\" y=\"%d\">", end + 5,
+                    y + BAR_H - 4);
+            html_cell(f, n_ser == 1 ? rs_cell(r, k, ser[0]) : &tot, key0,
+                      supp, val_dec);
+            fputs("</text>\n", f);
+        }
+        y += group_h + GAP;
+    }
+    fputs("</svg></figure>\n", f);
 }
 
+/* One table cell <td> of row ${row}, column ${col} of ${r}. */
 static void
-html_table(FILE *f, const struct rp_table *t, const struct rs *r)
+html_td(FILE *f, const struct rs *r, size_t row, int col, int num)
 {
-    size_t k;
+    const struct cell *c = rs_cell(r, row, col);
+    int supp = c->type == SQLITE_NULL && rs_suppressed(r, row);
+
+    fputs(supp ? "<td class=\"n supp\">" : num ? "<td class=\"n\">" : "<td>",
+          f);
+    html_cell(f, c, r->keys[col], supp, rs_decimals(r, col));
+    fputs("</td>", f);
+}
+
+/* Do rows ${a} and ${b} of ${r} agree in every column but the site and
+ * column ${skip}? */
+static int
+rs_same_key(const struct rs *r, size_t a, size_t b, int skip)
+{
+    char n1[64], n2[64];
     int c;
 
-    fprintf(f, "<h3 id=\"%s\">", t->id);
-    html_esc(f, t->title);
-    fprintf(f, " <small>(%s)</small></h3>\n", t->indicator);
-    if (r->n_rows == 0) {
-        fputs("<p class=\"note\">Keine Daten zum Stichtag.</p>\n", f);
-        return;
+    for (c = 0; c < r->n_cols; c++) {
+        if (c == r->site_col || c == skip)
+            continue;
+        if (rs_cell(r, a, c)->type != rs_cell(r, b, c)->type ||
+            strcmp(cell_text(rs_cell(r, a, c), n1, sizeof(n1)),
+                   cell_text(rs_cell(r, b, c), n2, sizeof(n2))) != 0)
+            return 0;
     }
-    if (t->chart_label >= 0)
-        html_chart(f, t, r);
+    return 1;
+}
+
+/* Is the site of row ${a} of ${r} that of row ${b}? */
+static int
+rs_same_site(const struct rs *r, size_t a, size_t b)
+{
+    const struct cell *x = rs_cell(r, a, r->site_col);
+    const struct cell *y = rs_cell(r, b, r->site_col);
+
+    return x->type == SQLITE_TEXT && y->type == SQLITE_TEXT &&
+           strcmp(x->s, y->s) == 0;
+}
+
+/*
+ * Table ${r} as a matrix: one line per key (all columns but the site and
+ * ${val}; the order of the totals first), one column per site and the
+ * total last, the cells from column ${val}.  A key without a row at a site
+ * has the count 0 there.  Returns -KZ_ENOMEM, or 0.
+ */
+static int
+html_pivot(FILE *f, const struct rs *r, int val)
+{
+    size_t *keys = NULL, *sites = NULL, n_keys = 0, n_sites = 0, k, j, s;
+    int c, pass, num = rs_numeric(r, val);
+
+    keys = malloc((r->n_rows + 1) * sizeof(*keys));
+    sites = malloc((r->n_rows + 1) * sizeof(*sites));
+    if (keys == NULL || sites == NULL) {
+        free(keys);
+        free(sites);
+        return -KZ_ENOMEM;
+    }
+    for (pass = 1; pass >= 0; pass--) /* totals first, then the sites */
+        for (k = 0; k < r->n_rows; k++) {
+            if (rs_is_total(r, k) != pass)
+                continue;
+            for (j = 0; j < n_keys && !rs_same_key(r, keys[j], k, val); j++)
+                ;
+            if (j == n_keys)
+                keys[n_keys++] = k;
+        }
+    for (pass = 0; pass <= 1; pass++) /* sites first, the total last */
+        for (k = 0; k < r->n_rows; k++) {
+            if (rs_is_total(r, k) != pass)
+                continue;
+            for (j = 0; j < n_sites && !rs_same_site(r, sites[j], k); j++)
+                ;
+            if (j == n_sites)
+                sites[n_sites++] = k;
+        }
+
     fputs("<table>\n<thead><tr>", f);
     for (c = 0; c < r->n_cols; c++) {
+        if (c == r->site_col || c == val)
+            continue;
         fputs("<th scope=\"col\">", f);
         html_esc(f, r->heads[c]);
         fputs("</th>", f);
     }
-    fputs("</tr></thead>\n<tbody>\n", f);
-    for (k = 0; k < r->n_rows; k++) {
-        fputs(rs_is_total(r, k) ? "<tr class=\"total\">" : "<tr>", f);
-        for (c = 0; c < r->n_cols; c++) {
-            const struct cell *cell = rs_cell(r, k, c);
+    for (s = 0; s < n_sites; s++) {
+        int tot = rs_is_total(r, sites[s]);
 
-            fputs(cell->type == SQLITE_INTEGER || cell->type == SQLITE_FLOAT
-                      ? "<td class=\"n\">"
-                      : "<td>",
-                  f);
-            html_cell(f, cell, r->keys[c]);
-            fputs("</td>", f);
+        fputs(tot ? "<th scope=\"col\" class=\"n total\">"
+                  : "<th scope=\"col\" class=\"n\">",
+              f);
+        html_cell(f, rs_cell(r, sites[s], r->site_col), "site_code", 0, 0);
+        fputs("</th>", f);
+    }
+    fputs("</tr></thead>\n<tbody>\n", f);
+    for (j = 0; j < n_keys; j++) {
+        fputs("<tr>", f);
+        for (c = 0; c < r->n_cols; c++)
+            if (c != r->site_col && c != val)
+                html_td(f, r, keys[j], c, rs_numeric(r, c));
+        for (s = 0; s < n_sites; s++) {
+            int tot = rs_is_total(r, sites[s]);
+
+            for (k = 0; k < r->n_rows; k++)
+                if (rs_same_site(r, sites[s], k) &&
+                    rs_same_key(r, keys[j], k, val))
+                    break;
+            if (k < r->n_rows) {
+                const struct cell *cell = rs_cell(r, k, val);
+
+                fputs(tot ? "<td class=\"n total\">" : "<td class=\"n\">",
+                      f);
+                html_cell(f, cell, r->keys[val], rs_suppressed(r, k),
+                          rs_decimals(r, val));
+                fputs("</td>", f);
+            } else {
+                fputs(tot ? "<td class=\"n total\">" : "<td class=\"n\">",
+                      f);
+                fputs(num ? "0" : "–", f);
+                fputs("</td>", f);
+            }
         }
         fputs("</tr>\n", f);
     }
     fputs("</tbody>\n</table>\n", f);
+    free(keys);
+    free(sites);
+    return 0;
+}
+
+/* Table ${t} with the rows ${r}: heading, charts, table, footnote. */
+static int
+html_table(FILE *f, const struct rp_table *t, const struct rs *r)
+{
+    int c, hide_site, pivot = -1, *num;
+    size_t k, totals = 0;
+
+    /* The heading stays with its charts on paper (div.keep). */
+    fprintf(f, "<div class=\"keep\">\n<h3 id=\"%s\">", t->id);
+    html_esc(f, t->title);
+    fprintf(f, " <small>(%s)</small></h3>\n", t->indicator);
+    if (r->n_rows == 0) {
+        fputs("<p class=\"note\">Keine Daten zum Stichtag.</p>\n</div>\n",
+              f);
+        return 0;
+    }
+    if (t->charts[0].caption != NULL) {
+        fputs("<div class=\"charts\">\n", f);
+        html_chart(f, &t->charts[0], r);
+        html_chart(f, &t->charts[1], r);
+        fputs("</div>\n", f);
+    }
+    fputs("</div>\n", f);
+    if (t->pivot != NULL && r->site_col >= 0)
+        pivot = rs_col(r, t->pivot);
+    if (pivot >= 0) {
+        if (html_pivot(f, r, pivot) != 0)
+            return -KZ_ENOMEM;
+    } else {
+        /* A table of totals only needs no site column ("Gesamt" each). */
+        for (k = 0; k < r->n_rows; k++)
+            totals += (size_t)rs_is_total(r, k);
+        hide_site = totals == r->n_rows;
+        if ((num = calloc((size_t)r->n_cols, sizeof(*num))) == NULL)
+            return -KZ_ENOMEM;
+        fputs("<table>\n<thead><tr>", f);
+        for (c = 0; c < r->n_cols; c++) {
+            if (hide_site && c == r->site_col)
+                continue;
+            num[c] = rs_numeric(r, c);
+            fputs(num[c] ? "<th scope=\"col\" class=\"n\">"
+                         : "<th scope=\"col\">",
+                  f);
+            html_esc(f, r->heads[c]);
+            fputs("</th>", f);
+        }
+        fputs("</tr></thead>\n<tbody>\n", f);
+        for (k = 0; k < r->n_rows; k++) {
+            fputs(rs_is_total(r, k) && !hide_site ? "<tr class=\"total\">"
+                                                  : "<tr>",
+                  f);
+            for (c = 0; c < r->n_cols; c++)
+                if (!(hide_site && c == r->site_col))
+                    html_td(f, r, k, c, num[c]);
+            fputs("</tr>\n", f);
+        }
+        fputs("</tbody>\n</table>\n", f);
+        free(num);
+    }
     if (t->note != NULL) {
         fputs("<p class=\"note\">", f);
         html_esc(f, t->note);
         fputs("</p>\n", f);
     }
+    return 0;
 }
 
 static void
 html_begin(struct ctx *x)
 {
     FILE *f = x->out;
+    sqlite3_stmt *st = NULL;
+    char date[16];
     size_t s;
+    int n = 0;
 
+    if (is_iso_date(x->as_of))
+        date_de(date, sizeof(date), x->as_of);
+    else
+        snprintf(date, sizeof(date), "unbekannt");
     fputs("<!DOCTYPE html>\n<html lang=\"de\">\n<head>\n"
           "<meta charset=\"utf-8\">\n"
           "<meta name=\"viewport\" content=\"width=device-width, "
           "initial-scale=1\">\n<title>Koordinierungszentren Kinderschutz – "
           "Landesübersicht zum ",
           f);
-    html_esc(f, x->as_of);
-    fprintf(f, "</title>\n<style>%s</style>\n</head>\n<body>\n", html_css);
-    fputs("<h1>Koordinierungszentren Kinderschutz – Landesübersicht</h1>\n"
+    fputs(date, f);
+    fprintf(f, "</title>\n<style>%s", html_css);
+    /* Printed pages name the report and its reference date. */
+    fprintf(f,
+            "@page{@bottom-left{content:\"Koordinierungszentren Kinderschutz"
+            " – Landesübersicht, Stichtag %s\";font:8pt 'DejaVu Sans',"
+            "Arial,sans-serif;color:#555}@bottom-right{content:\"Seite \" "
+            "counter(page) \" von \" counter(pages);font:8pt 'DejaVu Sans',"
+            "Arial,sans-serif;color:#555}}",
+            date);
+    fputs("</style>\n</head>\n<body>\n<header>\n"
+          "<h1>Koordinierungszentren Kinderschutz – Landesübersicht</h1>\n"
           "<p class=\"meta\">Stichtag: <strong>",
           f);
-    html_esc(f, x->as_of);
-    fputs("</strong>. Je Standort und insgesamt, berechnet aus den "
-          "Indikatorsichten (domain.md §3). Der Bericht enthält keine "
-          "personenbezogenen Daten: keine Namen, keine Kontaktdaten, keine "
-          "Freitextnotizen, keine nicht freigegebenen Fallanalysen. "
-          "„–“ = kein Wert, „•“ = unterdrückt (1–2 Fälle).</p>\n<nav><ul>",
+    fputs(date, f);
+    fputs("</strong>. Kennzahlen je Standort und insgesamt („Gesamt“ = "
+          "alle Standorte). Der Bericht enthält keine personenbezogenen "
+          "Daten: keine Namen, keine Kontaktdaten, keine Freitextnotizen, "
+          "keine nicht freigegebenen Fallanalysen.</p>\n",
+          f);
+    /* The site codes used in the tables (organisational data only). */
+    if (sqlite3_prepare_v2(x->db,
+                           "SELECT code, name FROM site WHERE site_kind = "
+                           "'coordination_centre' ORDER BY code",
+                           -1, &st, NULL) == SQLITE_OK) {
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            const char *code = (const char *)sqlite3_column_text(st, 0);
+            const char *name = (const char *)sqlite3_column_text(st, 1);
+
+            if (code == NULL || name == NULL)
+                continue;
+            fputs(n++ == 0 ? "<p class=\"meta\">Standorte:</p>\n"
+                             "<ul class=\"sites\">"
+                           : "",
+                  f);
+            fputs("<li><strong>", f);
+            html_esc(f, code);
+            fputs("</strong> – ", f);
+            html_esc(f, name);
+            fputs("</li>", f);
+        }
+        if (n > 0)
+            fputs("</ul>\n", f);
+    }
+    sqlite3_finalize(st);
+    fputs("<p class=\"meta\">Zeichen: „–“ = kein Wert; „&lt;" NBSP "3“ = "
+          "aus Datenschutzgründen nicht ausgewiesen (1 oder 2 Fälle, "
+          "DP-03). Die Balkendiagramme zeigen die Standorte ohne die "
+          "Gesamtzeile, sofern nicht anders angegeben.</p>\n</header>\n"
+          "<nav><ul>",
           f);
     for (s = 0; s < N_SECTIONS; s++) {
         fprintf(f, "<li><a href=\"#%s\">", sections[s].id);
@@ -1154,7 +1811,11 @@ report_write(sqlite3 *db, enum report_format fmt, FILE *out,
                 goto out;
             switch (fmt) {
             case REPORT_HTML:
-                html_table(out, tab, &r);
+                if (html_table(out, tab, &r) != 0) {
+                    rs_free(&r);
+                    rc = fail(&x, -KZ_ENOMEM, "out of memory");
+                    goto out;
+                }
                 break;
             case REPORT_CSV:
                 csv_table(out, sec, tab, &r);

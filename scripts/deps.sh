@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev sqlite3
       libsqlite3-dev libsodium-dev libuv1-dev libmsgpack-dev libinih-dev
-      libcjson-dev)
+      libcjson-dev chromium)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||

@@ -248,7 +248,19 @@ TEST(html_is_one_self_contained_page)
     ASSERT(strstr(html, "<rect class=\"bar\"") != NULL);
     ASSERT(strstr(html, "<style>") != NULL);
     ASSERT(strstr(html, "@media print") != NULL);
-    ASSERT(strstr(html, "Stichtag: <strong>2026-11-27</strong>") != NULL);
+    ASSERT(strstr(html, "Stichtag: <strong>27.11.2026</strong>") != NULL);
+    /* Charts are captioned, scaled and have legends where needed. */
+    ASSERT(strstr(html, "<figcaption>Aktive Partner je Standort nach Sektor "
+                        "(NZFH)</figcaption>") != NULL);
+    ASSERT(strstr(html, "class=\"axis\"") != NULL);
+    ASSERT(strstr(html, ">Überprüfung überfällig</text>") != NULL);
+    /* DP-03: suppressed cells are marked, never blank. */
+    ASSERT(strstr(html, "<td class=\"n supp\">&lt;\xC2\xA0" "3</td>") != NULL);
+    /* Codes are labelled in German; dates in German notation. */
+    ASSERT(strstr(html, "Gefährdungseinschätzung") != NULL);
+    ASSERT(strstr(html, ">risk_assessment<") == NULL);
+    ASSERT(strstr(html, "15.02.2026") != NULL);
+    ASSERT(strstr(html, "HAN</strong> – Koordinierungszentrum") != NULL);
     /* Nothing is fetched: no URL at all, no src=, links only in-page. */
     ASSERT(strstr(html, "http") == NULL);
     ASSERT(strstr(html, "src=") == NULL);
@@ -260,7 +272,7 @@ TEST(html_is_one_self_contained_page)
         if (strncmp(p, "href=\"#", 7) != 0)
             T_FAIL_("external link: %.60s", p);
     /* Figures in German notation, totals labelled. */
-    ASSERT(strstr(html, "66,7 %") != NULL);
+    ASSERT(strstr(html, "66,7\xC2\xA0%") != NULL);
     ASSERT(strstr(html, "Gesamt") != NULL);
     free(html);
     sqlite3_close(db);
