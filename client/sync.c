@@ -68,6 +68,8 @@ struct sync {
     uint64_t pull_items;             /* items in the current PULL */
     int want_push, want_pull;        /* run mode: events */
     struct keys_out owed;            /* envelopes being uploaded */
+    uint32_t owed_off;               /* first not yet acknowledged */
+    uint32_t owed_chunk;             /* in the KEYS_PUT under way */
     char no_key[KZ_LIM_NAME_MAX + 1]; /* a scope we could not seal for */
     int stopping;                    /* sync_stop called */
     int subscribed;                  /* SUBSCRIBE sent */
@@ -257,36 +259,33 @@ keys_get_next(struct sync *s)
         s->state = ST_KEYS;
 }
 
-/* Keys we make or owe others go up before our changesets need them. */
+/* Sends the next chunk of owed envelopes (at most KZ_LIM_KEYS_MAX). */
 static void
-keys_put_owed(struct sync *s)
+keys_put_chunk(struct sync *s)
 {
     struct kz_msg m;
     struct kz_msg_bin *envs;
     uint32_t i, n;
     int err;
 
-    keys_out_free(&s->owed);
-    err = keys_duties(s->c, &s->owed);
-    if (err) {
-        fail(s, err, "cannot make or share scope keys: %s", kz_strerror(err));
-        return;
-    }
-    if (s->owed.n == 0) {
+    if (s->owed_off >= s->owed.n) {
+        keys_out_free(&s->owed);
         start_round(s);
         return;
     }
-    n = s->owed.n > KZ_LIM_KEYS_MAX ? KZ_LIM_KEYS_MAX : s->owed.n;
+    n = s->owed.n - s->owed_off;
+    if (n > KZ_LIM_KEYS_MAX)
+        n = KZ_LIM_KEYS_MAX;
     envs = kz_calloc(n, sizeof(*envs));
     if (envs == NULL) {
         fail(s, -KZ_ENOMEM, "out of memory");
         return;
     }
     for (i = 0; i < n; i++) {
-        envs[i].p = s->owed.envs[i].bytes;
-        envs[i].len = s->owed.envs[i].len;
+        envs[i].p = s->owed.envs[s->owed_off + i].bytes;
+        envs[i].len = s->owed.envs[s->owed_off + i].len;
     }
-    s->owed.n = n; /* the rest goes with the next round */
+    s->owed_chunk = n;
     memset(&m, 0, sizeof(m));
     m.type = KZ_MSG_KEYS_PUT;
     m.keys_put.req = s->wait_req = ++s->next_req;
@@ -296,6 +295,22 @@ keys_put_owed(struct sync *s)
     kz_free(envs);
     if (err == 0)
         s->state = ST_KEYS_PUT;
+}
+
+/* Keys we make or owe others go up before our changesets need them. */
+static void
+keys_put_owed(struct sync *s)
+{
+    int err;
+
+    keys_out_free(&s->owed);
+    s->owed_off = 0;
+    err = keys_duties(s->c, &s->owed);
+    if (err) {
+        fail(s, err, "cannot make or share scope keys: %s", kz_strerror(err));
+        return;
+    }
+    keys_put_chunk(s);
 }
 
 static void
@@ -884,12 +899,14 @@ on_msg(struct conn *conn, const struct kz_msg *m, void *data)
             return;
         }
         if (s->state == ST_KEYS_PUT) {
-            if ((err = keys_sent(s->c, &s->owed))) {
+            struct keys_out part = {s->owed_chunk,
+                                    s->owed.envs + s->owed_off};
+            if ((err = keys_sent(s->c, &part))) {
                 fail(s, err, "cannot record the keys shared");
                 return;
             }
-            keys_out_free(&s->owed);
-            start_round(s);
+            s->owed_off += s->owed_chunk;
+            keys_put_chunk(s);
             return;
         }
         break;

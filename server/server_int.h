@@ -78,7 +78,6 @@ struct session {
     uint64_t id;                  /* session number, for the log */
     uint32_t pushes;              /* PUSHes waiting for the store */
     int reading;                  /* uv_read_start active */
-    uint8_t rbuf[SESSION_READ_BUF]; /* socket read buffer */
     struct sub *subs;             /* subscribed scopes; owned */
     uint32_t n_subs;
     struct pull_job pull;         /* the PULL being answered */
@@ -106,6 +105,10 @@ struct server {
     void (*stop_cb)(void *);      /* server_stop's callback */
     void *stop_data;
     struct server_stats stats;    /* counters */
+    /* One read buffer for all sessions: libuv fills it just before the
+     * read callback, which consumes it whole (kz_chan_feed copies what it
+     * keeps), so an idle session costs no 64 KiB of its own. */
+    uint8_t rbuf[SESSION_READ_BUF];
 };
 
 /* session.c */

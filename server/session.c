@@ -1058,7 +1058,7 @@ on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
     struct session *s = h->data;
 
     (void)hint;
-    *buf = uv_buf_init((char *)s->rbuf, sizeof(s->rbuf));
+    *buf = uv_buf_init((char *)s->srv->rbuf, sizeof(s->srv->rbuf));
 }
 
 static void
@@ -1077,7 +1077,7 @@ on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0)
         return;
     s->last_read_ms = now_ms(s);
-    err = kz_chan_feed(s->chan, s->rbuf, (size_t)nread);
+    err = kz_chan_feed(s->chan, s->srv->rbuf, (size_t)nread);
     if (err) {
         s->srv->stats.closed_bad++;
         kz_log_warn("session %llu %s: %s", (unsigned long long)s->id,
