@@ -150,7 +150,7 @@ kz_stop() {
         sleep 0.1
     done
     kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
+    { wait "$pid"; } 2>/dev/null
     rc=$?
     kz_forget "$pid"
     return $rc
