@@ -423,7 +423,11 @@ db_open(struct replica *r, const char *dir, int create)
     return replica__exec(r, "PRAGMA journal_mode = WAL;"
                             "PRAGMA synchronous = NORMAL;"
                             "PRAGMA foreign_keys = ON;"
-                            "PRAGMA recursive_triggers = ON;");
+                            "PRAGMA recursive_triggers = ON;"
+                            /* Every INSERT that fires a capture trigger
+                             * keeps a statement journal; in memory, not in
+                             * a temp file. */
+                            "PRAGMA temp_store = MEMORY;");
 }
 
 static int

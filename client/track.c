@@ -6,9 +6,10 @@
  * number N the engine creates:
  *
  *   kz_i_T  AFTER INSERT: kz_log(N, pk, op 1, every cell, now)
- *   kz_u_T  AFTER UPDATE: kz_log(N, pk, op 1, mask of the cells whose value
- *           changed, now); a changed primary key logs a delete of the old
- *           key and an insert of the new one
+ *   kz_u_T  AFTER UPDATE, when the key or a value changed: kz_log(N, pk,
+ *           op 1, mask of the cells whose value changed, now); a changed
+ *           primary key logs a delete of the old key and an insert of the
+ *           new one
  *   kz_d_T  AFTER DELETE: kz_log(N, pk, op 2, every cell, now): a delete
  *           writes NULL to every column as well as the tombstone, so that
  *           an update made concurrently elsewhere meets it cell by cell
@@ -423,34 +424,39 @@ make_triggers(struct replica *r, const struct tracked *t)
     pk_expr(&b, t, "NEW");
     bprintf(&b, ", 1, %lld, " NOW_MS_SQL "); END;", (long long)all);
 
-    /* UPDATE */
+    /* UPDATE: fires only when the key or a column changed (the WHEN
+     * clause), so an update that changes nothing logs nothing; one
+     * INSERT ... VALUES for the usual case, and a delete of the old key
+     * first when the key changed. */
     bprintf(&b,
             "CREATE TRIGGER \"kz_u_%w\" AFTER UPDATE ON \"%w\""
-            " WHEN (SELECT applying FROM kz_state) = 0 BEGIN"
-            " INSERT INTO kz_log(tbl, pk, op, mask, ms) SELECT %d, ",
-            t->name, t->name, t->id);
+            " WHEN (SELECT applying FROM kz_state) = 0 AND (",
+            t->name, t->name);
+    pk_expr(&b, t, "NEW");
+    bputs(&b, " IS NOT ");
+    pk_expr(&b, t, "OLD");
+    for (k = 0; k < t->n_cols; k++)
+        bprintf(&b, " OR NEW.\"%w\" IS NOT OLD.\"%w\"", t->cols[k],
+                t->cols[k]);
+    bprintf(&b, ") BEGIN INSERT INTO kz_log(tbl, pk, op, mask, ms) SELECT %d, ",
+            t->id);
     pk_expr(&b, t, "OLD");
     bprintf(&b, ", 2, %lld, " NOW_MS_SQL " WHERE ", (long long)all);
     pk_expr(&b, t, "NEW");
     bputs(&b, " IS NOT ");
     pk_expr(&b, t, "OLD");
-    bprintf(&b, "; INSERT INTO kz_log(tbl, pk, op, mask, ms) SELECT %d, ",
+    bprintf(&b, "; INSERT INTO kz_log(tbl, pk, op, mask, ms) VALUES (%d, ",
             t->id);
     pk_expr(&b, t, "NEW");
     bputs(&b, ", 1, CASE WHEN ");
     pk_expr(&b, t, "NEW");
     bputs(&b, " IS NOT ");
     pk_expr(&b, t, "OLD");
-    bprintf(&b, " THEN %lld ELSE m END, " NOW_MS_SQL " FROM (SELECT 0",
-            (long long)all);
+    bprintf(&b, " THEN %lld ELSE 0", (long long)all);
     for (k = 0; k < t->n_cols; k++)
         bprintf(&b, " | ((NEW.\"%w\" IS NOT OLD.\"%w\") << %u)", t->cols[k],
                 t->cols[k], k + 1);
-    bputs(&b, " AS m) WHERE m <> 0 OR ");
-    pk_expr(&b, t, "NEW");
-    bputs(&b, " IS NOT ");
-    pk_expr(&b, t, "OLD");
-    bputs(&b, "; END;");
+    bputs(&b, " END, " NOW_MS_SQL "); END;");
 
     /* DELETE */
     bprintf(&b,
