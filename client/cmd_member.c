@@ -104,6 +104,8 @@ member_add(int argc, char **argv)
     struct kzc k;
     int c, err, rc;
 
+    if (cli_wants_help(argc, argv, usage))
+        return KZ_EXIT_OK;
     optind = 0;
     while ((c = getopt_long(argc, argv, "r:h", opts, NULL)) != -1) {
         if (c == 'r') {
@@ -168,6 +170,8 @@ member_revoke(int argc, char **argv)
     struct kzc k;
     int err, rc;
 
+    if (cli_wants_help(argc, argv, usage))
+        return KZ_EXIT_OK;
     if (argc != 3 || argv[1][0] == '-') {
         fputs(usage, stderr);
         return KZ_EXIT_USAGE;
@@ -224,6 +228,8 @@ member_list(int argc, char **argv)
     uint32_t i;
     int err;
 
+    if (cli_wants_help(argc, argv, usage))
+        return KZ_EXIT_OK;
     if (argc != 2 || argv[1][0] == '-') {
         fputs(usage, stderr);
         return KZ_EXIT_USAGE;

@@ -942,7 +942,14 @@ on_msg(struct conn *conn, const struct kz_msg *m, void *data)
         char text[300];
         snprintf(text, sizeof(text), "%.*s", (int)m->error.text.len,
                  m->error.text.p);
-        if (m->error.code == KZ_WIRE_AUTH)
+        if (m->error.code == KZ_WIRE_SEQ_GAP &&
+            strstr(text, "other content") != NULL)
+            fail(s, -KZ_EREFUSED,
+                 "the server holds other changes under this device's "
+                 "sequence numbers: was this folder copied or restored from "
+                 "a backup?  Set the device up anew (kzsync init in a new "
+                 "folder) and ask the state office to add it");
+        else if (m->error.code == KZ_WIRE_AUTH)
             fail(s, -KZ_EREFUSED,
                  "the server refused this device: %s (the state office adds "
                  "devices with kzsync member add)",

@@ -44,6 +44,9 @@ struct kz_chan {
     uint8_t *pt;                 /* scratch for one record's plaintext */
     const char *why;             /* static text of the failure */
     int err;                     /* sticky */
+    int rx_err;                  /* sticky receive-side error: an
+                                    application frame out of range; we may
+                                    still send (one ERROR) */
 };
 
 static int
@@ -260,6 +263,8 @@ kz_chan_feed(struct kz_chan *c, const uint8_t *p, size_t n)
 
     if (c->state == KZ_CHAN_FAILED)
         return c->err;
+    if (c->rx_err)
+        return c->rx_err;
     while (off < n || kz_framer_buffered(&c->rec) > 0) {
         const uint8_t *rec;
         size_t len = 0, used = 0;
@@ -298,9 +303,15 @@ kz_chan_next(struct kz_chan *c, const uint8_t **msg, size_t *len)
 
     if (c->state == KZ_CHAN_FAILED)
         return c->err;
+    if (c->rx_err)
+        return c->rx_err;
     got = kz_framer_next(&c->app, msg, len);
-    if (got < 0)
-        return fail(c, got, kz_framer_why(&c->app));
+    if (got < 0) {
+        /* The records were sound, only the peer's framing is not: keep the
+         * sending side, so that the peer can be told why (ERROR LIMIT). */
+        c->rx_err = got;
+        c->why = kz_framer_why(&c->app);
+    }
     return got;
 }
 

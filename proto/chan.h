@@ -71,7 +71,9 @@ KZ_MUST_CHECK int kz_chan_feed(struct kz_chan *c, const uint8_t *p, size_t n);
  * kz_chan_next(c, msg, len): the next whole application message (payload of
  * one frame, without its length prefix), borrowed until the next call on
  * ${c}.  Returns 1, 0 if none is complete yet, or a final error (frame
- * length out of range).
+ * length out of range: -KZ_ELIMIT / -KZ_EMALFORMED).  That error is sticky
+ * for receiving only: the channel stays READY for sending, so the peer
+ * can be told why before the connection closes.
  */
 KZ_MUST_CHECK int kz_chan_next(struct kz_chan *c, const uint8_t **msg,
                                size_t *len);

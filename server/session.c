@@ -239,8 +239,10 @@ on_hello(struct session *s, const struct kz_msg_hello *h)
     }
     m.welcome.max_frame = KZ_LIM_FRAME_MAX;
     m.welcome.max_batch_bytes = MAX_BATCH_BYTES;
-    if (send_msg(s, &m) == 0)
+    if (send_msg(s, &m) == 0) {
         s->state = SS_READY;
+        session_arm_idle(s);
+    }
 }
 
 /* ---- PUSH ---------------------------------------------------------- */
@@ -1001,8 +1003,8 @@ on_admitted(struct session *s)
                        "this device is not in the roster or was revoked");
         return;
     }
+    /* The handshake timer keeps running until HELLO (session_arm_idle). */
     s->state = SS_HELLO;
-    session_arm_idle(s);
 }
 
 /* Handles buffered messages, at most SESSION_MSGS_PER_TICK. */
@@ -1129,6 +1131,10 @@ on_timer(uv_timer_t *t)
     if (s->state == SS_HANDSHAKE) {
         s->srv->stats.closed_bad++;
         session_close(s, "handshake timeout");
+        return;
+    }
+    if (s->state == SS_HELLO) {
+        protocol_error(s, KZ_WIRE_TIMEOUT, "no HELLO in time");
         return;
     }
     if (now_ms(s) - s->last_read_ms >= c->idle_timeout_ms)
