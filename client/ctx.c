@@ -107,8 +107,8 @@ kzc_open(struct kzc *c, const char *dir)
         goto fail;
     if (sqlite3_exec(replica_db(c->r),
                      "CREATE TABLE IF NOT EXISTS kz_sealed(scope TEXT NOT NULL,"
-                     " seq INTEGER NOT NULL, hdr BLOB NOT NULL, body BLOB NOT"
-                     " NULL, sig BLOB NOT NULL, PRIMARY KEY (scope, seq))"
+                     " seq INTEGER NOT NULL, epoch INTEGER NOT NULL,"
+                     " nonce BLOB NOT NULL, PRIMARY KEY (scope, seq))"
                      " WITHOUT ROWID",
                      NULL, NULL, NULL) != SQLITE_OK) {
         snprintf(c->err, sizeof(c->err), "cannot create kz_sealed");

@@ -396,46 +396,13 @@ struct sealed {
     uint8_t sig[64];
 };
 
-static int
-sealed_get(struct sync *s, const char *scope, uint64_t seq, struct sealed *sd)
-{
-    sqlite3_stmt *st = NULL;
-    int found = 0;
-
-    memset(sd, 0, sizeof(*sd));
-    if (sqlite3_prepare_v2(replica_db(s->c->r),
-                           "SELECT hdr, body, sig FROM kz_sealed WHERE"
-                           " scope = ? AND seq = ?",
-                           -1, &st, NULL) != SQLITE_OK)
-        return -KZ_EDB;
-    sqlite3_bind_text(st, 1, scope, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, (int64_t)seq);
-    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 2) == 64) {
-        sd->hdr_len = (size_t)sqlite3_column_bytes(st, 0);
-        sd->body_len = (size_t)sqlite3_column_bytes(st, 1);
-        sd->hdr = kz_malloc(sd->hdr_len);
-        sd->body = kz_malloc(sd->body_len ? sd->body_len : 1);
-        if (sd->hdr && sd->body) {
-            memcpy(sd->hdr, sqlite3_column_blob(st, 0), sd->hdr_len);
-            memcpy(sd->body, sqlite3_column_blob(st, 1), sd->body_len);
-            memcpy(sd->sig, sqlite3_column_blob(st, 2), 64);
-            found = 1;
-        } else {
-            kz_free(sd->hdr);
-            kz_free(sd->body);
-            memset(sd, 0, sizeof(*sd));
-            found = -KZ_ENOMEM;
-        }
-    }
-    sqlite3_finalize(st);
-    return found;
-}
-
 /*
- * Seals a changeset once and keeps the result (kz_sealed), so that a
- * re-push after a crash sends the very same bytes: the server acknowledges
- * a re-sent changeset only if it is identical.  Returns 0, 1 if this device
- * has no key for the scope yet, or an error.
+ * Seals a changeset for the server.  The first time it picks the newest key
+ * epoch and a random nonce and keeps both (kz_sealed); a re-push after a
+ * crash seals again with the same epoch and nonce, which gives the very
+ * same bytes (the server acknowledges a re-sent changeset only if it is
+ * identical, and Ed25519 signatures are deterministic).  Returns 0, 1 if
+ * this device has no key for the scope yet, or an error.
  */
 static int
 seal_outbox(struct sync *s, const struct replica_cs *cs, struct sealed *sd)
@@ -444,21 +411,55 @@ seal_outbox(struct sync *s, const struct replica_cs *cs, struct sealed *sd)
     struct kz_aead_key key;
     struct kz_sign_sig sig;
     sqlite3_stmt *st = NULL;
-    uint8_t *both;
+    uint8_t nonce[KZ_SEAL_NONCE_LEN], *both;
     uint64_t epoch = 0;
-    int rc;
+    int rc, have = 0;
 
-    rc = sealed_get(s, cs->hdr.scope, cs->hdr.author_seq, sd);
-    if (rc != 0)
-        return rc < 0 ? rc : 0;
-    if (keys_latest(s->c, h.scope, &epoch) != 0 ||
-        keys_get(s->c, h.scope, epoch, &key) != 0)
+    memset(sd, 0, sizeof(*sd));
+    if (sqlite3_prepare_v2(replica_db(s->c->r),
+                           "SELECT epoch, nonce FROM kz_sealed WHERE scope = ?"
+                           " AND seq = ?",
+                           -1, &st, NULL) != SQLITE_OK)
+        return -KZ_EDB;
+    sqlite3_bind_text(st, 1, h.scope, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (int64_t)h.author_seq);
+    if (sqlite3_step(st) == SQLITE_ROW &&
+        sqlite3_column_bytes(st, 1) == KZ_SEAL_NONCE_LEN) {
+        epoch = (uint64_t)sqlite3_column_int64(st, 0);
+        memcpy(nonce, sqlite3_column_blob(st, 1), sizeof(nonce));
+        have = 1;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (!have) {
+        if (keys_latest(s->c, h.scope, &epoch) != 0)
+            return 1;
+        kz_env_random(kz_env_system(), nonce, sizeof(nonce));
+    }
+    if (keys_get(s->c, h.scope, epoch, &key) != 0)
         return 1;
+    if (!have) {
+        rc = sqlite3_prepare_v2(replica_db(s->c->r),
+                                "INSERT INTO kz_sealed VALUES (?, ?, ?, ?)",
+                                -1, &st, NULL) == SQLITE_OK
+                 ? 0
+                 : -KZ_EDB;
+        if (rc == 0) {
+            sqlite3_bind_text(st, 1, h.scope, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(st, 2, (int64_t)h.author_seq);
+            sqlite3_bind_int64(st, 3, (int64_t)epoch);
+            sqlite3_bind_blob(st, 4, nonce, sizeof(nonce), SQLITE_STATIC);
+            rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -KZ_EDB;
+        }
+        sqlite3_finalize(st);
+        if (rc)
+            goto out;
+    }
     h.epoch = (uint32_t)epoch;
     if ((rc = kz_cs_header_encode(&h, &sd->hdr, &sd->hdr_len)) != 0)
         goto out;
-    rc = kz_seal_body(&sd->body, &sd->body_len, cs->body, cs->body_len,
-                      sd->hdr, sd->hdr_len, &key, kz_env_system());
+    rc = kz_seal_body_nonce(&sd->body, &sd->body_len, cs->body, cs->body_len,
+                            sd->hdr, sd->hdr_len, &key, nonce);
     if (rc)
         goto out;
     both = kz_malloc(sd->hdr_len + sd->body_len);
@@ -471,23 +472,8 @@ seal_outbox(struct sync *s, const struct replica_cs *cs, struct sealed *sd)
     rc = kz_sign_detached(&sig, both, sd->hdr_len + sd->body_len,
                           &s->c->id.sign_sk);
     kz_free(both);
-    if (rc)
-        goto out;
-    memcpy(sd->sig, sig.b, sizeof(sd->sig));
-    rc = sqlite3_prepare_v2(replica_db(s->c->r),
-                            "INSERT INTO kz_sealed VALUES (?, ?, ?, ?, ?)", -1,
-                            &st, NULL) == SQLITE_OK
-             ? 0
-             : -KZ_EDB;
-    if (rc == 0) {
-        sqlite3_bind_text(st, 1, h.scope, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, (int64_t)h.author_seq);
-        sqlite3_bind_blob(st, 3, sd->hdr, (int)sd->hdr_len, SQLITE_STATIC);
-        sqlite3_bind_blob(st, 4, sd->body, (int)sd->body_len, SQLITE_STATIC);
-        sqlite3_bind_blob(st, 5, sd->sig, 64, SQLITE_STATIC);
-        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -KZ_EDB;
-    }
-    sqlite3_finalize(st);
+    if (rc == 0)
+        memcpy(sd->sig, sig.b, sizeof(sd->sig));
 out:
     sodium_memzero(&key, sizeof(key));
     if (rc) {

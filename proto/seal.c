@@ -18,6 +18,19 @@ kz_seal_body(uint8_t **out, size_t *out_len, const uint8_t *body, size_t len,
              const uint8_t *hdr, size_t hdr_len, const struct kz_aead_key *key,
              const struct kz_env *env)
 {
+    uint8_t nonce[KZ_SEAL_NONCE_LEN];
+
+    kz_env_random(env, nonce, sizeof(nonce));
+    return kz_seal_body_nonce(out, out_len, body, len, hdr, hdr_len, key,
+                              nonce);
+}
+
+int
+kz_seal_body_nonce(uint8_t **out, size_t *out_len, const uint8_t *body,
+                   size_t len, const uint8_t *hdr, size_t hdr_len,
+                   const struct kz_aead_key *key,
+                   const uint8_t nonce[KZ_SEAL_NONCE_LEN])
+{
     uint8_t *p;
     int err;
 
@@ -28,7 +41,7 @@ kz_seal_body(uint8_t **out, size_t *out_len, const uint8_t *body, size_t len,
     p = kz_malloc(len + KZ_SEAL_BODY_OVERHEAD);
     if (p == NULL)
         return -KZ_ENOMEM;
-    kz_env_random(env, p, KZ_SEAL_NONCE_LEN);
+    memcpy(p, nonce, KZ_SEAL_NONCE_LEN);
     err = kz_xaead_encrypt(p + KZ_SEAL_NONCE_LEN, body, len, hdr, hdr_len, p,
                            key);
     if (err) {

@@ -44,6 +44,18 @@ KZ_MUST_CHECK int kz_seal_body(uint8_t **out, size_t *out_len,
                                const struct kz_env *env);
 
 /**
+ * kz_seal_body_nonce(out, out_len, body, len, hdr, hdr_len, key, nonce): as
+ * kz_seal_body with a given ${nonce}: the same inputs give the same bytes
+ * (a client re-seals a changeset it pushed before identically).  Never
+ * reuse a nonce for other contents under one key.
+ */
+KZ_MUST_CHECK int kz_seal_body_nonce(uint8_t **out, size_t *out_len,
+                                     const uint8_t *body, size_t len,
+                                     const uint8_t *hdr, size_t hdr_len,
+                                     const struct kz_aead_key *key,
+                                     const uint8_t nonce[KZ_SEAL_NONCE_LEN]);
+
+/**
  * kz_open_body(out, out_len, sealed, len, hdr, hdr_len, key): the plaintext
  * body (*${out} allocated; caller frees with kz_free).  Returns 0,
  * -KZ_EMALFORMED (shorter than the overhead), -KZ_EAUTH (wrong key, or the
