@@ -34,6 +34,7 @@
 static const char usage[] =
     "usage: kzsync init DIR --site SITE [--device NAME] --server HOST:PORT\n"
     "                       --server-key KEY [--create-network]\n"
+    "                       [--admin-key ADMIN_KEY]\n"
     "\n"
     "Sets up this device in DIR: its keys (DIR/identity.key, mode 0600;\n"
     "sealed with the passphrase in $KZSYNC_PASSPHRASE if set) and its\n"
@@ -44,7 +45,14 @@ static const char usage[] =
     "--create-network  this device is the network's admin (the state\n"
     "                  office): prints the admin key for `kzsyncd trust`.\n"
     "Otherwise prints a one-line join request: give it to the state office\n"
-    "for `kzsync member add`.  The key or request is the last line.\n";
+    "for `kzsync member add`.  The key or request is the last line.\n"
+    "\n"
+    "--admin-key       the network's admin key (kzadmin1.…, from the state\n"
+    "                  office, like the server key): the device then accepts\n"
+    "                  only rosters signed by it.  Without it the device\n"
+    "                  trusts the admin key of the first roster the server\n"
+    "                  gives it, which a dishonest server operator could\n"
+    "                  abuse: give it whenever you can.\n";
 
 static int
 valid_site(const char *s)
@@ -69,9 +77,12 @@ cmd_init(int argc, char **argv)
         {"server", required_argument, NULL, 'S'},
         {"server-key", required_argument, NULL, 'k'},
         {"create-network", no_argument, NULL, 'c'},
+        {"admin-key", required_argument, NULL, 'a'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     const char *site = NULL, *device = NULL, *server = NULL, *skey = NULL;
+    const char *akey = NULL;
+    struct kz_sign_pk admin_pk;
     const char *dir, *pass = getenv(KZC_PASSPHRASE_ENV);
     char name[KZ_LIM_DEVICE_NAME_MAX + 1], host[64] = "device";
     char path[4096], msg[KEYFILE_MSG_LEN];
@@ -85,8 +96,9 @@ cmd_init(int argc, char **argv)
     if (cli_wants_help(argc, argv, usage))
         return KZ_EXIT_OK;
     optind = 0;
-    while ((c = getopt_long(argc, argv, "s:d:S:k:ch", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "s:d:S:k:ca:h", opts, NULL)) != -1) {
         switch (c) {
+        case 'a': akey = optarg; break;
         case 's': site = optarg; break;
         case 'd': device = optarg; break;
         case 'S': server = optarg; break;
@@ -110,6 +122,16 @@ cmd_init(int argc, char **argv)
     if (serverkey_decode(&server_pk, skey) != 0) {
         cli_err("init", "--server-key %s is not a server key (kzserver1.…)",
                 skey);
+        return KZ_EXIT_USAGE;
+    }
+    if (akey && create) {
+        cli_err("init", "--admin-key goes with joining a network, not with "
+                        "--create-network");
+        return KZ_EXIT_USAGE;
+    }
+    if (akey && adminkey_decode(&admin_pk, akey) != 0) {
+        cli_err("init", "--admin-key %s is not an admin key (kzadmin1.…)",
+                akey);
         return KZ_EXIT_USAGE;
     }
     if (strchr(server, ':') == NULL) {
@@ -157,7 +179,8 @@ cmd_init(int argc, char **argv)
     }
     if ((err = replica_meta_set(r, "server", server)) ||
         (err = replica_meta_set(r, "server_key", skey)) ||
-        (err = replica_meta_set(r, "device", name))) {
+        (err = replica_meta_set(r, "device", name)) ||
+        (akey && (err = replica_meta_set(r, "admin_key", akey)))) {
         cli_err("init", "%s", replica_errmsg(r));
         goto out;
     }
@@ -203,6 +226,10 @@ cmd_init(int argc, char **argv)
                     kz_strerror(err));
             goto out;
         }
+        if (akey == NULL)
+            fprintf(stderr,
+                    "kzsync: warning: no --admin-key: this device will trust "
+                    "the admin key of the first roster the server sends\n");
         fprintf(stderr,
                 "kzsync: %s set up for site %s; give this join request to "
                 "the state office (kzsync member add):\n",

@@ -63,7 +63,8 @@ for site in HAN OL LG; do
   dir=$(echo "$site" | tr 'A-Z' 'a-z')
   say "centre $site: set up, enrolled by the state office"
   request=$("$kzsync" init "$dir" --site "$site" --device "$dir-1" \
-    --server "127.0.0.1:$port" --server-key "$server_key" | tail -n 1)
+    --server "127.0.0.1:$port" --server-key "$server_key" \
+    --admin-key "$admin_key" | tail -n 1)
   "$kzsync" member add land "$request" --role site
 done
 "$kzsync" sync land
