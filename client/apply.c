@@ -486,7 +486,8 @@ apply_row(struct actx *a, struct tracked *t, struct kz_str tname,
         if (pb_len)
             memcpy(pb, sqlite3_column_blob(a->get_clock, 3),
                    KZ_MIN(pb_len, v_len));
-        pb_len = pb_len ? v_len : 0;
+        /* A dirty row without pb: every base is 0 (capture.c). */
+        pb_len = pb_len || dirty ? v_len : 0;
         pub = (uint64_t)sqlite3_column_int64(a->get_clock, 4);
     } else if (rc != SQLITE_DONE) {
         err = replica__dberr(r, rc, "apply");

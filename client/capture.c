@@ -173,19 +173,104 @@ replica__public_mask(const struct tracked *t, int alive, int cond_holds,
     return m;
 }
 
+/* Log rows folded per round: bounds the hlc table to 16 bytes each. */
+#define FOLD_CHUNK (1u << 17)
+
+/* The hlcs of one round's log rows, in seq order. */
+struct foldhlc {
+    int64_t *seq;   /* log seq, ascending */
+    uint64_t *hlc;  /* its hlc, 0 for a table no longer tracked */
+    uint32_t n;     /* entries */
+};
+
+static uint64_t
+fold_hlc_of(const struct foldhlc *h, int64_t seq)
+{
+    uint32_t lo = 0, hi = h->n;
+
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (h->seq[mid] < seq)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < h->n && h->seq[lo] == seq ? h->hlc[lo] : 0;
+}
+
+static int
+all_zero(const uint8_t *p, size_t len)
+{
+    size_t i;
+
+    for (i = 0; i < len; i++) {
+        if (p[i])
+            return 0;
+    }
+    return 1;
+}
+
+/* Whether two kz_log keys are the same value, byte for byte. */
+static int
+same_key(int id_a, sqlite3_value *a, int id_b, const int *type_b,
+         const void *p_b, size_t len_b, int64_t i_b)
+{
+    int ta = sqlite3_value_type(a);
+
+    if (id_a != id_b || ta != *type_b)
+        return 0;
+    switch (ta) {
+    case SQLITE_INTEGER:
+        return sqlite3_value_int64(a) == i_b;
+    case SQLITE_TEXT:
+        return (size_t)sqlite3_value_bytes(a) == len_b &&
+               memcmp(sqlite3_value_text(a), p_b, len_b) == 0;
+    case SQLITE_BLOB:
+        return (size_t)sqlite3_value_bytes(a) == len_b &&
+               (len_b == 0 || memcmp(sqlite3_value_blob(a), p_b, len_b) == 0);
+    default:
+        return 0; /* REAL and NULL keys: one log row at a time */
+    }
+}
+
+/*
+ * capture__fold(r): kz_log → kz_clock, in rounds of at most FOLD_CHUNK log
+ * rows.  First the round's rows are read in seq order and given their hlc
+ * (exactly as one pass in log order would); then they are read again in
+ * (tbl, pk, seq) order, the order of kz_clock's key, so that kz_clock is
+ * read and written sequentially and a row logged many times is read and
+ * written once.  Within a key the rows still come in seq order, so the
+ * outcome is the one of folding the log row by row.
+ */
 int
 capture__fold(struct replica *r)
 {
-    sqlite3_stmt *log = NULL, *get = NULL, *put = NULL;
+    sqlite3_stmt *log1 = NULL, *log2 = NULL, *get = NULL, *put = NULL;
+    struct foldhlc fh = {NULL, NULL, 0};
     uint8_t *v = NULL, *pb = NULL;
     size_t v_cap = 0;
-    int64_t last_seq = -1;
-    int rc, err = 0;
+    int64_t after = -1;
+    int rc, err = 0, any = 0;
 
+    fh.seq = kz_mallocarray(FOLD_CHUNK, sizeof(*fh.seq));
+    fh.hlc = kz_mallocarray(FOLD_CHUNK, sizeof(*fh.hlc));
+    v_cap = (size_t)(REPLICA_MAX_COLS + 1) * REPLICA_CELL_BYTES;
+    v = kz_calloc(1, v_cap);
+    pb = kz_calloc(1, v_cap);
+    if (fh.seq == NULL || fh.hlc == NULL || v == NULL || pb == NULL) {
+        err = -KZ_ENOMEM;
+        goto out;
+    }
     rc = sqlite3_prepare_v2(r->db,
-                            "SELECT seq, tbl, pk, op, mask, ms FROM kz_log"
-                            " ORDER BY seq",
-                            -1, &log, NULL);
+                            "SELECT seq, tbl, ms FROM kz_log WHERE seq > ?"
+                            " ORDER BY seq LIMIT ?",
+                            -1, &log1, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(r->db,
+                                "SELECT seq, tbl, pk, op, mask FROM kz_log"
+                                " WHERE seq BETWEEN ? AND ?"
+                                " ORDER BY tbl, pk, seq",
+                                -1, &log2, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_prepare_v2(r->db,
                                 "SELECT alive, v, dirty, pb FROM kz_clock"
@@ -202,95 +287,168 @@ capture__fold(struct replica *r)
         err = replica__dberr(r, rc, "fold");
         goto out;
     }
-    while ((rc = sqlite3_step(log)) == SQLITE_ROW) {
-        int id = sqlite3_column_int(log, 1);
-        int op = sqlite3_column_int(log, 3);
-        uint64_t mask = (uint64_t)sqlite3_column_int64(log, 4);
-        int64_t ms = sqlite3_column_int64(log, 5);
-        struct tracked *t = track__by_id(r, id);
-        uint64_t dirty = 0, hlc;
-        int alive = 0;
-        size_t need, old_len = 0, old_pb = 0;
-        uint32_t k;
+    for (;;) {
+        /* Pass 1: hlcs in log order. */
+        fh.n = 0;
+        sqlite3_reset(log1);
+        sqlite3_bind_int64(log1, 1, after);
+        sqlite3_bind_int64(log1, 2, FOLD_CHUNK);
+        while ((rc = sqlite3_step(log1)) == SQLITE_ROW) {
+            int64_t ms = sqlite3_column_int64(log1, 2);
+            fh.seq[fh.n] = sqlite3_column_int64(log1, 0);
+            fh.hlc[fh.n] =
+                track__by_id(r, sqlite3_column_int(log1, 1)) == NULL
+                    ? 0 /* a table no longer tracked */
+                    : kz_hlc_tick(&r->clock, ms > 0 ? (uint64_t)ms : 0);
+            fh.n++;
+        }
+        sqlite3_reset(log1);
+        if (rc != SQLITE_DONE) {
+            err = replica__dberr(r, rc, "fold");
+            goto out;
+        }
+        if (fh.n == 0)
+            break;
+        any = 1;
+        after = fh.seq[fh.n - 1];
 
-        last_seq = sqlite3_column_int64(log, 0);
-        if (t == NULL)
-            continue; /* a table no longer tracked */
-        need = (size_t)(t->n_cols + 1) * REPLICA_CELL_BYTES;
-        if (need > v_cap) {
-            kz_free(v);
-            kz_free(pb);
-            v = kz_calloc(1, need);
-            pb = kz_calloc(1, need);
-            if (v == NULL || pb == NULL) {
-                err = -KZ_ENOMEM;
+        /* Pass 2: in key order, one read and one write per key. */
+        sqlite3_reset(log2);
+        sqlite3_bind_int64(log2, 1, fh.seq[0]);
+        sqlite3_bind_int64(log2, 2, after);
+        rc = sqlite3_step(log2);
+        while (rc == SQLITE_ROW) {
+            int id = sqlite3_column_int(log2, 1);
+            struct tracked *t = track__by_id(r, id);
+            sqlite3_value *key = sqlite3_column_value(log2, 2);
+            int ktype = sqlite3_value_type(key);
+            const void *kp = NULL;
+            size_t klen = 0, need;
+            int64_t ki = 0;
+            uint64_t dirty = 0;
+            int alive = 0;
+            uint32_t k;
+
+            if (t == NULL) {
+                rc = sqlite3_step(log2);
+                continue; /* a table no longer tracked */
+            }
+            need = (size_t)(t->n_cols + 1) * REPLICA_CELL_BYTES;
+            memset(v, 0, need);
+            memset(pb, 0, need);
+            sqlite3_reset(get);
+            sqlite3_bind_int(get, 1, id);
+            sqlite3_bind_value(get, 2, key);
+            sqlite3_bind_value(put, 2, key); /* a copy: key moves on */
+            rc = sqlite3_step(get);
+            if (rc == SQLITE_ROW) {
+                size_t old_len = (size_t)sqlite3_column_bytes(get, 1);
+                size_t old_pb = (size_t)sqlite3_column_bytes(get, 3);
+                alive = sqlite3_column_int(get, 0);
+                if (old_len)
+                    memcpy(v, sqlite3_column_blob(get, 1),
+                           KZ_MIN(old_len, need));
+                dirty = (uint64_t)sqlite3_column_int64(get, 2);
+                if (old_pb)
+                    memcpy(pb, sqlite3_column_blob(get, 3),
+                           KZ_MIN(old_pb, need));
+            } else if (rc != SQLITE_DONE) {
+                err = replica__dberr(r, rc, "fold");
                 goto out;
             }
-            v_cap = need;
+            sqlite3_reset(get);
+            /* The key's bytes stay valid until log2 steps past them. */
+            if (ktype == SQLITE_INTEGER) {
+                ki = sqlite3_value_int64(key);
+            } else if (ktype == SQLITE_TEXT) {
+                kp = sqlite3_value_text(key);
+                klen = (size_t)sqlite3_value_bytes(key);
+            } else if (ktype == SQLITE_BLOB) {
+                kp = sqlite3_value_blob(key);
+                klen = (size_t)sqlite3_value_bytes(key);
+            }
+            {
+                /* kp points into log2's row: copy it before stepping. */
+                uint8_t kbuf[256], *kcopy = kbuf;
+                if (klen > sizeof(kbuf) && (kcopy = kz_malloc(klen)) == NULL) {
+                    err = -KZ_ENOMEM;
+                    goto out;
+                }
+                if (klen)
+                    memcpy(kcopy, kp, klen);
+                do {
+                    int op = sqlite3_column_int(log2, 3);
+                    uint64_t mask = (uint64_t)sqlite3_column_int64(log2, 4);
+                    struct cver c = {fold_hlc_of(&fh,
+                                                 sqlite3_column_int64(log2, 0)),
+                                     r->self_dev};
+                    if (op == 2) {
+                        /* A delete is a tombstone plus NULL in every
+                         * column. */
+                        mask = (UINT64_C(1) << (t->n_cols + 1)) - 1;
+                        alive = 0;
+                    } else if (mask & 1) {
+                        alive = 1;
+                    }
+                    for (k = 0; k <= t->n_cols; k++) {
+                        if (!(mask & (UINT64_C(1) << k)))
+                            continue;
+                        if (!(dirty & (UINT64_C(1) << k)))
+                            cver_put(pb, k, cver_get(v, need, k));
+                        dirty |= UINT64_C(1) << k;
+                        cver_put(v, k, c);
+                    }
+                    rc = sqlite3_step(log2);
+                } while (rc == SQLITE_ROW &&
+                         same_key(id, sqlite3_column_value(log2, 2),
+                                  sqlite3_column_int(log2, 1), &ktype, kcopy,
+                                  klen, ki));
+                if (kcopy != kbuf)
+                    kz_free(kcopy);
+            }
+            if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+                break;
+            sqlite3_bind_int(put, 1, id);
+            sqlite3_bind_int(put, 3, alive);
+            sqlite3_bind_blob(put, 4, v, (int)need, SQLITE_STATIC);
+            sqlite3_bind_int64(put, 5, (int64_t)dirty);
+            /* No blob when every base is 0 (new rows): NULL reads as
+             * zeros everywhere (cver_get; apply.c). */
+            if (all_zero(pb, need))
+                sqlite3_bind_null(put, 6);
+            else
+                sqlite3_bind_blob(put, 6, pb, (int)need, SQLITE_STATIC);
+            {
+                int prc = sqlite3_step(put);
+                sqlite3_reset(put);
+                if (prc != SQLITE_DONE) {
+                    err = replica__dberr(r, prc, "fold");
+                    goto out;
+                }
+            }
         }
-        memset(v, 0, need);
-        memset(pb, 0, need);
-        sqlite3_reset(get);
-        sqlite3_bind_int(get, 1, id);
-        sqlite3_bind_value(get, 2, sqlite3_column_value(log, 2));
-        rc = sqlite3_step(get);
-        if (rc == SQLITE_ROW) {
-            alive = sqlite3_column_int(get, 0);
-            old_len = (size_t)sqlite3_column_bytes(get, 1);
-            memcpy(v, sqlite3_column_blob(get, 1), KZ_MIN(old_len, need));
-            dirty = (uint64_t)sqlite3_column_int64(get, 2);
-            old_pb = (size_t)sqlite3_column_bytes(get, 3);
-            if (old_pb)
-                memcpy(pb, sqlite3_column_blob(get, 3), KZ_MIN(old_pb, need));
-        } else if (rc != SQLITE_DONE) {
+        sqlite3_reset(log2);
+        if (rc != SQLITE_DONE) {
             err = replica__dberr(r, rc, "fold");
             goto out;
         }
-        hlc = kz_hlc_tick(&r->clock, ms > 0 ? (uint64_t)ms : 0);
-        if (op == 2) {
-            /* A delete is a tombstone plus NULL in every column. */
-            mask = (UINT64_C(1) << (t->n_cols + 1)) - 1;
-            alive = 0;
-        } else if (mask & 1) {
-            alive = 1;
-        }
-        for (k = 0; k <= t->n_cols; k++) {
-            struct cver c = {hlc, r->self_dev};
-            if (!(mask & (UINT64_C(1) << k)))
-                continue;
-            if (!(dirty & (UINT64_C(1) << k)))
-                cver_put(pb, k, cver_get(v, need, k));
-            dirty |= UINT64_C(1) << k;
-            cver_put(v, k, c);
-        }
-        sqlite3_reset(put);
-        sqlite3_bind_int(put, 1, id);
-        sqlite3_bind_value(put, 2, sqlite3_column_value(log, 2));
-        sqlite3_bind_int(put, 3, alive);
-        sqlite3_bind_blob(put, 4, v, (int)need, SQLITE_STATIC);
-        sqlite3_bind_int64(put, 5, (int64_t)dirty);
-        sqlite3_bind_blob(put, 6, pb, (int)need, SQLITE_STATIC);
-        if ((rc = sqlite3_step(put)) != SQLITE_DONE) {
-            err = replica__dberr(r, rc, "fold");
-            goto out;
-        }
+        if (fh.n < FOLD_CHUNK)
+            break;
     }
-    if (rc != SQLITE_DONE) {
-        err = replica__dberr(r, rc, "fold");
-        goto out;
-    }
-    if (last_seq >= 0) {
-        char sql[80];
-        snprintf(sql, sizeof(sql), "DELETE FROM kz_log WHERE seq <= %lld",
-                 (long long)last_seq);
-        if ((err = replica__exec(r, sql)))
+    if (any) {
+        /* Inside this transaction no one else writes kz_log, and every row
+         * of it was folded: empty it whole (no per-row delete). */
+        if ((err = replica__exec(r, "DELETE FROM kz_log")))
             goto out;
         err = replica__save_clock(r);
     }
 out:
-    sqlite3_finalize(log);
+    sqlite3_finalize(log1);
+    sqlite3_finalize(log2);
     sqlite3_finalize(get);
     sqlite3_finalize(put);
+    kz_free(fh.seq);
+    kz_free(fh.hlc);
     kz_free(v);
     kz_free(pb);
     return err;

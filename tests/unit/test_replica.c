@@ -296,6 +296,50 @@ TEST(delete_wins_over_older_update_and_reinsert_revives)
     pair_free(&p);
 }
 
+/*
+ * The fold reads the log in key order (one read and write of kz_clock per
+ * row) but must give every cell the version of its last write in log
+ * order; an update that changes nothing logs nothing, a key change logs a
+ * delete and an insert.
+ */
+TEST(fold_in_key_order_keeps_log_order)
+{
+    struct pair p;
+    char da[65], db[65];
+
+    pair_new(&p, PARTNER);
+    ASSERT_OK(replica_track(p.a, "partner", &NET));
+    ASSERT_OK(replica_track(p.b, "partner", &NET));
+    sql_ok(p.a, "INSERT INTO partner VALUES ('z', 'Z', NULL, 1, 0);"
+                "INSERT INTO partner VALUES ('a', 'A', NULL, 1, 0);"
+                "UPDATE partner SET kind = 'k1' WHERE id = 'z';"
+                "UPDATE partner SET name = 'A2' WHERE id = 'a';"
+                "UPDATE partner SET name = 'Z2' WHERE id = 'z';"
+                "UPDATE partner SET staff = 1 WHERE id = 'a';"
+                "UPDATE partner SET id = 'm' WHERE id = 'a'");
+    /* 2 inserts, 3 updates, nothing for the no-op, 2 for the key change. */
+    ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_log"), 7);
+    ASSERT_EQ(replica_build(p.a, 0), 1);
+    ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_log"), 0);
+    /* z: name (cell 1) was written after kind (cell 2), both after the
+     * insert (cell 0); new rows keep no base blob. */
+    ASSERT_EQ(sql_int(p.a, "SELECT substr(v, 11, 8) > substr(v, 21, 8) AND"
+                           " substr(v, 21, 8) > substr(v, 1, 8) FROM kz_clock"
+                           " WHERE pk = 'z'"),
+              1);
+    ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_clock WHERE pb IS NOT NULL"
+                           " OR dirty <> 0"),
+              0);
+    ASSERT_EQ(sql_int(p.a, "SELECT alive FROM kz_clock WHERE pk = 'a'"), 0);
+    ASSERT_EQ(sql_int(p.a, "SELECT alive FROM kz_clock WHERE pk = 'm'"), 1);
+    ship(p.a, p.b, "network");
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM partner"), 2);
+    digest_hex(p.a, "network", da);
+    digest_hex(p.b, "network", db);
+    ASSERT_STR_EQ(da, db);
+    pair_free(&p);
+}
+
 TEST(composite_key)
 {
     struct pair p;
@@ -517,7 +561,8 @@ T_MAIN(T(track_refuses_table_without_key), T(track_refuses_rowid_alias),
        T(sync_converges_and_apply_is_not_recaptured),
        T(duplicate_is_skipped_and_gap_refused),
        T(concurrent_edits_conflict_sequential_do_not),
-       T(delete_wins_over_older_update_and_reinsert_revives), T(composite_key),
+       T(delete_wins_over_older_update_and_reinsert_revives),
+       T(fold_in_key_order_keeps_log_order), T(composite_key),
        T(unknown_column_waits_in_quarantine_until_migration),
        T(constraint_refusal_is_quarantined_not_lost),
        T(future_hlc_waits_until_the_clock_reaches_it),
