@@ -9,7 +9,8 @@
  * and 8 columns: 4 short TEXT (10-20 bytes), 2 INTEGER, 1 REAL, 1 TEXT of
  * ~200 bytes.  Both sides use the engine's connection settings
  * (journal_mode=WAL, synchronous=NORMAL, foreign_keys=ON,
- * recursive_triggers=ON), the default page and cache sizes, one
+ * recursive_triggers=ON, temp_store=MEMORY), the default page and cache
+ * sizes, one
  * transaction, and the same prepared statements, prepared outside the timed
  * region.  Every repetition runs in a fresh temporary directory.
  *
@@ -52,7 +53,8 @@
 static const char PRAGMAS[] = "PRAGMA journal_mode = WAL;"
                               "PRAGMA synchronous = NORMAL;"
                               "PRAGMA foreign_keys = ON;"
-                              "PRAGMA recursive_triggers = ON;";
+                              "PRAGMA recursive_triggers = ON;"
+                              "PRAGMA temp_store = MEMORY;";
 
 static const char CREATE_SQL[] =
     "CREATE TABLE item(id TEXT PRIMARY KEY, name TEXT, city TEXT, tag TEXT,"
@@ -626,7 +628,8 @@ main(int argc, char **argv)
     printf("tmpdir:  %s (fresh directory per repetition)\n",
            tmpbase ? tmpbase : "/tmp");
     printf("pragmas, both sides: journal_mode=WAL synchronous=NORMAL "
-           "foreign_keys=ON recursive_triggers=ON (the engine's); default "
+           "foreign_keys=ON recursive_triggers=ON temp_store=MEMORY (the "
+           "engine's); default "
            "page_size/cache_size\n");
     printf("workload: %d rows, TEXT pk (random 36-char UUID) + 4 TEXT "
            "(10-20 B) + 2 INTEGER + 1 REAL + 1 TEXT (190-210 B); "
