@@ -19,7 +19,83 @@ static const char keys_sql[] =
     " WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS kz_key_sent(scope TEXT NOT NULL,"
     " epoch INTEGER NOT NULL, recipient BLOB NOT NULL,"
-    " PRIMARY KEY (scope, epoch, recipient)) WITHOUT ROWID;";
+    " PRIMARY KEY (scope, epoch, recipient)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS kz_key_basis(scope TEXT NOT NULL,"
+    " epoch INTEGER NOT NULL, revoked INTEGER NOT NULL,"
+    " PRIMARY KEY (scope, epoch)) WITHOUT ROWID;";
+
+/*
+ * Whether a member's role and site would let it hold ${scope}, revoked or
+ * not: who could have had a key of it.
+ */
+static int
+entitled_by_role(const struct roster_member *m, const char *scope)
+{
+    if (strcmp(scope, "network") == 0)
+        return 1;
+    if (strncmp(scope, "site:", 5) == 0)
+        return m->role != ROSTER_ROLE_SITE || strcmp(m->site, scope + 5) == 0;
+    if (strncmp(scope, "private:", 8) == 0)
+        return m->role == ROSTER_ROLE_SITE && strcmp(m->site, scope + 8) == 0;
+    return 0;
+}
+
+/* Revoked members that could have held ${scope}, per the roster. */
+static int64_t
+revoked_entitled(const struct kzc *c, const char *scope)
+{
+    uint32_t i;
+    int64_t n = 0;
+
+    for (i = 0; c->roster && i < roster_n_members(c->roster); i++) {
+        const struct roster_member *m = roster_member(c->roster, i);
+        n += m->revoked && entitled_by_role(m, scope);
+    }
+    return n;
+}
+
+/*
+ * Records how many revoked members could hold ${scope} when this device
+ * made or received epoch ${epoch}: a later revocation makes the count grow,
+ * which tells the key maker to start a new epoch — also when the member it
+ * took over from (a revoked key holder) had sent the keys.
+ */
+static int
+set_basis(struct kzc *c, const char *scope, uint64_t epoch)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    if (sqlite3_prepare_v2(replica_db(c->r),
+                           "INSERT OR IGNORE INTO kz_key_basis VALUES (?, ?, ?)",
+                           -1, &st, NULL) != SQLITE_OK)
+        return -KZ_EDB;
+    sqlite3_bind_text(st, 1, scope, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (int64_t)epoch);
+    sqlite3_bind_int64(st, 3, revoked_entitled(c, scope));
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : -KZ_EDB;
+}
+
+static int64_t
+get_basis(struct kzc *c, const char *scope, uint64_t epoch)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t v = 0;
+
+    if (sqlite3_prepare_v2(replica_db(c->r),
+                           "SELECT revoked FROM kz_key_basis WHERE scope = ?"
+                           " AND epoch = ?",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, scope, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, (int64_t)epoch);
+        if (sqlite3_step(st) == SQLITE_ROW)
+            v = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    return v;
+}
 
 int
 keys_init(struct kzc *c)
@@ -164,7 +240,8 @@ keys_accept(struct kzc *c, const uint8_t *env, size_t len, const char **why)
     sodium_memzero(&key, sizeof(key));
     if (err != -KZ_ENOENT)
         return err;
-    if ((err = store_env(c, info.scope, info.epoch, env, len))) {
+    if ((err = store_env(c, info.scope, info.epoch, env, len)) ||
+        (err = set_basis(c, info.scope, info.epoch))) {
         *why = "cannot store the key";
         return err;
     }
@@ -186,6 +263,8 @@ make_key(struct kzc *c, const char *scope, uint64_t epoch)
     sodium_memzero(&k, sizeof(k));
     if (err == 0)
         err = store_env(c, scope, epoch, env, len);
+    if (err == 0)
+        err = set_basis(c, scope, epoch);
     kz_free(env);
     return err;
 }
@@ -235,7 +314,9 @@ owe(struct kzc *c, struct keys_out *out, const char *scope)
     if (err == -KZ_ENOENT) {
         latest = 1;
         err = make_key(c, scope, latest);
-    } else if (err == 0 && sent_to_revoked(c, scope, latest)) {
+    } else if (err == 0 && (sent_to_revoked(c, scope, latest) ||
+                            revoked_entitled(c, scope) >
+                                get_basis(c, scope, latest))) {
         /* A device that held the newest key was revoked: new epoch. */
         latest++;
         err = make_key(c, scope, latest);
@@ -278,8 +359,13 @@ owe(struct kzc *c, struct keys_out *out, const char *scope)
     return 0;
 }
 
-/* The private:NAME key holder: the lowest signing key among NAME's
- * non-revoked site devices. */
+/*
+ * The private:NAME key holder: the first of NAME's non-revoked site devices
+ * in roster order, i.e. the earliest enrolled.  Adding devices never
+ * changes it, so two devices never make rival first keys; when the holder
+ * is revoked the next one takes over, already holding the keys, and starts
+ * a new epoch (kz_key_basis).
+ */
 static int
 is_holder(const struct kzc *c, const struct roster_member *me)
 {
@@ -290,10 +376,9 @@ is_holder(const struct kzc *c, const struct roster_member *me)
         if (m->revoked || m->role != ROSTER_ROLE_SITE ||
             strcmp(m->site, me->site) != 0)
             continue;
-        if (memcmp(m->sign_pk.b, me->sign_pk.b, 32) < 0)
-            return 0;
+        return m == me;
     }
-    return 1;
+    return 0;
 }
 
 int

@@ -8,11 +8,13 @@
  *
  * Who makes and hands out keys (keys_duties):
  *   the admin           network and site:NAME for every site in the roster;
- *   a site's key holder  private:NAME — the non-revoked device of NAME with
- *                        the lowest signing key; it alone makes the key, so
- *                        two devices never make rival keys.
- * A maker creates epoch 1 when none exists, and a new epoch when a device it
- * sent the newest epoch to has been revoked; it seals every epoch to every
+ *   a site's key holder  private:NAME — the earliest enrolled non-revoked
+ *                        device of NAME (roster order); it alone makes the
+ *                        key, so two devices never make rival keys.
+ * A maker creates epoch 1 when none exists, and a new epoch when a device
+ * that could have held the newest epoch has been revoked since this device
+ * made or received it (kz_key_basis) — also when the revoked device was
+ * the key holder this one took over from; it seals every epoch to every
  * member entitled to read the scope (roster_may_read) that has not had it.
  * A receiver accepts an envelope only if it verifies, is addressed to it,
  * and its sealer may hold the scope: the server cannot slip in a key of its

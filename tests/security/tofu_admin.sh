@@ -1,6 +1,5 @@
 #!/usr/bin/env bash
-# security.tofu_admin — KNOWN HOLE, registered only with
-# -DKZ_SECURITY_KNOWN_HOLES=ON (it fails on the current code).
+# security.tofu_admin — a dishonest server operator against a new device.
 #
 # A new device learns the network's admin key from the first roster the
 # (pinned) server serves, provided that roster lists the device (ctx.c
@@ -15,10 +14,9 @@
 # behaviour is asserted: the device must not end up trusting any admin key
 # but the network's, and the operator must not read HAN's records.
 #
-# Proposed fix: bind the admin key at enrolment, not at first sync: e.g.
-# `kzsync init … --admin-key KZADMIN` (or an enrolment text printed by
-# `kzsync member add` that the device imports), and refuse a first roster
-# signed by any other key.
+# The fix: the admin key is bound at enrolment (`kzsync init …
+# --admin-key`), so the device refuses a roster signed by any other key.
+# (Without --admin-key, init warns that the first roster is trusted.)
 . "$(dirname "$0")/seclib.sh"
 sec_setup tofu_admin "$@"
 
@@ -26,7 +24,8 @@ net_create
 sql land/replica.db <"$SEC_DATA/01_reference.sql" || fail "reference data"
 ksync land
 req=$(kz init han --site HAN --device han-1 --server "$CLIENT_ADDR" \
-    --server-key "$SRV_KEY" 2>/dev/null | tail -n 1) || fail "init han"
+    --server-key "$SRV_KEY" --admin-key "$ADMIN_KEY" 2>/dev/null |
+    tail -n 1) || fail "init han"
 kz member add land "$req" --role site >/dev/null 2>&1 || fail "member add han"
 ksync land
 log "the state office enrolled han-1 (admin $ADMIN_KEY)"
