@@ -13,13 +13,14 @@
 #    only epoch 1;
 #  - none of HAN2's keys opens those new changesets (HAN's do).
 #
-# HAN2 is made with a signing key above HAN's, so that HAN stays the
+# HAN is made with a signing key in the middle of the range and HAN2 with
+# one above it (bounded retries), so that HAN stays the
 # private:HAN key holder (see revocation_holder.sh for the other case).
 # Set SEC_HAN2_LOWER=1 to run this with HAN2 below HAN instead.
 . "$(dirname "$0")/seclib.sh"
 sec_setup "${SEC_NAME:-revocation}" "$@"
 
-sample_network
+SEC_MID_KEY=han sample_network
 DB=srv/store.db
 sign_pk() { od -An -tx1 -j20 -N32 "$1/identity.key" | tr -d ' \n'; }
 HAN_PK=$(sign_pk han)
