@@ -339,14 +339,15 @@ replica__set_applying(struct replica *r, int on)
 /* Applies the shipped SQL files not applied yet, in order: the base schema
  * files of client/schema first, then those of migrations/ by number. */
 static int
-run_migrations(struct replica *r, int *applied)
+run_migrations_from(struct replica *r, const struct schema_file *files,
+                    int *applied)
 {
     const struct schema_file *f;
     int pass, err;
 
     *applied = 0;
     for (pass = 0; pass < 2; pass++) {
-        for (f = schema_files; f->name != NULL; f++) {
+        for (f = files; f->name != NULL; f++) {
             sqlite3_stmt *st = NULL;
             int is_migr = strncmp(f->name, "migrations/", 11) == 0;
             int rc, done;
@@ -386,6 +387,35 @@ run_migrations(struct replica *r, int *applied)
         }
     }
     return 0;
+}
+
+static int
+run_migrations(struct replica *r, int *applied)
+{
+    return run_migrations_from(r, schema_files, applied);
+}
+
+/*
+ * replica__migrate(r, files): applies the files of ${files} (a schema_files
+ * style list) not applied yet, as replica_open does with the shipped ones:
+ * in one transaction, then tracking anew for every declared table, then a
+ * retry of the quarantine.  For tests of the migration path.
+ */
+int
+replica__migrate(struct replica *r, const struct schema_file *files,
+                 int *applied)
+{
+    int err;
+
+    if ((err = replica__begin(r)))
+        return err;
+    if ((err = run_migrations_from(r, files, applied)) ||
+        (*applied > 0 && (err = track__apply_decls(r))) ||
+        (err = track__load(r)) || (err = replica__commit(r))) {
+        replica__rollback(r);
+        return err;
+    }
+    return *applied > 0 ? replica_retry_quarantine(r, NULL) : 0;
 }
 
 static int

@@ -90,6 +90,9 @@ int replica__save_clock(struct replica *r);
 int replica__set_applying(struct replica *r, int on);
 int replica__cver_cmp(struct replica *r, struct cver a, struct cver b);
 int replica__cursor_set(struct replica *r, const char *scope, uint64_t seq);
+struct schema_file;
+int replica__migrate(struct replica *r, const struct schema_file *files,
+                     int *applied);
 
 /* track.c */
 int track__load(struct replica *r);

@@ -4,6 +4,8 @@
  */
 #include "changeset.h"
 #include "hlc.h"
+#include "replica_int.h"
+#include "schema.h"
 
 #include "engine_util.h"
 
@@ -555,6 +557,63 @@ TEST(write_rules_refuse_with_a_clear_message)
     tmpdir_rm(dir);
 }
 
+/* A shipped schema as replica_open runs it: base file, then migrations. */
+static const struct schema_file base_only[] = {
+    {"base.sql",
+     "CREATE TABLE partner(id TEXT PRIMARY KEY, name TEXT NOT NULL);"
+     "INSERT INTO kz_track_decl(tbl, scope_kind) VALUES ('partner',"
+     " 'network');"},
+    {NULL, NULL}};
+static const struct schema_file base_and_0001[] = {
+    {"base.sql",
+     "CREATE TABLE partner(id TEXT PRIMARY KEY, name TEXT NOT NULL);"
+     "INSERT INTO kz_track_decl(tbl, scope_kind) VALUES ('partner',"
+     " 'network');"},
+    {"migrations/0001_website.sql",
+     "ALTER TABLE partner ADD COLUMN website TEXT;"},
+    {NULL, NULL}};
+
+TEST(migrations_apply_once_and_release_quarantine)
+{
+    struct pair p;
+    int applied = 0;
+    char da[65], db[65];
+
+    tmpdir_make(p.dir, sizeof(p.dir));
+    tclock_init(&p.clock, T0);
+    p.a = replica_test_new(p.dir, "a", &p.clock.env, REPLICA_ROLE_ADMIN, "L");
+    p.b = replica_test_new(p.dir, "b", &p.clock.env, REPLICA_ROLE_ADMIN, "L");
+    ASSERT_OK(replica__migrate(p.a, base_and_0001, &applied));
+    ASSERT_EQ(applied, 2);
+    ASSERT_OK(replica__migrate(p.b, base_only, &applied));
+    ASSERT_EQ(applied, 1);
+    /* a writes the new column; b does not have it yet. */
+    sql_ok(p.a, "INSERT INTO partner VALUES ('p1', 'A', 'https://a.example')");
+    ASSERT_EQ(replica_build(p.a, 0), 1);
+    ship(p.a, p.b, "network");
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine WHERE"
+                           " col = 'website'"),
+              1);
+    /* b gets the migration: applied once, tracked anew, cell released. */
+    ASSERT_OK(replica__migrate(p.b, base_and_0001, &applied));
+    ASSERT_EQ(applied, 1);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_migration"), 2);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine"), 0);
+    ASSERT_EQ(sql_int(p.b, "SELECT website = 'https://a.example' FROM"
+                           " partner"),
+              1);
+    ASSERT_OK(replica__migrate(p.b, base_and_0001, &applied));
+    ASSERT_EQ(applied, 0);
+    /* The new column is captured at b from now on. */
+    sql_ok(p.b, "UPDATE partner SET website = 'https://b.example'");
+    ASSERT_EQ(replica_build(p.b, 0), 1);
+    ship(p.b, p.a, "network");
+    digest_hex(p.a, "network", da);
+    digest_hex(p.b, "network", db);
+    ASSERT_STR_EQ(da, db);
+    pair_free(&p);
+}
+
 T_MAIN(T(track_refuses_table_without_key), T(track_refuses_rowid_alias),
        T(track_refuses_missing_table_and_column),
        T(capture_insert_update_delete), T(capture_from_a_plain_connection),
@@ -568,4 +627,5 @@ T_MAIN(T(track_refuses_table_without_key), T(track_refuses_rowid_alias),
        T(future_hlc_waits_until_the_clock_reaches_it),
        T(malformed_body_changes_nothing),
        T(batches_are_bounded_and_seq_contiguous),
-       T(write_rules_refuse_with_a_clear_message))
+       T(write_rules_refuse_with_a_clear_message),
+       T(migrations_apply_once_and_release_quarantine))
