@@ -649,7 +649,7 @@ verify_item(struct sync *s, const struct kz_msg_item *it,
     memcpy(author.b, h->author, sizeof(author.b));
     m = s->c->roster ? roster_find_by_sign(s->c->roster, &author) : NULL;
     if (m == NULL)
-        return -KZ_EAUTH;
+        return -KZ_ENOENT;
     if (!roster_may_write(s->c->roster, m, scope) &&
         !(m->revoked && roster_seq_accepted(m, scope, h->author_seq)))
         return -KZ_EPERM;
@@ -680,7 +680,8 @@ on_batch(struct sync *s, const struct kz_msg_batch *b)
             fail(s, err == -KZ_ENOMEM ? err : -KZ_EREFUSED,
                  "refused changeset %llu of %s: %s",
                  (unsigned long long)it->server_seq, scope,
-                 err == -KZ_EAUTH    ? "not signed by a device of the roster"
+                 err == -KZ_ENOENT   ? "its author is not in the roster"
+                 : err == -KZ_EAUTH  ? "the signature does not verify"
                  : err == -KZ_EPERM  ? "its author may not write this scope"
                                      : "malformed");
             return;
@@ -724,9 +725,14 @@ on_batch(struct sync *s, const struct kz_msg_batch *b)
             kz_free(plain);
         }
         if (err == -KZ_ESEQ) {
-            fail(s, err,
-                 "changesets missing: %s (the server withheld or lost them)",
-                 replica_errmsg(s->c->r));
+            struct kz_sign_pk ak;
+            const struct roster_member *am;
+            memcpy(ak.b, h.author, sizeof(ak.b));
+            am = roster_find_by_sign(s->c->roster, &ak);
+            fail(s, -KZ_EREFUSED,
+                 "changesets of device %s missing: %s (the server withheld "
+                 "or lost them)",
+                 am ? am->name : "?", replica_errmsg(s->c->r));
             return;
         }
         if (err) {
