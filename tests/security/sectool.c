@@ -361,6 +361,8 @@ main(int argc, char **argv)
         craft(&c, r.scope, r.seq, 1, &r.cs);
         rc = do_request(&c, &r);
         kzc_close(&c);
+        kz_free(r.cs.hdr);
+        kz_free(r.cs.body);
         return rc;
     }
     if (argc == 4 && strcmp(argv[1], "pull") == 0) {
@@ -384,6 +386,8 @@ main(int argc, char **argv)
         print_hex(cs.hdr, cs.hdr_len);
         print_hex(cs.body, cs.body_len);
         print_hex(cs.sig, 64);
+        kz_free(cs.hdr);
+        kz_free(cs.body);
         kzc_close(&c);
         return 0;
     }
@@ -395,8 +399,12 @@ main(int argc, char **argv)
         stored(argv[2], argv[3], argv[4], &hdr, &hl, &body, &bl);
         if (kz_cs_header_decode(&h, hdr, hl, &why) != 0) {
             printf("undecodable %s\n", why ? why : "");
+            kz_free(hdr);
+            kz_free(body);
             return 1;
         }
+        kz_free(hdr);
+        kz_free(body);
         printf("scope=%s epoch=%u author_seq=%llu author=", h.scope, h.epoch,
                (unsigned long long)h.author_seq);
         print_hex(h.author, 32);
@@ -414,6 +422,8 @@ main(int argc, char **argv)
         n = each_key(&c, try_one, &t);
         printf("keys %u opened %u\n", n, t.opened);
         kzc_close(&c);
+        kz_free(hdr);
+        kz_free(body);
         return 0;
     }
     if (argc == 3 && strcmp(argv[1], "keys") == 0) {
