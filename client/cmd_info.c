@@ -267,6 +267,23 @@ cmd_status(int argc, char **argv)
            count(r, "SELECT count(*) FROM kz_conflict"));
     printf("waiting   %lld cells in quarantine\n",
            count(r, "SELECT count(*) FROM kz_quarantine"));
+    {
+        /* Why they wait: each cell is retried after every apply and after
+         * migrations, and stays until it applies; nothing is dropped. */
+        sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(replica_db(r),
+                               "SELECT reason, tbl, count(*) FROM"
+                               " kz_quarantine GROUP BY reason, tbl"
+                               " ORDER BY 3 DESC LIMIT 20",
+                               -1, &st, NULL) == SQLITE_OK) {
+            while (sqlite3_step(st) == SQLITE_ROW)
+                printf("  %6lld  %s: %s\n",
+                       (long long)sqlite3_column_int64(st, 2),
+                       sqlite3_column_text(st, 1),
+                       sqlite3_column_text(st, 0));
+        }
+        sqlite3_finalize(st);
+    }
     replica_free(r);
     return KZ_EXIT_OK;
 }
