@@ -1022,6 +1022,22 @@ out:
     return err;
 }
 
+/* Runs ${sql} with (tbl, pk) bound; returns the step's result code. */
+static int
+row_sql(struct replica *r, const char *sql, int tbl, sqlite3_value *pk)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(r->db, sql, -1, &st, NULL);
+
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int(st, 1, tbl);
+        sqlite3_bind_value(st, 2, pk);
+        rc = sqlite3_step(st);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
 /*
  * Deferred foreign keys are checked at COMMIT, which would refuse the whole
  * batch for one row whose parent has not arrived.  So before committing,
@@ -1046,7 +1062,7 @@ quarantine_fk_violations(struct actx *a)
             const char *tn = (const char *)sqlite3_column_text(chk, 0);
             int64_t rowid = sqlite3_column_int64(chk, 1);
             struct tracked *t = tn ? track__by_name(r, tn, strlen(tn)) : NULL;
-            sqlite3_stmt *q = NULL, *touched = NULL;
+            sqlite3_stmt *q = NULL;
             struct ckey qk = {NULL, NULL, NULL};
             char *sql;
             uint32_t i, k;
@@ -1083,16 +1099,9 @@ quarantine_fk_violations(struct actx *a)
                 sqlite3_finalize(q);
                 continue;
             }
-            rc = sqlite3_prepare_v2(r->db,
-                                    "SELECT 1 FROM temp.kz_touched WHERE"
-                                    " tbl = ? AND pk = ?",
-                                    -1, &touched, NULL);
-            if (rc == SQLITE_OK) {
-                sqlite3_bind_int(touched, 1, t->id);
-                sqlite3_bind_value(touched, 2, sqlite3_column_value(q, 0));
-                rc = sqlite3_step(touched);
-            }
-            sqlite3_finalize(touched);
+            rc = row_sql(r, "SELECT 1 FROM temp.kz_touched WHERE tbl = ? AND"
+                            " pk = ?",
+                         t->id, sqlite3_column_value(q, 0));
             if (rc != SQLITE_ROW) {
                 sqlite3_finalize(q);
                 continue;
@@ -1147,17 +1156,8 @@ quarantine_fk_violations(struct actx *a)
                 }
             }
             if (err == 0) {
-                sqlite3_stmt *d = NULL;
-                rc = sqlite3_prepare_v2(r->db,
-                                        "DELETE FROM kz_clock WHERE tbl = ? AND"
-                                        " pk = ?",
-                                        -1, &d, NULL);
-                if (rc == SQLITE_OK) {
-                    sqlite3_bind_int(d, 1, t->id);
-                    sqlite3_bind_value(d, 2, sqlite3_column_value(q, 0));
-                    rc = sqlite3_step(d);
-                }
-                sqlite3_finalize(d);
+                rc = row_sql(r, "DELETE FROM kz_clock WHERE tbl = ? AND pk = ?",
+                             t->id, sqlite3_column_value(q, 0));
                 if (rc != SQLITE_DONE)
                     err = replica__dberr(r, rc, "foreign keys");
             }

@@ -487,6 +487,18 @@ load_identity(struct replica *r)
     return replica__dev_idx(r, r->key, &r->self_dev);
 }
 
+/* The one failure path of replica_create and replica_open: keeps the
+ * reason for replica_errmsg(NULL) and frees ${r}. */
+static int
+open_failed(struct replica *r, int err)
+{
+    if (r->errmsg[0] == '\0')
+        snprintf(r->errmsg, sizeof(r->errmsg), "%s", kz_strerror(err));
+    snprintf(last_err, sizeof(last_err), "%s", r->errmsg);
+    replica_free(r);
+    return err;
+}
+
 static int
 replica_alloc(struct replica **out, const char *dir, const struct kz_env *env)
 {
@@ -551,11 +563,7 @@ replica_create(struct replica **out, const char *dir,
 fail_tx:
     replica__rollback(r);
 fail:
-    if (r->errmsg[0] == '\0')
-        snprintf(r->errmsg, sizeof(r->errmsg), "%s", kz_strerror(err));
-    snprintf(last_err, sizeof(last_err), "%s", r->errmsg);
-    replica_free(r);
-    return err;
+    return open_failed(r, err);
 }
 
 int
@@ -605,11 +613,7 @@ replica_open(struct replica **out, const char *dir, const struct kz_env *env)
 fail_tx:
     replica__rollback(r);
 fail:
-    if (r->errmsg[0] == '\0')
-        snprintf(r->errmsg, sizeof(r->errmsg), "%s", kz_strerror(err));
-    snprintf(last_err, sizeof(last_err), "%s", r->errmsg);
-    replica_free(r);
-    return err;
+    return open_failed(r, err);
 }
 
 void

@@ -411,7 +411,7 @@ seal_outbox(struct sync *s, const struct replica_cs *cs, struct sealed *sd)
     struct kz_aead_key key;
     struct kz_sign_sig sig;
     sqlite3_stmt *st = NULL;
-    uint8_t nonce[KZ_SEAL_NONCE_LEN], *both;
+    uint8_t nonce[KZ_SEAL_NONCE_LEN];
     uint64_t epoch = 0;
     int rc, have = 0;
 
@@ -462,16 +462,8 @@ seal_outbox(struct sync *s, const struct replica_cs *cs, struct sealed *sd)
                             sd->hdr, sd->hdr_len, &key, nonce);
     if (rc)
         goto out;
-    both = kz_malloc(sd->hdr_len + sd->body_len);
-    if (both == NULL) {
-        rc = -KZ_ENOMEM;
-        goto out;
-    }
-    memcpy(both, sd->hdr, sd->hdr_len);
-    memcpy(both + sd->hdr_len, sd->body, sd->body_len);
-    rc = kz_sign_detached(&sig, both, sd->hdr_len + sd->body_len,
-                          &s->c->id.sign_sk);
-    kz_free(both);
+    rc = kz_cs_sign(&sig, sd->hdr, sd->hdr_len, sd->body, sd->body_len,
+                    &s->c->id.sign_sk);
     if (rc == 0)
         memcpy(sd->sig, sig.b, sizeof(sd->sig));
 out:
@@ -636,8 +628,6 @@ verify_item(struct sync *s, const struct kz_msg_item *it,
 {
     const struct roster_member *m;
     struct kz_sign_pk author;
-    uint8_t *both;
-    int rc;
 
     if (it->scope.len == 0 || it->scope.len > KZ_LIM_NAME_MAX)
         return -KZ_EMALFORMED;
@@ -653,15 +643,8 @@ verify_item(struct sync *s, const struct kz_msg_item *it,
     if (!roster_may_write(s->c->roster, m, scope) &&
         !(m->revoked && roster_seq_accepted(m, scope, h->author_seq)))
         return -KZ_EPERM;
-    both = kz_malloc(it->hdr.len + it->body.len);
-    if (both == NULL)
-        return -KZ_ENOMEM;
-    memcpy(both, it->hdr.p, it->hdr.len);
-    memcpy(both + it->hdr.len, it->body.p, it->body.len);
-    rc = crypto_sign_verify_detached(it->sig, both, it->hdr.len + it->body.len,
-                                     h->author);
-    kz_free(both);
-    return rc == 0 ? 0 : -KZ_EAUTH;
+    return kz_cs_verify(it->sig, it->hdr.p, it->hdr.len, it->body.p,
+                        it->body.len, h->author);
 }
 
 static void

@@ -81,6 +81,52 @@ kz_open_body(uint8_t **out, size_t *out_len, const uint8_t *sealed,
     return 0;
 }
 
+/* hdr ‖ body in one buffer (Ed25519 signs one contiguous message). */
+static uint8_t *
+concat(const uint8_t *hdr, size_t hdr_len, const uint8_t *body,
+       size_t body_len)
+{
+    uint8_t *p;
+
+    if (body_len > SIZE_MAX - hdr_len - 1)
+        return NULL;
+    p = kz_malloc(hdr_len + body_len + 1);
+    if (p == NULL)
+        return NULL;
+    memcpy(p, hdr, hdr_len);
+    if (body_len)
+        memcpy(p + hdr_len, body, body_len);
+    return p;
+}
+
+int
+kz_cs_sign(struct kz_sign_sig *sig, const uint8_t *hdr, size_t hdr_len,
+           const uint8_t *body, size_t body_len, const struct kz_sign_sk *sk)
+{
+    uint8_t *p = concat(hdr, hdr_len, body, body_len);
+    int err;
+
+    if (p == NULL)
+        return -KZ_ENOMEM;
+    err = kz_sign_detached(sig, p, hdr_len + body_len, sk);
+    kz_free(p);
+    return err;
+}
+
+int
+kz_cs_verify(const uint8_t sig[64], const uint8_t *hdr, size_t hdr_len,
+             const uint8_t *body, size_t body_len, const uint8_t author[32])
+{
+    uint8_t *p = concat(hdr, hdr_len, body, body_len);
+    int rc;
+
+    if (p == NULL)
+        return -KZ_ENOMEM;
+    rc = crypto_sign_verify_detached(sig, p, hdr_len + body_len, author);
+    kz_free(p);
+    return rc == 0 ? 0 : -KZ_EAUTH;
+}
+
 int
 kz_env_make(uint8_t **out, size_t *out_len, const char *scope, uint64_t epoch,
             const struct kz_aead_key *key, const struct kz_dh_pk *recipient,

@@ -66,6 +66,24 @@ KZ_MUST_CHECK int kz_open_body(uint8_t **out, size_t *out_len,
                                const uint8_t *hdr, size_t hdr_len,
                                const struct kz_aead_key *key);
 
+/**
+ * kz_cs_sign(sig, hdr, hdr_len, body, body_len, sk): the author's Ed25519
+ * signature over hdr ‖ body (the sealed body).  Returns 0, -KZ_ENOMEM,
+ * -KZ_ECRYPTO.
+ */
+KZ_MUST_CHECK int kz_cs_sign(struct kz_sign_sig *sig, const uint8_t *hdr,
+                             size_t hdr_len, const uint8_t *body,
+                             size_t body_len, const struct kz_sign_sk *sk);
+
+/**
+ * kz_cs_verify(sig, hdr, hdr_len, body, body_len, author): checks a
+ * changeset's signature over hdr ‖ body with the 32-byte ${author} key.
+ * Returns 0, -KZ_EAUTH (does not verify) or -KZ_ENOMEM.
+ */
+KZ_MUST_CHECK int kz_cs_verify(const uint8_t sig[64], const uint8_t *hdr,
+                               size_t hdr_len, const uint8_t *body,
+                               size_t body_len, const uint8_t author[32]);
+
 /* A decoded, verified key envelope (the key itself stays sealed). */
 struct kz_env_info {
     char scope[KZ_LIM_NAME_MAX + 1];        /* scope */

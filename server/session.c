@@ -332,20 +332,17 @@ on_push(struct session *s, const struct kz_msg_push *p)
         return;
     }
     /* The signature covers header ‖ body; check it before storing. */
-    buf = kz_malloc(p->hdr.len + p->body.len);
-    if (buf == NULL) {
+    err = kz_cs_verify(p->sig, p->hdr.p, p->hdr.len, p->body.p, p->body.len,
+                       h.author);
+    if (err == -KZ_ENOMEM) {
         send_error(s, p->req, KZ_WIRE_BUSY, "out of memory; retry later");
         return;
     }
-    memcpy(buf, p->hdr.p, p->hdr.len);
-    if (p->body.len)
-        memcpy(buf + p->hdr.len, p->body.p, p->body.len);
-    if (crypto_sign_verify_detached(p->sig, buf, p->hdr.len + p->body.len,
-                                    h.author) != 0) {
-        kz_free(buf);
+    if (err) {
         protocol_error(s, KZ_WIRE_SIGNATURE, "the changeset signature is bad");
         return;
     }
+    buf = kz_malloc(p->body.len ? p->body.len : 1);
     memset(&cs, 0, sizeof(cs));
     memcpy(cs.scope, scope, sizeof(scope));
     memcpy(cs.author, h.author, 32);
@@ -353,7 +350,7 @@ on_push(struct session *s, const struct kz_msg_push *p)
     memcpy(cs.sig, p->sig, STORE_SIG_LEN);
     cs.hdr = kz_malloc(p->hdr.len);
     x = kz_calloc(1, sizeof(*x));
-    if (cs.hdr == NULL || x == NULL) {
+    if (cs.hdr == NULL || x == NULL || buf == NULL) {
         kz_free(cs.hdr);
         kz_free(x);
         kz_free(buf);
@@ -362,7 +359,8 @@ on_push(struct session *s, const struct kz_msg_push *p)
     }
     memcpy(cs.hdr, p->hdr.p, p->hdr.len);
     cs.hdr_len = p->hdr.len;
-    memmove(buf, buf + p->hdr.len, p->body.len);
+    if (p->body.len)
+        memcpy(buf, p->body.p, p->body.len);
     cs.body = buf;
     cs.body_len = p->body.len;
     x->s = s;
