@@ -76,6 +76,13 @@ on_done(void *data, int err, const char *why, const struct sync_stats *st)
                     st->quarantined ? "; some cells wait in quarantine "
                                       "(kzsync status)"
                                     : "");
+        if (err == 0 && st->replayed)
+            fprintf(stderr,
+                    "kzsync: the server sent %llu changeset%s this device "
+                    "had applied before; skipped (a replay or a server "
+                    "restored from a backup)\n",
+                    (unsigned long long)st->replayed,
+                    st->replayed == 1 ? "" : "s");
         uv_close((uv_handle_t *)&x->sigterm, NULL);
         uv_close((uv_handle_t *)&x->sigint, NULL);
         uv_close((uv_handle_t *)&x->retry, NULL);

@@ -726,6 +726,8 @@ on_batch(struct sync *s, const struct kz_msg_batch *b)
         }
         s->st.pulled++;
         s->pull_items++;
+        if (st.duplicate)
+            s->st.replayed++; /* applied before: the server served it again */
         if (!st.duplicate) {
             s->st.applied++;
             s->st.rows += st.rows;

@@ -34,6 +34,7 @@ struct sync_stats {
     uint64_t rows;         /* rows touched by applies */
     uint64_t conflicts;    /* concurrent overwrites recorded */
     uint64_t quarantined;  /* cells waiting in quarantine */
+    uint64_t replayed;     /* changesets served again, skipped */
 };
 
 struct sync_opts {
