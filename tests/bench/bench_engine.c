@@ -48,6 +48,8 @@
 #include "err.h"
 #include "replica.h"
 
+#include "bench_workload.h"
+
 #define SCOPE "network"
 
 static const char PRAGMAS[] = "PRAGMA journal_mode = WAL;"
@@ -66,15 +68,6 @@ static const char UPDATE_SQL[] = "UPDATE item SET qty = qty + 1";
 static const struct track_decl NET = {"network", NULL, NULL, NULL, NULL, NULL};
 
 /* One generated row. */
-struct rowdata {
-    char id[37];
-    char s[4][21];
-    int s_len[4];
-    int64_t i1, i2;
-    double r1;
-    char note[216];
-    int note_len;
-};
 
 static void
 die(const char *fmt, ...)
@@ -98,56 +91,8 @@ now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static uint64_t
-rnd(uint64_t *s)
-{
-    /* xorshift64*: deterministic data, the same on both sides. */
-    *s ^= *s >> 12;
-    *s ^= *s << 25;
-    *s ^= *s >> 27;
-    return *s * UINT64_C(2685821657736338717);
-}
 
-static void
-rnd_text(uint64_t *s, char *out, int len)
-{
-    static const char al[] = "abcdefghijklmnopqrstuvwxyz"
-                             "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ";
-    int i;
 
-    for (i = 0; i < len; i++)
-        out[i] = al[rnd(s) % (sizeof(al) - 1)];
-    out[len] = '\0';
-}
-
-static struct rowdata *
-gen_rows(int n)
-{
-    struct rowdata *d = calloc((size_t)n, sizeof(*d));
-    uint64_t s = UINT64_C(0x9e3779b97f4a7c15);
-    int i, j;
-
-    if (d == NULL)
-        die("out of memory");
-    for (i = 0; i < n; i++) {
-        uint64_t a = rnd(&s), b = rnd(&s);
-        snprintf(d[i].id, sizeof(d[i].id),
-                 "%08x-%04x-4%03x-%04x-%012llx", (unsigned)(a >> 32),
-                 (unsigned)(a >> 16) & 0xffff, (unsigned)a & 0xfff,
-                 0x8000u | ((unsigned)(b >> 48) & 0x3fff),
-                 (unsigned long long)(b & UINT64_C(0xffffffffffff)));
-        for (j = 0; j < 4; j++) {
-            d[i].s_len[j] = 10 + (int)(rnd(&s) % 11);
-            rnd_text(&s, d[i].s[j], d[i].s_len[j]);
-        }
-        d[i].i1 = (int64_t)(rnd(&s) % 1000);
-        d[i].i2 = (int64_t)(rnd(&s) % 1000000000);
-        d[i].r1 = (double)(rnd(&s) % 1000000) / 1000.0;
-        d[i].note_len = 190 + (int)(rnd(&s) % 21);
-        rnd_text(&s, d[i].note, d[i].note_len);
-    }
-    return d;
-}
 
 static void
 exec_ok(sqlite3 *db, const char *sql)
@@ -638,6 +583,8 @@ main(int argc, char **argv)
     fflush(stdout);
 
     d = gen_rows(rows);
+    if (d == NULL)
+        die("out of memory");
     for (r = 0; r < reps; r++) {
         char dir[512];
         struct replica *a, *b;

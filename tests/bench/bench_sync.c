@@ -50,6 +50,8 @@
 #include "err.h"
 #include "replica.h"
 
+#include "bench_workload.h"
+
 static const char PRAGMAS[] = "PRAGMA journal_mode = WAL;"
                               "PRAGMA synchronous = NORMAL;"
                               "PRAGMA foreign_keys = ON;"
@@ -63,65 +65,9 @@ static const struct track_decl NET = {"network", NULL, NULL, NULL, NULL, NULL};
 
 /* ---- the workload (as bench_engine.c) --------------------------------- */
 
-struct rowdata {
-    char id[37];
-    char s[4][21];
-    int s_len[4];
-    int64_t i1, i2;
-    double r1;
-    char note[216];
-    int note_len;
-};
 
-static uint64_t
-rnd(uint64_t *s)
-{
-    *s ^= *s >> 12;
-    *s ^= *s << 25;
-    *s ^= *s >> 27;
-    return *s * UINT64_C(2685821657736338717);
-}
 
-static void
-rnd_text(uint64_t *s, char *out, int len)
-{
-    static const char al[] = "abcdefghijklmnopqrstuvwxyz"
-                             "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ";
-    int i;
 
-    for (i = 0; i < len; i++)
-        out[i] = al[rnd(s) % (sizeof(al) - 1)];
-    out[len] = '\0';
-}
-
-static struct rowdata *
-gen_rows(int n)
-{
-    struct rowdata *d = calloc((size_t)n, sizeof(*d));
-    uint64_t s = UINT64_C(0x9e3779b97f4a7c15);
-    int i, j;
-
-    if (d == NULL)
-        bn_die("out of memory");
-    for (i = 0; i < n; i++) {
-        uint64_t a = rnd(&s), b = rnd(&s);
-        snprintf(d[i].id, sizeof(d[i].id),
-                 "%08x-%04x-4%03x-%04x-%012llx", (unsigned)(a >> 32),
-                 (unsigned)(a >> 16) & 0xffff, (unsigned)a & 0xfff,
-                 0x8000u | ((unsigned)(b >> 48) & 0x3fff),
-                 (unsigned long long)(b & UINT64_C(0xffffffffffff)));
-        for (j = 0; j < 4; j++) {
-            d[i].s_len[j] = 10 + (int)(rnd(&s) % 11);
-            rnd_text(&s, d[i].s[j], d[i].s_len[j]);
-        }
-        d[i].i1 = (int64_t)(rnd(&s) % 1000);
-        d[i].i2 = (int64_t)(rnd(&s) % 1000000000);
-        d[i].r1 = (double)(rnd(&s) % 1000000) / 1000.0;
-        d[i].note_len = 190 + (int)(rnd(&s) % 21);
-        rnd_text(&s, d[i].note, d[i].note_len);
-    }
-    return d;
-}
 
 static void
 exec_ok(sqlite3 *db, const char *sql)
@@ -729,6 +675,8 @@ main(int argc, char **argv)
         bn_die("kz_crypto_init");
 
     d = gen_rows(rows);
+    if (d == NULL)
+        bn_die("out of memory");
     for (r = 0; r < reps; r++) {
         run_rep(r, d, rows, &rp[r]);
         v_ins[r] = rp[r].ins;
