@@ -37,50 +37,47 @@
 
 /* One incoming cell, resolved against local tables. */
 struct icell {
-    int32_t k;               /* local cell index, -1 = unknown column */
-    struct kz_str col;       /* column name as sent (for quarantine) */
-    uint32_t flags;          /* KZ_CELL_RETRACT … */
-    struct kz_value value;   /* borrowed */
-    struct cver ver;         /* incoming version */
-    struct cver base;        /* its base */
-    const char *scope;       /* scope it came in */
-    int waiting;             /* retried "row deleted" cell (see below) */
+    int32_t k;             /* local cell index, -1 = unknown column */
+    struct kz_str col;     /* column name as sent (for quarantine) */
+    uint32_t flags;        /* KZ_CELL_RETRACT … */
+    struct kz_value value; /* borrowed */
+    struct cver ver;       /* incoming version */
+    struct cver base;      /* its base */
+    const char *scope;     /* scope it came in */
+    int waiting;           /* retried "row deleted" cell (see below) */
 };
 
 #define WAITING_REASON "row deleted; kept in case it is inserted again"
 
 /* Per-changeset context. */
 struct actx {
-    struct replica *r;          /* borrowed */
-    const char *scope;          /* scope of the changeset */
-    char site[64];              /* site of a site:/private: scope */
-    int reads_private;          /* this replica holds private:site */
-    int is_site_scope;          /* scope is site:… */
-    struct apply_stats *st;     /* never NULL */
-    sqlite3_stmt *get_clock;    /* cached statements */
+    struct replica *r;       /* borrowed */
+    const char *scope;       /* scope of the changeset */
+    char site[64];           /* site of a site:/private: scope */
+    int reads_private;       /* this replica holds private:site */
+    int is_site_scope;       /* scope is site:… */
+    struct apply_stats *st;  /* never NULL */
+    sqlite3_stmt *get_clock; /* cached statements */
     sqlite3_stmt *put_clock;
     sqlite3_stmt *quar;
     sqlite3_stmt *conf;
-    sqlite3_stmt *touch;        /* rows written: temp.kz_touched */
-    uint64_t now_ms;            /* wall clock at the start of the apply */
-    char owner_id[128];         /* site(id) of `site`, "" if unknown */
+    sqlite3_stmt *touch; /* rows written: temp.kz_touched */
+    uint64_t now_ms;     /* wall clock at the start of the apply */
+    char owner_id[128];  /* site(id) of `site`, "" if unknown */
 };
 
 static int
 bind_kz(sqlite3_stmt *st, int i, const struct kz_value *v)
 {
     switch (v->type) {
-    case KZ_V_INT:
-        return sqlite3_bind_int64(st, i, v->i);
-    case KZ_V_REAL:
-        return sqlite3_bind_double(st, i, v->d);
+    case KZ_V_INT: return sqlite3_bind_int64(st, i, v->i);
+    case KZ_V_REAL: return sqlite3_bind_double(st, i, v->d);
     case KZ_V_TEXT:
         return sqlite3_bind_text64(st, i, (const char *)v->p, v->len,
                                    SQLITE_STATIC, SQLITE_UTF8);
     case KZ_V_BLOB:
         return sqlite3_bind_blob64(st, i, v->p, v->len, SQLITE_STATIC);
-    default:
-        return sqlite3_bind_null(st, i);
+    default: return sqlite3_bind_null(st, i);
     }
 }
 
@@ -192,9 +189,10 @@ quarantine(struct actx *a, const char *reason, const char *tbl,
 }
 
 static int
-record_conflict(struct actx *a, const struct tracked *t, const struct ckey *ckey,
-                const struct icell *c, struct cver local,
-                sqlite3_value *local_value, int local_alive, int remote_wins)
+record_conflict(struct actx *a, const struct tracked *t,
+                const struct ckey *ckey, const struct icell *c,
+                struct cver local, sqlite3_value *local_value, int local_alive,
+                int remote_wins)
 {
     struct replica *r = a->r;
     sqlite3_stmt *st = a->conf;
@@ -427,8 +425,7 @@ value_is_text(const struct kz_value *v, const char *s)
  */
 static int
 apply_row(struct actx *a, struct tracked *t, struct kz_str tname,
-          const struct kz_value *pk, uint32_t n_pk, struct icell *c,
-          uint32_t n)
+          const struct kz_value *pk, uint32_t n_pk, struct icell *c, uint32_t n)
 {
     struct replica *r = a->r;
     const struct icell *win[REPLICA_MAX_COLS + 1];
@@ -449,8 +446,8 @@ apply_row(struct actx *a, struct tracked *t, struct kz_str tname,
     if (t == NULL) {
         /* Unknown table: keep the cells under a best-effort key. */
         sqlite3_stmt *st = NULL;
-        rc = sqlite3_prepare_v2(r->db, "SELECT json_array(?,?,?,?,?,?,?,?)",
-                                -1, &st, NULL);
+        rc = sqlite3_prepare_v2(r->db, "SELECT json_array(?,?,?,?,?,?,?,?)", -1,
+                                &st, NULL);
         if (rc != SQLITE_OK)
             return replica__dberr(r, rc, "apply");
         for (i = 0; i < n_pk; i++)
@@ -458,8 +455,7 @@ apply_row(struct actx *a, struct tracked *t, struct kz_str tname,
         if (sqlite3_step(st) == SQLITE_ROW) {
             struct ckey uk = {NULL, sqlite3_column_value(st, 0), NULL};
             for (i = 0; i < n && err == 0; i++)
-                err = quarantine(a, "no such table here yet", tbuf, &uk,
-                                 &c[i]);
+                err = quarantine(a, "no such table here yet", tbuf, &uk, &c[i]);
         }
         sqlite3_finalize(st);
         return err;
@@ -506,15 +502,14 @@ apply_row(struct actx *a, struct tracked *t, struct kz_str tname,
         int cmp;
 
         if (x->k < 0) {
-            if ((err = quarantine(a, "no such column here yet", t->name,
-                                  &ck, x)))
+            if ((err =
+                     quarantine(a, "no such column here yet", t->name, &ck, x)))
                 goto out;
             continue;
         }
         bit = UINT64_C(1) << x->k;
         if (kz_hlc_is_future(&r->clock, x->ver.hlc, a->now_ms)) {
-            if ((err = quarantine(a, "hlc beyond now + skew", t->name,
-                                  &ck, x)))
+            if ((err = quarantine(a, "hlc beyond now + skew", t->name, &ck, x)))
                 goto out;
             continue;
         }
@@ -556,7 +551,8 @@ apply_row(struct actx *a, struct tracked *t, struct kz_str tname,
              * edit for a concurrent one.
              */
             if ((dirty & bit) && pb_len &&
-                replica__cver_cmp(r, x->ver, cver_get(pb, pb_len, (uint32_t)x->k)) > 0)
+                replica__cver_cmp(r, x->ver,
+                                  cver_get(pb, pb_len, (uint32_t)x->k)) > 0)
                 cver_put(pb, (uint32_t)x->k, x->ver);
         }
     }
@@ -625,11 +621,10 @@ apply_row(struct actx *a, struct tracked *t, struct kz_str tname,
             replica__cver_cmp(r, x->ver, old[x->k]) == 0)
             continue;
         remote_wins = win[x->k] == x;
-        err = record_conflict(a, t, &ck, x, old[x->k],
-                              row_loaded && x->k > 0
-                                  ? sqlite3_column_value(row, x->k - 1)
-                                  : NULL,
-                              alive, remote_wins);
+        err = record_conflict(
+            a, t, &ck, x, old[x->k],
+            row_loaded && x->k > 0 ? sqlite3_column_value(row, x->k - 1) : NULL,
+            alive, remote_wins);
         if (err)
             goto out;
     }
@@ -676,8 +671,7 @@ apply_row(struct actx *a, struct tracked *t, struct kz_str tname,
             if (win[k] == NULL || win[k]->value.type == KZ_V_NULL ||
                 (win[k]->flags & KZ_CELL_RETRACT))
                 continue;
-            if ((err = quarantine(a, WAITING_REASON, t->name, &ck,
-                                  win[k])))
+            if ((err = quarantine(a, WAITING_REASON, t->name, &ck, win[k])))
                 goto out;
             cver_put(v, k, win[k]->ver);
             win[k] = NULL;
@@ -719,13 +713,12 @@ write_clock:
         err = replica__dberr(r, rc, "apply");
     goto out;
 
-quarantine_all:
-    {
-        char why[256];
-        snprintf(why, sizeof(why), "%s", reason);
-        for (i = 0; i < n && err == 0; i++)
-            err = quarantine(a, why, t->name, &ck, &c[i]);
-    }
+quarantine_all : {
+    char why[256];
+    snprintf(why, sizeof(why), "%s", reason);
+    for (i = 0; i < n && err == 0; i++)
+        err = quarantine(a, why, t->name, &ck, &c[i]);
+}
 out:
     if (row)
         sqlite3_reset(row);
@@ -759,8 +752,8 @@ actx_init(struct actx *a, struct replica *r, const char *scope,
         sqlite3_stmt *q = NULL;
         snprintf(a->site, sizeof(a->site), "%s", s);
         a->is_site_scope = scope[0] == 's';
-        a->reads_private = strcmp(a->site, r->site) == 0 &&
-                           r->role == REPLICA_ROLE_SITE;
+        a->reads_private =
+            strcmp(a->site, r->site) == 0 && r->role == REPLICA_ROLE_SITE;
         /* The site's id, when the reference data has it. */
         if (sqlite3_prepare_v2(r->db, "SELECT id FROM site WHERE code = ?", -1,
                                &q, NULL) == SQLITE_OK) {
@@ -853,13 +846,11 @@ static int
 kind_fits_scope(enum track_kind kind, const char *scope)
 {
     switch (kind) {
-    case TRACK_NETWORK:
-        return strcmp(scope, "network") == 0;
+    case TRACK_NETWORK: return strcmp(scope, "network") == 0;
     case TRACK_SITE:
         return strncmp(scope, "site:", 5) == 0 ||
                strncmp(scope, "private:", 8) == 0;
-    default:
-        return strncmp(scope, "private:", 8) == 0;
+    default: return strncmp(scope, "private:", 8) == 0;
     }
 }
 
@@ -871,9 +862,8 @@ retry_quarantine(struct actx *a)
     sqlite3_stmt *rows = NULL, *cells = NULL, *del = NULL;
     int rc, err = 0;
 
-    rc = sqlite3_prepare_v2(r->db,
-                            "SELECT DISTINCT tbl, pk FROM kz_quarantine", -1,
-                            &rows, NULL);
+    rc = sqlite3_prepare_v2(r->db, "SELECT DISTINCT tbl, pk FROM kz_quarantine",
+                            -1, &rows, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_prepare_v2(r->db,
                                 "SELECT id, scope, col, flags, value, hlc,"
@@ -995,7 +985,8 @@ retry_quarantine(struct actx *a)
                 sqlite3_reset(del);
                 if (rc != SQLITE_DONE)
                     err = replica__dberr(r, rc, "quarantine");
-                if (err == 0 && (err = actx_init(&b, r, scope_of_row, a->st)) == 0) {
+                if (err == 0 &&
+                    (err = actx_init(&b, r, scope_of_row, a->st)) == 0) {
                     uint32_t before = a->st->quarantined;
                     err = apply_row(&b, t, tn, pk, pv.n, c, n);
                     /* Cells that went back are not new quarantines. */
@@ -1070,17 +1061,18 @@ quarantine_fk_violations(struct actx *a)
             if (t == NULL)
                 continue;
             /* Only rows this apply wrote: local rows are not ours to move. */
-            sql = sqlite3_mprintf("SELECT %s", t->n_pk > 1 ? "json_array(" : "");
+            sql =
+                sqlite3_mprintf("SELECT %s", t->n_pk > 1 ? "json_array(" : "");
             for (i = 0; sql && i < t->n_pk; i++) {
-                char *s2 = sqlite3_mprintf("%s%s\"%w\"", sql, i ? ", " : "",
-                                           t->pk[i]);
+                char *s2 =
+                    sqlite3_mprintf("%s%s\"%w\"", sql, i ? ", " : "", t->pk[i]);
                 sqlite3_free(sql);
                 sql = s2;
             }
             if (sql) {
-                char *s2 = sqlite3_mprintf("%s%s, * FROM \"%w\" WHERE rowid = ?",
-                                           sql, t->n_pk > 1 ? ")" : "",
-                                           t->name);
+                char *s2 =
+                    sqlite3_mprintf("%s%s, * FROM \"%w\" WHERE rowid = ?", sql,
+                                    t->n_pk > 1 ? ")" : "", t->name);
                 sqlite3_free(sql);
                 sql = s2;
             }
@@ -1099,8 +1091,9 @@ quarantine_fk_violations(struct actx *a)
                 sqlite3_finalize(q);
                 continue;
             }
-            rc = row_sql(r, "SELECT 1 FROM temp.kz_touched WHERE tbl = ? AND"
-                            " pk = ?",
+            rc = row_sql(r,
+                         "SELECT 1 FROM temp.kz_touched WHERE tbl = ? AND"
+                         " pk = ?",
                          t->id, sqlite3_column_value(q, 0));
             if (rc != SQLITE_ROW) {
                 sqlite3_finalize(q);
@@ -1190,8 +1183,9 @@ seen_get(struct replica *r, const uint8_t *author, const char *scope,
     if ((rc = sqlite3_step(st)) == SQLITE_ROW)
         *seq = (uint64_t)sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0
-                                                 : replica__dberr(r, rc, "seen");
+    return rc == SQLITE_ROW || rc == SQLITE_DONE
+               ? 0
+               : replica__dberr(r, rc, "seen");
 }
 
 static int
@@ -1224,9 +1218,8 @@ replica_apply_at(struct replica *r, const struct kz_cs_header *hdr,
 }
 
 static int
-apply_cs(struct replica *r, const struct kz_cs_header *hdr,
-         const uint8_t *body, size_t body_len, uint64_t at_seq,
-         struct apply_stats *st_out)
+apply_cs(struct replica *r, const struct kz_cs_header *hdr, const uint8_t *body,
+         size_t body_len, uint64_t at_seq, struct apply_stats *st_out)
 {
     struct apply_stats st0, *st = st_out ? st_out : &st0;
     struct kz_cs_rd *rd = NULL;
@@ -1361,8 +1354,8 @@ apply_cs(struct replica *r, const struct kz_cs_header *hdr,
                 why = "a retraction outside a site scope";
                 goto malformed;
             }
-            if ((err = replica__dev_idx(r, kz_cs_rd_author(rd, c.author),
-                                        &dev)))
+            if ((err =
+                     replica__dev_idx(r, kz_cs_rd_author(rd, c.author), &dev)))
                 goto fail;
             if (c.base_hlc &&
                 (err = replica__dev_idx(r, kz_cs_rd_author(rd, c.base_author),
@@ -1389,9 +1382,9 @@ apply_cs(struct replica *r, const struct kz_cs_header *hdr,
         goto fail;
     {
         sqlite3_stmt *s = NULL;
-        rc = sqlite3_prepare_v2(r->db,
-                                "INSERT OR REPLACE INTO kz_seen VALUES (?, ?, ?)",
-                                -1, &s, NULL);
+        rc = sqlite3_prepare_v2(
+            r->db, "INSERT OR REPLACE INTO kz_seen VALUES (?, ?, ?)", -1, &s,
+            NULL);
         if (rc == SQLITE_OK) {
             sqlite3_bind_blob(s, 1, hdr->author, KZ_KEY_LEN, SQLITE_STATIC);
             sqlite3_bind_text(s, 2, hdr->scope, -1, SQLITE_STATIC);
@@ -1415,16 +1408,15 @@ apply_cs(struct replica *r, const struct kz_cs_header *hdr,
 
 malformed:
     snprintf(r->errmsg, sizeof(r->errmsg), "changeset body: %s",
-             why ? why : (kz_cs_rd_why(rd) ? kz_cs_rd_why(rd)
-                                           : kz_strerror(err)));
-fail:
-    {
-        char keep[sizeof(r->errmsg)];
-        memcpy(keep, r->errmsg, sizeof(keep));
-        actx_fini(&a);
-        replica__rollback(r);
-        memcpy(r->errmsg, keep, sizeof(keep));
-    }
+             why ? why
+                 : (kz_cs_rd_why(rd) ? kz_cs_rd_why(rd) : kz_strerror(err)));
+fail : {
+    char keep[sizeof(r->errmsg)];
+    memcpy(keep, r->errmsg, sizeof(keep));
+    actx_fini(&a);
+    replica__rollback(r);
+    memcpy(r->errmsg, keep, sizeof(keep));
+}
 out:
     for (i = 0; cmap && i < nt; i++)
         kz_free(cmap[i]);

@@ -54,9 +54,7 @@ replica__value_from_sqlite(struct kz_value *out, sqlite3_value *v)
         out->p = sqlite3_value_blob(v);
         out->len = (size_t)sqlite3_value_bytes(v);
         break;
-    default:
-        out->type = KZ_V_NULL;
-        break;
+    default: out->type = KZ_V_NULL; break;
     }
 }
 
@@ -71,8 +69,8 @@ replica__pk_free(struct pkvals *pv)
 }
 
 int
-replica__pk_split(struct replica *r, const struct tracked *t,
-                  sqlite3_value *pk, struct pkvals *out)
+replica__pk_split(struct replica *r, const struct tracked *t, sqlite3_value *pk,
+                  struct pkvals *out)
 {
     sqlite3_stmt *st = NULL;
     int rc;
@@ -85,9 +83,8 @@ replica__pk_split(struct replica *r, const struct tracked *t,
         out->n = 1;
         return 0;
     }
-    rc = sqlite3_prepare_v2(r->db,
-                            "SELECT value FROM json_each(?) ORDER BY key", -1,
-                            &st, NULL);
+    rc = sqlite3_prepare_v2(
+        r->db, "SELECT value FROM json_each(?) ORDER BY key", -1, &st, NULL);
     if (rc != SQLITE_OK)
         return replica__dberr(r, rc, "key");
     sqlite3_bind_value(st, 1, pk);
@@ -113,8 +110,8 @@ replica__pk_split(struct replica *r, const struct tracked *t,
 /* A statement returning, for the row with key ${pv}: its columns, then
  * (cond_private_when), then (row_filter).  Cached in t->row_st. */
 int
-replica__row_stmt(struct replica *r, struct tracked *t,
-                  const struct pkvals *pv, sqlite3_stmt **out)
+replica__row_stmt(struct replica *r, struct tracked *t, const struct pkvals *pv,
+                  sqlite3_stmt **out)
 {
     uint32_t i;
     int rc;
@@ -127,16 +124,16 @@ replica__row_stmt(struct replica *r, struct tracked *t,
             sql = s2;
         }
         if (sql) {
-            char *s2 = sqlite3_mprintf(
-                "%s(%s), (%s) FROM \"%w\" WHERE ", sql,
-                t->cond_when ? t->cond_when : "0",
-                t->row_filter ? t->row_filter : "1", t->name);
+            char *s2 =
+                sqlite3_mprintf("%s(%s), (%s) FROM \"%w\" WHERE ", sql,
+                                t->cond_when ? t->cond_when : "0",
+                                t->row_filter ? t->row_filter : "1", t->name);
             sqlite3_free(sql);
             sql = s2;
         }
         for (i = 0; sql && i < t->n_pk; i++) {
-            char *s2 = sqlite3_mprintf("%s%s\"%w\" = ?", sql,
-                                       i ? " AND " : "", t->pk[i]);
+            char *s2 = sqlite3_mprintf("%s%s\"%w\" = ?", sql, i ? " AND " : "",
+                                       t->pk[i]);
             sqlite3_free(sql);
             sql = s2;
         }
@@ -178,9 +175,9 @@ replica__public_mask(const struct tracked *t, int alive, int cond_holds,
 
 /* The hlcs of one round's log rows, in seq order. */
 struct foldhlc {
-    int64_t *seq;   /* log seq, ascending */
-    uint64_t *hlc;  /* its hlc, 0 for a table no longer tracked */
-    uint32_t n;     /* entries */
+    int64_t *seq;  /* log seq, ascending */
+    uint64_t *hlc; /* its hlc, 0 for a table no longer tracked */
+    uint32_t n;    /* entries */
 };
 
 static uint64_t
@@ -220,16 +217,14 @@ same_key(int id_a, sqlite3_value *a, int id_b, const int *type_b,
     if (id_a != id_b || ta != *type_b)
         return 0;
     switch (ta) {
-    case SQLITE_INTEGER:
-        return sqlite3_value_int64(a) == i_b;
+    case SQLITE_INTEGER: return sqlite3_value_int64(a) == i_b;
     case SQLITE_TEXT:
         return (size_t)sqlite3_value_bytes(a) == len_b &&
                memcmp(sqlite3_value_text(a), p_b, len_b) == 0;
     case SQLITE_BLOB:
         return (size_t)sqlite3_value_bytes(a) == len_b &&
                (len_b == 0 || memcmp(sqlite3_value_blob(a), p_b, len_b) == 0);
-    default:
-        return 0; /* REAL and NULL keys: one log row at a time */
+    default: return 0; /* REAL and NULL keys: one log row at a time */
     }
 }
 
@@ -379,9 +374,9 @@ capture__fold(struct replica *r)
                 do {
                     int op = sqlite3_column_int(log2, 3);
                     uint64_t mask = (uint64_t)sqlite3_column_int64(log2, 4);
-                    struct cver c = {fold_hlc_of(&fh,
-                                                 sqlite3_column_int64(log2, 0)),
-                                     r->self_dev};
+                    struct cver c = {
+                        fold_hlc_of(&fh, sqlite3_column_int64(log2, 0)),
+                        r->self_dev};
                     if (op == 2) {
                         /* A delete is a tombstone plus NULL in every
                          * column. */
@@ -456,17 +451,17 @@ out:
 
 /* One scope's changeset under construction. */
 struct outcs {
-    char scope[KZ_LIM_NAME_MAX + 1];  /* scope name */
-    struct kz_cs_wr *w;                /* writer; NULL when idle */
-    int *tidx;                         /* tracked index → writer table index */
-    uint64_t hlc_min, hlc_max;         /* range of cell hlcs */
+    char scope[KZ_LIM_NAME_MAX + 1]; /* scope name */
+    struct kz_cs_wr *w;              /* writer; NULL when idle */
+    int *tidx;                       /* tracked index → writer table index */
+    uint64_t hlc_min, hlc_max;       /* range of cell hlcs */
 };
 
 struct builder {
-    struct replica *r;         /* borrowed */
-    struct outcs cs[3];        /* network, site:X, private:X */
-    uint32_t max_cells;        /* per changeset */
-    int made;                  /* changesets stored */
+    struct replica *r;  /* borrowed */
+    struct outcs cs[3]; /* network, site:X, private:X */
+    uint32_t max_cells; /* per changeset */
+    int made;           /* changesets stored */
 };
 
 static int
@@ -507,9 +502,8 @@ outcs_flush(struct builder *b, struct outcs *o)
     h.author_seq = (uint64_t)next;
     if ((err = kz_cs_header_encode(&h, &hdr, &hdr_len)))
         goto out;
-    rc = sqlite3_prepare_v2(r->db,
-                            "INSERT INTO kz_outbox VALUES (?, ?, ?, ?)", -1,
-                            &st, NULL);
+    rc = sqlite3_prepare_v2(r->db, "INSERT INTO kz_outbox VALUES (?, ?, ?, ?)",
+                            -1, &st, NULL);
     if (rc != SQLITE_OK) {
         err = replica__dberr(r, rc, "outbox");
         goto out;
@@ -525,9 +519,8 @@ outcs_flush(struct builder *b, struct outcs *o)
         err = replica__dberr(r, rc, "outbox");
         goto out;
     }
-    rc = sqlite3_prepare_v2(r->db,
-                            "INSERT OR REPLACE INTO kz_outseq VALUES (?, ?)",
-                            -1, &st, NULL);
+    rc = sqlite3_prepare_v2(
+        r->db, "INSERT OR REPLACE INTO kz_outseq VALUES (?, ?)", -1, &st, NULL);
     if (rc != SQLITE_OK) {
         err = replica__dberr(r, rc, "outbox");
         goto out;
@@ -565,10 +558,10 @@ outcs_open(struct builder *b, struct outcs *o)
 
 /* One emitted cell, before it is written. */
 struct ecell {
-    uint32_t k;        /* cell index */
-    uint32_t flags;    /* KZ_CELL_RETRACT or 0 */
-    struct cver ver;   /* version */
-    struct cver base;  /* base version */
+    uint32_t k;       /* cell index */
+    uint32_t flags;   /* KZ_CELL_RETRACT or 0 */
+    struct cver ver;  /* version */
+    struct cver base; /* base version */
 };
 
 static int
@@ -603,9 +596,8 @@ emit_row(struct builder *b, struct outcs *o, uint32_t ti, struct tracked *t,
     for (i = 0; i < n; i++) {
         struct kz_cs_cell c;
         const uint8_t *ak = replica__dev_key(r, cells[i].ver.dev);
-        const uint8_t *bk = cells[i].base.hlc
-                                ? replica__dev_key(r, cells[i].base.dev)
-                                : NULL;
+        const uint8_t *bk =
+            cells[i].base.hlc ? replica__dev_key(r, cells[i].base.dev) : NULL;
         int ai, bi = 0;
 
         if (ak == NULL)
@@ -624,8 +616,8 @@ emit_row(struct builder *b, struct outcs *o, uint32_t ti, struct tracked *t,
             c.value.type = KZ_V_INT;
             c.value.i = alive;
         } else if (row != NULL) {
-            replica__value_from_sqlite(&c.value,
-                                       sqlite3_column_value(row, (int)cells[i].k - 1));
+            replica__value_from_sqlite(
+                &c.value, sqlite3_column_value(row, (int)cells[i].k - 1));
         }
         c.hlc = cells[i].ver.hlc;
         c.author = (uint32_t)ai;
@@ -647,7 +639,8 @@ build_row(struct builder *b, uint32_t ti, sqlite3_stmt *cl, int *changed_pub,
 {
     struct replica *r = b->r;
     struct tracked *t = &r->tables[ti];
-    struct ecell pub_cells[REPLICA_MAX_COLS + 1], prv_cells[REPLICA_MAX_COLS + 1];
+    struct ecell pub_cells[REPLICA_MAX_COLS + 1],
+        prv_cells[REPLICA_MAX_COLS + 1];
     uint32_t n_pub = 0, n_prv = 0, k;
     struct pkvals pv = {0};
     sqlite3_stmt *row = NULL;
@@ -677,12 +670,8 @@ build_row(struct builder *b, uint32_t ti, sqlite3_stmt *cl, int *changed_pub,
         }
     }
     switch (t->kind) {
-    case TRACK_NETWORK:
-        o_pub = o_prv = &b->cs[0];
-        break;
-    case TRACK_PRIVATE:
-        o_pub = o_prv = &b->cs[2];
-        break;
+    case TRACK_NETWORK: o_pub = o_prv = &b->cs[0]; break;
+    case TRACK_PRIVATE: o_pub = o_prv = &b->cs[2]; break;
     default:
         o_pub = &b->cs[1];
         o_prv = &b->cs[2];
@@ -719,10 +708,11 @@ build_row(struct builder *b, uint32_t ti, sqlite3_stmt *cl, int *changed_pub,
             prv_cells[n_prv++] = e;
         if (t->kind == TRACK_SITE && !is_pub && (pub & bit) && alive) {
             /* Changed while turning private: retract the public copy. */
-            struct ecell x = {k, KZ_CELL_RETRACT,
-                              {kz_hlc_tick(&r->clock, kz_env_wall_ms(r->env)),
-                               r->self_dev},
-                              e.ver};
+            struct ecell x = {
+                k,
+                KZ_CELL_RETRACT,
+                {kz_hlc_tick(&r->clock, kz_env_wall_ms(r->env)), r->self_dev},
+                e.ver};
             pub_cells[n_pub++] = x;
         }
     }
@@ -769,9 +759,9 @@ replica_build(struct replica *r, uint32_t max_cells)
         goto out;
     if ((err = capture__fold(r)))
         goto fail;
-    rc = sqlite3_prepare_v2(r->db,
-                            "UPDATE kz_clock SET pub = ? WHERE tbl = ? AND pk = ?",
-                            -1, &setpub, NULL);
+    rc = sqlite3_prepare_v2(
+        r->db, "UPDATE kz_clock SET pub = ? WHERE tbl = ? AND pk = ?", -1,
+        &setpub, NULL);
     if (rc != SQLITE_OK) {
         err = replica__dberr(r, rc, "build");
         goto fail;
@@ -781,8 +771,8 @@ replica_build(struct replica *r, uint32_t max_cells)
         /* Visibility can change without a write to the row itself (a
          * filter over another table), so filtered site tables are looked
          * at whole; the others only where dirty. */
-        int whole = t->kind == TRACK_SITE && (t->row_filter || t->cond_when ||
-                                              t->priv_mask);
+        int whole = t->kind == TRACK_SITE &&
+                    (t->row_filter || t->cond_when || t->priv_mask);
         rc = sqlite3_prepare_v2(
             r->db,
             whole ? "SELECT tbl, pk, alive, v, dirty, pb, pub FROM kz_clock"
@@ -885,8 +875,8 @@ replica_outbox_get(struct replica *r, const char *scope, uint64_t after_seq,
     if (rc == SQLITE_ROW) {
         if ((err = copy_blob(st, 0, &cs->hdr_bytes, &cs->hdr_len)) == 0 &&
             (err = copy_blob(st, 1, &cs->body, &cs->body_len)) == 0)
-            err = kz_cs_header_decode(&cs->hdr, cs->hdr_bytes, cs->hdr_len,
-                                      NULL);
+            err =
+                kz_cs_header_decode(&cs->hdr, cs->hdr_bytes, cs->hdr_len, NULL);
         if (err == 0)
             err = 1;
         else
@@ -925,9 +915,9 @@ replica_outbox_ack(struct replica *r, const char *scope, uint64_t upto_seq)
     sqlite3_stmt *st = NULL;
     int rc;
 
-    rc = sqlite3_prepare_v2(r->db,
-                            "DELETE FROM kz_outbox WHERE scope = ? AND seq <= ?",
-                            -1, &st, NULL);
+    rc = sqlite3_prepare_v2(
+        r->db, "DELETE FROM kz_outbox WHERE scope = ? AND seq <= ?", -1, &st,
+        NULL);
     if (rc != SQLITE_OK)
         return replica__dberr(r, rc, "outbox");
     sqlite3_bind_text(st, 1, scope, -1, SQLITE_STATIC);

@@ -25,29 +25,22 @@ int
 cli_exit_for(int err)
 {
     switch (-err) {
-    case 0:
-        return KZ_EXIT_OK;
+    case 0: return KZ_EXIT_OK;
     case ENOENT:
-    case EEXIST:
-        return KZ_EXIT_NOREPLICA;
+    case EEXIST: return KZ_EXIT_NOREPLICA;
     case ECONNREFUSED:
     case EHOSTUNREACH:
     case ENETUNREACH:
     case ETIMEDOUT:
     case KZ_ETIMEDOUT:
-    case KZ_ECLOSED:
-        return KZ_EXIT_UNREACHABLE;
+    case KZ_ECLOSED: return KZ_EXIT_UNREACHABLE;
     case KZ_EAUTH:
     case KZ_EPERM:
-    case KZ_EREFUSED:
-        return KZ_EXIT_REFUSED;
-    case KZ_EVERSION:
-        return KZ_EXIT_VERSION;
+    case KZ_EREFUSED: return KZ_EXIT_REFUSED;
+    case KZ_EVERSION: return KZ_EXIT_VERSION;
     case KZ_EUSAGE:
-    case KZ_EINVAL:
-        return KZ_EXIT_USAGE;
-    default:
-        return KZ_EXIT_FAIL;
+    case KZ_EINVAL: return KZ_EXIT_USAGE;
+    default: return KZ_EXIT_FAIL;
     }
 }
 

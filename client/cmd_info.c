@@ -41,8 +41,9 @@ open_replica(const char *cmd, const char *dir, struct replica **r)
     int err = replica_open(r, dir, NULL);
 
     if (err) {
-        cli_err(cmd, "%s", replica_errmsg(NULL)[0] ? replica_errmsg(NULL)
-                                                   : kz_strerror(err));
+        cli_err(cmd, "%s",
+                replica_errmsg(NULL)[0] ? replica_errmsg(NULL)
+                                        : kz_strerror(err));
         return cli_exit_for(err);
     }
     return KZ_EXIT_OK;
@@ -51,9 +52,10 @@ open_replica(const char *cmd, const char *dir, struct replica **r)
 int
 cmd_digest(int argc, char **argv)
 {
-    static const struct option opts[] = {{"scope", required_argument, NULL, 's'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"scope", required_argument, NULL, 's'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
     const char *scope = NULL;
     struct replica *r = NULL;
     uint8_t d[32];
@@ -79,8 +81,8 @@ cmd_digest(int argc, char **argv)
         return rc;
     err = replica_digest(r, scope, d);
     if (err) {
-        cli_err("digest", "%s", replica_errmsg(r)[0] ? replica_errmsg(r)
-                                                     : kz_strerror(err));
+        cli_err("digest", "%s",
+                replica_errmsg(r)[0] ? replica_errmsg(r) : kz_strerror(err));
         replica_free(r);
         return cli_exit_for(err);
     }
@@ -94,27 +96,24 @@ static void
 print_value(sqlite3_stmt *st, int col)
 {
     switch (sqlite3_column_type(st, col)) {
-    case SQLITE_NULL:
-        fputs("NULL", stdout);
-        break;
+    case SQLITE_NULL: fputs("NULL", stdout); break;
     case SQLITE_BLOB:
         printf("<%d bytes>", sqlite3_column_bytes(st, col));
         break;
     case SQLITE_TEXT:
         printf("'%s'", (const char *)sqlite3_column_text(st, col));
         break;
-    default:
-        fputs((const char *)sqlite3_column_text(st, col), stdout);
-        break;
+    default: fputs((const char *)sqlite3_column_text(st, col), stdout); break;
     }
 }
 
 int
 cmd_conflicts(int argc, char **argv)
 {
-    static const struct option opts[] = {{"limit", required_argument, NULL, 'l'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"limit", required_argument, NULL, 'l'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
     struct replica *r = NULL;
     sqlite3_stmt *st = NULL;
     long limit = 1000, n = 0;
@@ -229,11 +228,10 @@ cmd_status(int argc, char **argv)
             printf("device    %s (%.16s…)\n", v, hex);
         else
             printf("device    %.16s…\n", hex);
-        printf("role      %s\n", replica_role(r) == REPLICA_ROLE_ADMIN
-                                      ? "admin (state office)"
-                                  : replica_role(r) == REPLICA_ROLE_OBSERVER
-                                      ? "observer"
-                                      : "site");
+        printf("role      %s\n",
+               replica_role(r) == REPLICA_ROLE_ADMIN ? "admin (state office)"
+               : replica_role(r) == REPLICA_ROLE_OBSERVER ? "observer"
+                                                          : "site");
         if (replica_meta_get(r, "server", v, sizeof(v)) == 0)
             printf("server    %s\n", v);
         if (replica_meta_get(r, "last_sync", v, sizeof(v)) == 0)
@@ -250,7 +248,8 @@ cmd_status(int argc, char **argv)
             int any = 0;
             while (sqlite3_step(st) == SQLITE_ROW) {
                 if (!any)
-                    printf("received (per scope, up to the server's number):\n");
+                    printf(
+                        "received (per scope, up to the server's number):\n");
                 any = 1;
                 printf("  %-24s %lld\n", sqlite3_column_text(st, 0),
                        (long long)sqlite3_column_int64(st, 1));
@@ -279,8 +278,7 @@ cmd_status(int argc, char **argv)
             while (sqlite3_step(st) == SQLITE_ROW)
                 printf("  %6lld  %s: %s\n",
                        (long long)sqlite3_column_int64(st, 2),
-                       sqlite3_column_text(st, 1),
-                       sqlite3_column_text(st, 0));
+                       sqlite3_column_text(st, 1), sqlite3_column_text(st, 0));
         }
         sqlite3_finalize(st);
     }

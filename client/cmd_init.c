@@ -104,9 +104,7 @@ cmd_init(int argc, char **argv)
         case 'S': server = optarg; break;
         case 'k': skey = optarg; break;
         case 'c': create = 1; break;
-        default:
-            fputs(usage, stderr);
-            return KZ_EXIT_USAGE;
+        default: fputs(usage, stderr); return KZ_EXIT_USAGE;
         }
     }
     if (optind != argc - 1 || !site || !server || !skey) {
@@ -115,8 +113,10 @@ cmd_init(int argc, char **argv)
     }
     dir = argv[optind];
     if (!valid_site(site)) {
-        cli_err("init", "site code %s: use capitals, digits, _ or - (HAN, OL, "
-                "LAND …)", site);
+        cli_err("init",
+                "site code %s: use capitals, digits, _ or - (HAN, OL, "
+                "LAND …)",
+                site);
         return KZ_EXIT_USAGE;
     }
     if (serverkey_decode(&server_pk, skey) != 0) {
@@ -145,7 +145,8 @@ cmd_init(int argc, char **argv)
     } else {
         snprintf(name, sizeof(name), "%s", device);
     }
-    if (strlen(name) == 0 || (device && strlen(device) > KZ_LIM_DEVICE_NAME_MAX)) {
+    if (strlen(name) == 0 ||
+        (device && strlen(device) > KZ_LIM_DEVICE_NAME_MAX)) {
         cli_err("init", "device name: 1..%u bytes", KZ_LIM_DEVICE_NAME_MAX);
         return KZ_EXIT_USAGE;
     }

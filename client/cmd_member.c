@@ -116,8 +116,7 @@ member_add(int argc, char **argv)
         }
     }
     if (optind != argc - 2 || role_name == NULL ||
-        roster_role_parse(role_name, &role) != 0 ||
-        role == ROSTER_ROLE_ADMIN) {
+        roster_role_parse(role_name, &role) != 0 || role == ROSTER_ROLE_ADMIN) {
         fputs(usage, stderr);
         return KZ_EXIT_USAGE;
     }
@@ -129,8 +128,10 @@ member_add(int argc, char **argv)
     if ((rc = open_admin(&k, argv[optind], "member add")) != KZ_EXIT_OK)
         return rc;
     if (role == ROSTER_ROLE_SITE && !site_known(&k, jr.site)) {
-        cli_err("member add", "site %s is not in the site table of the "
-                "reference data", jr.site);
+        cli_err("member add",
+                "site %s is not in the site table of the "
+                "reference data",
+                jr.site);
         kzc_close(&k);
         return KZ_EXIT_FAIL;
     }
@@ -252,7 +253,7 @@ member_list(int argc, char **argv)
         printf("  %-24s %-6s %-9s %s…%s%s\n", m->name, m->site,
                roster_role_name(m->role), hex, m->revoked ? "  REVOKED" : "",
                memcmp(m->dh_pk.b, k.id.dh_pk.b, 32) == 0 ? "  (this device)"
-                                                          : "");
+                                                         : "");
     }
     kzc_close(&k);
     return KZ_EXIT_OK;

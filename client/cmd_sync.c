@@ -35,19 +35,19 @@ static const char run_usage[] =
     "SIGINT stops it cleanly.\n";
 
 struct run {
-    uv_loop_t loop;         /* own loop */
-    struct kzc k;           /* the device */
-    struct sync *sync;      /* the session, NULL between attempts */
-    struct sync_opts o;     /* options */
-    uv_signal_t sigterm;    /* stop */
+    uv_loop_t loop;      /* own loop */
+    struct kzc k;        /* the device */
+    struct sync *sync;   /* the session, NULL between attempts */
+    struct sync_opts o;  /* options */
+    uv_signal_t sigterm; /* stop */
     uv_signal_t sigint;
-    uv_timer_t retry;       /* backoff */
-    int stopping;           /* a signal came */
-    int err;                /* result of the last session */
+    uv_timer_t retry; /* backoff */
+    int stopping;     /* a signal came */
+    int err;          /* result of the last session */
     char why[400];
-    uint32_t backoff_ms;    /* next delay */
-    uint64_t started_ms;    /* when the last session started */
-    int quiet_ok;           /* sync: print a summary line */
+    uint32_t backoff_ms; /* next delay */
+    uint64_t started_ms; /* when the last session started */
+    int quiet_ok;        /* sync: print a summary line */
 };
 
 static void start(struct run *x);
@@ -65,17 +65,16 @@ on_done(void *data, int err, const char *why, const struct sync_stats *st)
         fputs("\r\033[K", stderr);
     if (!x->o.run) {
         if (err == 0)
-            fprintf(stderr,
-                    "kzsync: in sync: pushed %llu, received %llu changesets "
-                    "(%llu new, %llu rows), %llu conflicts recorded%s\n",
-                    (unsigned long long)st->pushed,
-                    (unsigned long long)st->pulled,
-                    (unsigned long long)st->applied,
-                    (unsigned long long)st->rows,
-                    (unsigned long long)st->conflicts,
-                    st->quarantined ? "; some cells wait in quarantine "
-                                      "(kzsync status)"
-                                    : "");
+            fprintf(
+                stderr,
+                "kzsync: in sync: pushed %llu, received %llu changesets "
+                "(%llu new, %llu rows), %llu conflicts recorded%s\n",
+                (unsigned long long)st->pushed, (unsigned long long)st->pulled,
+                (unsigned long long)st->applied, (unsigned long long)st->rows,
+                (unsigned long long)st->conflicts,
+                st->quarantined ? "; some cells wait in quarantine "
+                                  "(kzsync status)"
+                                : "");
         if (err == 0 && st->replayed)
             fprintf(stderr,
                     "kzsync: the server sent %llu changeset%s this device "
@@ -210,9 +209,10 @@ cmd_sync(int argc, char **argv)
 int
 cmd_run(int argc, char **argv)
 {
-    static const struct option opts[] = {{"every", required_argument, NULL, 'e'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"every", required_argument, NULL, 'e'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
     long every = 300;
     int c;
 

@@ -19,33 +19,33 @@
 enum { C_RESOLVING = 1, C_CONNECTING, C_HANDSHAKE, C_READY, C_CLOSING };
 
 struct conn {
-    uv_loop_t *loop;            /* borrowed */
-    int state;                  /* C_* */
-    uv_getaddrinfo_t gai;       /* name resolution */
-    uv_connect_t creq;          /* connect request */
-    uv_tcp_t tcp;               /* the socket */
-    uv_timer_t timer;           /* connect/handshake/idle timeout */
-    uv_write_t wreq;            /* write in flight */
-    int writing;                /* wreq in flight */
-    struct kz_buf wbuf;         /* bytes of the write in flight */
-    struct kz_chan *chan;       /* Noise */
-    struct conn_cbs cbs;        /* callbacks */
-    void *data;                 /* their cookie */
-    struct kz_dh_sk sk;         /* our static key; wiped */
-    struct kz_dh_pk server_pk;  /* pinned */
-    char host[256];             /* server name */
-    char port[8];               /* server port */
-    uint32_t timeout_ms;        /* see conn_opts */
-    int handles;                /* open handles */
-    int tcp_open;               /* tcp initialised */
-    int closed_cb_done;         /* on_close delivered */
-    int err;                    /* why it closes */
-    char why[200];              /* one line */
-    int paused;                 /* reading stopped by conn_pause */
-    int reading;                /* uv_read_start active */
-    int in_callback;            /* inside on_msg: defer the free */
-    int resolving;              /* gai in flight */
-    uint8_t rbuf[READ_BUF];     /* read buffer */
+    uv_loop_t *loop;           /* borrowed */
+    int state;                 /* C_* */
+    uv_getaddrinfo_t gai;      /* name resolution */
+    uv_connect_t creq;         /* connect request */
+    uv_tcp_t tcp;              /* the socket */
+    uv_timer_t timer;          /* connect/handshake/idle timeout */
+    uv_write_t wreq;           /* write in flight */
+    int writing;               /* wreq in flight */
+    struct kz_buf wbuf;        /* bytes of the write in flight */
+    struct kz_chan *chan;      /* Noise */
+    struct conn_cbs cbs;       /* callbacks */
+    void *data;                /* their cookie */
+    struct kz_dh_sk sk;        /* our static key; wiped */
+    struct kz_dh_pk server_pk; /* pinned */
+    char host[256];            /* server name */
+    char port[8];              /* server port */
+    uint32_t timeout_ms;       /* see conn_opts */
+    int handles;               /* open handles */
+    int tcp_open;              /* tcp initialised */
+    int closed_cb_done;        /* on_close delivered */
+    int err;                   /* why it closes */
+    char why[200];             /* one line */
+    int paused;                /* reading stopped by conn_pause */
+    int reading;               /* uv_read_start active */
+    int in_callback;           /* inside on_msg: defer the free */
+    int resolving;             /* gai in flight */
+    uint8_t rbuf[READ_BUF];    /* read buffer */
 };
 
 static void finish(struct conn *c);
@@ -380,8 +380,8 @@ conn_open(struct conn **out, uv_loop_t *loop, const struct conn_opts *o,
     c->gai.data = c;
     c->resolving = 1;
     *out = c;
-    if (uv_getaddrinfo(loop, &c->gai, on_resolved, c->host, c->port,
-                       &hints) != 0) {
+    if (uv_getaddrinfo(loop, &c->gai, on_resolved, c->host, c->port, &hints) !=
+        0) {
         /* Reported through on_close, like every other failure. */
         c->resolving = 0;
         fail(c, -EHOSTUNREACH, "cannot resolve the server name %s", c->host);

@@ -29,10 +29,10 @@ struct conn_cbs {
 };
 
 struct conn_opts {
-    const char *server;            /* "HOST:PORT" or "[V6]:PORT" */
-    const struct kz_dh_sk *sk;     /* our static key; copied */
+    const char *server;               /* "HOST:PORT" or "[V6]:PORT" */
+    const struct kz_dh_sk *sk;        /* our static key; copied */
     const struct kz_dh_pk *server_pk; /* pinned; copied */
-    uint32_t timeout_ms;           /* connect + handshake, and idle */
+    uint32_t timeout_ms;              /* connect + handshake, and idle */
 };
 
 /**

@@ -141,12 +141,9 @@ static enum replica_role
 role_of(enum roster_role r)
 {
     switch (r) {
-    case ROSTER_ROLE_ADMIN:
-        return REPLICA_ROLE_ADMIN;
-    case ROSTER_ROLE_OBSERVER:
-        return REPLICA_ROLE_OBSERVER;
-    default:
-        return REPLICA_ROLE_SITE;
+    case ROSTER_ROLE_ADMIN: return REPLICA_ROLE_ADMIN;
+    case ROSTER_ROLE_OBSERVER: return REPLICA_ROLE_OBSERVER;
+    default: return REPLICA_ROLE_SITE;
     }
 }
 
@@ -165,7 +162,8 @@ kzc_set_roster(struct kzc *c, const uint8_t *bytes, size_t len)
         /* First roster: learn the admin key from it (trust on first use
          * over the pinned server), then require that it lists us. */
         if ((err = claimed_admin(bytes, len, &admin)) != 0) {
-            snprintf(c->err, sizeof(c->err), "the server's roster is malformed");
+            snprintf(c->err, sizeof(c->err),
+                     "the server's roster is malformed");
             return err;
         }
         pin = 1;
@@ -198,8 +196,7 @@ kzc_set_roster(struct kzc *c, const uint8_t *bytes, size_t len)
         c->admin = admin;
         c->have_admin = 1;
     }
-    if (me && !me->revoked &&
-        (err = replica_set_role(c->r, role_of(me->role))))
+    if (me && !me->revoked && (err = replica_set_role(c->r, role_of(me->role))))
         goto fail;
     roster_free(c->roster);
     c->roster = nr;

@@ -23,15 +23,15 @@
 #define KZC_PASSPHRASE_ENV "KZSYNC_PASSPHRASE"
 
 struct kzc {
-    const char *dir;             /* borrowed */
-    struct replica *r;           /* owned */
-    struct kz_identity id;       /* owned; wiped */
-    char server[256];            /* HOST:PORT */
-    struct kz_dh_pk server_pk;   /* pinned */
-    struct kz_sign_pk admin;     /* admin key, once known */
-    int have_admin;              /* admin is set */
-    struct roster *roster;       /* owned; NULL if none yet */
-    char err[512];               /* last error, one line */
+    const char *dir;           /* borrowed */
+    struct replica *r;         /* owned */
+    struct kz_identity id;     /* owned; wiped */
+    char server[256];          /* HOST:PORT */
+    struct kz_dh_pk server_pk; /* pinned */
+    struct kz_sign_pk admin;   /* admin key, once known */
+    int have_admin;            /* admin is set */
+    struct roster *roster;     /* owned; NULL if none yet */
+    char err[512];             /* last error, one line */
 };
 
 /**

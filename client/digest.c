@@ -60,9 +60,7 @@ h_value(crypto_generichash_state *h, sqlite3_value *v)
 
     h_bytes(h, &t, 1);
     switch (t) {
-    case SQLITE_INTEGER:
-        h_u64(h, (uint64_t)sqlite3_value_int64(v));
-        break;
+    case SQLITE_INTEGER: h_u64(h, (uint64_t)sqlite3_value_int64(v)); break;
     case SQLITE_FLOAT:
         d = sqlite3_value_double(v);
         memcpy(&u, &d, sizeof(u));
@@ -76,8 +74,7 @@ h_value(crypto_generichash_state *h, sqlite3_value *v)
         h_u32(h, (uint32_t)sqlite3_value_bytes(v));
         h_bytes(h, sqlite3_value_blob(v), (size_t)sqlite3_value_bytes(v));
         break;
-    default:
-        break;
+    default: break;
     }
 }
 
@@ -133,11 +130,12 @@ digest_table(struct replica *r, struct tracked *t, const char *scope,
                                             " \"%w\")",
                                             t->owner_col)
                           : sqlite3_mprintf("NULL");
-        char *s2 = owner ? sqlite3_mprintf("%s(%s), (%s), %s FROM \"%w\" ORDER BY ",
-                                           sql, t->cond_when ? t->cond_when : "0",
-                                           t->row_filter ? t->row_filter : "1",
-                                           owner, t->name)
-                         : NULL;
+        char *s2 =
+            owner ? sqlite3_mprintf("%s(%s), (%s), %s FROM \"%w\" ORDER BY ",
+                                    sql, t->cond_when ? t->cond_when : "0",
+                                    t->row_filter ? t->row_filter : "1", owner,
+                                    t->name)
+                  : NULL;
         sqlite3_free(owner);
         sqlite3_free(sql);
         sql = s2;
@@ -164,17 +162,13 @@ digest_table(struct replica *r, struct tracked *t, const char *scope,
         if (site && (owner == NULL || strcmp(owner, site) != 0))
             continue;
         switch (part) {
-        case PART_PUBLIC:
-            want = pub;
-            break;
+        case PART_PUBLIC: want = pub; break;
         case PART_PRIVATE:
             want = ((UINT64_C(1) << (t->n_cols + 1)) - 1) & ~pub;
             if (filter_ok)
                 want &= ~UINT64_C(1); /* the row itself is public */
             break;
-        default:
-            want = (UINT64_C(1) << (t->n_cols + 1)) - 1;
-            break;
+        default: want = (UINT64_C(1) << (t->n_cols + 1)) - 1; break;
         }
         if (want == 0)
             continue;

@@ -66,9 +66,10 @@ set_basis(struct kzc *c, const char *scope, uint64_t epoch)
     sqlite3_stmt *st = NULL;
     int rc;
 
-    if (sqlite3_prepare_v2(replica_db(c->r),
-                           "INSERT OR IGNORE INTO kz_key_basis VALUES (?, ?, ?)",
-                           -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(
+            replica_db(c->r),
+            "INSERT OR IGNORE INTO kz_key_basis VALUES (?, ?, ?)", -1, &st,
+            NULL) != SQLITE_OK)
         return -KZ_EDB;
     sqlite3_bind_text(st, 1, scope, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, (int64_t)epoch);
@@ -181,15 +182,15 @@ keys_latest(struct kzc *c, const char *scope, uint64_t *epoch)
 }
 
 static int
-store_env(struct kzc *c, const char *scope, uint64_t epoch,
-          const uint8_t *env, size_t len)
+store_env(struct kzc *c, const char *scope, uint64_t epoch, const uint8_t *env,
+          size_t len)
 {
     sqlite3_stmt *st = NULL;
     int rc;
 
     if (sqlite3_prepare_v2(replica_db(c->r),
-                           "INSERT INTO kz_scope_key VALUES (?, ?, ?)", -1,
-                           &st, NULL) != SQLITE_OK)
+                           "INSERT INTO kz_scope_key VALUES (?, ?, ?)", -1, &st,
+                           NULL) != SQLITE_OK)
         return -KZ_EDB;
     sqlite3_bind_text(st, 1, scope, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, (int64_t)epoch);
@@ -215,8 +216,7 @@ keys_accept(struct kzc *c, const uint8_t *env, size_t len, const char **why)
         return -KZ_EAUTH;
     }
     m = c->roster ? roster_find_by_sign(c->roster, &info.sealer) : NULL;
-    if (m == NULL || m->revoked ||
-        !roster_may_read(c->roster, m, info.scope) ||
+    if (m == NULL || m->revoked || !roster_may_read(c->roster, m, info.scope) ||
         (m->role != ROSTER_ROLE_ADMIN &&
          strncmp(info.scope, "private:", 8) != 0)) {
         *why = "a key from a device that may not hand out this scope's key";
@@ -314,9 +314,9 @@ owe(struct kzc *c, struct keys_out *out, const char *scope)
     if (err == -KZ_ENOENT) {
         latest = 1;
         err = make_key(c, scope, latest);
-    } else if (err == 0 && (sent_to_revoked(c, scope, latest) ||
-                            revoked_entitled(c, scope) >
-                                get_basis(c, scope, latest))) {
+    } else if (err == 0 &&
+               (sent_to_revoked(c, scope, latest) ||
+                revoked_entitled(c, scope) > get_basis(c, scope, latest))) {
         /* A device that held the newest key was revoked: new epoch. */
         latest++;
         err = make_key(c, scope, latest);

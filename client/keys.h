@@ -31,14 +31,14 @@
 
 /* Envelopes made for others, to send with KEYS_PUT. */
 struct keys_out {
-    uint32_t n;                 /* envelopes */
+    uint32_t n; /* envelopes */
     struct keys_env {
-        uint8_t *bytes;         /* owned */
+        uint8_t *bytes; /* owned */
         size_t len;
         char scope[KZ_LIM_NAME_MAX + 1];
         uint64_t epoch;
         struct kz_dh_pk recipient;
-    } *envs;                    /* owned */
+    } * envs; /* owned */
 };
 
 /** keys_init(c): creates the key tables if needed. */

@@ -9,9 +9,9 @@
 #include "cli.h"
 
 struct command {
-    const char *name;                  /* first argument */
-    int (*fn)(int argc, char **argv);  /* argv[0] is the name */
-    const char *summary;               /* one line for --help */
+    const char *name;                 /* first argument */
+    int (*fn)(int argc, char **argv); /* argv[0] is the name */
+    const char *summary;              /* one line for --help */
 };
 
 static const struct command commands[] = {

@@ -168,9 +168,8 @@ meta_set(struct replica *r, const char *key, const char *text, int64_t v)
     sqlite3_stmt *st = NULL;
     int rc;
 
-    rc = sqlite3_prepare_v2(r->db,
-                            "INSERT OR REPLACE INTO kz_meta VALUES (?, ?)",
-                            -1, &st, NULL);
+    rc = sqlite3_prepare_v2(
+        r->db, "INSERT OR REPLACE INTO kz_meta VALUES (?, ?)", -1, &st, NULL);
     if (rc != SQLITE_OK)
         return replica__dberr(r, rc, "meta");
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
@@ -204,8 +203,8 @@ dev_cache_load(struct replica *r)
     kz_free(r->dev_keys);
     r->dev_keys = NULL;
     r->n_dev = 0;
-    rc = sqlite3_prepare_v2(r->db, "SELECT idx, key FROM kz_device ORDER BY idx",
-                            -1, &st, NULL);
+    rc = sqlite3_prepare_v2(
+        r->db, "SELECT idx, key FROM kz_device ORDER BY idx", -1, &st, NULL);
     if (rc != SQLITE_OK)
         return replica__dberr(r, rc, "devices");
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -254,9 +253,8 @@ replica__dev_idx(struct replica *r, const uint8_t key[KZ_KEY_LEN],
         snprintf(r->errmsg, sizeof(r->errmsg), "too many devices");
         return -KZ_ELIMIT;
     }
-    rc = sqlite3_prepare_v2(r->db,
-                            "INSERT INTO kz_device(idx, key) VALUES (?, ?)",
-                            -1, &st, NULL);
+    rc = sqlite3_prepare_v2(
+        r->db, "INSERT INTO kz_device(idx, key) VALUES (?, ?)", -1, &st, NULL);
     if (rc != SQLITE_OK)
         return replica__dberr(r, rc, "devices");
     i = r->n_dev ? r->n_dev : 1;
@@ -372,10 +370,11 @@ run_migrations_from(struct replica *r, const struct schema_file *files,
                          f->name, m);
                 return err;
             }
-            rc = sqlite3_prepare_v2(r->db,
-                                    "INSERT INTO kz_migration VALUES"
-                                    " (?, strftime('%Y-%m-%dT%H:%M:%SZ','now'))",
-                                    -1, &st, NULL);
+            rc =
+                sqlite3_prepare_v2(r->db,
+                                   "INSERT INTO kz_migration VALUES"
+                                   " (?, strftime('%Y-%m-%dT%H:%M:%SZ','now'))",
+                                   -1, &st, NULL);
             if (rc != SQLITE_OK)
                 return replica__dberr(r, rc, "migrations");
             sqlite3_bind_text(st, 1, f->name, -1, SQLITE_STATIC);
@@ -677,9 +676,8 @@ replica_meta_set_blob(struct replica *r, const char *key, const uint8_t *p,
     sqlite3_stmt *st = NULL;
     int rc;
 
-    rc = sqlite3_prepare_v2(r->db,
-                            "INSERT OR REPLACE INTO kz_meta VALUES (?, ?)",
-                            -1, &st, NULL);
+    rc = sqlite3_prepare_v2(
+        r->db, "INSERT OR REPLACE INTO kz_meta VALUES (?, ?)", -1, &st, NULL);
     if (rc != SQLITE_OK)
         return replica__dberr(r, rc, "meta");
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);

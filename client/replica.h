@@ -27,18 +27,19 @@ struct replica;
 
 /* What a device may do (DESIGN.md §4). */
 enum replica_role {
-    REPLICA_ROLE_SITE = 0,     /* reads network, reads/writes its site */
-    REPLICA_ROLE_ADMIN = 1,    /* the state office: writes network */
-    REPLICA_ROLE_OBSERVER = 2  /* reads network and every site:*, writes nothing */
+    REPLICA_ROLE_SITE = 0,  /* reads network, reads/writes its site */
+    REPLICA_ROLE_ADMIN = 1, /* the state office: writes network */
+    REPLICA_ROLE_OBSERVER =
+        2 /* reads network and every site:*, writes nothing */
 };
 
 struct replica_opts {
-    const char *site;                /* site code: "HAN", "LAND", … */
-    const char *device;              /* device name, for people */
-    enum replica_role role;          /* see above */
-    const uint8_t *device_key;       /* 32-byte Ed25519 public key: the author id */
-    const struct kz_env *env;        /* clock and randomness; NULL = system */
-    int no_schema;                   /* 1: engine tables only (tests) */
+    const char *site;          /* site code: "HAN", "LAND", … */
+    const char *device;        /* device name, for people */
+    enum replica_role role;    /* see above */
+    const uint8_t *device_key; /* 32-byte Ed25519 public key: the author id */
+    const struct kz_env *env;  /* clock and randomness; NULL = system */
+    int no_schema;             /* 1: engine tables only (tests) */
 };
 
 /**
@@ -162,7 +163,7 @@ struct replica_cs {
     struct kz_cs_header hdr; /* decoded header */
     uint8_t *hdr_bytes;      /* encoded header; owned */
     size_t hdr_len;
-    uint8_t *body;           /* encoded body; owned */
+    uint8_t *body; /* encoded body; owned */
     size_t body_len;
 };
 
@@ -172,14 +173,14 @@ struct replica_cs {
  * filled (free with replica_cs_clear), 0 if none, or an error.
  */
 KZ_MUST_CHECK int replica_outbox_get(struct replica *r, const char *scope,
-                                     uint64_t after_seq,
-                                     struct replica_cs *cs);
+                                     uint64_t after_seq, struct replica_cs *cs);
 
-/** replica_outbox_scopes(r, cb, data): calls ${cb} once per scope with pending changesets. */
-KZ_MUST_CHECK int replica_outbox_scopes(struct replica *r,
-                                        void (*cb)(void *data, const char *scope,
-                                                   uint64_t n),
-                                        void *data);
+/** replica_outbox_scopes(r, cb, data): calls ${cb} once per scope with pending
+ * changesets. */
+KZ_MUST_CHECK int
+replica_outbox_scopes(struct replica *r,
+                      void (*cb)(void *data, const char *scope, uint64_t n),
+                      void *data);
 
 /** replica_outbox_ack(r, scope, upto_seq): drops changesets ≤ ${upto_seq}. */
 KZ_MUST_CHECK int replica_outbox_ack(struct replica *r, const char *scope,
@@ -223,8 +224,7 @@ KZ_MUST_CHECK int replica_apply(struct replica *r,
 KZ_MUST_CHECK int replica_apply_at(struct replica *r,
                                    const struct kz_cs_header *hdr,
                                    const uint8_t *body, size_t body_len,
-                                   uint64_t server_seq,
-                                   struct apply_stats *st);
+                                   uint64_t server_seq, struct apply_stats *st);
 
 /**
  * replica_retry_quarantine(r, st): tries every quarantined cell again (after

@@ -14,40 +14,40 @@
 #include "hlc.h"
 #include "replica.h"
 
-#define REPLICA_MAX_COLS 62          /* non-pk columns; cell 0 is existence */
-#define REPLICA_CELL_BYTES 10        /* hlc (8, BE) + device index (2, BE) */
+#define REPLICA_MAX_COLS 62   /* non-pk columns; cell 0 is existence */
+#define REPLICA_CELL_BYTES 10 /* hlc (8, BE) + device index (2, BE) */
 #define REPLICA_DEFAULT_MAX_CELLS 20000u
 
 enum track_kind { TRACK_NETWORK = 0, TRACK_SITE = 1, TRACK_PRIVATE = 2 };
 
 struct tracked {
-    int id;                 /* kz_tracked.id: the table's number in kz_log/kz_clock */
-    char *name;             /* table name; owned */
-    enum track_kind kind;   /* scope kind */
-    uint32_t n_pk;          /* primary-key columns */
-    char **pk;              /* their names, in key order; owned */
-    uint32_t n_cols;        /* other columns: cell k ≥ 1 is cols[k - 1] */
-    char **cols;            /* owned */
-    uint64_t priv_mask;     /* bit k: cell k always travels in private:NAME */
-    uint64_t cond_mask;     /* bit k: private while cond_when holds */
-    char *cond_when;        /* SQL predicate or NULL; owned */
-    char *row_filter;       /* SQL predicate or NULL; owned */
-    char *owner_col;        /* site/private tables: owner column; owned */
-    sqlite3_stmt *row_st;   /* cached: cols…, cond, filter WHERE pk = …; owned */
+    int id;     /* kz_tracked.id: the table's number in kz_log/kz_clock */
+    char *name; /* table name; owned */
+    enum track_kind kind; /* scope kind */
+    uint32_t n_pk;        /* primary-key columns */
+    char **pk;            /* their names, in key order; owned */
+    uint32_t n_cols;      /* other columns: cell k ≥ 1 is cols[k - 1] */
+    char **cols;          /* owned */
+    uint64_t priv_mask;   /* bit k: cell k always travels in private:NAME */
+    uint64_t cond_mask;   /* bit k: private while cond_when holds */
+    char *cond_when;      /* SQL predicate or NULL; owned */
+    char *row_filter;     /* SQL predicate or NULL; owned */
+    char *owner_col;      /* site/private tables: owner column; owned */
+    sqlite3_stmt *row_st; /* cached: cols…, cond, filter WHERE pk = …; owned */
     struct wcache {
-        int op;             /* 0 insert, 1 update, 2 delete */
-        uint64_t mask;      /* columns written */
-        sqlite3_stmt *st;   /* owned */
-    } wc[8];                /* prepared writes of apply.c */
-    uint32_t wc_next;       /* next wc slot to reuse */
-    sqlite3_stmt *key_st;   /* cached: SELECT json_array(?, …) (apply.c); owned */
-    int has_fk;             /* declares a foreign key (checked per apply) */
+        int op;           /* 0 insert, 1 update, 2 delete */
+        uint64_t mask;    /* columns written */
+        sqlite3_stmt *st; /* owned */
+    } wc[8];              /* prepared writes of apply.c */
+    uint32_t wc_next;     /* next wc slot to reuse */
+    sqlite3_stmt *key_st; /* cached: SELECT json_array(?, …) (apply.c); owned */
+    int has_fk;           /* declares a foreign key (checked per apply) */
 };
 
 /* The values of one row's primary key (sqlite3_value_dup copies). */
 struct pkvals {
-    uint32_t n;                                   /* key columns */
-    sqlite3_value *v[KZ_LIM_PK_COLS_MAX];         /* owned; sqlite3_value_free */
+    uint32_t n;                           /* key columns */
+    sqlite3_value *v[KZ_LIM_PK_COLS_MAX]; /* owned; sqlite3_value_free */
 };
 
 /* A cell version: hlc and the author's local device index. */
@@ -57,19 +57,19 @@ struct cver {
 };
 
 struct replica {
-    sqlite3 *db;                 /* DIR/replica.db */
-    char *dir;                   /* owned */
-    const struct kz_env *env;    /* borrowed */
-    struct kz_hlc clock;         /* last hlc persisted in kz_meta */
-    char site[64];               /* own site code */
-    enum replica_role role;      /* own role */
-    uint8_t key[KZ_KEY_LEN];     /* own author id */
-    uint16_t self_dev;           /* own kz_device.idx */
-    struct tracked *tables;      /* owned array */
+    sqlite3 *db;              /* DIR/replica.db */
+    char *dir;                /* owned */
+    const struct kz_env *env; /* borrowed */
+    struct kz_hlc clock;      /* last hlc persisted in kz_meta */
+    char site[64];            /* own site code */
+    enum replica_role role;   /* own role */
+    uint8_t key[KZ_KEY_LEN];  /* own author id */
+    uint16_t self_dev;        /* own kz_device.idx */
+    struct tracked *tables;   /* owned array */
     uint32_t n_tables;
     uint8_t (*dev_keys)[KZ_KEY_LEN]; /* kz_device idx → key cache; owned */
-    uint32_t n_dev;              /* entries in dev_keys */
-    char errmsg[256];            /* last error's detail */
+    uint32_t n_dev;                  /* entries in dev_keys */
+    char errmsg[256];                /* last error's detail */
 };
 
 /* replica.c */

@@ -40,8 +40,8 @@
 /* ---- report definition --------------------------------------------------- */
 
 /* German label of a code from code_list, or the code itself. */
-#define LBL(list, expr)                                                       \
-    "COALESCE((SELECT label_de FROM code_list WHERE list_name = '" list       \
+#define LBL(list, expr)                                                        \
+    "COALESCE((SELECT label_de FROM code_list WHERE list_name = '" list        \
     "' AND code = " expr "), " expr ")"
 
 /* A horizontal bar chart of some columns of a table (HTML only).  Keys
@@ -56,7 +56,10 @@ struct rp_chart {
     int totals;          /* 1: chart the "ALL" rows; 0: the other rows */
 };
 
-#define NO_CHART {NULL, NULL, NULL, NULL, NULL, 0, 0}
+#define NO_CHART                                                               \
+    {                                                                          \
+        NULL, NULL, NULL, NULL, NULL, 0, 0                                     \
+    }
 
 struct rp_table {
     const char *id;        /* machine id (CSV "table", JSON "id") */
@@ -81,7 +84,9 @@ struct rp_section {
 #define ALL_LAST(q) "SELECT * FROM (" q ") ORDER BY site_code = 'ALL', "
 
 static const struct rp_table partner_tables[] = {
-    {"partners_by_site", "IND-01", "Aktive Netzwerkpartner je Standort",
+    {"partners_by_site",
+     "IND-01",
+     "Aktive Netzwerkpartner je Standort",
      "Standort|Kinder- und Jugendhilfe|Gesundheitswesen|Weitere Bereiche|"
      "Partner gesamt",
      ALL_LAST("SELECT site_code,"
@@ -102,20 +107,32 @@ static const struct rp_table partner_tables[] = {
               " SUM(partners) FROM v_ind01_partners_by_sector") "site_code",
      "Sektoren nach dem Schema des NZFH; jede Einrichtung zählt einmal je "
      "Standort.",
-     NULL, {{"Aktive Partner je Standort nach Sektor (NZFH)", "site_code", "kjh,health,other", NULL, NULL, 1, 0}}},
-    {"partners_by_sector", "IND-01",
+     NULL,
+     {{"Aktive Partner je Standort nach Sektor (NZFH)", "site_code",
+       "kjh,health,other", NULL, NULL, 1, 0}}},
+    {"partners_by_sector",
+     "IND-01",
      "Aktive Netzwerkpartner nach Sektor (fein)",
      "Standort|Sektor|Partner",
-     ALL_LAST("SELECT site_code, " LBL("sector_code", "sector_code")
-              " AS sector, SUM(partners) AS partners"
-              " FROM v_ind01_partners_by_sector"
-              " GROUP BY site_code, sector_code"
-              " UNION ALL SELECT 'ALL', " LBL("sector_code", "sector_code")
-              ", SUM(partners) FROM v_ind01_partners_by_sector"
-              " GROUP BY sector_code") "site_code, partners DESC, sector",
-     NULL, "partners",
-     {{"Alle Standorte: aktive Partner je Sektor", "sector", "partners", NULL, NULL, 0, 1}}},
-    {"networks_kkg", "IND-02/03",
+     ALL_LAST("SELECT site_code, " LBL(
+         "sector_code",
+         "sector_code") " AS sector, SUM(partners) AS partners"
+                        " FROM v_ind01_partners_by_sector"
+                        " GROUP BY site_code, sector_code"
+                        " UNION ALL SELECT 'ALL', " LBL(
+                            "sector_code",
+                            "sector_code") ", SUM(partners) FROM "
+                                           "v_ind01_partners_by_sector"
+                                           " GROUP BY sector_code") "site_code,"
+                                                                    " partners "
+                                                                    "DESC, "
+                                                                    "sector",
+     NULL,
+     "partners",
+     {{"Alle Standorte: aktive Partner je Sektor", "sector", "partners", NULL,
+       NULL, 0, 1}}},
+    {"networks_kkg",
+     "IND-02/03",
      "Netzwerke: Abdeckung der 18 Kategorien nach § 3 Abs. 2 KKG und "
      "Anteil Gesundheitswesen",
      "Standort|Netzwerk|KKG-Kategorien|von|Abdeckung|Partner|"
@@ -128,9 +145,13 @@ static const struct rp_table partner_tables[] = {
      " ORDER BY c.site_code, c.network_name",
      "Welche Kategorien fehlen, zeigt die folgende Tabelle (IND-02b).",
      NULL,
-     {{"Abdeckung der 18 KKG-Kategorien je Netzwerk", "site_code,network_name", "coverage_pct", NULL, NULL, 0, 0},
-      {"Anteil Gesundheitswesen an den Partnern je Netzwerk", "site_code,network_name", "health_share_pct", NULL, NULL, 0, 0}}},
-    {"kkg_gaps", "IND-02b", "Fehlende Kategorien nach § 3 Abs. 2 KKG je Netzwerk",
+     {{"Abdeckung der 18 KKG-Kategorien je Netzwerk", "site_code,network_name",
+       "coverage_pct", NULL, NULL, 0, 0},
+      {"Anteil Gesundheitswesen an den Partnern je Netzwerk",
+       "site_code,network_name", "health_share_pct", NULL, NULL, 0, 0}}},
+    {"kkg_gaps",
+     "IND-02b",
+     "Fehlende Kategorien nach § 3 Abs. 2 KKG je Netzwerk",
      "Standort|Netzwerk|fehlend|Fehlende Kategorien",
      "SELECT site_code, network_name, COUNT(*) AS missing,"
      " group_concat(kkg_category_label_de, '; ') AS categories"
@@ -138,8 +159,11 @@ static const struct rp_table partner_tables[] = {
      " ORDER BY site_code, network_name, sort_order)"
      " GROUP BY site_code, network_id, network_name"
      " ORDER BY site_code, network_name",
-     NULL, NULL, {NO_CHART}},
-    {"directory_currency", "IND-14",
+     NULL,
+     NULL,
+     {NO_CHART}},
+    {"directory_currency",
+     "IND-14",
      "Aktualität des Partnerverzeichnisses",
      "Standort|Aktive Einrichtungen|nicht geprüft seit 24 Monaten|Anteil",
      ALL_LAST("SELECT site_code, active_institutions, not_verified_24m,"
@@ -150,11 +174,13 @@ static const struct rp_table partner_tables[] = {
               " FROM v_ind14_directory_currency") "site_code",
      "Nicht geprüft: Angaben der Einrichtung seit mehr als 24 Monaten nicht "
      "bestätigt oder nie geprüft.",
-     NULL, {NO_CHART}},
+     NULL,
+     {NO_CHART}},
 };
 
 static const struct rp_table agreement_tables[] = {
-    {"agreements_by_site", "IND-04/05",
+    {"agreements_by_site",
+     "IND-04/05",
      "Vereinbarungen in Kraft und Überprüfungen je Standort",
      "Standort|Vereinbarungen in Kraft|Aktive Partner|davon gebunden|"
      "Anteil gebunden|Überprüfung überfällig|Überprüfung in 90 Tagen fällig",
@@ -182,23 +208,43 @@ static const struct rp_table agreement_tables[] = {
      "In Kraft: Status „in Kraft“ oder „in Überprüfung“ und Stichtag im "
      "Gültigkeitszeitraum. Gebunden: aktiver Partner ist Vertragspartei "
      "mindestens einer Vereinbarung in Kraft.",
-     NULL, {{"Überprüfungen der Vereinbarungen je Standort", "site_code", "reviews_overdue,reviews_due_90d", NULL, "#c0392b,#f0a030", 1, 0}}},
-    {"agreement_reviews_due", "IND-05",
+     NULL,
+     {{"Überprüfungen der Vereinbarungen je Standort", "site_code",
+       "reviews_overdue,reviews_due_90d", NULL, "#c0392b,#f0a030", 1, 0}}},
+    {"agreement_reviews_due",
+     "IND-05",
      "Überprüfungen überfällig oder in 90 Tagen fällig",
      "Standort|Vereinbarung|Art|Status|Überprüfung fällig am|Prüfstatus|"
      "Tage überfällig|Tage bis Fälligkeit",
-     "SELECT site_code, title, " LBL("agreement_kind", "agreement_kind")
-     " AS kind, " LBL("agreement_status", "status") " AS status,"
-     " next_review_due, CASE review_state WHEN 'overdue' THEN 'überfällig'"
-     " ELSE 'in 90 Tagen fällig' END AS review_state, days_overdue,"
-     " days_until_due FROM v_ind05_agreement_reviews"
-     " WHERE review_state IN ('overdue', 'due_90d')"
-     " ORDER BY site_code, review_state DESC, next_review_due",
-     NULL, NULL, {NO_CHART}},
+     "SELECT site_code, title, " LBL(
+         "agreement_kind",
+         "agreement_kind") " AS kind, " LBL("agreement_status",
+                                            "status") " AS status,"
+                                                      " next_review_due, CASE "
+                                                      "review_state WHEN "
+                                                      "'overdue' THEN "
+                                                      "'überfällig'"
+                                                      " ELSE 'in 90 Tagen "
+                                                      "fällig' END AS "
+                                                      "review_state, "
+                                                      "days_overdue,"
+                                                      " days_until_due FROM "
+                                                      "v_ind05_agreement_"
+                                                      "reviews"
+                                                      " WHERE review_state IN "
+                                                      "('overdue', 'due_90d')"
+                                                      " ORDER BY site_code, "
+                                                      "review_state DESC, "
+                                                      "next_review_due",
+     NULL,
+     NULL,
+     {NO_CHART}},
 };
 
 static const struct rp_table meeting_tables[] = {
-    {"meetings_by_site", "IND-07b", "Netzwerktreffen und Teilnehmende je Jahr",
+    {"meetings_by_site",
+     "IND-07b",
+     "Netzwerktreffen und Teilnehmende je Jahr",
      "Standort|Jahr|Treffen|Teilnehmende",
      ALL_LAST("SELECT site_code, year, SUM(meetings) AS meetings,"
               " SUM(participants) AS participants"
@@ -206,10 +252,14 @@ static const struct rp_table meeting_tables[] = {
               " UNION ALL SELECT 'ALL', year, SUM(meetings),"
               " SUM(participants) FROM v_ind07b_meetings_total"
               " GROUP BY year") "site_code, year",
-     "Gezählt werden Treffen bis zum Stichtag.", NULL,
-     {{"Netzwerktreffen je Standort und Jahr", "site_code,year", "meetings", NULL, NULL, 0, 0},
-      {"Teilnehmende an Netzwerktreffen je Standort und Jahr", "site_code,year", "participants", NULL, NULL, 0, 0}}},
-    {"meetings_by_network", "IND-06",
+     "Gezählt werden Treffen bis zum Stichtag.",
+     NULL,
+     {{"Netzwerktreffen je Standort und Jahr", "site_code,year", "meetings",
+       NULL, NULL, 0, 0},
+      {"Teilnehmende an Netzwerktreffen je Standort und Jahr", "site_code,year",
+       "participants", NULL, NULL, 0, 0}}},
+    {"meetings_by_network",
+     "IND-06",
      "Treffen je Netzwerk und Jahr gegen den Zielwert",
      "Standort|Netzwerk|Jahr|Treffen|Zielwert|Ziel erreicht",
      "SELECT site_code, network_name, year, meetings, target, target_met"
@@ -217,25 +267,41 @@ static const struct rp_table meeting_tables[] = {
      " ORDER BY site_code, network_name, year",
      "Zielwert: regelmäßige Netzwerktreffen (RL Frühe Hilfen Nds. Nr. 4.3).",
      NULL,
-     {{"Treffen je Netzwerk und Jahr; senkrechter Strich = Zielwert", "site_code,network_name,year", "meetings", "target", NULL, 0, 0}}},
-    {"meeting_participants_by_sector", "IND-07",
+     {{"Treffen je Netzwerk und Jahr; senkrechter Strich = Zielwert",
+       "site_code,network_name,year", "meetings", "target", NULL, 0, 0}}},
+    {"meeting_participants_by_sector",
+     "IND-07",
      "Teilnehmende an Treffen nach Sektor (NZFH)",
      "Standort|Jahr|Sektor|Treffen|Teilnehmende|erreichte Partner",
-     ALL_LAST("SELECT site_code, year, " LBL("nzfh_sector", "nzfh_sector")
-              " AS sector, meetings, participants, partners_reached"
-              " FROM v_ind07_meeting_participants"
-              " UNION ALL SELECT 'ALL', year, "
-              LBL("nzfh_sector", "nzfh_sector") ", SUM(meetings),"
-              " SUM(participants), SUM(partners_reached)"
-              " FROM v_ind07_meeting_participants"
-              " GROUP BY year, nzfh_sector") "site_code, year, sector",
-     NULL, NULL, {NO_CHART}},
+     ALL_LAST("SELECT site_code, year, " LBL(
+         "nzfh_sector",
+         "nzfh_sector") " AS sector, meetings, participants, partners_reached"
+                        " FROM v_ind07_meeting_participants"
+                        " UNION ALL SELECT 'ALL', year, " LBL(
+                            "nzfh_sector",
+                            "nzfh_sector") ", SUM(meetings),"
+                                           " SUM(participants), "
+                                           "SUM(partners_reached)"
+                                           " FROM v_ind07_meeting_participants"
+                                           " GROUP BY year, nzfh_sector") "site"
+                                                                          "_cod"
+                                                                          "e, "
+                                                                          "year"
+                                                                          ", "
+                                                                          "sect"
+                                                                          "or",
+     NULL,
+     NULL,
+     {NO_CHART}},
 };
 
 static const struct rp_table training_tables[] = {
-    {"trainings_by_site", "IND-08", "Fortbildungen je Standort und Jahr",
+    {"trainings_by_site",
+     "IND-08",
+     "Fortbildungen je Standort und Jahr",
      "Standort|Jahr|Fortbildungen|Unterrichtseinheiten|Teilnehmende|"
-     "Teilnehmenden-UE|Anteil interdisziplinär|Sensibilisierung Kinderschutz|"
+     "Teilnehmenden-UE|Anteil interdisziplinär|Sensibilisierung "
+     "Kinderschutz|"
      "Bewertung (1–5)",
      ALL_LAST("SELECT site_code, year, trainings, teaching_units,"
               " participants, participant_units, interdisciplinary_pct,"
@@ -244,29 +310,78 @@ static const struct rp_table training_tables[] = {
               " SUM(teaching_units), SUM(participants),"
               " SUM(participant_units), ROUND(SUM(interdisciplinary_pct"
               " * trainings) / SUM(trainings), 1), SUM(awareness_trainings),"
-              " NULL FROM v_ind08_trainings GROUP BY year") "site_code, year",
-     "UE = Unterrichtseinheit zu 45 Minuten. Die mittlere Bewertung wird "
+              " NULL FROM v_ind08_trainings GROUP BY year") "site_code, "
+                                                            "year",
+     "UE = Unterrichtseinheit zu 45 Minuten. Die mittlere Bewertung "
+     "wird "
      "nicht über Standorte gemittelt.",
      NULL,
-     {{"Fortbildungen je Standort und Jahr", "site_code,year", "trainings", NULL, NULL, 0, 0},
-      {"Teilnehmende an Fortbildungen je Standort und Jahr", "site_code,year", "participants", NULL, NULL, 0, 0}}},
-    {"training_participants_by_sector", "IND-08b",
+     {{"Fortbildungen je Standort und Jahr", "site_code,year", "trainings",
+       NULL, NULL, 0, 0},
+      {"Teilnehmende an Fortbildungen je Standort und Jahr", "site_code,year",
+       "participants", NULL, NULL, 0, 0}}},
+    {"training_participants_by_sector",
+     "IND-08b",
      "Teilnehmende an Fortbildungen nach Sektor",
      "Standort|Jahr|Sektor (NZFH)|Sektor|Teilnehmende",
-     ALL_LAST("SELECT site_code, year, " LBL("nzfh_sector", "nzfh_sector")
-              " AS nzfh_sector, " LBL("sector_code", "sector_code")
-              " AS sector, participants FROM v_ind08b_trainings_by_sector"
-              " UNION ALL SELECT 'ALL', year, "
-              LBL("nzfh_sector", "nzfh_sector") ", "
-              LBL("sector_code", "sector_code") ", SUM(participants)"
-              " FROM v_ind08b_trainings_by_sector"
-              " GROUP BY year, nzfh_sector, sector_code")
-     "site_code, year, nzfh_sector, sector",
-     NULL, "participants", {NO_CHART}},
+     ALL_LAST("SELECT site_code, year, " LBL(
+         "nzfh_sector",
+         "nzfh_"
+         "sector") " AS nzfh_sector, " LBL("sector_code",
+                                           "sector_code") " AS sector, "
+                                                          "participants FROM "
+                                                          "v_ind08b_trainings_"
+                                                          "by_sector"
+                                                          " UNION ALL SELECT "
+                                                          "'ALL', "
+                                                          "year, " LBL(
+                                                              "nzfh_sector",
+                                                              "nzf"
+                                                              "h_"
+                                                              "sec"
+                                                              "to"
+                                                              "r") ", " LBL("se"
+                                                                            "ct"
+                                                                            "or"
+                                                                            "_c"
+                                                                            "od"
+                                                                            "e",
+                                                                            "se"
+                                                                            "ct"
+                                                                            "or"
+                                                                            "_c"
+                                                                            "od"
+                                                                            "e") ", "
+                                                                                 "SUM("
+                                                                                 "participants"
+                                                                                 ")"
+                                                                                 " FROM "
+                                                                                 "v_ind08b_"
+                                                                                 "trainings_"
+                                                                                 "by_sector"
+                                                                                 " GROUP BY "
+                                                                                 "year, "
+                                                                                 "nzfh_sector,"
+                                                                                 " sector_"
+                                                                                 "code") "site"
+                                                                                         "_cod"
+                                                                                         "e, "
+                                                                                         "year"
+                                                                                         ", "
+                                                                                         "nzfh"
+                                                                                         "_sec"
+                                                                                         "tor,"
+                                                                                         " sec"
+                                                                                         "tor",
+     NULL,
+     "participants",
+     {NO_CHART}},
 };
 
 static const struct rp_table consultation_tables[] = {
-    {"consultations_by_site", "IND-09", "Beratungen je Standort und Jahr",
+    {"consultations_by_site",
+     "IND-09",
+     "Beratungen je Standort und Jahr",
      "Standort|Jahr|Beratungen|Stunden|außerhalb des eigenen Einzugsgebiets",
      ALL_LAST("SELECT site_code, year, SUM(consultations) AS consultations,"
               " ROUND(SUM(hours), 1) AS hours,"
@@ -275,109 +390,147 @@ static const struct rp_table consultation_tables[] = {
               " UNION ALL SELECT 'ALL', year, SUM(consultations),"
               " ROUND(SUM(hours), 1), SUM(outside_catchment)"
               " FROM v_ind09_consultations GROUP BY year") "site_code, year",
-     NULL, NULL,
-     {{"Beratungen je Standort und Jahr", "site_code,year", "consultations", NULL, NULL, 0, 0},
-      {"Beratungsstunden je Standort und Jahr", "site_code,year", "hours", NULL, NULL, 0, 0}}},
-    {"consultations_by_kind", "IND-09", "Beratungen nach Art",
+     NULL,
+     NULL,
+     {{"Beratungen je Standort und Jahr", "site_code,year", "consultations",
+       NULL, NULL, 0, 0},
+      {"Beratungsstunden je Standort und Jahr", "site_code,year", "hours", NULL,
+       NULL, 0, 0}}},
+    {"consultations_by_kind",
+     "IND-09",
+     "Beratungen nach Art",
      "Standort|Jahr|Art|Beratungen|Stunden|außerhalb des Einzugsgebiets|"
      "beratene Kommunen",
-     "SELECT site_code, year, "
-     LBL("consultation_kind", "consultation_kind") " AS kind,"
-     " consultations, hours, outside_catchment, municipalities_advised"
-     " FROM v_ind09_consultations ORDER BY site_code, year, kind",
+     "SELECT site_code, year, " LBL(
+         "consultation_kind",
+         "consultation_kind") " AS kind,"
+                              " consultations, hours, outside_catchment, "
+                              "municipalities_advised"
+                              " FROM v_ind09_consultations ORDER BY site_code, "
+                              "year, kind",
      "Anonyme Fallberatungen erfassen nur Thema, Art der anfragenden Stelle "
      "und Kommune (DP-01).",
-     NULL, {NO_CHART}},
+     NULL,
+     {NO_CHART}},
 };
 
 static const struct rp_table review_tables[] = {
-    {"case_reviews", "IND-10", "Freigegebene Fallanalysen je Standort und Jahr",
+    {"case_reviews",
+     "IND-10",
+     "Freigegebene Fallanalysen je Standort und Jahr",
      "Standort|Jahr|Fallanalysen|abgeschlossen|laufend|geplant",
      ALL_LAST("SELECT site_code, review_year, reviews, completed,"
               " in_progress, planned FROM v_ind10_case_reviews"
               " UNION ALL SELECT 'ALL', review_year, SUM(reviews),"
               " SUM(completed), SUM(in_progress), SUM(planned)"
-              " FROM v_ind10_case_reviews GROUP BY review_year")
-     "site_code, review_year",
+              " FROM v_ind10_case_reviews GROUP BY review_year") "site_code, "
+                                                                 "review_year",
      "Nur nach Vier-Augen-Prüfung an das Land freigegebene Fallanalysen "
      "(DP-02).",
      NULL,
-     {{"Freigegebene Fallanalysen je Standort und Jahr nach Stand", "site_code,review_year", "completed,in_progress,planned", NULL, NULL, 1, 0}}},
-    {"findings", "IND-10b",
+     {{"Freigegebene Fallanalysen je Standort und Jahr nach Stand",
+       "site_code,review_year", "completed,in_progress,planned", NULL, NULL, 1,
+       0}}},
+    {"findings",
+     "IND-10b",
      "Befunde nach Kategorie und Wirkung (landesweit, alle Jahre)",
      "Standort|Kategorie|förderlich|hinderlich|Befunde gesamt",
-     "SELECT 'ALL' AS site_code, " LBL("finding_category", "category")
-     " AS category,"
-     " SUM(CASE WHEN polarity = 'supportive' THEN findings ELSE 0 END)"
-     " AS supportive,"
-     " SUM(CASE WHEN polarity = 'hindering' THEN findings ELSE 0 END)"
-     " AS hindering, SUM(findings) AS findings"
-     " FROM v_ind10b_findings GROUP BY category ORDER BY findings DESC,"
-     " category",
-     NULL, NULL,
-     {{"Befunde je Kategorie nach Wirkung", "category", "supportive,hindering", NULL, "#70ad47,#c0392b", 1, 1}}},
-    {"reviews_by_risk_type", "IND-10c",
+     "SELECT 'ALL' AS site_code, " LBL(
+         "finding_category",
+         "category") " AS category,"
+                     " SUM(CASE WHEN polarity = 'supportive' THEN findings "
+                     "ELSE 0 END)"
+                     " AS supportive,"
+                     " SUM(CASE WHEN polarity = 'hindering' THEN findings ELSE "
+                     "0 END)"
+                     " AS hindering, SUM(findings) AS findings"
+                     " FROM v_ind10b_findings GROUP BY category ORDER BY "
+                     "findings DESC,"
+                     " category",
+     NULL,
+     NULL,
+     {{"Befunde je Kategorie nach Wirkung", "category", "supportive,hindering",
+       NULL, "#70ad47,#c0392b", 1, 1}}},
+    {"reviews_by_risk_type",
+     "IND-10c",
      "Fallanalysen nach Gefährdungsart (landesweit je Jahr)",
      "Standort|Jahr|Gefährdungsart|Fallanalysen|unterdrückt",
-     "SELECT site_code, review_year, " LBL("risk_type", "risk_type")
-     " AS risk_type, reviews, suppressed FROM v_ind10c_reviews_by_risk_type"
-     " ORDER BY review_year, risk_type",
+     "SELECT site_code, review_year, " LBL(
+         "risk_type", "risk_type") " AS risk_type, reviews, suppressed FROM "
+                                   "v_ind10c_reviews_by_risk_type"
+                                   " ORDER BY review_year, risk_type",
      "„< 3“: Zellen mit 1 oder 2 Fallanalysen werden zum Schutz vor "
      "Reidentifizierung nicht ausgewiesen (DP-03).",
-     NULL, {NO_CHART}},
-    {"reviews_by_age_band", "IND-10d",
+     NULL,
+     {NO_CHART}},
+    {"reviews_by_age_band",
+     "IND-10d",
      "Fallanalysen nach Altersgruppe (landesweit je Jahr)",
      "Standort|Jahr|Altersgruppe|Fallanalysen|unterdrückt",
-     "SELECT site_code, review_year, " LBL("age_band", "child_age_band")
-     " AS age_band, reviews, suppressed FROM v_ind10d_reviews_by_age_band v"
-     " ORDER BY review_year, instr('under_1 1_to_3 3_to_6 6_to_10 10_to_14"
-     " 14_to_18 multiple unknown', v.child_age_band), age_band",
+     "SELECT site_code, review_year, " LBL(
+         "age_band", "child_age_band") " AS age_band, reviews, suppressed FROM "
+                                       "v_ind10d_reviews_by_age_band v"
+                                       " ORDER BY review_year, instr('under_1 "
+                                       "1_to_3 3_to_6 6_to_10 10_to_14"
+                                       " 14_to_18 multiple unknown', "
+                                       "v.child_age_band), age_band",
      "„< 3“: Zellen mit 1 oder 2 Fallanalysen werden zum Schutz vor "
      "Reidentifizierung nicht ausgewiesen (DP-03).",
-     NULL, {NO_CHART}},
-    {"measures", "IND-11", "Maßnahmen je Standort",
+     NULL,
+     {NO_CHART}},
+    {"measures",
+     "IND-11",
+     "Maßnahmen je Standort",
      "Standort|Maßnahmen|umgesetzt|in Arbeit|geplant|verworfen|überfällig|"
      "Umsetzungsquote|Tage bis Umsetzung (Mittel)",
-     ALL_LAST("SELECT site_code, measures, implemented, in_progress, planned,"
-              " dropped, overdue, implementation_rate_pct,"
-              " mean_days_to_implementation FROM v_ind11_measures"
-              " UNION ALL SELECT 'ALL', SUM(measures), SUM(implemented),"
-              " SUM(in_progress), SUM(planned), SUM(dropped), SUM(overdue),"
-              " ROUND(100.0 * SUM(implemented) / NULLIF(SUM(measures)"
-              " - SUM(dropped), 0), 1), NULL FROM v_ind11_measures")
-     "site_code",
+     ALL_LAST(
+         "SELECT site_code, measures, implemented, in_progress, planned,"
+         " dropped, overdue, implementation_rate_pct,"
+         " mean_days_to_implementation FROM v_ind11_measures"
+         " UNION ALL SELECT 'ALL', SUM(measures), SUM(implemented),"
+         " SUM(in_progress), SUM(planned), SUM(dropped), SUM(overdue),"
+         " ROUND(100.0 * SUM(implemented) / NULLIF(SUM(measures)"
+         " - SUM(dropped), 0), 1), NULL FROM v_ind11_measures") "site_code",
      "Umsetzungsquote = umgesetzt ÷ (gesamt − verworfen). Maßnahmen aus "
      "nicht freigegebenen Fallanalysen zählen nicht.",
      NULL,
-     {{"Maßnahmen je Standort nach Stand", "site_code", "implemented,in_progress,planned,dropped", NULL, "#70ad47,#2e75b6,#f0a030,#a5a5a5", 1, 0},
-      {"Umsetzungsquote je Standort", "site_code", "implementation_rate_pct", NULL, NULL, 0, 0}}},
-    {"recommendations", "IND-12",
+     {{"Maßnahmen je Standort nach Stand", "site_code",
+       "implemented,in_progress,planned,dropped", NULL,
+       "#70ad47,#2e75b6,#f0a030,#a5a5a5", 1, 0},
+      {"Umsetzungsquote je Standort", "site_code", "implementation_rate_pct",
+       NULL, NULL, 0, 0}}},
+    {"recommendations",
+     "IND-12",
      "Umsetzung externer Empfehlungen (alle Standorte)",
      "Standort|Quelle|Empfehlung|Thema|Maßnahmen|umgesetzt|"
      "Standorte mit Maßnahmen",
-     "SELECT 'ALL' AS site_code, " LBL("recommendation_source", "source")
-     " AS source, title_de, CASE theme"
-     " WHEN 'risk_assessment' THEN 'Gefährdungseinschätzung'"
-     " WHEN 'training' THEN 'Fortbildung'"
-     " WHEN 'child_participation' THEN 'Beteiligung von Kindern'"
-     " WHEN 'error_culture' THEN 'Fehlerkultur'"
-     " WHEN 'cooperation_police_justice' THEN"
-     " 'Zusammenarbeit mit Polizei und Justiz'"
-     " WHEN 'handover' THEN 'Fallübergabe'"
-     " WHEN 'network_quality' THEN 'Qualität der Netzwerkarbeit'"
-     " ELSE theme END AS theme, SUM(measures) AS measures,"
-     " SUM(implemented) AS implemented,"
-     " SUM(measures > 0) AS sites_with_measures"
-     " FROM v_ind12_recommendations"
-     " GROUP BY recommendation_id, source, title_de, theme"
-     " ORDER BY source, title_de",
+     "SELECT 'ALL' AS site_code, " LBL(
+         "recommendation_source",
+         "source") " AS source, title_de, CASE theme"
+                   " WHEN 'risk_assessment' THEN 'Gefährdungseinschätzung'"
+                   " WHEN 'training' THEN 'Fortbildung'"
+                   " WHEN 'child_participation' THEN 'Beteiligung von Kindern'"
+                   " WHEN 'error_culture' THEN 'Fehlerkultur'"
+                   " WHEN 'cooperation_police_justice' THEN"
+                   " 'Zusammenarbeit mit Polizei und Justiz'"
+                   " WHEN 'handover' THEN 'Fallübergabe'"
+                   " WHEN 'network_quality' THEN 'Qualität der Netzwerkarbeit'"
+                   " ELSE theme END AS theme, SUM(measures) AS measures,"
+                   " SUM(implemented) AS implemented,"
+                   " SUM(measures > 0) AS sites_with_measures"
+                   " FROM v_ind12_recommendations"
+                   " GROUP BY recommendation_id, source, title_de, theme"
+                   " ORDER BY source, title_de",
      "Empfehlungstexte sind Paraphrasen, solange sie nicht gegen die Quelle "
      "geprüft sind.",
-     NULL, {NO_CHART}},
+     NULL,
+     {NO_CHART}},
 };
 
 static const struct rp_table funding_tables[] = {
-    {"funding_by_site", "IND-13", "Fördermittel je Standort und Jahr",
+    {"funding_by_site",
+     "IND-13",
+     "Fördermittel je Standort und Jahr",
      "Standort|Jahr|Bewilligungen|bewilligt (EUR)|verausgabt (EUR)|"
      "Mittelabfluss|Verwendungsnachweise überfällig",
      ALL_LAST("SELECT site_code, grant_year, SUM(grants) AS grants,"
@@ -392,21 +545,34 @@ static const struct rp_table funding_tables[] = {
               " ROUND(100.0 * SUM(spent_cent) / NULLIF(SUM(granted_cent), 0),"
               " 1), SUM(reports_overdue) FROM v_ind13_funding"
               " GROUP BY grant_year") "site_code, grant_year",
-     NULL, NULL,
-     {{"Fördermittel je Standort und Jahr: bewilligt und verausgabt", "site_code,grant_year", "granted_eur,spent_eur", NULL, NULL, 0, 0}}},
-    {"funding_by_purpose", "IND-13",
+     NULL,
+     NULL,
+     {{"Fördermittel je Standort und Jahr: bewilligt und verausgabt",
+       "site_code,grant_year", "granted_eur,spent_eur", NULL, NULL, 0, 0}}},
+    {"funding_by_purpose",
+     "IND-13",
      "Fördermittel nach Mittelgeber und Zweck",
      "Standort|Jahr|Mittelgeber|Zweck|bewilligt (EUR)|verausgabt (EUR)|"
      "Mittelabfluss|Verwendungsnachweise überfällig",
-     "SELECT site_code, grant_year, " LBL("funder", "funder") " AS funder, "
-     LBL("funding_purpose", "purpose") " AS purpose, granted_eur, spent_eur,"
-     " utilisation_pct, reports_overdue FROM v_ind13_funding"
-     " ORDER BY site_code, grant_year, funder, purpose",
-     NULL, NULL, {NO_CHART}},
+     "SELECT site_code, grant_year, " LBL(
+         "funder",
+         "funder") " AS funder, " LBL("funding_purpose",
+                                      "purpose") " AS purpose, granted_eur, "
+                                                 "spent_eur,"
+                                                 " utilisation_pct, "
+                                                 "reports_overdue FROM "
+                                                 "v_ind13_funding"
+                                                 " ORDER BY site_code, "
+                                                 "grant_year, funder, purpose",
+     NULL,
+     NULL,
+     {NO_CHART}},
 };
 
-#define SECTION(id, title, intro, tables)                                     \
-    {id, title, intro, tables, sizeof(tables) / sizeof((tables)[0])}
+#define SECTION(id, title, intro, tables)                                      \
+    {                                                                          \
+        id, title, intro, tables, sizeof(tables) / sizeof((tables)[0])         \
+    }
 
 static const struct rp_section sections[] = {
     SECTION("partners", "Netzwerkpartner nach Sektor",
@@ -444,27 +610,27 @@ static const struct rp_section sections[] = {
 /* ---- fetched results --------------------------------------------------- */
 
 struct cell {
-    int type;      /* SQLITE_INTEGER, SQLITE_FLOAT, SQLITE_TEXT, SQLITE_NULL */
-    long long i;   /* value if SQLITE_INTEGER */
-    double d;      /* value if SQLITE_FLOAT */
-    char *s;       /* NUL-terminated value if SQLITE_TEXT; owned */
+    int type;    /* SQLITE_INTEGER, SQLITE_FLOAT, SQLITE_TEXT, SQLITE_NULL */
+    long long i; /* value if SQLITE_INTEGER */
+    double d;    /* value if SQLITE_FLOAT */
+    char *s;     /* NUL-terminated value if SQLITE_TEXT; owned */
 };
 
 struct rs {
-    int n_cols;           /* columns */
-    size_t n_rows;        /* rows fetched */
-    size_t cap_rows;      /* rows allocated */
-    char **keys;          /* column names (machine keys); owned */
-    char **heads;         /* German headings; owned */
-    struct cell *cells;   /* n_rows * n_cols, row-major; owned */
-    int site_col;         /* index of "site_code", or -1 */
+    int n_cols;         /* columns */
+    size_t n_rows;      /* rows fetched */
+    size_t cap_rows;    /* rows allocated */
+    char **keys;        /* column names (machine keys); owned */
+    char **heads;       /* German headings; owned */
+    struct cell *cells; /* n_rows * n_cols, row-major; owned */
+    int site_col;       /* index of "site_code", or -1 */
 };
 
 struct ctx {
-    sqlite3 *db;          /* borrowed */
-    FILE *out;            /* borrowed */
-    const char **err;     /* where to put the reason; may be NULL */
-    char as_of[16];       /* the reference date, YYYY-MM-DD */
+    sqlite3 *db;      /* borrowed */
+    FILE *out;        /* borrowed */
+    const char **err; /* where to put the reason; may be NULL */
+    char as_of[16];   /* the reference date, YYYY-MM-DD */
 };
 
 static void
@@ -519,8 +685,9 @@ rs_fetch(struct ctx *x, const struct rp_table *t, struct rs *r)
     memset(r, 0, sizeof(*r));
     r->site_col = -1;
     if (sqlite3_prepare_v2(x->db, t->sql, -1, &st, NULL) != SQLITE_OK)
-        return fail(x, -KZ_EDB, "cannot query the indicator views (schema "
-                                "missing or outdated)");
+        return fail(x, -KZ_EDB,
+                    "cannot query the indicator views (schema "
+                    "missing or outdated)");
     r->n_cols = sqlite3_column_count(st);
     r->keys = calloc((size_t)r->n_cols, sizeof(*r->keys));
     r->heads = calloc((size_t)r->n_cols, sizeof(*r->heads));
@@ -545,8 +712,8 @@ rs_fetch(struct ctx *x, const struct rp_table *t, struct rs *r)
             size_t cap = r->cap_rows ? r->cap_rows * 2 : 16;
             struct cell *p;
 
-            if (cap > SIZE_MAX / sizeof(*p) / (size_t)(r->n_cols ? r->n_cols
-                                                                  : 1))
+            if (cap >
+                SIZE_MAX / sizeof(*p) / (size_t)(r->n_cols ? r->n_cols : 1))
                 goto nomem;
             p = realloc(r->cells, cap * (size_t)r->n_cols * sizeof(*p));
             if (p == NULL)
@@ -560,14 +727,9 @@ rs_fetch(struct ctx *x, const struct rp_table *t, struct rs *r)
         for (c = 0; c < r->n_cols; c++) {
             row[c].type = sqlite3_column_type(st, c);
             switch (row[c].type) {
-            case SQLITE_INTEGER:
-                row[c].i = sqlite3_column_int64(st, c);
-                break;
-            case SQLITE_FLOAT:
-                row[c].d = sqlite3_column_double(st, c);
-                break;
-            case SQLITE_NULL:
-                break;
+            case SQLITE_INTEGER: row[c].i = sqlite3_column_int64(st, c); break;
+            case SQLITE_FLOAT: row[c].d = sqlite3_column_double(st, c); break;
+            case SQLITE_NULL: break;
             default: /* text; a blob is shown as text too */
                 row[c].type = SQLITE_TEXT;
                 row[c].s = dup_n((const char *)sqlite3_column_text(st, c),
@@ -627,16 +789,10 @@ static const char *
 cell_text(const struct cell *c, char *buf, size_t len)
 {
     switch (c->type) {
-    case SQLITE_INTEGER:
-        snprintf(buf, len, "%lld", c->i);
-        return buf;
-    case SQLITE_FLOAT:
-        snprintf(buf, len, "%.15g", c->d);
-        return buf;
-    case SQLITE_TEXT:
-        return c->s;
-    default:
-        return "";
+    case SQLITE_INTEGER: snprintf(buf, len, "%lld", c->i); return buf;
+    case SQLITE_FLOAT: snprintf(buf, len, "%.15g", c->d); return buf;
+    case SQLITE_TEXT: return c->s;
+    default: return "";
     }
 }
 
@@ -719,7 +875,6 @@ date_de(char *buf, size_t len, const char *iso)
 {
     snprintf(buf, len, "%.2s.%.2s.%.4s", iso + 8, iso + 5, iso);
 }
-
 
 /* Human text of cell ${c} in column ${key}, German notation, reals with
  * ${dec} decimals (see rs_decimals); a NULL in a row flagged ${suppressed}
@@ -850,8 +1005,8 @@ rs_numeric(const struct rs *r, int col)
         if (type != SQLITE_NULL)
             return type == SQLITE_INTEGER || type == SQLITE_FLOAT;
     }
-    return strcmp(r->keys[col], "reviews") == 0 || ends_with(r->keys[col],
-                                                              "_pct");
+    return strcmp(r->keys[col], "reviews") == 0 ||
+           ends_with(r->keys[col], "_pct");
 }
 
 static const char html_css[] =
@@ -963,9 +1118,9 @@ chart_label(const struct rs *r, size_t row, const int *lab, int n_lab,
     }
 }
 
-#define CH_SERIES 4  /* at most this many series per chart */
-#define CH_LABEL 42  /* bar labels are cut to this many characters */
-#define CH_CHAR_W 7  /* approximate width of a character at 12px, pixels */
+#define CH_SERIES 4 /* at most this many series per chart */
+#define CH_LABEL 42 /* bar labels are cut to this many characters */
+#define CH_CHAR_W 7 /* approximate width of a character at 12px, pixels */
 
 /* Colour of series ${i} of ${ch} into ${buf} (8 bytes). */
 static void
@@ -980,8 +1135,8 @@ chart_color(const struct rp_chart *ch, int i, char buf[8])
     for (k = 0; p != NULL && k < i; k++)
         if ((p = strchr(p, ',')) != NULL)
             p++;
-    if (p != NULL && p[0] == '#' && strspn(p + 1, "0123456789abcdefABCDEF")
-                                        >= 6)
+    if (p != NULL && p[0] == '#' &&
+        strspn(p + 1, "0123456789abcdefABCDEF") >= 6)
         snprintf(buf, 8, "%.7s", p);
 }
 
@@ -1172,8 +1327,8 @@ html_chart(FILE *f, const struct rp_chart *ch, const struct rs *r)
         if (!isnan(t))
             tx = label_w + (int)lround(t / axis * PLOT_W);
         chart_label(r, k, lab, n_lab, CH_LABEL, label, sizeof(label));
-        fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">",
-                label_w - 6, y + group_h / 2 + 4);
+        fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">", label_w - 6,
+                y + group_h / 2 + 4);
         html_esc(f, label);
         fputs("</text>\n", f);
         chart_label(r, k, lab, n_lab, SIZE_MAX, label, sizeof(label));
@@ -1195,8 +1350,7 @@ html_chart(FILE *f, const struct rp_chart *ch, const struct rs *r)
                 fputs(" – ", f);
                 html_esc(f, r->heads[ser[i]]);
                 fputs(": ", f);
-                html_cell(f, c, r->keys[ser[i]], supp,
-                          rs_decimals(r, ser[i]));
+                html_cell(f, c, r->keys[ser[i]], supp, rs_decimals(r, ser[i]));
                 fputs("</title></rect>\n", f);
             }
             if (ch->stacked && c->type == SQLITE_INTEGER && n_ser > 1) {
@@ -1217,8 +1371,7 @@ html_chart(FILE *f, const struct rp_chart *ch, const struct rs *r)
                 end = (int)lround(x);
                 if (n_ser == 1 && tx > end)
                     end = tx;
-                fprintf(f, "<text x=\"%d\" y=\"%d\">", end + 5,
-                        by + BAR_H - 4);
+                fprintf(f, "<text x=\"%d\" y=\"%d\">", end + 5, by + BAR_H - 4);
                 html_cell(f, c, r->keys[ser[i]], supp, val_dec);
                 fputs("</text>\n", f);
             }
@@ -1243,10 +1396,9 @@ html_chart(FILE *f, const struct rp_chart *ch, const struct rs *r)
 
             if (!any)
                 tot.type = SQLITE_NULL;
-            fprintf(f, "<text x=\"%d\" y=\"%d\">", end + 5,
-                    y + BAR_H - 4);
-            html_cell(f, n_ser == 1 ? rs_cell(r, k, ser[0]) : &tot, key0,
-                      supp, val_dec);
+            fprintf(f, "<text x=\"%d\" y=\"%d\">", end + 5, y + BAR_H - 4);
+            html_cell(f, n_ser == 1 ? rs_cell(r, k, ser[0]) : &tot, key0, supp,
+                      val_dec);
             fputs("</text>\n", f);
         }
         y += group_h + GAP;
@@ -1261,7 +1413,9 @@ html_td(FILE *f, const struct rs *r, size_t row, int col, int num)
     const struct cell *c = rs_cell(r, row, col);
     int supp = c->type == SQLITE_NULL && rs_suppressed(r, row);
 
-    fputs(supp ? "<td class=\"n supp\">" : num ? "<td class=\"n\">" : "<td>",
+    fputs(supp  ? "<td class=\"n supp\">"
+          : num ? "<td class=\"n\">"
+                : "<td>",
           f);
     html_cell(f, c, r->keys[col], supp, rs_decimals(r, col));
     fputs("</td>", f);
@@ -1368,14 +1522,12 @@ html_pivot(FILE *f, const struct rs *r, int val)
             if (k < r->n_rows) {
                 const struct cell *cell = rs_cell(r, k, val);
 
-                fputs(tot ? "<td class=\"n total\">" : "<td class=\"n\">",
-                      f);
+                fputs(tot ? "<td class=\"n total\">" : "<td class=\"n\">", f);
                 html_cell(f, cell, r->keys[val], rs_suppressed(r, k),
                           rs_decimals(r, val));
                 fputs("</td>", f);
             } else {
-                fputs(tot ? "<td class=\"n total\">" : "<td class=\"n\">",
-                      f);
+                fputs(tot ? "<td class=\"n total\">" : "<td class=\"n\">", f);
                 fputs(num ? "0" : "–", f);
                 fputs("</td>", f);
             }
@@ -1400,8 +1552,7 @@ html_table(FILE *f, const struct rp_table *t, const struct rs *r)
     html_esc(f, t->title);
     fprintf(f, " <small>(%s)</small></h3>\n", t->indicator);
     if (r->n_rows == 0) {
-        fputs("<p class=\"note\">Keine Daten zum Stichtag.</p>\n</div>\n",
-              f);
+        fputs("<p class=\"note\">Keine Daten zum Stichtag.</p>\n</div>\n", f);
         return 0;
     }
     if (t->charts[0].caption != NULL) {
@@ -1614,7 +1765,7 @@ json_table(const struct rp_table *t, const struct rs *r)
             cJSON_AddStringToObject(col, "label", r->heads[c]) == NULL)
             goto nomem;
         continue;
-nomem_item:
+    nomem_item:
         cJSON_Delete(col);
         goto nomem;
     }
@@ -1633,8 +1784,7 @@ nomem_item:
 
             switch (cell->type) {
             case SQLITE_INTEGER:
-                v = cJSON_AddNumberToObject(row, r->keys[c],
-                                            (double)cell->i);
+                v = cJSON_AddNumberToObject(row, r->keys[c], (double)cell->i);
                 break;
             case SQLITE_FLOAT:
                 v = cJSON_AddNumberToObject(row, r->keys[c], cell->d);
@@ -1642,8 +1792,7 @@ nomem_item:
             case SQLITE_TEXT:
                 v = cJSON_AddStringToObject(row, r->keys[c], cell->s);
                 break;
-            default:
-                v = cJSON_AddNullToObject(row, r->keys[c]);
+            default: v = cJSON_AddNullToObject(row, r->keys[c]);
             }
             if (v == NULL)
                 goto nomem;
@@ -1664,10 +1813,11 @@ read_as_of(struct ctx *x)
     sqlite3_stmt *st = NULL;
     int rc;
 
-    if (sqlite3_prepare_v2(x->db, "SELECT as_of FROM v_as_of", -1, &st,
-                           NULL) != SQLITE_OK)
-        return fail(x, -KZ_EDB, "no view v_as_of: the replica lacks the "
-                                "Kinderschutz schema");
+    if (sqlite3_prepare_v2(x->db, "SELECT as_of FROM v_as_of", -1, &st, NULL) !=
+        SQLITE_OK)
+        return fail(x, -KZ_EDB,
+                    "no view v_as_of: the replica lacks the "
+                    "Kinderschutz schema");
     rc = sqlite3_step(st);
     if (rc == SQLITE_ROW && sqlite3_column_text(st, 0) != NULL)
         snprintf(x->as_of, sizeof(x->as_of), "%s",
@@ -1740,8 +1890,7 @@ report_format_parse(const char *name, enum report_format *out)
  * On failure part of the report may already have been written.
  */
 int
-report_write(sqlite3 *db, enum report_format fmt, FILE *out,
-             const char **err)
+report_write(sqlite3 *db, enum report_format fmt, FILE *out, const char **err)
 {
     struct ctx x = {db, out, err, ""};
     cJSON *root = NULL, *jsecs = NULL;
@@ -1753,8 +1902,7 @@ report_write(sqlite3 *db, enum report_format fmt, FILE *out,
     if (fmt != REPORT_HTML && fmt != REPORT_CSV && fmt != REPORT_JSON)
         return fail(&x, -KZ_EINVAL, "unknown report format");
     /* One read transaction, so that every table sees the same data. */
-    if (sqlite3_exec(db, "SAVEPOINT kz_report", NULL, NULL, NULL) !=
-        SQLITE_OK)
+    if (sqlite3_exec(db, "SAVEPOINT kz_report", NULL, NULL, NULL) != SQLITE_OK)
         return fail(&x, -KZ_EDB, "cannot open a read transaction");
     rc = read_as_of(&x);
     if (rc != 0)
@@ -1817,9 +1965,7 @@ report_write(sqlite3 *db, enum report_format fmt, FILE *out,
                     goto out;
                 }
                 break;
-            case REPORT_CSV:
-                csv_table(out, sec, tab, &r);
-                break;
+            case REPORT_CSV: csv_table(out, sec, tab, &r); break;
             case REPORT_JSON:
                 jt = json_table(tab, &r);
                 if (jt == NULL || !cJSON_AddItemToArray(jtabs, jt)) {

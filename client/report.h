@@ -17,7 +17,7 @@
 enum report_format {
     REPORT_HTML, /* one page, inline CSS and SVG charts, printable, German */
     REPORT_CSV,  /* RFC 4180, long format (see report_write) */
-    REPORT_JSON  /* one object, sections → tables → rows (see report_write) */
+    REPORT_JSON /* one object, sections → tables → rows (see report_write) */
 };
 
 /**

@@ -24,7 +24,7 @@
 #define PUSH_WINDOW 16u
 #define PULL_MAX_BYTES (8u * 1024 * 1024)
 #define MAX_SCOPES 256u
-#define TICK_MS 250u  /* local writes reach the server within a second */
+#define TICK_MS 250u /* local writes reach the server within a second */
 #define KEEPALIVE_MS 60000u
 
 enum sync_state {
@@ -48,39 +48,39 @@ struct inflight {
 };
 
 struct sync {
-    uv_loop_t *loop;                 /* borrowed */
-    struct kzc *c;                   /* borrowed */
-    struct sync_opts o;              /* copy */
-    struct conn *conn;               /* NULL when not connected */
-    enum sync_state state;           /* see sync.h */
-    uv_timer_t tick;                 /* run mode: change detection */
-    int tick_open;                   /* tick initialised */
-    uint32_t next_req;               /* request ids */
-    uint32_t wait_req;               /* the request answered next */
+    uv_loop_t *loop;                       /* borrowed */
+    struct kzc *c;                         /* borrowed */
+    struct sync_opts o;                    /* copy */
+    struct conn *conn;                     /* NULL when not connected */
+    enum sync_state state;                 /* see sync.h */
+    uv_timer_t tick;                       /* run mode: change detection */
+    int tick_open;                         /* tick initialised */
+    uint32_t next_req;                     /* request ids */
+    uint32_t wait_req;                     /* the request answered next */
     struct inflight inflight[PUSH_WINDOW]; /* PUSHes in flight */
     uint32_t n_inflight;
     char scopes[MAX_SCOPES][KZ_LIM_NAME_MAX + 1]; /* pull order */
     uint32_t n_scopes;
     char outbox_scopes[16][KZ_LIM_NAME_MAX + 1]; /* scopes we push to */
     uint32_t n_outbox;
-    uint32_t outbox_i;               /* scope being pushed */
-    uint64_t outbox_after;           /* last seq sent in that scope */
-    uint64_t pull_items;             /* items in the current PULL */
-    int want_push, want_pull;        /* run mode: events */
-    struct keys_out owed;            /* envelopes being uploaded */
-    uint32_t owed_off;               /* first not yet acknowledged */
-    uint32_t owed_chunk;             /* in the KEYS_PUT under way */
+    uint32_t outbox_i;                /* scope being pushed */
+    uint64_t outbox_after;            /* last seq sent in that scope */
+    uint64_t pull_items;              /* items in the current PULL */
+    int want_push, want_pull;         /* run mode: events */
+    struct keys_out owed;             /* envelopes being uploaded */
+    uint32_t owed_off;                /* first not yet acknowledged */
+    uint32_t owed_chunk;              /* in the KEYS_PUT under way */
     char no_key[KZ_LIM_NAME_MAX + 1]; /* a scope we could not seal for */
-    int stopping;                    /* sync_stop called */
-    int subscribed;                  /* SUBSCRIBE sent */
-    int64_t data_version;            /* PRAGMA data_version last seen */
-    uint64_t last_round_ms;          /* run: last full round */
-    uint64_t last_ping_ms;           /* run: last keepalive PING */
-    int err;                         /* first error */
-    char why[400];                   /* its reason */
-    struct sync_stats st;            /* counts */
+    int stopping;                     /* sync_stop called */
+    int subscribed;                   /* SUBSCRIBE sent */
+    int64_t data_version;             /* PRAGMA data_version last seen */
+    uint64_t last_round_ms;           /* run: last full round */
+    uint64_t last_ping_ms;            /* run: last keepalive PING */
+    int err;                          /* first error */
+    char why[400];                    /* its reason */
+    struct sync_stats st;             /* counts */
     void (*done)(void *, int, const char *, const struct sync_stats *);
-    void *data;                      /* done's cookie */
+    void *data; /* done's cookie */
     int done_called;
 };
 
@@ -88,8 +88,7 @@ static void start_round(struct sync *s);
 static void push_more(struct sync *s);
 static void pull(struct sync *s);
 
-static void
-fail(struct sync *s, int err, const char *fmt, ...)
+static void fail(struct sync *s, int err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static void
@@ -391,7 +390,7 @@ push_start(struct sync *s)
 /* A changeset as it goes to the server: header with the key epoch, body
  * sealed under the scope's newest key, the author's signature over both. */
 struct sealed {
-    uint8_t *hdr, *body;    /* owned */
+    uint8_t *hdr, *body; /* owned */
     size_t hdr_len, body_len;
     uint8_t sig[64];
 };
@@ -440,8 +439,8 @@ seal_outbox(struct sync *s, const struct replica_cs *cs, struct sealed *sd)
         return 1;
     if (!have) {
         rc = sqlite3_prepare_v2(replica_db(s->c->r),
-                                "INSERT INTO kz_sealed VALUES (?, ?, ?, ?)",
-                                -1, &st, NULL) == SQLITE_OK
+                                "INSERT INTO kz_sealed VALUES (?, ?, ?, ?)", -1,
+                                &st, NULL) == SQLITE_OK
                  ? 0
                  : -KZ_EDB;
         if (rc == 0) {
@@ -663,10 +662,10 @@ on_batch(struct sync *s, const struct kz_msg_batch *b)
             fail(s, err == -KZ_ENOMEM ? err : -KZ_EREFUSED,
                  "refused changeset %llu of %s: %s",
                  (unsigned long long)it->server_seq, scope,
-                 err == -KZ_ENOENT   ? "its author is not in the roster"
-                 : err == -KZ_EAUTH  ? "the signature does not verify"
-                 : err == -KZ_EPERM  ? "its author may not write this scope"
-                                     : "malformed");
+                 err == -KZ_ENOENT  ? "its author is not in the roster"
+                 : err == -KZ_EAUTH ? "the signature does not verify"
+                 : err == -KZ_EPERM ? "its author may not write this scope"
+                                    : "malformed");
             return;
         }
         {
@@ -819,12 +818,9 @@ exit_err_for(uint32_t code)
     case KZ_WIRE_AUTH:
     case KZ_WIRE_PERM:
     case KZ_WIRE_SIGNATURE:
-    case KZ_WIRE_ROSTER:
-        return -KZ_EREFUSED;
-    case KZ_WIRE_VERSION:
-        return -KZ_EVERSION;
-    default:
-        return -KZ_EIO;
+    case KZ_WIRE_ROSTER: return -KZ_EREFUSED;
+    case KZ_WIRE_VERSION: return -KZ_EVERSION;
+    default: return -KZ_EIO;
     }
 }
 
@@ -849,7 +845,8 @@ on_msg(struct conn *conn, const struct kz_msg *m, void *data)
         if (s->state != ST_ROSTER || m->roster.req != s->wait_req)
             break;
         if (m->roster.has_roster) {
-            err = kzc_set_roster(s->c, m->roster.roster.p, m->roster.roster.len);
+            err =
+                kzc_set_roster(s->c, m->roster.roster.p, m->roster.roster.len);
             if (err < 0) {
                 fail(s, err == -KZ_EAUTH ? -KZ_EREFUSED : err, "%s", s->c->err);
                 return;
@@ -876,8 +873,7 @@ on_msg(struct conn *conn, const struct kz_msg *m, void *data)
             return;
         }
         if (s->state == ST_KEYS_PUT) {
-            struct keys_out part = {s->owed_chunk,
-                                    s->owed.envs + s->owed_off};
+            struct keys_out part = {s->owed_chunk, s->owed.envs + s->owed_off};
             if ((err = keys_sent(s->c, &part))) {
                 fail(s, err, "cannot record the keys shared");
                 return;
@@ -913,8 +909,7 @@ on_msg(struct conn *conn, const struct kz_msg *m, void *data)
         (void)send_msg(s, &r);
         return;
     }
-    case KZ_MSG_PONG:
-        return;
+    case KZ_MSG_PONG: return;
     case KZ_MSG_ERROR: {
         char text[300];
         snprintf(text, sizeof(text), "%.*s", (int)m->error.text.len,
@@ -936,8 +931,7 @@ on_msg(struct conn *conn, const struct kz_msg *m, void *data)
                  kz_wire_err_name(m->error.code), text);
         return;
     }
-    default:
-        break;
+    default: break;
     }
     fail(s, -KZ_EMALFORMED, "unexpected %s from the server",
          kz_msg_name(m->type));
@@ -970,8 +964,8 @@ on_tick(uv_timer_t *t)
 
     if (s->state == ST_DONE)
         return;
-    if (sqlite3_prepare_v2(replica_db(s->c->r), "PRAGMA data_version", -1,
-                           &st, NULL) == SQLITE_OK &&
+    if (sqlite3_prepare_v2(replica_db(s->c->r), "PRAGMA data_version", -1, &st,
+                           NULL) == SQLITE_OK &&
         sqlite3_step(st) == SQLITE_ROW)
         dv = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);

@@ -28,20 +28,20 @@
 #include "kz.h"
 
 struct sync_stats {
-    uint64_t pushed;       /* changesets acknowledged */
-    uint64_t pulled;       /* changesets received */
-    uint64_t applied;      /* of those, new to this replica */
-    uint64_t rows;         /* rows touched by applies */
-    uint64_t conflicts;    /* concurrent overwrites recorded */
-    uint64_t quarantined;  /* cells waiting in quarantine */
-    uint64_t replayed;     /* changesets served again, skipped */
+    uint64_t pushed;      /* changesets acknowledged */
+    uint64_t pulled;      /* changesets received */
+    uint64_t applied;     /* of those, new to this replica */
+    uint64_t rows;        /* rows touched by applies */
+    uint64_t conflicts;   /* concurrent overwrites recorded */
+    uint64_t quarantined; /* cells waiting in quarantine */
+    uint64_t replayed;    /* changesets served again, skipped */
 };
 
 struct sync_opts {
-    int run;               /* 1: stay connected (kzsync run) */
-    uint32_t every_s;      /* run: full round at least this often */
-    int progress;          /* show progress on stderr (a terminal) */
-    uint32_t timeout_ms;   /* connect/handshake and silence limit */
+    int run;             /* 1: stay connected (kzsync run) */
+    uint32_t every_s;    /* run: full round at least this often */
+    int progress;        /* show progress on stderr (a terminal) */
+    uint32_t timeout_ms; /* connect/handshake and silence limit */
 };
 
 struct sync;
@@ -53,8 +53,8 @@ struct sync;
  * sync_stop) or the error that ended it, a one-line reason, and the
  * counts; the session is freed after it returns.
  */
-KZ_MUST_CHECK int sync_start(struct sync **out, uv_loop_t *loop,
-                             struct kzc *c, const struct sync_opts *opts,
+KZ_MUST_CHECK int sync_start(struct sync **out, uv_loop_t *loop, struct kzc *c,
+                             const struct sync_opts *opts,
                              void (*done)(void *data, int err, const char *why,
                                           const struct sync_stats *st),
                              void *data);

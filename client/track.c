@@ -33,7 +33,7 @@
 
 #include "replica_int.h"
 
-#define NOW_MS_SQL                                                            \
+#define NOW_MS_SQL                                                             \
     "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)"
 
 char *
@@ -207,8 +207,8 @@ load_columns(struct replica *r, struct tracked *t)
         err = replica__dberr(r, rc, "table_info");
     sqlite3_finalize(st);
     if (err == 0 && pk_n == 0 && t->n_cols == 0) {
-        snprintf(r->errmsg, sizeof(r->errmsg),
-                 "cannot track %s: no such table", t->name);
+        snprintf(r->errmsg, sizeof(r->errmsg), "cannot track %s: no such table",
+                 t->name);
         err = -KZ_ESCHEMA;
     } else if (err == 0 && pk_n == 0) {
         snprintf(r->errmsg, sizeof(r->errmsg),
@@ -282,7 +282,8 @@ tracked_init(struct replica *r, struct tracked *t, int id, const char *tbl,
         return err;
     if ((err = mask_from_list(r, t, d->cond_private_cols, &t->cond_mask)))
         return err;
-    if (d->cond_private_when && (t->cond_when = kz_strdup(d->cond_private_when)) == NULL)
+    if (d->cond_private_when &&
+        (t->cond_when = kz_strdup(d->cond_private_when)) == NULL)
         return -KZ_ENOMEM;
     if (d->row_filter && (t->row_filter = kz_strdup(d->row_filter)) == NULL)
         return -KZ_ENOMEM;
@@ -375,8 +376,7 @@ write_rules(struct replica *r, struct kz_buf *b, const struct tracked *t)
                     "CREATE TRIGGER \"kz_%s_%w\" BEFORE %s ON \"%w\""
                     " WHEN (SELECT applying FROM kz_state) = 0 AND (",
                     tag[i], t->name, ev[i], t->name);
-            bprintf(b,
-                    "%s.\"%w\" IS NOT (SELECT id FROM site WHERE code = %Q)",
+            bprintf(b, "%s.\"%w\" IS NOT (SELECT id FROM site WHERE code = %Q)",
                     row, t->owner_col, r->site);
             if (i == 1)
                 bprintf(b,
@@ -436,8 +436,7 @@ make_triggers(struct replica *r, const struct tracked *t)
     bputs(&b, " IS NOT ");
     pk_expr(&b, t, "OLD");
     for (k = 0; k < t->n_cols; k++)
-        bprintf(&b, " OR NEW.\"%w\" IS NOT OLD.\"%w\"", t->cols[k],
-                t->cols[k]);
+        bprintf(&b, " OR NEW.\"%w\" IS NOT OLD.\"%w\"", t->cols[k], t->cols[k]);
     bprintf(&b, ") BEGIN INSERT INTO kz_log(tbl, pk, op, mask, ms) SELECT %d, ",
             t->id);
     pk_expr(&b, t, "OLD");
@@ -480,8 +479,7 @@ make_triggers(struct replica *r, const struct tracked *t)
 }
 
 int
-replica_track(struct replica *r, const char *table,
-              const struct track_decl *d)
+replica_track(struct replica *r, const char *table, const struct track_decl *d)
 {
     struct tracked t;
     sqlite3_stmt *st = NULL;
@@ -502,9 +500,9 @@ replica_track(struct replica *r, const char *table,
     sqlite3_finalize(st);
     st = NULL;
     if (id == 0) {
-        rc = sqlite3_prepare_v2(r->db,
-                                "SELECT coalesce(max(id), 0) + 1 FROM kz_tracked",
-                                -1, &st, NULL);
+        rc = sqlite3_prepare_v2(
+            r->db, "SELECT coalesce(max(id), 0) + 1 FROM kz_tracked", -1, &st,
+            NULL);
         if (rc != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW) {
             err = replica__dberr(r, rc, "track");
             goto out;

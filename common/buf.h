@@ -14,11 +14,11 @@
 #include "kz.h"
 
 struct kz_buf {
-    uint8_t *p;  /* data; owned; NULL until the first append */
-    size_t len;  /* bytes in use */
-    size_t cap;  /* bytes allocated */
-    size_t max;  /* hard cap on len; appends beyond it set -KZ_ELIMIT */
-    int err;     /* sticky: 0, -KZ_ENOMEM or -KZ_ELIMIT */
+    uint8_t *p; /* data; owned; NULL until the first append */
+    size_t len; /* bytes in use */
+    size_t cap; /* bytes allocated */
+    size_t max; /* hard cap on len; appends beyond it set -KZ_ELIMIT */
+    int err;    /* sticky: 0, -KZ_ENOMEM or -KZ_ELIMIT */
 };
 
 /** kz_buf_init(b, max): an empty buffer that may grow to ${max} bytes. */

@@ -19,8 +19,7 @@ KZ_STATIC_ASSERT(KZ_SIGN_SEED_LEN == crypto_sign_SEEDBYTES, "sign seed");
 KZ_STATIC_ASSERT(KZ_SIGN_SIG_LEN == crypto_sign_BYTES, "sign sig");
 KZ_STATIC_ASSERT(KZ_DH_LEN == crypto_scalarmult_curve25519_BYTES, "dh");
 KZ_STATIC_ASSERT(KZ_DH_LEN == crypto_scalarmult_curve25519_SCALARBYTES, "dh");
-KZ_STATIC_ASSERT(KZ_AEAD_KEY_LEN ==
-                     crypto_aead_xchacha20poly1305_ietf_KEYBYTES,
+KZ_STATIC_ASSERT(KZ_AEAD_KEY_LEN == crypto_aead_xchacha20poly1305_ietf_KEYBYTES,
                  "xaead key");
 KZ_STATIC_ASSERT(KZ_AEAD_KEY_LEN == crypto_aead_chacha20poly1305_ietf_KEYBYTES,
                  "cpaead key");
@@ -117,8 +116,8 @@ int
 kz_sign_verify(const struct kz_sign_sig *sig, const void *msg, size_t msg_len,
                const struct kz_sign_pk *pk)
 {
-    if (crypto_sign_verify_detached(sig->b, (const unsigned char *)msg,
-                                    msg_len, pk->b) != 0)
+    if (crypto_sign_verify_detached(sig->b, (const unsigned char *)msg, msg_len,
+                                    pk->b) != 0)
         return -KZ_EAUTH;
     return 0;
 }
@@ -183,9 +182,8 @@ kz_xaead_encrypt(uint8_t *ct, const uint8_t *pt, size_t pt_len,
 
     if (pt_len > KZ_AEAD_MSG_MAX)
         return -KZ_EINVAL;
-    if (crypto_aead_xchacha20poly1305_ietf_encrypt(ct, &ct_len, pt, pt_len,
-                                                   ad, ad_len, NULL, nonce,
-                                                   key->b) != 0 ||
+    if (crypto_aead_xchacha20poly1305_ietf_encrypt(
+            ct, &ct_len, pt, pt_len, ad, ad_len, NULL, nonce, key->b) != 0 ||
         ct_len != pt_len + KZ_AEAD_TAG_LEN)
         return -KZ_ECRYPTO;
     return 0;
@@ -201,9 +199,8 @@ kz_xaead_decrypt(uint8_t *pt, const uint8_t *ct, size_t ct_len,
 
     if (ct_len < KZ_AEAD_TAG_LEN || ct_len > KZ_AEAD_MSG_MAX + KZ_AEAD_TAG_LEN)
         return -KZ_EMALFORMED;
-    if (crypto_aead_xchacha20poly1305_ietf_decrypt(pt, &pt_len, NULL, ct,
-                                                   ct_len, ad, ad_len, nonce,
-                                                   key->b) != 0 ||
+    if (crypto_aead_xchacha20poly1305_ietf_decrypt(
+            pt, &pt_len, NULL, ct, ct_len, ad, ad_len, nonce, key->b) != 0 ||
         pt_len != ct_len - KZ_AEAD_TAG_LEN) {
         kz_crypto_wipe(pt, ct_len - KZ_AEAD_TAG_LEN);
         return -KZ_EAUTH;
@@ -215,16 +212,14 @@ kz_xaead_decrypt(uint8_t *pt, const uint8_t *ct, size_t ct_len,
 int
 kz_cpaead_encrypt(uint8_t *ct, const uint8_t *pt, size_t pt_len,
                   const uint8_t *ad, size_t ad_len,
-                  const uint8_t nonce[static 12],
-                  const struct kz_aead_key *key)
+                  const uint8_t nonce[static 12], const struct kz_aead_key *key)
 {
     unsigned long long ct_len = 0;
 
     if (pt_len > KZ_AEAD_MSG_MAX)
         return -KZ_EINVAL;
-    if (crypto_aead_chacha20poly1305_ietf_encrypt(ct, &ct_len, pt, pt_len, ad,
-                                                  ad_len, NULL, nonce,
-                                                  key->b) != 0 ||
+    if (crypto_aead_chacha20poly1305_ietf_encrypt(
+            ct, &ct_len, pt, pt_len, ad, ad_len, NULL, nonce, key->b) != 0 ||
         ct_len != pt_len + KZ_AEAD_TAG_LEN)
         return -KZ_ECRYPTO;
     return 0;
@@ -234,16 +229,14 @@ kz_cpaead_encrypt(uint8_t *ct, const uint8_t *pt, size_t pt_len,
 int
 kz_cpaead_decrypt(uint8_t *pt, const uint8_t *ct, size_t ct_len,
                   const uint8_t *ad, size_t ad_len,
-                  const uint8_t nonce[static 12],
-                  const struct kz_aead_key *key)
+                  const uint8_t nonce[static 12], const struct kz_aead_key *key)
 {
     unsigned long long pt_len = 0;
 
     if (ct_len < KZ_AEAD_TAG_LEN || ct_len > KZ_AEAD_MSG_MAX + KZ_AEAD_TAG_LEN)
         return -KZ_EMALFORMED;
-    if (crypto_aead_chacha20poly1305_ietf_decrypt(pt, &pt_len, NULL, ct,
-                                                  ct_len, ad, ad_len, nonce,
-                                                  key->b) != 0 ||
+    if (crypto_aead_chacha20poly1305_ietf_decrypt(
+            pt, &pt_len, NULL, ct, ct_len, ad, ad_len, nonce, key->b) != 0 ||
         pt_len != ct_len - KZ_AEAD_TAG_LEN) {
         kz_crypto_wipe(pt, ct_len - KZ_AEAD_TAG_LEN);
         return -KZ_EAUTH;
@@ -270,7 +263,8 @@ int
 kz_seal_open(uint8_t *pt, const uint8_t *ct, size_t ct_len,
              const struct kz_dh_pk *pk, const struct kz_dh_sk *sk)
 {
-    if (ct_len < KZ_SEAL_OVERHEAD || ct_len > KZ_AEAD_MSG_MAX + KZ_SEAL_OVERHEAD)
+    if (ct_len < KZ_SEAL_OVERHEAD ||
+        ct_len > KZ_AEAD_MSG_MAX + KZ_SEAL_OVERHEAD)
         return -KZ_EMALFORMED;
     if (crypto_box_seal_open(pt, ct, ct_len, pk->b, sk->b) != 0) {
         kz_crypto_wipe(pt, ct_len - KZ_SEAL_OVERHEAD);

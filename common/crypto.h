@@ -21,18 +21,18 @@
 #include "env.h"
 #include "kz.h"
 
-#define KZ_SIGN_PK_LEN 32u    /* Ed25519 public key */
-#define KZ_SIGN_SK_LEN 64u    /* Ed25519 secret key (seed ‖ public key) */
-#define KZ_SIGN_SEED_LEN 32u  /* Ed25519 seed */
-#define KZ_SIGN_SIG_LEN 64u   /* Ed25519 detached signature */
-#define KZ_DH_LEN 32u         /* X25519 public key, secret key and output */
-#define KZ_AEAD_KEY_LEN 32u   /* (X)ChaCha20-Poly1305 key */
-#define KZ_AEAD_TAG_LEN 16u   /* Poly1305 tag appended to the ciphertext */
-#define KZ_XAEAD_NONCE_LEN 24u /* XChaCha20-Poly1305 IETF nonce */
+#define KZ_SIGN_PK_LEN 32u      /* Ed25519 public key */
+#define KZ_SIGN_SK_LEN 64u      /* Ed25519 secret key (seed ‖ public key) */
+#define KZ_SIGN_SEED_LEN 32u    /* Ed25519 seed */
+#define KZ_SIGN_SIG_LEN 64u     /* Ed25519 detached signature */
+#define KZ_DH_LEN 32u           /* X25519 public key, secret key and output */
+#define KZ_AEAD_KEY_LEN 32u     /* (X)ChaCha20-Poly1305 key */
+#define KZ_AEAD_TAG_LEN 16u     /* Poly1305 tag appended to the ciphertext */
+#define KZ_XAEAD_NONCE_LEN 24u  /* XChaCha20-Poly1305 IETF nonce */
 #define KZ_CPAEAD_NONCE_LEN 12u /* ChaCha20-Poly1305 IETF (RFC 8439) nonce */
-#define KZ_SEAL_OVERHEAD 48u  /* crypto_box_seal: ephemeral pk + tag */
-#define KZ_HASH_MIN_LEN 16u   /* shortest BLAKE2b output we allow */
-#define KZ_HASH_MAX_LEN 64u   /* longest BLAKE2b output */
+#define KZ_SEAL_OVERHEAD 48u    /* crypto_box_seal: ephemeral pk + tag */
+#define KZ_HASH_MIN_LEN 16u     /* shortest BLAKE2b output we allow */
+#define KZ_HASH_MAX_LEN 64u     /* longest BLAKE2b output */
 
 /* Largest message the AEAD wrappers accept; keeps len + tag far from any
  * overflow and below libsodium's own maxima on every platform. */
@@ -102,17 +102,15 @@ KZ_MUST_CHECK int kz_sign_seed_keypair(struct kz_sign_pk *pk,
  * zero).
  */
 KZ_MUST_CHECK int kz_sign_detached(struct kz_sign_sig *sig, const void *msg,
-                                   size_t msg_len,
-                                   const struct kz_sign_sk *sk);
+                                   size_t msg_len, const struct kz_sign_sk *sk);
 
 /**
  * kz_sign_verify(sig, msg, msg_len, pk): 0 if ${sig} is a valid signature
  * of ${msg} by ${pk} under libsodium's strict rules (canonical S and A,
  * small-order R and A refused), else -KZ_EAUTH.
  */
-KZ_MUST_CHECK int kz_sign_verify(const struct kz_sign_sig *sig,
-                                 const void *msg, size_t msg_len,
-                                 const struct kz_sign_pk *pk);
+KZ_MUST_CHECK int kz_sign_verify(const struct kz_sign_sig *sig, const void *msg,
+                                 size_t msg_len, const struct kz_sign_pk *pk);
 
 /* ---- X25519 ----------------------------------------------------------- */
 

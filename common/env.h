@@ -9,10 +9,10 @@
 #include <stdint.h>
 
 struct kz_env {
-    uint64_t (*wall_ms)(void *data);           /* ms since the Unix epoch */
-    uint64_t (*mono_ms)(void *data);           /* monotonic ms */
+    uint64_t (*wall_ms)(void *data); /* ms since the Unix epoch */
+    uint64_t (*mono_ms)(void *data); /* monotonic ms */
     void (*random)(void *data, void *p, size_t len); /* fills p */
-    void *data;                                /* cookie for the above */
+    void *data;                                      /* cookie for the above */
 };
 
 /** kz_env_system(): the real clocks and libsodium's randombytes. */

@@ -11,15 +11,12 @@ const char *
 kz_err_name(int err)
 {
     switch (-err) {
-    case 0:
-        return "OK";
-#define XX(name, msg)                                                         \
-    case KZ_##name:                                                           \
-        return "KZ_" #name;
+    case 0: return "OK";
+#define XX(name, msg)                                                          \
+    case KZ_##name: return "KZ_" #name;
         KZ_ERR_MAP(XX)
 #undef XX
-    default:
-        break;
+    default: break;
     }
     if (err < 0 && -err < KZ_ERR_BASE_) {
         const char *s = strerrorname_np(-err);
@@ -33,15 +30,12 @@ const char *
 kz_strerror(int err)
 {
     switch (-err) {
-    case 0:
-        return "success";
-#define XX(name, msg)                                                         \
-    case KZ_##name:                                                           \
-        return msg;
+    case 0: return "success";
+#define XX(name, msg)                                                          \
+    case KZ_##name: return msg;
         KZ_ERR_MAP(XX)
 #undef XX
-    default:
-        break;
+    default: break;
     }
     if (err < 0 && -err < KZ_ERR_BASE_)
         return strerror(-err);

@@ -8,27 +8,27 @@
 #ifndef KZ_ERR_H
 #define KZ_ERR_H
 
-#define KZ_ERR_MAP(XX)                                                        \
-    XX(EINVAL, "invalid argument")                                            \
-    XX(ENOMEM, "out of memory")                                               \
-    XX(ELIMIT, "a limit was exceeded")                                        \
-    XX(EMALFORMED, "malformed input")                                         \
-    XX(EAGAIN, "more input is needed")                                        \
-    XX(ENOENT, "not found")                                                   \
-    XX(EEXIST, "already exists")                                              \
-    XX(EDB, "database error")                                                 \
-    XX(ESCHEMA, "table cannot be tracked")                                    \
-    XX(EOWNER, "row belongs to another site")                                 \
-    XX(EAUTH, "authentication failed")                                        \
-    XX(ECRYPTO, "cryptographic operation failed")                             \
-    XX(ECLOCK, "clock skew beyond the limit")                                 \
-    XX(ESEQ, "sequence gap")                                                  \
-    XX(EVERSION, "unsupported version")                                       \
-    XX(EPERM, "not permitted")                                                \
-    XX(ECLOSED, "connection closed")                                          \
-    XX(ETIMEDOUT, "timed out")                                                \
-    XX(EIO, "input/output error")                                             \
-    XX(EREFUSED, "refused by the peer")                                       \
+#define KZ_ERR_MAP(XX)                                                         \
+    XX(EINVAL, "invalid argument")                                             \
+    XX(ENOMEM, "out of memory")                                                \
+    XX(ELIMIT, "a limit was exceeded")                                         \
+    XX(EMALFORMED, "malformed input")                                          \
+    XX(EAGAIN, "more input is needed")                                         \
+    XX(ENOENT, "not found")                                                    \
+    XX(EEXIST, "already exists")                                               \
+    XX(EDB, "database error")                                                  \
+    XX(ESCHEMA, "table cannot be tracked")                                     \
+    XX(EOWNER, "row belongs to another site")                                  \
+    XX(EAUTH, "authentication failed")                                         \
+    XX(ECRYPTO, "cryptographic operation failed")                              \
+    XX(ECLOCK, "clock skew beyond the limit")                                  \
+    XX(ESEQ, "sequence gap")                                                   \
+    XX(EVERSION, "unsupported version")                                        \
+    XX(EPERM, "not permitted")                                                 \
+    XX(ECLOSED, "connection closed")                                           \
+    XX(ETIMEDOUT, "timed out")                                                 \
+    XX(EIO, "input/output error")                                              \
+    XX(EREFUSED, "refused by the peer")                                        \
     XX(EUSAGE, "usage error")
 
 enum kz_err {
@@ -36,7 +36,7 @@ enum kz_err {
 #define XX(name, msg) KZ_##name,
     KZ_ERR_MAP(XX)
 #undef XX
-    KZ_ERR_END_
+        KZ_ERR_END_
 };
 
 /** kz_err_name(err): "KZ_EINVAL", "ENOENT", …; ${err} is 0 or negative. */

@@ -9,7 +9,8 @@
 
 #include "kz.h"
 
-/** kz_hex_encode(out, out_len, p, n): writes 2n+1 chars; -KZ_ELIMIT if short. */
+/** kz_hex_encode(out, out_len, p, n): writes 2n+1 chars; -KZ_ELIMIT if short.
+ */
 KZ_MUST_CHECK int kz_hex_encode(char *out, size_t out_len, const void *p,
                                 size_t n);
 

@@ -21,9 +21,9 @@
 #define KZ_HLC_MAKE(ms, ctr) (((uint64_t)(ms) << KZ_HLC_CTR_BITS) | (ctr))
 
 struct kz_hlc {
-    uint64_t last;      /* highest hlc issued or observed */
-    int64_t offset_ms;  /* correction added to the wall clock (server time) */
-    uint64_t skew_ms;   /* how far ahead of now a remote hlc may be */
+    uint64_t last;     /* highest hlc issued or observed */
+    int64_t offset_ms; /* correction added to the wall clock (server time) */
+    uint64_t skew_ms;  /* how far ahead of now a remote hlc may be */
 };
 
 /** kz_hlc_init(c, last): a clock resuming after ${last} (0 for new). */

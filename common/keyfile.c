@@ -37,8 +37,8 @@
 #define OFF_SEAL 19u
 #define OFF_SIGN_PK 20u
 #define OFF_DH_PK 52u
-#define OFF_BODY 84u       /* plain: sign_sk; sealed: opslimit */
-#define SECRET_LEN (KZ_SIGN_SK_LEN + KZ_DH_LEN)   /* 96 */
+#define OFF_BODY 84u /* plain: sign_sk; sealed: opslimit */
+#define SECRET_LEN (KZ_SIGN_SK_LEN + KZ_DH_LEN) /* 96 */
 #define CHECK_LEN 32u
 #define SALT_LEN 16u
 #define SEALED_AD_LEN (OFF_BODY + 8u + 8u + SALT_LEN + KZ_XAEAD_NONCE_LEN)
@@ -236,8 +236,8 @@ encode(uint8_t img[static KEYFILE_SEALED_LEN], size_t *len,
     salt = img + OFF_BODY + 16;
     nonce = salt + SALT_LEN;
     randombytes_buf(img + OFF_BODY + 16, SALT_LEN + KZ_XAEAD_NONCE_LEN);
-    if ((rc = derive(&key, passphrase, salt, kdf->opslimit,
-                     kdf->memlimit)) != 0)
+    if ((rc = derive(&key, passphrase, salt, kdf->opslimit, kdf->memlimit)) !=
+        0)
         goto out;
     rc = kz_xaead_encrypt(img + SEALED_AD_LEN, secret, SECRET_LEN, img,
                           SEALED_AD_LEN, nonce, &key);
@@ -375,8 +375,7 @@ keyfile_save_kdf(const char *path, const struct kz_identity *id,
     fd = -1;
     if (rename(tmp, path) != 0) {
         rc = kz_err_from_errno(errno);
-        say(msg, msg_len, "%s: cannot rename %s: %s", path, tmp,
-            strerror(-rc));
+        say(msg, msg_len, "%s: cannot rename %s: %s", path, tmp, strerror(-rc));
         goto err1;
     }
     if ((rc = fsync_dir(path)) != 0) {
@@ -442,8 +441,7 @@ read_file(const char *path, uint8_t img[static KEYFILE_SEALED_LEN + 1],
         goto out;
     }
     if (!S_ISREG(st.st_mode)) {
-        say(msg, msg_len, "%s: the identity file is not a regular file",
-            path);
+        say(msg, msg_len, "%s: the identity file is not a regular file", path);
         rc = -KZ_EPERM;
         goto out;
     }
@@ -511,12 +509,11 @@ decode(struct kz_identity *id, const uint8_t *img, size_t len,
     seal = kz_rd_u8(&rd);
     spk = kz_rd_bytes(&rd, KZ_SIGN_PK_LEN);
     dpk = kz_rd_bytes(&rd, KZ_DH_LEN);
-    if (rd.err || (kind != KEYFILE_KIND_DEVICE && kind != KEYFILE_KIND_SERVER)
-        || seal > 1 ||
-        rd.left != (seal ? KEYFILE_SEALED_LEN : KEYFILE_PLAIN_LEN) -
-                       OFF_BODY) {
-        say(msg, msg_len, "%s: corrupt identity file (header or size)",
-            path);
+    if (rd.err ||
+        (kind != KEYFILE_KIND_DEVICE && kind != KEYFILE_KIND_SERVER) ||
+        seal > 1 ||
+        rd.left != (seal ? KEYFILE_SEALED_LEN : KEYFILE_PLAIN_LEN) - OFF_BODY) {
+        say(msg, msg_len, "%s: corrupt identity file (header or size)", path);
         goto out;
     }
     id->kind = kind;
@@ -529,8 +526,7 @@ decode(struct kz_identity *id, const uint8_t *img, size_t len,
         if (body == NULL || sum == NULL ||
             kz_hash(check, CHECK_LEN, img, OFF_BODY + SECRET_LEN) != 0 ||
             !kz_crypto_eq(check, sum, CHECK_LEN)) {
-            say(msg, msg_len, "%s: corrupt identity file (check hash)",
-                path);
+            say(msg, msg_len, "%s: corrupt identity file (check hash)", path);
             goto out;
         }
         memcpy(secret, body, SECRET_LEN);
@@ -562,8 +558,7 @@ decode(struct kz_identity *id, const uint8_t *img, size_t len,
                               SEALED_AD_LEN, nonce, &key);
         if (rc != 0) {
             say(msg, msg_len,
-                "%s: wrong passphrase (or the identity file is corrupt)",
-                path);
+                "%s: wrong passphrase (or the identity file is corrupt)", path);
             rc = -KZ_EAUTH;
             goto out;
         }
@@ -573,8 +568,7 @@ decode(struct kz_identity *id, const uint8_t *img, size_t len,
     memcpy(id->dh_sk.b, secret + KZ_SIGN_SK_LEN, KZ_DH_LEN);
     if (id_consistent(id) != 0) {
         say(msg, msg_len,
-            "%s: corrupt identity file (public and secret keys differ)",
-            path);
+            "%s: corrupt identity file (public and secret keys differ)", path);
         goto out;
     }
     rc = 0;

@@ -21,9 +21,9 @@
  *     19  seal      1  0
  *     20  sign_pk  32  Ed25519 public key (zero for a server)
  *     52  dh_pk    32  X25519 public key
- *     84  sign_sk  64  Ed25519 secret key (seed ‖ public key; zero for a server)
- *     148 dh_sk    32  X25519 secret scalar
- *     180 check    32  BLAKE2b-256 of bytes 0..179 (catches corruption)
+ *     84  sign_sk  64  Ed25519 secret key (seed ‖ public key; zero for a
+ * server) 148 dh_sk    32  X25519 secret scalar 180 check    32  BLAKE2b-256 of
+ * bytes 0..179 (catches corruption)
  *
  *   passphrase-sealed (seal = 1), 252 bytes:
  *     0   magic    18  as above
@@ -70,27 +70,28 @@
 #include "env.h"
 #include "kz.h"
 
-#define KEYFILE_KIND_DEVICE 1u    /* Ed25519 + X25519 */
-#define KEYFILE_KIND_SERVER 2u    /* X25519 only; Ed25519 fields zero */
-#define KEYFILE_PLAIN_LEN 212u    /* bytes of a plain file */
-#define KEYFILE_SEALED_LEN 252u   /* bytes of a passphrase-sealed file */
-#define KEYFILE_MSG_LEN 512u      /* a message buffer that never truncates
-                                     paths shorter than ~400 bytes */
+#define KEYFILE_KIND_DEVICE 1u  /* Ed25519 + X25519 */
+#define KEYFILE_KIND_SERVER 2u  /* X25519 only; Ed25519 fields zero */
+#define KEYFILE_PLAIN_LEN 212u  /* bytes of a plain file */
+#define KEYFILE_SEALED_LEN 252u /* bytes of a passphrase-sealed file */
+#define KEYFILE_MSG_LEN                                                        \
+    512u /* a message buffer that never truncates                              \
+            paths shorter than ~400 bytes */
 
 /* A loaded or generated identity.  Public because callers embed it; wipe it
  * with keyfile_wipe when done. */
 struct kz_identity {
-    uint32_t kind;              /* KEYFILE_KIND_DEVICE or _SERVER */
-    struct kz_sign_pk sign_pk;  /* Ed25519 public key (zero for a server) */
-    struct kz_sign_sk sign_sk;  /* Ed25519 secret key; secret */
-    struct kz_dh_pk dh_pk;      /* X25519 public key */
-    struct kz_dh_sk dh_sk;      /* X25519 secret key; secret */
+    uint32_t kind;             /* KEYFILE_KIND_DEVICE or _SERVER */
+    struct kz_sign_pk sign_pk; /* Ed25519 public key (zero for a server) */
+    struct kz_sign_sk sign_sk; /* Ed25519 secret key; secret */
+    struct kz_dh_pk dh_pk;     /* X25519 public key */
+    struct kz_dh_sk dh_sk;     /* X25519 secret key; secret */
 };
 
 /* Argon2id cost for keyfile_save_kdf.  Tests pass the _MIN limits. */
 struct keyfile_kdf {
-    uint64_t opslimit;  /* crypto_pwhash opslimit, MIN..SENSITIVE */
-    uint64_t memlimit;  /* crypto_pwhash memlimit in bytes, MIN..SENSITIVE */
+    uint64_t opslimit; /* crypto_pwhash opslimit, MIN..SENSITIVE */
+    uint64_t memlimit; /* crypto_pwhash memlimit in bytes, MIN..SENSITIVE */
 };
 
 /**

@@ -17,8 +17,8 @@
 #define KZ_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define KZ_MAX(a, b) ((a) > (b) ? (a) : (b))
 
-#define kz_container_of(ptr, type, member)                                    \
-    ((type *)((char *)(ptr) - offsetof(type, member)))
+#define kz_container_of(ptr, type, member)                                     \
+    ((type *)((char *)(ptr)-offsetof(type, member)))
 
 /*
  * KZ_ALWAYS(x) / KZ_NEVER(x) mark defensive branches that our own code

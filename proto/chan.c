@@ -27,26 +27,26 @@
 #define TIME_LEN 8u
 
 struct kz_chan {
-    enum kz_chan_state state;    /* see chan.h */
-    int initiator;               /* 1: client */
-    struct kz_noise *hs;         /* handshake; NULL after split */
-    struct kz_noise_cs *tx;      /* our direction */
-    struct kz_noise_cs *rx;      /* the peer's */
-    struct kz_dh_pk pinned;      /* initiator: required server key */
-    struct kz_dh_pk remote;      /* peer's static key once known */
-    int have_remote;             /* remote is set */
-    int hs_read_n;               /* handshake messages read so far */
-    uint64_t server_ms;          /* initiator: clock from message 2 */
-    const struct kz_env *env;    /* borrowed */
-    struct kz_framer rec;        /* records (2-byte prefix) */
-    struct kz_framer app;        /* application frames (4-byte prefix) */
-    struct kz_buf out;           /* ciphertext to write */
-    uint8_t *pt;                 /* scratch for one record's plaintext */
-    const char *why;             /* static text of the failure */
-    int err;                     /* sticky */
-    int rx_err;                  /* sticky receive-side error: an
-                                    application frame out of range; we may
-                                    still send (one ERROR) */
+    enum kz_chan_state state; /* see chan.h */
+    int initiator;            /* 1: client */
+    struct kz_noise *hs;      /* handshake; NULL after split */
+    struct kz_noise_cs *tx;   /* our direction */
+    struct kz_noise_cs *rx;   /* the peer's */
+    struct kz_dh_pk pinned;   /* initiator: required server key */
+    struct kz_dh_pk remote;   /* peer's static key once known */
+    int have_remote;          /* remote is set */
+    int hs_read_n;            /* handshake messages read so far */
+    uint64_t server_ms;       /* initiator: clock from message 2 */
+    const struct kz_env *env; /* borrowed */
+    struct kz_framer rec;     /* records (2-byte prefix) */
+    struct kz_framer app;     /* application frames (4-byte prefix) */
+    struct kz_buf out;        /* ciphertext to write */
+    uint8_t *pt;              /* scratch for one record's plaintext */
+    const char *why;          /* static text of the failure */
+    int err;                  /* sticky */
+    int rx_err;               /* sticky receive-side error: an
+                                 application frame out of range; we may
+                                 still send (one ERROR) */
 };
 
 static int
@@ -115,8 +115,9 @@ hs_read(struct kz_chan *c, const uint8_t *msg, size_t len)
     int err;
 
     /* Message sizes are fixed: check before any cryptography. */
-    if (len != (c->initiator ? MSG2_LEN
-                             : c->hs_read_n == 0 ? MSG1_LEN : MSG3_LEN))
+    if (len != (c->initiator        ? MSG2_LEN
+                : c->hs_read_n == 0 ? MSG1_LEN
+                                    : MSG3_LEN))
         return fail(c, -KZ_EMALFORMED, "handshake message of the wrong size");
     c->hs_read_n++;
     err = kz_noise_read(c->hs, msg, len, payload, sizeof(payload), &n);
@@ -130,13 +131,11 @@ hs_read(struct kz_chan *c, const uint8_t *msg, size_t len)
             sodium_memcmp(c->remote.b, c->pinned.b, sizeof(c->pinned.b)) != 0)
             return fail(c, -KZ_EAUTH, "the server's key is not the pinned key");
         c->have_remote = 1;
-        c->server_ms = ((uint64_t)payload[0] << 56) |
-                       ((uint64_t)payload[1] << 48) |
-                       ((uint64_t)payload[2] << 40) |
-                       ((uint64_t)payload[3] << 32) |
-                       ((uint64_t)payload[4] << 24) |
-                       ((uint64_t)payload[5] << 16) |
-                       ((uint64_t)payload[6] << 8) | (uint64_t)payload[7];
+        c->server_ms =
+            ((uint64_t)payload[0] << 56) | ((uint64_t)payload[1] << 48) |
+            ((uint64_t)payload[2] << 40) | ((uint64_t)payload[3] << 32) |
+            ((uint64_t)payload[4] << 24) | ((uint64_t)payload[5] << 16) |
+            ((uint64_t)payload[6] << 8) | (uint64_t)payload[7];
         if ((err = hs_write(c, NULL, 0)))
             return err;
         return hs_split(c);
@@ -180,8 +179,8 @@ kz_chan_new(struct kz_chan **out, const struct kz_chan_cfg *cfg)
     c->env = cfg->env;
     if (cfg->pinned)
         c->pinned = *cfg->pinned;
-    kz_buf_init(&c->out, cfg->out_max ? cfg->out_max
-                                      : (size_t)KZ_LIM_FRAME_MAX * 2);
+    kz_buf_init(&c->out,
+                cfg->out_max ? cfg->out_max : (size_t)KZ_LIM_FRAME_MAX * 2);
     /* Records are ≥ one tag; handshake sizes are checked exactly. */
     if ((err = kz_framer_init(&c->rec, 2, KZ_NOISE_TAG_LEN,
                               KZ_LIM_PREAUTH_FRAME_MAX)) ||
@@ -273,9 +272,9 @@ kz_chan_feed(struct kz_chan *c, const uint8_t *p, size_t n)
         if (off < n) {
             err = kz_framer_feed(&c->rec, p + off, n - off, &used);
             if (err)
-                return fail(c, err, kz_framer_why(&c->rec)
-                                        ? kz_framer_why(&c->rec)
-                                        : "record framing");
+                return fail(c, err,
+                            kz_framer_why(&c->rec) ? kz_framer_why(&c->rec)
+                                                   : "record framing");
             off += used;
         }
         got = kz_framer_next(&c->rec, &rec, &len);

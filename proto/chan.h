@@ -36,11 +36,11 @@ enum kz_chan_state {
 };
 
 struct kz_chan_cfg {
-    int initiator;                /* 1: client, 0: server */
-    const struct kz_dh_sk *s;     /* our static key; copied */
-    const struct kz_dh_pk *pinned;/* initiator: the server key required */
-    const struct kz_env *env;     /* randomness, clock; borrowed */
-    size_t out_max;               /* cap on buffered ciphertext (bytes) */
+    int initiator;                 /* 1: client, 0: server */
+    const struct kz_dh_sk *s;      /* our static key; copied */
+    const struct kz_dh_pk *pinned; /* initiator: the server key required */
+    const struct kz_env *env;      /* randomness, clock; borrowed */
+    size_t out_max;                /* cap on buffered ciphertext (bytes) */
 };
 
 struct kz_chan;

@@ -44,34 +44,34 @@
 #define PREALLOC_MAX 64u
 
 struct kz_cs_rd {
-    struct kz_rd rd;             /* the body; its err/why are sticky */
-    struct kz_cs_table *tables;  /* n_tables entries, cols owned */
-    uint32_t n_tables;           /* tables parsed */
-    const uint8_t **authors;     /* n_authors keys, borrowed from input */
-    uint32_t n_authors;          /* authors parsed */
-    uint32_t n_rows;             /* rows declared */
-    uint32_t rows_read;          /* rows returned by next_row */
-    uint32_t n_cells;            /* cells declared by the rows so far */
-    uint32_t cells_left;         /* cells of the current row not yet read */
-    uint32_t row_n_cols;         /* column count of the current row's table */
+    struct kz_rd rd;            /* the body; its err/why are sticky */
+    struct kz_cs_table *tables; /* n_tables entries, cols owned */
+    uint32_t n_tables;          /* tables parsed */
+    const uint8_t **authors;    /* n_authors keys, borrowed from input */
+    uint32_t n_authors;         /* authors parsed */
+    uint32_t n_rows;            /* rows declared */
+    uint32_t rows_read;         /* rows returned by next_row */
+    uint32_t n_cells;           /* cells declared by the rows so far */
+    uint32_t cells_left;        /* cells of the current row not yet read */
+    uint32_t row_n_cols;        /* column count of the current row's table */
 };
 
 struct kz_cs_wr {
-    size_t max_len;              /* cap on the whole body */
-    struct kz_mpk_wr tables;     /* encoded table entries */
-    uint32_t *table_cols;        /* n_cols of each table */
-    uint32_t n_tables;           /* tables declared */
-    uint32_t cap_tables;         /* entries allocated in table_cols */
+    size_t max_len;                 /* cap on the whole body */
+    struct kz_mpk_wr tables;        /* encoded table entries */
+    uint32_t *table_cols;           /* n_cols of each table */
+    uint32_t n_tables;              /* tables declared */
+    uint32_t cap_tables;            /* entries allocated in table_cols */
     uint8_t (*authors)[KZ_KEY_LEN]; /* author keys, in index order */
-    uint32_t n_authors;          /* authors declared */
-    uint32_t cap_authors;        /* entries allocated in authors */
-    struct kz_mpk_wr rows;       /* encoded rows */
-    uint32_t n_rows;             /* rows started */
-    uint32_t n_cells_decl;       /* cells declared by kz_cs_wr_row */
-    uint32_t n_cells;            /* cells written */
-    uint32_t row_cells_left;     /* cells the current row still needs */
-    uint32_t row_n_cols;         /* column count of the current row's table */
-    int err;                     /* sticky error of row/cell */
+    uint32_t n_authors;             /* authors declared */
+    uint32_t cap_authors;           /* entries allocated in authors */
+    struct kz_mpk_wr rows;          /* encoded rows */
+    uint32_t n_rows;                /* rows started */
+    uint32_t n_cells_decl;          /* cells declared by kz_cs_wr_row */
+    uint32_t n_cells;               /* cells written */
+    uint32_t row_cells_left;        /* cells the current row still needs */
+    uint32_t row_n_cols; /* column count of the current row's table */
+    int err;             /* sticky error of row/cell */
 };
 
 /* Records a decode failure in ${rd} (sticky; the first one wins). */
@@ -228,11 +228,12 @@ kz_cs_header_decode(struct kz_cs_header *h, const uint8_t *p, size_t len,
     if (rd.err == 0 && rd.left != 0)
         RD_FAIL(&rd, -KZ_EMALFORMED, "trailing bytes after header");
     if (rd.err == 0 && (bad = header_invalid(h, scope.len)) != NULL)
-        RD_FAIL(&rd, (h->n_cells > KZ_LIM_CS_CELLS_MAX ||
-                      h->n_rows > KZ_LIM_CS_ROWS_MAX)
-                         ? -KZ_ELIMIT
-                         : -KZ_EMALFORMED,
-                bad);
+        RD_FAIL(
+            &rd,
+            (h->n_cells > KZ_LIM_CS_CELLS_MAX || h->n_rows > KZ_LIM_CS_ROWS_MAX)
+                ? -KZ_ELIMIT
+                : -KZ_EMALFORMED,
+            bad);
     if (rd.err != 0)
         goto err0;
     h->format = KZ_CS_FORMAT;
@@ -392,7 +393,8 @@ kz_cs_rd_n_tables(const struct kz_cs_rd *r)
     return r->n_tables;
 }
 
-/* kz_cs_rd_table(r, i): table ${i}, borrowed from ${r}; NULL if out of range. */
+/* kz_cs_rd_table(r, i): table ${i}, borrowed from ${r}; NULL if out of range.
+ */
 const struct kz_cs_table *
 kz_cs_rd_table(const struct kz_cs_rd *r, uint32_t i)
 {
@@ -449,12 +451,10 @@ kz_cs_rd_next_row(struct kz_cs_rd *r, struct kz_cs_row *row)
         RD_FAIL(rd, -KZ_EMALFORMED, "row is not an array of 3");
     if (kz_mpk_u32(rd, &row->table) == 0 && row->table >= r->n_tables)
         RD_FAIL(rd, -KZ_EMALFORMED, "table index out of range");
-    if (kz_mpk_array(rd, KZ_LIM_PK_COLS_MAX, &row->n_pk) == 0 &&
-        row->n_pk == 0)
+    if (kz_mpk_array(rd, KZ_LIM_PK_COLS_MAX, &row->n_pk) == 0 && row->n_pk == 0)
         RD_FAIL(rd, -KZ_EMALFORMED, "empty primary key");
     for (i = 0; i < row->n_pk && rd->err == 0; i++)
-        if (kz_mpk_value(rd, &row->pk[i]) == 0 &&
-            row->pk[i].type == KZ_V_NULL)
+        if (kz_mpk_value(rd, &row->pk[i]) == 0 && row->pk[i].type == KZ_V_NULL)
             RD_FAIL(rd, -KZ_EMALFORMED, "NULL in primary key");
     if (kz_mpk_array(rd, KZ_LIM_COUNT_MAX, &row->n_cells) == 0 &&
         row->n_cells > KZ_LIM_CS_CELLS_MAX - r->n_cells)
@@ -721,8 +721,7 @@ kz_cs_wr_cell(struct kz_cs_wr *w, const struct kz_cs_cell *cell)
     if (w->row_cells_left == 0 || cell->col > w->row_n_cols ||
         (cell->flags & ~KZ_CELL_RETRACT) != 0 || cell->hlc == 0 ||
         cell->author >= w->n_authors || cell->base_author >= w->n_authors ||
-        (cell->col == 0 &&
-         (v->type != KZ_V_INT || (v->i != 0 && v->i != 1)))) {
+        (cell->col == 0 && (v->type != KZ_V_INT || (v->i != 0 && v->i != 1)))) {
         wr_fail(w, -KZ_EINVAL);
         return;
     }

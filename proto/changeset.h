@@ -45,7 +45,7 @@
 #include "limits.h"
 
 #define KZ_CS_FORMAT 1
-#define KZ_KEY_LEN 32           /* an author's Ed25519 public key */
+#define KZ_KEY_LEN 32 /* an author's Ed25519 public key */
 #define KZ_CELL_RETRACT 0x1u
 
 enum kz_vtype {
@@ -72,38 +72,39 @@ struct kz_str {
 };
 
 struct kz_cs_header {
-    uint32_t format;                  /* KZ_CS_FORMAT */
-    char scope[KZ_LIM_NAME_MAX + 1];  /* "network", "site:HAN", … ; NUL-terminated */
-    uint8_t author[KZ_KEY_LEN];       /* signer's Ed25519 public key */
-    uint64_t author_seq;              /* 1, 2, 3 … per author and scope */
-    uint32_t epoch;                   /* key epoch of the scope */
-    uint32_t n_cells;                 /* cells in the body */
-    uint32_t n_rows;                  /* rows in the body */
-    uint64_t hlc_min;                 /* lowest cell hlc */
-    uint64_t hlc_max;                 /* highest cell hlc */
+    uint32_t format; /* KZ_CS_FORMAT */
+    char scope[KZ_LIM_NAME_MAX +
+               1]; /* "network", "site:HAN", … ; NUL-terminated */
+    uint8_t author[KZ_KEY_LEN]; /* signer's Ed25519 public key */
+    uint64_t author_seq;        /* 1, 2, 3 … per author and scope */
+    uint32_t epoch;             /* key epoch of the scope */
+    uint32_t n_cells;           /* cells in the body */
+    uint32_t n_rows;            /* rows in the body */
+    uint64_t hlc_min;           /* lowest cell hlc */
+    uint64_t hlc_max;           /* highest cell hlc */
 };
 
 struct kz_cs_cell {
-    uint32_t col;            /* 0 = existence, k = table's k-th column */
-    uint32_t flags;          /* KZ_CELL_RETRACT or 0 */
-    struct kz_value value;   /* the cell's value */
-    uint64_t hlc;            /* version: hlc … */
-    uint32_t author;         /* … and author (index into authors) */
-    uint64_t base_hlc;       /* base version, 0 if none … */
-    uint32_t base_author;    /* … and its author (index) */
+    uint32_t col;          /* 0 = existence, k = table's k-th column */
+    uint32_t flags;        /* KZ_CELL_RETRACT or 0 */
+    struct kz_value value; /* the cell's value */
+    uint64_t hlc;          /* version: hlc … */
+    uint32_t author;       /* … and author (index into authors) */
+    uint64_t base_hlc;     /* base version, 0 if none … */
+    uint32_t base_author;  /* … and its author (index) */
 };
 
 struct kz_cs_row {
-    uint32_t table;                          /* index into tables */
-    uint32_t n_pk;                           /* primary-key values */
-    struct kz_value pk[KZ_LIM_PK_COLS_MAX];  /* borrowed */
-    uint32_t n_cells;                        /* cells that follow */
+    uint32_t table;                         /* index into tables */
+    uint32_t n_pk;                          /* primary-key values */
+    struct kz_value pk[KZ_LIM_PK_COLS_MAX]; /* borrowed */
+    uint32_t n_cells;                       /* cells that follow */
 };
 
 struct kz_cs_table {
-    struct kz_str name;   /* table name */
-    uint32_t n_cols;      /* columns */
-    struct kz_str *cols;  /* column names; owned by the reader */
+    struct kz_str name;  /* table name */
+    uint32_t n_cols;     /* columns */
+    struct kz_str *cols; /* column names; owned by the reader */
 };
 
 /**
@@ -187,8 +188,8 @@ KZ_MUST_CHECK int kz_cs_wr_author(struct kz_cs_wr *w,
  * kz_cs_wr_row(w, table, pk, n_pk, n_cells): starts a row that will have
  * exactly ${n_cells} cells.  Errors are sticky (see kz_cs_wr_finish).
  */
-void kz_cs_wr_row(struct kz_cs_wr *w, uint32_t table,
-                  const struct kz_value *pk, uint32_t n_pk, uint32_t n_cells);
+void kz_cs_wr_row(struct kz_cs_wr *w, uint32_t table, const struct kz_value *pk,
+                  uint32_t n_pk, uint32_t n_cells);
 
 /** kz_cs_wr_cell(w, cell): appends one cell of the current row. */
 void kz_cs_wr_cell(struct kz_cs_wr *w, const struct kz_cs_cell *cell);

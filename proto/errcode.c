@@ -11,13 +11,11 @@ const char *
 kz_wire_err_name(uint32_t code)
 {
     switch (code) {
-#define XX(num, name, retry, text)                                            \
-    case num:                                                                 \
-        return #name;
+#define XX(num, name, retry, text)                                             \
+    case num: return #name;
         KZ_WIRE_ERR_MAP(XX)
 #undef XX
-    default:
-        return "UNKNOWN";
+    default: return "UNKNOWN";
     }
 }
 
@@ -26,13 +24,11 @@ const char *
 kz_wire_err_text(uint32_t code)
 {
     switch (code) {
-#define XX(num, name, retry, text)                                            \
-    case num:                                                                 \
-        return text;
+#define XX(num, name, retry, text)                                             \
+    case num: return text;
         KZ_WIRE_ERR_MAP(XX)
 #undef XX
-    default:
-        return "unknown error";
+    default: return "unknown error";
     }
 }
 
@@ -41,13 +37,11 @@ int
 kz_wire_err_retryable(uint32_t code)
 {
     switch (code) {
-#define XX(num, name, retry, text)                                            \
-    case num:                                                                 \
-        return retry;
+#define XX(num, name, retry, text)                                             \
+    case num: return retry;
         KZ_WIRE_ERR_MAP(XX)
 #undef XX
-    default:
-        return 0;
+    default: return 0;
     }
 }
 
@@ -56,37 +50,23 @@ uint32_t
 kz_wire_err_from_kz(int kzerr)
 {
     switch (-kzerr) {
-    case KZ_EMALFORMED:
-        return KZ_WIRE_PROTOCOL;
-    case KZ_EVERSION:
-        return KZ_WIRE_VERSION;
-    case KZ_ELIMIT:
-        return KZ_WIRE_LIMIT;
-    case KZ_EAUTH:
-        return KZ_WIRE_AUTH;
+    case KZ_EMALFORMED: return KZ_WIRE_PROTOCOL;
+    case KZ_EVERSION: return KZ_WIRE_VERSION;
+    case KZ_ELIMIT: return KZ_WIRE_LIMIT;
+    case KZ_EAUTH: return KZ_WIRE_AUTH;
     case KZ_EPERM:
-    case KZ_EOWNER:
-        return KZ_WIRE_PERM;
-    case KZ_ESEQ:
-        return KZ_WIRE_SEQ_GAP;
-    case KZ_ECRYPTO:
-        return KZ_WIRE_SIGNATURE;
-    case KZ_EREFUSED:
-        return KZ_WIRE_ROSTER;
+    case KZ_EOWNER: return KZ_WIRE_PERM;
+    case KZ_ESEQ: return KZ_WIRE_SEQ_GAP;
+    case KZ_ECRYPTO: return KZ_WIRE_SIGNATURE;
+    case KZ_EREFUSED: return KZ_WIRE_ROSTER;
     case KZ_EDB:
-    case KZ_EIO:
-        return KZ_WIRE_STORE;
+    case KZ_EIO: return KZ_WIRE_STORE;
     case KZ_ENOMEM:
-    case KZ_EAGAIN:
-        return KZ_WIRE_BUSY;
-    case KZ_ETIMEDOUT:
-        return KZ_WIRE_TIMEOUT;
-    case KZ_ENOENT:
-        return KZ_WIRE_NOT_FOUND;
-    case KZ_ECLOSED:
-        return KZ_WIRE_SHUTDOWN;
-    default:
-        return KZ_WIRE_INTERNAL;
+    case KZ_EAGAIN: return KZ_WIRE_BUSY;
+    case KZ_ETIMEDOUT: return KZ_WIRE_TIMEOUT;
+    case KZ_ENOENT: return KZ_WIRE_NOT_FOUND;
+    case KZ_ECLOSED: return KZ_WIRE_SHUTDOWN;
+    default: return KZ_WIRE_INTERNAL;
     }
 }
 
@@ -96,31 +76,18 @@ kz_wire_err_to_kz(uint32_t code)
 {
     switch (code) {
     case KZ_WIRE_PROTOCOL:
-    case KZ_WIRE_STATE:
-        return -KZ_EMALFORMED;
-    case KZ_WIRE_VERSION:
-        return -KZ_EVERSION;
-    case KZ_WIRE_LIMIT:
-        return -KZ_ELIMIT;
-    case KZ_WIRE_AUTH:
-        return -KZ_EAUTH;
-    case KZ_WIRE_PERM:
-        return -KZ_EPERM;
-    case KZ_WIRE_SEQ_GAP:
-        return -KZ_ESEQ;
-    case KZ_WIRE_SIGNATURE:
-        return -KZ_ECRYPTO;
-    case KZ_WIRE_STORE:
-        return -KZ_EIO;
-    case KZ_WIRE_BUSY:
-        return -KZ_EAGAIN;
-    case KZ_WIRE_TIMEOUT:
-        return -KZ_ETIMEDOUT;
-    case KZ_WIRE_NOT_FOUND:
-        return -KZ_ENOENT;
-    case KZ_WIRE_SHUTDOWN:
-        return -KZ_ECLOSED;
-    default: /* ROSTER, INTERNAL, unknown */
-        return -KZ_EREFUSED;
+    case KZ_WIRE_STATE: return -KZ_EMALFORMED;
+    case KZ_WIRE_VERSION: return -KZ_EVERSION;
+    case KZ_WIRE_LIMIT: return -KZ_ELIMIT;
+    case KZ_WIRE_AUTH: return -KZ_EAUTH;
+    case KZ_WIRE_PERM: return -KZ_EPERM;
+    case KZ_WIRE_SEQ_GAP: return -KZ_ESEQ;
+    case KZ_WIRE_SIGNATURE: return -KZ_ECRYPTO;
+    case KZ_WIRE_STORE: return -KZ_EIO;
+    case KZ_WIRE_BUSY: return -KZ_EAGAIN;
+    case KZ_WIRE_TIMEOUT: return -KZ_ETIMEDOUT;
+    case KZ_WIRE_NOT_FOUND: return -KZ_ENOENT;
+    case KZ_WIRE_SHUTDOWN: return -KZ_ECLOSED;
+    default: /* ROSTER, INTERNAL, unknown */ return -KZ_EREFUSED;
     }
 }

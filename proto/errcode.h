@@ -19,28 +19,28 @@
 
 #include <stdint.h>
 
-#define KZ_WIRE_ERR_MAP(XX)                                                   \
-    XX(1, PROTOCOL, 0, "malformed message")                                   \
-    XX(2, VERSION, 0, "unsupported protocol version")                         \
-    XX(3, LIMIT, 0, "a limit was exceeded")                                   \
-    XX(4, AUTH, 0, "not admitted or revoked")                                 \
-    XX(5, PERM, 0, "not permitted for this member or scope")                  \
-    XX(6, SEQ_GAP, 0, "author_seq gap")                                       \
-    XX(7, SIGNATURE, 0, "bad signature")                                      \
-    XX(8, ROSTER, 0, "roster refused: not signed by the admin or older")      \
-    XX(9, STORE, 1, "server storage failure, retry later")                    \
-    XX(10, BUSY, 1, "server overloaded, retry later")                         \
-    XX(11, TIMEOUT, 1, "timed out")                                           \
-    XX(12, STATE, 0, "message not allowed in this session state")             \
-    XX(13, NOT_FOUND, 0, "not found")                                         \
-    XX(14, SHUTDOWN, 1, "server stopping")                                    \
+#define KZ_WIRE_ERR_MAP(XX)                                                    \
+    XX(1, PROTOCOL, 0, "malformed message")                                    \
+    XX(2, VERSION, 0, "unsupported protocol version")                          \
+    XX(3, LIMIT, 0, "a limit was exceeded")                                    \
+    XX(4, AUTH, 0, "not admitted or revoked")                                  \
+    XX(5, PERM, 0, "not permitted for this member or scope")                   \
+    XX(6, SEQ_GAP, 0, "author_seq gap")                                        \
+    XX(7, SIGNATURE, 0, "bad signature")                                       \
+    XX(8, ROSTER, 0, "roster refused: not signed by the admin or older")       \
+    XX(9, STORE, 1, "server storage failure, retry later")                     \
+    XX(10, BUSY, 1, "server overloaded, retry later")                          \
+    XX(11, TIMEOUT, 1, "timed out")                                            \
+    XX(12, STATE, 0, "message not allowed in this session state")              \
+    XX(13, NOT_FOUND, 0, "not found")                                          \
+    XX(14, SHUTDOWN, 1, "server stopping")                                     \
     XX(15, INTERNAL, 1, "internal server error, retry later")
 
 enum kz_wire_err {
 #define XX(num, name, retry, text) KZ_WIRE_##name = num,
     KZ_WIRE_ERR_MAP(XX)
 #undef XX
-    KZ_WIRE_ERR_END_
+        KZ_WIRE_ERR_END_
 };
 
 /** kz_wire_err_name(code): "PROTOCOL", "SEQ_GAP", …, or "UNKNOWN". */

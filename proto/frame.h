@@ -44,16 +44,16 @@
 #define KZ_FRAMER_KEEP (64u * 1024)
 
 struct kz_framer {
-    uint8_t *p;         /* buffered bytes; owned; NULL while empty */
-    size_t cap;         /* bytes allocated at p */
-    size_t len;         /* bytes buffered at p (returned frames included) */
-    size_t off;         /* first byte at p not yet returned as a frame */
-    size_t taken;       /* bytes of the frame next returned, dropped lazily */
-    uint32_t min_len;   /* smallest payload length accepted */
-    uint32_t max_len;   /* largest payload length accepted */
-    unsigned hdr_len;   /* 2 or 4: length prefix, big-endian */
-    int err;            /* sticky: 0, -KZ_EMALFORMED or -KZ_ELIMIT */
-    const char *why;    /* static description of err, or NULL */
+    uint8_t *p;       /* buffered bytes; owned; NULL while empty */
+    size_t cap;       /* bytes allocated at p */
+    size_t len;       /* bytes buffered at p (returned frames included) */
+    size_t off;       /* first byte at p not yet returned as a frame */
+    size_t taken;     /* bytes of the frame next returned, dropped lazily */
+    uint32_t min_len; /* smallest payload length accepted */
+    uint32_t max_len; /* largest payload length accepted */
+    unsigned hdr_len; /* 2 or 4: length prefix, big-endian */
+    int err;          /* sticky: 0, -KZ_EMALFORMED or -KZ_ELIMIT */
+    const char *why;  /* static description of err, or NULL */
 };
 
 /**

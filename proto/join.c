@@ -28,8 +28,8 @@
 
 #include "join.h"
 
-#define JOIN_BODY_MAX 256u  /* the longest valid body is 179 bytes */
-#define JOIN_PREFIX_LEN 8u  /* "kzjoin1." */
+#define JOIN_BODY_MAX 256u /* the longest valid body is 179 bytes */
+#define JOIN_PREFIX_LEN 8u /* "kzjoin1." */
 #define JOIN_BIN_MAX (KZ_LIM_JOIN_MAX / 4u * 3u + 3u)
 #define B64 sodium_base64_VARIANT_URLSAFE_NO_PADDING
 
@@ -56,8 +56,7 @@ b64_char(char c)
  * non-zero unused bits; every character must be consumed.  0 or -1.
  */
 static int
-b64_decode(uint8_t *out, size_t max, size_t *out_len, const char *s,
-           size_t len)
+b64_decode(uint8_t *out, size_t max, size_t *out_len, const char *s, size_t len)
 {
     const char *end = NULL;
     size_t i;
@@ -136,8 +135,7 @@ join__decode_body(struct join_request *jr, const uint8_t *p, size_t len,
     }
     rd_text(&rd, KZ_LIM_DEVICE_NAME_MAX, jr->name, roster_name_valid,
             "bad device name");
-    rd_text(&rd, KZ_LIM_SITE_MAX, jr->site, roster_site_valid,
-            "bad site code");
+    rd_text(&rd, KZ_LIM_SITE_MAX, jr->site, roster_site_valid, "bad site code");
     rd_key(&rd, jr->sign_pk.b, "sign_pk is not 32 bytes");
     rd_key(&rd, jr->dh_pk.b, "dh_pk is not 32 bytes");
     (void)kz_mpk_uint(&rd, UINT64_MAX, &jr->created_ms);
@@ -182,9 +180,8 @@ join_decode(struct join_request *jr, const char *text, const char **why)
     if (text_len < JOIN_PREFIX_LEN ||
         memcmp(text, JOIN_PREFIX, JOIN_PREFIX_LEN) != 0) {
         /* "kzjoin" + another version + "." reads as unsupported. */
-        if (text_len > 7 && memcmp(text, "kzjoin", 6) == 0 &&
-            text[6] >= '0' && text[6] <= '9' &&
-            memchr(text, '.', text_len) != NULL) {
+        if (text_len > 7 && memcmp(text, "kzjoin", 6) == 0 && text[6] >= '0' &&
+            text[6] <= '9' && memchr(text, '.', text_len) != NULL) {
             rc = -KZ_EVERSION;
             w = "unsupported join request version";
         } else {
@@ -349,8 +346,7 @@ int
 adminkey_encode(const struct kz_sign_pk *pk,
                 char out[static ADMINKEY_TEXT_LEN + 1])
 {
-    return key_encode(out, ADMINKEY_PREFIX, sizeof(ADMINKEY_PREFIX) - 1,
-                      pk->b);
+    return key_encode(out, ADMINKEY_PREFIX, sizeof(ADMINKEY_PREFIX) - 1, pk->b);
 }
 
 /**
@@ -363,8 +359,8 @@ adminkey_decode(struct kz_sign_pk *pk, const char *text)
     memset(pk, 0, sizeof(*pk));
     if (text == NULL)
         return -KZ_EINVAL;
-    if (key_decode(pk->b, text, ADMINKEY_PREFIX,
-                   sizeof(ADMINKEY_PREFIX) - 1) != 0 ||
+    if (key_decode(pk->b, text, ADMINKEY_PREFIX, sizeof(ADMINKEY_PREFIX) - 1) !=
+            0 ||
         crypto_core_ed25519_is_valid_point(pk->b) != 1) {
         memset(pk, 0, sizeof(*pk));
         return -KZ_EMALFORMED;

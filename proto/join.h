@@ -41,9 +41,9 @@
 #define JOIN_PREFIX "kzjoin1."
 #define ADMINKEY_PREFIX "kzadmin1."
 #define SERVERKEY_PREFIX "kzserver1."
-#define KEYTEXT_B64_LEN 43u                         /* base64url of 32 bytes */
-#define ADMINKEY_TEXT_LEN (9u + KEYTEXT_B64_LEN)    /* 52 characters */
-#define SERVERKEY_TEXT_LEN (10u + KEYTEXT_B64_LEN)  /* 53 characters */
+#define KEYTEXT_B64_LEN 43u                        /* base64url of 32 bytes */
+#define ADMINKEY_TEXT_LEN (9u + KEYTEXT_B64_LEN)   /* 52 characters */
+#define SERVERKEY_TEXT_LEN (10u + KEYTEXT_B64_LEN) /* 53 characters */
 
 /* A join request, decoded or to be encoded. */
 struct join_request {
@@ -112,9 +112,8 @@ KZ_MUST_CHECK int serverkey_decode(struct kz_dh_pk *pk, const char *text);
  * join body (the msgpack inside the envelope) WITHOUT the signature check,
  * join__encode_body encodes one.  Returns as join_decode.
  */
-KZ_MUST_CHECK int join__decode_body(struct join_request *jr,
-                                    const uint8_t *p, size_t len,
-                                    const char **why);
+KZ_MUST_CHECK int join__decode_body(struct join_request *jr, const uint8_t *p,
+                                    size_t len, const char **why);
 KZ_MUST_CHECK int join__encode_body(const struct join_request *jr,
                                     uint8_t **out, size_t *len);
 

@@ -94,8 +94,7 @@ int kz_mpk_map(struct kz_rd *r, uint32_t max, uint32_t *n);
 int kz_mpk_str(struct kz_rd *r, uint32_t max, struct kz_str *s);
 
 /** kz_mpk_bin(r, max, p, len): a bin of at most ${max} bytes; borrowed. */
-int kz_mpk_bin(struct kz_rd *r, uint32_t max, const uint8_t **p,
-               size_t *len);
+int kz_mpk_bin(struct kz_rd *r, uint32_t max, const uint8_t **p, size_t *len);
 
 /**
  * kz_mpk_uint(r, max, v): an integer in 0..${max}.  Any integer encoding is

@@ -54,15 +54,12 @@ type_of(uint8_t b)
     if (b <= 0xbf)
         return KZ_MPK_STR;
     switch (b) {
-    case 0xc0:
-        return KZ_MPK_NIL;
+    case 0xc0: return KZ_MPK_NIL;
     case 0xc2:
-    case 0xc3:
-        return KZ_MPK_BOOL;
+    case 0xc3: return KZ_MPK_BOOL;
     case 0xc4:
     case 0xc5:
-    case 0xc6:
-        return KZ_MPK_BIN;
+    case 0xc6: return KZ_MPK_BIN;
     case 0xc7:
     case 0xc8:
     case 0xc9:
@@ -70,11 +67,9 @@ type_of(uint8_t b)
     case 0xd5:
     case 0xd6:
     case 0xd7:
-    case 0xd8:
-        return KZ_MPK_EXT;
+    case 0xd8: return KZ_MPK_EXT;
     case 0xca:
-    case 0xcb:
-        return KZ_MPK_FLOAT;
+    case 0xcb: return KZ_MPK_FLOAT;
     case 0xcc:
     case 0xcd:
     case 0xce:
@@ -82,20 +77,15 @@ type_of(uint8_t b)
     case 0xd0:
     case 0xd1:
     case 0xd2:
-    case 0xd3:
-        return KZ_MPK_INT;
+    case 0xd3: return KZ_MPK_INT;
     case 0xd9:
     case 0xda:
-    case 0xdb:
-        return KZ_MPK_STR;
+    case 0xdb: return KZ_MPK_STR;
     case 0xdc:
-    case 0xdd:
-        return KZ_MPK_ARRAY;
+    case 0xdd: return KZ_MPK_ARRAY;
     case 0xde:
-    case 0xdf:
-        return KZ_MPK_MAP;
-    default:
-        return -1; /* c1 */
+    case 0xdf: return KZ_MPK_MAP;
+    default: return -1; /* c1 */
     }
 }
 
@@ -104,12 +94,9 @@ static uint32_t
 rd_len(struct kz_rd *r, unsigned nbytes)
 {
     switch (nbytes) {
-    case 1:
-        return kz_rd_u8(r);
-    case 2:
-        return kz_rd_be16(r);
-    default:
-        return kz_rd_be32(r);
+    case 1: return kz_rd_u8(r);
+    case 2: return kz_rd_be16(r);
+    default: return kz_rd_be32(r);
     }
 }
 
@@ -154,14 +141,10 @@ head(struct kz_rd *r, struct head *h)
     } else {
         switch (b) {
         case 0xc2:
-        case 0xc3:
-            h->u = b & 1u;
-            break;
+        case 0xc3: h->u = b & 1u; break;
         case 0xc4:
         case 0xc5:
-        case 0xc6:
-            h->len = rd_len(r, 1u << (b - 0xc4));
-            break;
+        case 0xc6: h->len = rd_len(r, 1u << (b - 0xc4)); break;
         case 0xc7:
         case 0xc8:
         case 0xc9:
@@ -189,27 +172,13 @@ head(struct kz_rd *r, struct head *h)
             memcpy(&h->d, &x, sizeof(h->d));
             break;
         }
-        case 0xcc:
-            h->u = kz_rd_u8(r);
-            break;
-        case 0xcd:
-            h->u = kz_rd_be16(r);
-            break;
-        case 0xce:
-            h->u = kz_rd_be32(r);
-            break;
-        case 0xcf:
-            h->u = kz_rd_be64(r);
-            break;
-        case 0xd0:
-            h->i = (int8_t)kz_rd_u8(r);
-            break;
-        case 0xd1:
-            h->i = (int16_t)kz_rd_be16(r);
-            break;
-        case 0xd2:
-            h->i = (int32_t)kz_rd_be32(r);
-            break;
+        case 0xcc: h->u = kz_rd_u8(r); break;
+        case 0xcd: h->u = kz_rd_be16(r); break;
+        case 0xce: h->u = kz_rd_be32(r); break;
+        case 0xcf: h->u = kz_rd_be64(r); break;
+        case 0xd0: h->i = (int8_t)kz_rd_u8(r); break;
+        case 0xd1: h->i = (int16_t)kz_rd_be16(r); break;
+        case 0xd2: h->i = (int32_t)kz_rd_be32(r); break;
         case 0xd3: {
             uint64_t x = kz_rd_be64(r);
             h->i = x > INT64_MAX ? u64_to_i64(x) : (int64_t)x;
@@ -217,19 +186,12 @@ head(struct kz_rd *r, struct head *h)
         }
         case 0xd9:
         case 0xda:
-        case 0xdb:
-            h->len = rd_len(r, 1u << (b - 0xd9));
-            break;
+        case 0xdb: h->len = rd_len(r, 1u << (b - 0xd9)); break;
         case 0xdc:
-        case 0xdd:
-            h->len = rd_len(r, b == 0xdc ? 2u : 4u);
-            break;
+        case 0xdd: h->len = rd_len(r, b == 0xdc ? 2u : 4u); break;
         case 0xde:
-        case 0xdf:
-            h->len = rd_len(r, b == 0xde ? 2u : 4u);
-            break;
-        default:
-            break;
+        case 0xdf: h->len = rd_len(r, b == 0xde ? 2u : 4u); break;
+        default: break;
         }
         /* int8..64: normalise to the sign-split form. */
         if (b >= 0xd0 && b <= 0xd3) {
@@ -246,8 +208,8 @@ head(struct kz_rd *r, struct head *h)
 
 /* expect(r, h, type, why): reads a head of family ${type}. */
 static int
-expect(struct kz_rd *r, struct head *h, enum kz_mpk_type type,
-       const char *why, int line)
+expect(struct kz_rd *r, struct head *h, enum kz_mpk_type type, const char *why,
+       int line)
 {
     if (head(r, h) != 0)
         return r->err;
@@ -328,8 +290,8 @@ raw(struct kz_rd *r, enum kz_mpk_type type, uint32_t max, const uint8_t **p,
     if (expect(r, &h, type, str ? "expected str" : "expected bin", line))
         return r->err;
     if (h.len > max)
-        return fail(r, -KZ_ELIMIT,
-                    str ? "str over limit" : "bin over limit", line);
+        return fail(r, -KZ_ELIMIT, str ? "str over limit" : "bin over limit",
+                    line);
     if (h.len > r->left)
         return fail(r, -KZ_EMALFORMED,
                     str ? "str over bytes left" : "bin over bytes left", line);
@@ -475,8 +437,7 @@ kz_mpk_value(struct kz_rd *r, struct kz_value *v)
     if (head(r, &h) != 0)
         return r->err;
     switch (h.type) {
-    case KZ_MPK_NIL:
-        return 0;
+    case KZ_MPK_NIL: return 0;
     case KZ_MPK_INT:
         v->type = KZ_V_INT;
         return head_i64(r, &h, &v->i, __LINE__);
@@ -497,8 +458,7 @@ kz_mpk_value(struct kz_rd *r, struct kz_value *v)
         v->p = kz_rd_bytes(r, h.len);
         v->len = h.len;
         return r->err;
-    default:
-        return FAIL(r, -KZ_EMALFORMED, "value of a wrong type");
+    default: return FAIL(r, -KZ_EMALFORMED, "value of a wrong type");
     }
 }
 
@@ -535,8 +495,8 @@ kz_mpk_skip(struct kz_rd *r, uint32_t depth)
         case KZ_MPK_STR:
         case KZ_MPK_BIN:
         case KZ_MPK_EXT:
-            if (h.len > (h.type == KZ_MPK_STR ? KZ_LIM_STR_MAX
-                                              : KZ_LIM_BIN_MAX))
+            if (h.len >
+                (h.type == KZ_MPK_STR ? KZ_LIM_STR_MAX : KZ_LIM_BIN_MAX))
                 return FAIL(r, -KZ_ELIMIT, "skipped value over limit");
             kz_rd_skip(r, h.len);
             if (r->err)
@@ -553,8 +513,7 @@ kz_mpk_skip(struct kz_rd *r, uint32_t depth)
             d++;
             pending[d] = h.type == KZ_MPK_MAP ? 2 * (uint64_t)h.len : h.len;
             break;
-        default:
-            break;
+        default: break;
         }
     }
 }

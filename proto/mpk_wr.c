@@ -186,24 +186,12 @@ void
 kz_mpk_wr_value(struct kz_mpk_wr *w, const struct kz_value *v)
 {
     switch (v->type) {
-    case KZ_V_NULL:
-        kz_mpk_wr_nil(w);
-        break;
-    case KZ_V_INT:
-        kz_mpk_wr_int(w, v->i);
-        break;
-    case KZ_V_REAL:
-        kz_mpk_wr_f64(w, v->d);
-        break;
-    case KZ_V_TEXT:
-        kz_mpk_wr_str(w, v->p, v->len);
-        break;
-    case KZ_V_BLOB:
-        kz_mpk_wr_bin(w, v->p, v->len);
-        break;
-    default:
-        set_err(w, -KZ_EINVAL);
-        break;
+    case KZ_V_NULL: kz_mpk_wr_nil(w); break;
+    case KZ_V_INT: kz_mpk_wr_int(w, v->i); break;
+    case KZ_V_REAL: kz_mpk_wr_f64(w, v->d); break;
+    case KZ_V_TEXT: kz_mpk_wr_str(w, v->p, v->len); break;
+    case KZ_V_BLOB: kz_mpk_wr_bin(w, v->p, v->len); break;
+    default: set_err(w, -KZ_EINVAL); break;
     }
 }
 

@@ -5,8 +5,8 @@
  * uint(1..2^32-1) except in ERROR, where 0 means "no request"; `name` is a
  * str of 1..128 bytes without NUL; `seq` is uint(1..2^64-1)):
  *
- *     1  HELLO       [1, min_version:u32≥1, max_version:u32≥min, software:str(≤64)]
- *     2  WELCOME     [2, version:u32≥1, server_time_ms:uint,
+ *     1  HELLO       [1, min_version:u32≥1, max_version:u32≥min,
+ * software:str(≤64)] 2  WELCOME     [2, version:u32≥1, server_time_ms:uint,
  *                     max_frame:uint(1..16 MiB), max_batch_bytes:u32≥1]
  *     3  PUSH        [3, req, scope:name, hdr:bin(≤256), body:bin(≤8 MiB),
  *                     sig:bin(64)]
@@ -50,9 +50,9 @@
 
 /* Per type: name, element count (the type included) and direction. */
 static const struct {
-    const char *name;  /* kz_msg_name */
-    uint32_t n;        /* elements of the array */
-    unsigned dir;      /* KZ_MSG_C2S | KZ_MSG_S2C */
+    const char *name; /* kz_msg_name */
+    uint32_t n;       /* elements of the array */
+    unsigned dir;     /* KZ_MSG_C2S | KZ_MSG_S2C */
 } info[KZ_MSG_TYPE_MAX + 1] = {
     [KZ_MSG_HELLO] = {"HELLO", 4, KZ_MSG_C2S},
     [KZ_MSG_WELCOME] = {"WELCOME", 5, KZ_MSG_S2C},
@@ -382,27 +382,13 @@ kz_msg_decode(struct kz_msg *m, const uint8_t *p, size_t len, const char **why)
     }
     m->type = (enum kz_msg_type)type;
     switch (m->type) {
-    case KZ_MSG_HELLO:
-        rd_hello(&rd, &m->hello);
-        break;
-    case KZ_MSG_WELCOME:
-        rd_welcome(&rd, &m->welcome);
-        break;
-    case KZ_MSG_PUSH:
-        rd_push(&rd, &m->push);
-        break;
-    case KZ_MSG_PUSH_ACK:
-        rd_push_ack(&rd, &m->push_ack);
-        break;
-    case KZ_MSG_PULL:
-        rd_pull(&rd, m);
-        break;
-    case KZ_MSG_BATCH:
-        rd_batch(&rd, m);
-        break;
-    case KZ_MSG_SUBSCRIBE:
-        rd_subscribe(&rd, m);
-        break;
+    case KZ_MSG_HELLO: rd_hello(&rd, &m->hello); break;
+    case KZ_MSG_WELCOME: rd_welcome(&rd, &m->welcome); break;
+    case KZ_MSG_PUSH: rd_push(&rd, &m->push); break;
+    case KZ_MSG_PUSH_ACK: rd_push_ack(&rd, &m->push_ack); break;
+    case KZ_MSG_PULL: rd_pull(&rd, m); break;
+    case KZ_MSG_BATCH: rd_batch(&rd, m); break;
+    case KZ_MSG_SUBSCRIBE: rd_subscribe(&rd, m); break;
     case KZ_MSG_NOTIFY:
         rd_name(&rd, &m->notify.scope);
         rd_seq(&rd, &m->notify.server_seq, "server_seq 0");
@@ -411,33 +397,21 @@ kz_msg_decode(struct kz_msg *m, const uint8_t *p, size_t len, const char **why)
         rd_req(&rd, &m->roster_get.req);
         (void)kz_mpk_uint(&rd, UINT64_MAX, &m->roster_get.have_version);
         break;
-    case KZ_MSG_ROSTER:
-        rd_roster(&rd, &m->roster);
-        break;
+    case KZ_MSG_ROSTER: rd_roster(&rd, &m->roster); break;
     case KZ_MSG_ROSTER_PUT:
         rd_req(&rd, &m->roster_put.req);
         rd_bin(&rd, KZ_LIM_ROSTER_MAX, &m->roster_put.roster);
         break;
-    case KZ_MSG_OK:
-        rd_req(&rd, &m->ok.req);
-        break;
-    case KZ_MSG_KEYS_PUT:
-        rd_keys_put(&rd, m);
-        break;
+    case KZ_MSG_OK: rd_req(&rd, &m->ok.req); break;
+    case KZ_MSG_KEYS_PUT: rd_keys_put(&rd, m); break;
     case KZ_MSG_KEYS_GET:
         rd_req(&rd, &m->keys_get.req);
         (void)kz_mpk_uint(&rd, UINT64_MAX, &m->keys_get.after_id);
         break;
-    case KZ_MSG_KEYS:
-        rd_keys(&rd, m);
-        break;
-    case KZ_MSG_ERROR:
-        rd_error(&rd, &m->error);
-        break;
+    case KZ_MSG_KEYS: rd_keys(&rd, m); break;
+    case KZ_MSG_ERROR: rd_error(&rd, &m->error); break;
     case KZ_MSG_PING:
-    case KZ_MSG_PONG:
-        (void)kz_mpk_uint(&rd, UINT64_MAX, &m->ping.nonce);
-        break;
+    case KZ_MSG_PONG: (void)kz_mpk_uint(&rd, UINT64_MAX, &m->ping.nonce); break;
     }
     if (rd.err == 0 && rd.left != 0)
         RD_FAIL(&rd, -KZ_EMALFORMED, "trailing bytes");
@@ -515,8 +489,7 @@ valid(const struct kz_msg *m)
     case KZ_MSG_PUSH:
         return m->push.req != 0 && name_ok(&m->push.scope) &&
                bin_ok(&m->push.hdr, KZ_LIM_CS_HEADER_MAX) &&
-               bin_ok(&m->push.body, KZ_LIM_CS_BODY_MAX) &&
-               m->push.sig != NULL;
+               bin_ok(&m->push.body, KZ_LIM_CS_BODY_MAX) && m->push.sig != NULL;
     case KZ_MSG_PUSH_ACK:
         return m->push_ack.req != 0 && m->push_ack.server_seq != 0;
     case KZ_MSG_PULL:
@@ -530,8 +503,7 @@ valid(const struct kz_msg *m)
         return 1;
     case KZ_MSG_BATCH:
         if (m->batch.req == 0 ||
-            !list_ok(m->batch.items, m->batch.n_items,
-                     KZ_LIM_BATCH_ITEMS_MAX))
+            !list_ok(m->batch.items, m->batch.n_items, KZ_LIM_BATCH_ITEMS_MAX))
             return 0;
         for (i = 0; i < m->batch.n_items; i++)
             if (!item_ok(&m->batch.items[i]))
@@ -547,8 +519,7 @@ valid(const struct kz_msg *m)
         return 1;
     case KZ_MSG_NOTIFY:
         return name_ok(&m->notify.scope) && m->notify.server_seq != 0;
-    case KZ_MSG_ROSTER_GET:
-        return m->roster_get.req != 0;
+    case KZ_MSG_ROSTER_GET: return m->roster_get.req != 0;
     case KZ_MSG_ROSTER:
         return m->roster.req != 0 &&
                (!m->roster.has_roster ||
@@ -556,8 +527,7 @@ valid(const struct kz_msg *m)
     case KZ_MSG_ROSTER_PUT:
         return m->roster_put.req != 0 &&
                bin_ok(&m->roster_put.roster, KZ_LIM_ROSTER_MAX);
-    case KZ_MSG_OK:
-        return m->ok.req != 0;
+    case KZ_MSG_OK: return m->ok.req != 0;
     case KZ_MSG_KEYS_PUT:
         if (m->keys_put.req == 0 ||
             !list_ok(m->keys_put.envs, m->keys_put.n_envs, KZ_LIM_KEYS_MAX))
@@ -566,8 +536,7 @@ valid(const struct kz_msg *m)
             if (!bin_ok(&m->keys_put.envs[i], KZ_LIM_KEY_ENV_MAX))
                 return 0;
         return 1;
-    case KZ_MSG_KEYS_GET:
-        return m->keys_get.req != 0;
+    case KZ_MSG_KEYS_GET: return m->keys_get.req != 0;
     case KZ_MSG_KEYS:
         if (m->keys.req == 0 ||
             !list_ok(m->keys.keys, m->keys.n_keys, KZ_LIM_KEYS_MAX))
@@ -581,8 +550,7 @@ valid(const struct kz_msg *m)
         return m->error.code != 0 &&
                str_ok(&m->error.text, KZ_LIM_ERROR_TEXT_MAX);
     case KZ_MSG_PING:
-    case KZ_MSG_PONG:
-        return 1;
+    case KZ_MSG_PONG: return 1;
     }
     return 0; /* an unknown type */
 }
@@ -680,9 +648,7 @@ put(const struct kz_msg *m, struct kz_mpk_wr *w)
         kz_mpk_wr_uint(w, m->roster_put.req);
         wr_bin(w, &m->roster_put.roster);
         break;
-    case KZ_MSG_OK:
-        kz_mpk_wr_uint(w, m->ok.req);
-        break;
+    case KZ_MSG_OK: kz_mpk_wr_uint(w, m->ok.req); break;
     case KZ_MSG_KEYS_PUT:
         kz_mpk_wr_uint(w, m->keys_put.req);
         kz_mpk_wr_array(w, m->keys_put.n_envs);
@@ -709,9 +675,7 @@ put(const struct kz_msg *m, struct kz_mpk_wr *w)
         wr_str(w, &m->error.text);
         break;
     case KZ_MSG_PING:
-    case KZ_MSG_PONG:
-        kz_mpk_wr_uint(w, m->ping.nonce);
-        break;
+    case KZ_MSG_PONG: kz_mpk_wr_uint(w, m->ping.nonce); break;
     }
 }
 
@@ -773,8 +737,8 @@ kz_msg_item_size(const struct kz_msg_item *it)
 {
     /* fixarray 1; str32 header 5; uint64 9; two bin32 headers 10; the
      * signature's bin8 header 2. */
-    return 1 + 5 + it->scope.len + 9 + 5 + it->hdr.len + 5 + it->body.len +
-           2 + KZ_MSG_SIG_LEN;
+    return 1 + 5 + it->scope.len + 9 + 5 + it->hdr.len + 5 + it->body.len + 2 +
+           KZ_MSG_SIG_LEN;
 }
 
 /* kz_msg_name(type): "HELLO", "PUSH", … or "UNKNOWN"; never NULL. */

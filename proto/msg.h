@@ -64,9 +64,9 @@
 #include "limits.h"
 #include "mpk.h"
 
-#define KZ_PROTO_VERSION 1u     /* the only protocol version so far */
-#define KZ_MSG_SIG_LEN 64u      /* an Ed25519 signature */
-#define KZ_MSG_HDR_LEN 4u       /* u32 BE length prefix of a frame */
+#define KZ_PROTO_VERSION 1u /* the only protocol version so far */
+#define KZ_MSG_SIG_LEN 64u  /* an Ed25519 signature */
+#define KZ_MSG_HDR_LEN 4u   /* u32 BE length prefix of a frame */
 
 enum kz_msg_type {
     KZ_MSG_HELLO = 1,
@@ -91,13 +91,13 @@ enum kz_msg_type {
 #define KZ_MSG_TYPE_MAX 18u
 
 /* Who may send a message type (kz_msg_dir). */
-#define KZ_MSG_C2S 1u  /* client → server */
-#define KZ_MSG_S2C 2u  /* server → client */
+#define KZ_MSG_C2S 1u /* client → server */
+#define KZ_MSG_S2C 2u /* server → client */
 
 /* Borrowed bytes. */
 struct kz_msg_bin {
-    const uint8_t *p;  /* bytes; borrowed; may be NULL if len is 0 */
-    size_t len;        /* byte count */
+    const uint8_t *p; /* bytes; borrowed; may be NULL if len is 0 */
+    size_t len;       /* byte count */
 };
 
 struct kz_msg_hello {
@@ -107,139 +107,139 @@ struct kz_msg_hello {
 };
 
 struct kz_msg_welcome {
-    uint32_t version;          /* the chosen protocol version */
-    uint64_t server_time_ms;   /* server wall clock, ms since the epoch */
-    uint32_t max_frame;        /* largest frame the server accepts */
-    uint32_t max_batch_bytes;  /* cap on a PULL's max_bytes */
+    uint32_t version;         /* the chosen protocol version */
+    uint64_t server_time_ms;  /* server wall clock, ms since the epoch */
+    uint32_t max_frame;       /* largest frame the server accepts */
+    uint32_t max_batch_bytes; /* cap on a PULL's max_bytes */
 };
 
 struct kz_msg_push {
-    uint32_t req;             /* request id, ≥ 1 */
-    struct kz_str scope;      /* scope name */
-    struct kz_msg_bin hdr;    /* encoded changeset header (≤ 256) */
-    struct kz_msg_bin body;   /* sealed body (≤ 8 MiB) */
-    const uint8_t *sig;       /* KZ_MSG_SIG_LEN bytes; borrowed */
+    uint32_t req;           /* request id, ≥ 1 */
+    struct kz_str scope;    /* scope name */
+    struct kz_msg_bin hdr;  /* encoded changeset header (≤ 256) */
+    struct kz_msg_bin body; /* sealed body (≤ 8 MiB) */
+    const uint8_t *sig;     /* KZ_MSG_SIG_LEN bytes; borrowed */
 };
 
 struct kz_msg_push_ack {
-    uint32_t req;         /* the PUSH answered */
-    uint64_t server_seq;  /* position of the changeset in its scope, ≥ 1 */
-    bool duplicate;       /* it had been stored before */
+    uint32_t req;        /* the PUSH answered */
+    uint64_t server_seq; /* position of the changeset in its scope, ≥ 1 */
+    bool duplicate;      /* it had been stored before */
 };
 
 struct kz_msg_cursor {
-    struct kz_str scope;  /* scope name */
-    uint64_t after_seq;   /* send changesets with server_seq > this */
+    struct kz_str scope; /* scope name */
+    uint64_t after_seq;  /* send changesets with server_seq > this */
 };
 
 struct kz_msg_pull {
-    uint32_t req;                         /* request id, ≥ 1 */
-    const struct kz_msg_cursor *cursors;  /* n_cursors entries */
-    uint32_t n_cursors;                   /* ≤ KZ_LIM_PULL_SCOPES_MAX */
-    uint32_t max_bytes;                   /* budget of the answer, ≥ 1 */
+    uint32_t req;                        /* request id, ≥ 1 */
+    const struct kz_msg_cursor *cursors; /* n_cursors entries */
+    uint32_t n_cursors;                  /* ≤ KZ_LIM_PULL_SCOPES_MAX */
+    uint32_t max_bytes;                  /* budget of the answer, ≥ 1 */
 };
 
 struct kz_msg_item {
-    struct kz_str scope;     /* scope name */
-    uint64_t server_seq;     /* ≥ 1 */
-    struct kz_msg_bin hdr;   /* encoded changeset header (≤ 256) */
-    struct kz_msg_bin body;  /* sealed body (≤ 8 MiB) */
-    const uint8_t *sig;      /* KZ_MSG_SIG_LEN bytes; borrowed */
+    struct kz_str scope;    /* scope name */
+    uint64_t server_seq;    /* ≥ 1 */
+    struct kz_msg_bin hdr;  /* encoded changeset header (≤ 256) */
+    struct kz_msg_bin body; /* sealed body (≤ 8 MiB) */
+    const uint8_t *sig;     /* KZ_MSG_SIG_LEN bytes; borrowed */
 };
 
 struct kz_msg_batch {
-    uint32_t req;                      /* the PULL answered */
-    const struct kz_msg_item *items;   /* n_items entries */
-    uint32_t n_items;                  /* ≤ KZ_LIM_BATCH_ITEMS_MAX */
-    bool done;                         /* last BATCH of this PULL */
+    uint32_t req;                    /* the PULL answered */
+    const struct kz_msg_item *items; /* n_items entries */
+    uint32_t n_items;                /* ≤ KZ_LIM_BATCH_ITEMS_MAX */
+    bool done;                       /* last BATCH of this PULL */
 };
 
 struct kz_msg_subscribe {
-    const struct kz_str *scopes;  /* n_scopes scope names */
-    uint32_t n_scopes;            /* ≤ KZ_LIM_SUBSCRIBE_SCOPES_MAX */
+    const struct kz_str *scopes; /* n_scopes scope names */
+    uint32_t n_scopes;           /* ≤ KZ_LIM_SUBSCRIBE_SCOPES_MAX */
 };
 
 struct kz_msg_notify {
-    struct kz_str scope;  /* the scope that grew */
-    uint64_t server_seq;  /* its newest server_seq, ≥ 1 */
+    struct kz_str scope; /* the scope that grew */
+    uint64_t server_seq; /* its newest server_seq, ≥ 1 */
 };
 
 struct kz_msg_roster_get {
-    uint32_t req;           /* request id, ≥ 1 */
-    uint64_t have_version;  /* roster version held, 0 = none */
+    uint32_t req;          /* request id, ≥ 1 */
+    uint64_t have_version; /* roster version held, 0 = none */
 };
 
 struct kz_msg_roster {
-    uint32_t req;              /* the ROSTER_GET answered */
-    bool has_roster;           /* false: nil (current or none exists) */
-    struct kz_msg_bin roster;  /* encoded signed roster if has_roster */
+    uint32_t req;             /* the ROSTER_GET answered */
+    bool has_roster;          /* false: nil (current or none exists) */
+    struct kz_msg_bin roster; /* encoded signed roster if has_roster */
 };
 
 struct kz_msg_roster_put {
-    uint32_t req;              /* request id, ≥ 1 */
-    struct kz_msg_bin roster;  /* encoded signed roster (≤ 1 MiB) */
+    uint32_t req;             /* request id, ≥ 1 */
+    struct kz_msg_bin roster; /* encoded signed roster (≤ 1 MiB) */
 };
 
 struct kz_msg_ok {
-    uint32_t req;  /* the request answered */
+    uint32_t req; /* the request answered */
 };
 
 struct kz_msg_keys_put {
-    uint32_t req;                   /* request id, ≥ 1 */
-    const struct kz_msg_bin *envs;  /* n_envs signed key envelopes */
-    uint32_t n_envs;                /* ≤ KZ_LIM_KEYS_MAX */
+    uint32_t req;                  /* request id, ≥ 1 */
+    const struct kz_msg_bin *envs; /* n_envs signed key envelopes */
+    uint32_t n_envs;               /* ≤ KZ_LIM_KEYS_MAX */
 };
 
 struct kz_msg_keys_get {
-    uint32_t req;       /* request id, ≥ 1 */
-    uint64_t after_id;  /* send envelopes with id > this */
+    uint32_t req;      /* request id, ≥ 1 */
+    uint64_t after_id; /* send envelopes with id > this */
 };
 
 struct kz_msg_key {
-    uint64_t id;            /* server-assigned envelope id, ≥ 1 */
-    struct kz_msg_bin env;  /* the envelope (≤ 4096) */
+    uint64_t id;           /* server-assigned envelope id, ≥ 1 */
+    struct kz_msg_bin env; /* the envelope (≤ 4096) */
 };
 
 struct kz_msg_keys {
-    uint32_t req;                    /* the KEYS_GET answered */
-    const struct kz_msg_key *keys;   /* n_keys entries */
-    uint32_t n_keys;                 /* ≤ KZ_LIM_KEYS_MAX */
-    bool done;                       /* no envelopes beyond these */
+    uint32_t req;                  /* the KEYS_GET answered */
+    const struct kz_msg_key *keys; /* n_keys entries */
+    uint32_t n_keys;               /* ≤ KZ_LIM_KEYS_MAX */
+    bool done;                     /* no envelopes beyond these */
 };
 
 struct kz_msg_error {
-    uint32_t req;        /* the request refused, 0 = none */
-    uint32_t code;       /* errcode.h, ≥ 1 */
-    struct kz_str text;  /* English detail, ≤ 256 bytes */
+    uint32_t req;       /* the request refused, 0 = none */
+    uint32_t code;      /* errcode.h, ≥ 1 */
+    struct kz_str text; /* English detail, ≤ 256 bytes */
 };
 
 struct kz_msg_ping {
-    uint64_t nonce;  /* echoed by PONG */
+    uint64_t nonce; /* echoed by PONG */
 };
 
 /* One message: ${type} says which member of the union is meaningful. */
 struct kz_msg {
-    enum kz_msg_type type;  /* KZ_MSG_* */
+    enum kz_msg_type type; /* KZ_MSG_* */
     union {
-        struct kz_msg_hello hello;            /* KZ_MSG_HELLO */
-        struct kz_msg_welcome welcome;        /* KZ_MSG_WELCOME */
-        struct kz_msg_push push;              /* KZ_MSG_PUSH */
-        struct kz_msg_push_ack push_ack;      /* KZ_MSG_PUSH_ACK */
-        struct kz_msg_pull pull;              /* KZ_MSG_PULL */
-        struct kz_msg_batch batch;            /* KZ_MSG_BATCH */
-        struct kz_msg_subscribe subscribe;    /* KZ_MSG_SUBSCRIBE */
-        struct kz_msg_notify notify;          /* KZ_MSG_NOTIFY */
-        struct kz_msg_roster_get roster_get;  /* KZ_MSG_ROSTER_GET */
-        struct kz_msg_roster roster;          /* KZ_MSG_ROSTER */
-        struct kz_msg_roster_put roster_put;  /* KZ_MSG_ROSTER_PUT */
-        struct kz_msg_ok ok;                  /* KZ_MSG_OK */
-        struct kz_msg_keys_put keys_put;      /* KZ_MSG_KEYS_PUT */
-        struct kz_msg_keys_get keys_get;      /* KZ_MSG_KEYS_GET */
-        struct kz_msg_keys keys;              /* KZ_MSG_KEYS */
-        struct kz_msg_error error;            /* KZ_MSG_ERROR */
-        struct kz_msg_ping ping;              /* KZ_MSG_PING, KZ_MSG_PONG */
+        struct kz_msg_hello hello;           /* KZ_MSG_HELLO */
+        struct kz_msg_welcome welcome;       /* KZ_MSG_WELCOME */
+        struct kz_msg_push push;             /* KZ_MSG_PUSH */
+        struct kz_msg_push_ack push_ack;     /* KZ_MSG_PUSH_ACK */
+        struct kz_msg_pull pull;             /* KZ_MSG_PULL */
+        struct kz_msg_batch batch;           /* KZ_MSG_BATCH */
+        struct kz_msg_subscribe subscribe;   /* KZ_MSG_SUBSCRIBE */
+        struct kz_msg_notify notify;         /* KZ_MSG_NOTIFY */
+        struct kz_msg_roster_get roster_get; /* KZ_MSG_ROSTER_GET */
+        struct kz_msg_roster roster;         /* KZ_MSG_ROSTER */
+        struct kz_msg_roster_put roster_put; /* KZ_MSG_ROSTER_PUT */
+        struct kz_msg_ok ok;                 /* KZ_MSG_OK */
+        struct kz_msg_keys_put keys_put;     /* KZ_MSG_KEYS_PUT */
+        struct kz_msg_keys_get keys_get;     /* KZ_MSG_KEYS_GET */
+        struct kz_msg_keys keys;             /* KZ_MSG_KEYS */
+        struct kz_msg_error error;           /* KZ_MSG_ERROR */
+        struct kz_msg_ping ping;             /* KZ_MSG_PING, KZ_MSG_PONG */
     };
-    void *owned;  /* the decoder's array (see above); kz_msg_clear frees */
+    void *owned; /* the decoder's array (see above); kz_msg_clear frees */
 };
 
 /**
@@ -252,8 +252,8 @@ struct kz_msg {
  * -KZ_ENOMEM; on error *${m} is cleared (nothing to free).  *${why}, if
  * ${why} is not NULL, gets NULL on success or a static description.
  */
-KZ_MUST_CHECK int kz_msg_decode(struct kz_msg *m, const uint8_t *p,
-                                size_t len, const char **why);
+KZ_MUST_CHECK int kz_msg_decode(struct kz_msg *m, const uint8_t *p, size_t len,
+                                const char **why);
 
 /** kz_msg_clear(m): frees what kz_msg_decode allocated; zeroes *${m}. */
 void kz_msg_clear(struct kz_msg *m);

@@ -49,9 +49,9 @@ KZ_STATIC_ASSERT(KZ_NOISE_TAG_LEN == KZ_AEAD_TAG_LEN, "tag length");
 enum tok { T_NONE = 0, T_E, T_S, T_EE, T_ES, T_SE, T_SS, T_PSK };
 
 struct pattern {
-    const char *name;          /* "XX" */
-    const char *pre_i;         /* initiator's pre-message: "" or "s" */
-    const char *pre_r;         /* responder's pre-message: "" or "s" */
+    const char *name;           /* "XX" */
+    const char *pre_i;          /* initiator's pre-message: "" or "s" */
+    const char *pre_r;          /* responder's pre-message: "" or "s" */
     const char *msgs[MAX_MSGS]; /* tokens of each message, NULL after last */
 };
 
@@ -115,9 +115,9 @@ static const struct hash_alg HASHES[] = {
 };
 
 union hash_st {
-    crypto_generichash_state b2;    /* BLAKE2b, 64-byte output */
-    crypto_hash_sha256_state s256;  /* SHA-256 */
-    crypto_hash_sha512_state s512;  /* SHA-512 */
+    crypto_generichash_state b2;   /* BLAKE2b, 64-byte output */
+    crypto_hash_sha256_state s256; /* SHA-256 */
+    crypto_hash_sha512_state s512; /* SHA-512 */
 };
 
 /* ---- Private structs -------------------------------------------------- */
@@ -129,45 +129,45 @@ struct cstate {
 };
 
 struct sstate {
-    const struct hash_alg *hash; /* the suite's hash */
+    const struct hash_alg *hash;   /* the suite's hash */
     uint8_t ck[KZ_NOISE_HASH_MAX]; /* chaining key; secret */
     uint8_t h[KZ_NOISE_HASH_MAX];  /* handshake hash */
     struct cstate cs;              /* the handshake CipherState */
 };
 
 struct kz_noise {
-    uint32_t magic;                /* NOISE_MAGIC */
-    enum kz_noise_next next;       /* what happens next (noise.h diagram) */
-    int err;                       /* sticky: 0 or the poisoning error */
-    int initiator;                 /* 1 if we are the initiator */
-    int psk_mode;                  /* any psk token: e also does MixKey */
-    size_t n_msgs;                 /* handshake messages */
-    size_t msg_idx;                /* index of the next message */
+    uint32_t magic;                   /* NOISE_MAGIC */
+    enum kz_noise_next next;          /* what happens next (noise.h diagram) */
+    int err;                          /* sticky: 0 or the poisoning error */
+    int initiator;                    /* 1 if we are the initiator */
+    int psk_mode;                     /* any psk token: e also does MixKey */
+    size_t n_msgs;                    /* handshake messages */
+    size_t msg_idx;                   /* index of the next message */
     uint8_t toks[MAX_MSGS][MAX_TOKS]; /* enum tok per message */
-    size_t n_toks[MAX_MSGS];       /* tokens per message */
-    struct sstate ss;              /* SymmetricState */
-    struct kz_dh_sk s;             /* local static; secret */
-    struct kz_dh_pk s_pub;         /* its public key */
-    int has_s;                     /* s is set */
-    struct kz_dh_sk e;             /* local ephemeral; secret */
-    struct kz_dh_pk e_pub;         /* its public key */
-    int has_e;                     /* e is set */
-    struct kz_dh_sk e_fixed;       /* injected ephemeral (tests); secret */
-    int has_e_fixed;               /* e_fixed is set and unused */
-    struct kz_dh_pk rs;            /* peer's static */
-    int has_rs;                    /* rs is set */
-    struct kz_dh_pk re;            /* peer's ephemeral */
-    int has_re;                    /* re is set */
+    size_t n_toks[MAX_MSGS];          /* tokens per message */
+    struct sstate ss;                 /* SymmetricState */
+    struct kz_dh_sk s;                /* local static; secret */
+    struct kz_dh_pk s_pub;            /* its public key */
+    int has_s;                        /* s is set */
+    struct kz_dh_sk e;                /* local ephemeral; secret */
+    struct kz_dh_pk e_pub;            /* its public key */
+    int has_e;                        /* e is set */
+    struct kz_dh_sk e_fixed;          /* injected ephemeral (tests); secret */
+    int has_e_fixed;                  /* e_fixed is set and unused */
+    struct kz_dh_pk rs;               /* peer's static */
+    int has_rs;                       /* rs is set */
+    struct kz_dh_pk re;               /* peer's ephemeral */
+    int has_re;                       /* re is set */
     struct kz_noise_psk psks[KZ_NOISE_PSK_MAX]; /* PSKs in token order */
-    size_t n_psks;                 /* PSKs given */
-    size_t psk_idx;                /* next PSK to use */
-    const struct kz_env *env;      /* randomness; borrowed */
+    size_t n_psks;                              /* PSKs given */
+    size_t psk_idx;                             /* next PSK to use */
+    const struct kz_env *env;                   /* randomness; borrowed */
 };
 
 struct kz_noise_cs {
-    uint32_t magic;   /* NOISE_CS_MAGIC */
-    int err;          /* sticky: 0 or the poisoning error */
-    struct cstate c;  /* key and nonce */
+    uint32_t magic;  /* NOISE_CS_MAGIC */
+    int err;         /* sticky: 0 or the poisoning error */
+    struct cstate c; /* key and nonce */
 };
 
 /* ---- Hash, HMAC, HKDF ------------------------------------------------- */
@@ -176,12 +176,9 @@ static int
 hash_init(const struct hash_alg *a, union hash_st *st)
 {
     switch (a->id) {
-    case H_BLAKE2B:
-        return crypto_generichash_init(&st->b2, NULL, 0, a->len);
-    case H_SHA256:
-        return crypto_hash_sha256_init(&st->s256);
-    case H_SHA512:
-        return crypto_hash_sha512_init(&st->s512);
+    case H_BLAKE2B: return crypto_generichash_init(&st->b2, NULL, 0, a->len);
+    case H_SHA256: return crypto_hash_sha256_init(&st->s256);
+    case H_SHA512: return crypto_hash_sha512_init(&st->s512);
     }
     return -1;
 }
@@ -193,12 +190,9 @@ hash_update(const struct hash_alg *a, union hash_st *st, const uint8_t *p,
     if (len == 0)
         return 0;
     switch (a->id) {
-    case H_BLAKE2B:
-        return crypto_generichash_update(&st->b2, p, len);
-    case H_SHA256:
-        return crypto_hash_sha256_update(&st->s256, p, len);
-    case H_SHA512:
-        return crypto_hash_sha512_update(&st->s512, p, len);
+    case H_BLAKE2B: return crypto_generichash_update(&st->b2, p, len);
+    case H_SHA256: return crypto_hash_sha256_update(&st->s256, p, len);
+    case H_SHA512: return crypto_hash_sha512_update(&st->s512, p, len);
     }
     return -1;
 }
@@ -207,12 +201,9 @@ static int
 hash_final(const struct hash_alg *a, union hash_st *st, uint8_t *out)
 {
     switch (a->id) {
-    case H_BLAKE2B:
-        return crypto_generichash_final(&st->b2, out, a->len);
-    case H_SHA256:
-        return crypto_hash_sha256_final(&st->s256, out);
-    case H_SHA512:
-        return crypto_hash_sha512_final(&st->s512, out);
+    case H_BLAKE2B: return crypto_generichash_final(&st->b2, out, a->len);
+    case H_SHA256: return crypto_hash_sha256_final(&st->s256, out);
+    case H_SHA512: return crypto_hash_sha512_final(&st->s512, out);
     }
     return -1;
 }
@@ -243,9 +234,8 @@ out:
  * keys of HASHLEN bytes, which are never longer than a block.
  */
 static int
-hmac(const struct hash_alg *a, uint8_t *out, const uint8_t *key,
-     size_t key_len, const uint8_t *p1, size_t n1, const uint8_t *p2,
-     size_t n2)
+hmac(const struct hash_alg *a, uint8_t *out, const uint8_t *key, size_t key_len,
+     const uint8_t *p1, size_t n1, const uint8_t *p2, size_t n2)
 {
     uint8_t pad[BLOCK_MAX];
     uint8_t inner[KZ_NOISE_HASH_MAX];
@@ -514,7 +504,7 @@ parse_tokens(const char *s, uint8_t *toks, size_t max, size_t *n)
     static const struct {
         const char *name;
         enum tok t;
-    } names[] = {{"e", T_E},   {"s", T_S},   {"ee", T_EE}, {"es", T_ES},
+    } names[] = {{"e", T_E},   {"s", T_S},   {"ee", T_EE},  {"es", T_ES},
                  {"se", T_SE}, {"ss", T_SS}, {"psk", T_PSK}};
     size_t i, len;
 
@@ -567,8 +557,7 @@ parse_name(struct kz_noise *hs, const char *name, const struct hash_alg **hash,
         *p++ = '\0';
     }
     if (nf != 5 || p != NULL || strcmp(fields[0], "Noise") != 0 ||
-        strcmp(fields[2], "25519") != 0 ||
-        strcmp(fields[3], "ChaChaPoly") != 0)
+        strcmp(fields[2], "25519") != 0 || strcmp(fields[3], "ChaChaPoly") != 0)
         return -KZ_EINVAL;
     *hash = NULL;
     for (i = 0; i < KZ_ARRAY_SIZE(HASHES); i++)
@@ -659,12 +648,8 @@ msg_overhead(const struct kz_noise *hs)
             if (hs->psk_mode)
                 has_k = 1;
             break;
-        case T_S:
-            len += KZ_DH_LEN + (has_k ? KZ_NOISE_TAG_LEN : 0);
-            break;
-        default:
-            has_k = 1;
-            break;
+        case T_S: len += KZ_DH_LEN + (has_k ? KZ_NOISE_TAG_LEN : 0); break;
+        default: has_k = 1; break;
         }
     }
     return len + (has_k ? KZ_NOISE_TAG_LEN : 0);
@@ -700,8 +685,7 @@ dh_mix(struct kz_noise *hs, uint8_t tok)
         if (hs->has_s && hs->has_rs)
             sk = &hs->s, pk = &hs->rs;
         break;
-    default:
-        break;
+    default: break;
     }
     /* kz_noise_new checked the keys and the table is valid. */
     if (KZ_NEVER(sk == NULL))
@@ -868,9 +852,8 @@ mix_psk(struct kz_noise *hs)
 
 /** kz_noise_write(hs, payload, payload_len, out, out_cap, out_len). */
 int
-kz_noise_write(struct kz_noise *hs, const uint8_t *payload,
-               size_t payload_len, uint8_t *out, size_t out_cap,
-               size_t *out_len)
+kz_noise_write(struct kz_noise *hs, const uint8_t *payload, size_t payload_len,
+               uint8_t *out, size_t out_cap, size_t *out_len)
 {
     size_t ov, pos = 0, t, m;
     int rc = 0;
@@ -899,18 +882,14 @@ kz_noise_write(struct kz_noise *hs, const uint8_t *payload,
                 rc = -KZ_EINVAL;
                 break;
             }
-            rc = ss_encrypt_and_hash(&hs->ss, hs->s_pub.b, KZ_DH_LEN,
-                                     out + pos);
+            rc =
+                ss_encrypt_and_hash(&hs->ss, hs->s_pub.b, KZ_DH_LEN, out + pos);
             pos += KZ_DH_LEN;
             if (rc == 0 && hs->ss.cs.has_k)
                 pos += KZ_NOISE_TAG_LEN;
             break;
-        case T_PSK:
-            rc = mix_psk(hs);
-            break;
-        default:
-            rc = dh_mix(hs, hs->toks[m][t]);
-            break;
+        case T_PSK: rc = mix_psk(hs); break;
+        default: rc = dh_mix(hs, hs->toks[m][t]); break;
         }
     }
     if (rc == 0)
@@ -987,20 +966,16 @@ kz_noise_read(struct kz_noise *hs, const uint8_t *msg, size_t msg_len,
                 hs->has_rs = 1;
             }
             break;
-        case T_PSK:
-            rc = mix_psk(hs);
-            break;
-        default:
-            rc = dh_mix(hs, hs->toks[m][t]);
-            break;
+        case T_PSK: rc = mix_psk(hs); break;
+        default: rc = dh_mix(hs, hs->toks[m][t]); break;
         }
     }
     if (rc != 0)
         goto err0;
     n = r.left;
     p = kz_rd_bytes(&r, n);
-    if (r.err != 0 || KZ_NEVER(n != plen + (hs->ss.cs.has_k ?
-                                                 KZ_NOISE_TAG_LEN : 0))) {
+    if (r.err != 0 ||
+        KZ_NEVER(n != plen + (hs->ss.cs.has_k ? KZ_NOISE_TAG_LEN : 0))) {
         rc = -KZ_EMALFORMED;
         goto err0;
     }

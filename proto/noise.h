@@ -68,21 +68,21 @@ struct kz_noise_psk {
 
 /* Configuration of one handshake; only read during kz_noise_new. */
 struct kz_noise_cfg {
-    const char *protocol;         /* "Noise_XX_25519_ChaChaPoly_BLAKE2b" */
-    int initiator;                /* 1: initiator, 0: responder */
-    const uint8_t *prologue;      /* borrowed; may be NULL if len is 0 */
-    size_t prologue_len;          /* bytes at prologue */
-    const struct kz_dh_sk *s;     /* local static key or NULL; copied.
-                                     Ignored if the pattern has no local s */
-    const struct kz_dh_pk *rs;    /* peer's static key known in advance
-                                     (pre-message), or NULL; copied.  Must
-                                     be NULL if the pattern has none */
+    const char *protocol;            /* "Noise_XX_25519_ChaChaPoly_BLAKE2b" */
+    int initiator;                   /* 1: initiator, 0: responder */
+    const uint8_t *prologue;         /* borrowed; may be NULL if len is 0 */
+    size_t prologue_len;             /* bytes at prologue */
+    const struct kz_dh_sk *s;        /* local static key or NULL; copied.
+                                        Ignored if the pattern has no local s */
+    const struct kz_dh_pk *rs;       /* peer's static key known in advance
+                                        (pre-message), or NULL; copied.  Must
+                                        be NULL if the pattern has none */
     const struct kz_noise_psk *psks; /* array of n_psks; copied */
-    size_t n_psks;                /* ≥ the number of psk tokens */
-    const struct kz_env *env;     /* randomness for ephemerals; borrowed,
-                                     must outlive the handshake */
-    const struct kz_dh_sk *e;     /* tests only: the ephemeral to use
-                                     instead of a random one; copied */
+    size_t n_psks;                   /* ≥ the number of psk tokens */
+    const struct kz_env *env;        /* randomness for ephemerals; borrowed,
+                                        must outlive the handshake */
+    const struct kz_dh_sk *e;        /* tests only: the ephemeral to use
+                                        instead of a random one; copied */
 };
 
 struct kz_noise;    /* a HandshakeState; opaque */
@@ -181,10 +181,9 @@ KZ_MUST_CHECK int kz_noise_split(struct kz_noise *hs, struct kz_noise_cs **send,
  * CipherState then refuses forever); -KZ_ECRYPTO (poisoned); or the stored
  * error of a poisoned CipherState.
  */
-KZ_MUST_CHECK int kz_noise_cs_encrypt(struct kz_noise_cs *cs,
-                                      const uint8_t *pt, size_t pt_len,
-                                      uint8_t *out, size_t out_cap,
-                                      size_t *out_len);
+KZ_MUST_CHECK int kz_noise_cs_encrypt(struct kz_noise_cs *cs, const uint8_t *pt,
+                                      size_t pt_len, uint8_t *out,
+                                      size_t out_cap, size_t *out_len);
 
 /**
  * kz_noise_cs_decrypt(cs, ct, ct_len, out, out_cap, out_len): decrypts one
@@ -195,10 +194,9 @@ KZ_MUST_CHECK int kz_noise_cs_encrypt(struct kz_noise_cs *cs,
  * -KZ_EAUTH (the tag did not verify: tampered, reordered, replayed or
  * dropped messages all end here), -KZ_ELIMIT (nonce exhausted).
  */
-KZ_MUST_CHECK int kz_noise_cs_decrypt(struct kz_noise_cs *cs,
-                                      const uint8_t *ct, size_t ct_len,
-                                      uint8_t *out, size_t out_cap,
-                                      size_t *out_len);
+KZ_MUST_CHECK int kz_noise_cs_decrypt(struct kz_noise_cs *cs, const uint8_t *ct,
+                                      size_t ct_len, uint8_t *out,
+                                      size_t out_cap, size_t *out_len);
 
 /**
  * kz_noise_cs_rekey(cs): Rekey() of the spec: k = first 32 bytes of

@@ -32,14 +32,14 @@
 #include "roster.h"
 
 #define PREALLOC_MAX 64u
-#define ROLE_STR_MAX 8u  /* "observer" */
+#define ROLE_STR_MAX 8u /* "observer" */
 
 struct roster {
-    uint64_t version;                /* ≥ 1 */
-    struct kz_sign_pk admin;         /* admin's Ed25519 public key */
-    struct roster_member *members;   /* n entries; owned */
-    uint32_t n;                      /* members in use */
-    uint32_t cap;                    /* entries allocated */
+    uint64_t version;              /* ≥ 1 */
+    struct kz_sign_pk admin;       /* admin's Ed25519 public key */
+    struct roster_member *members; /* n entries; owned */
+    uint32_t n;                    /* members in use */
+    uint32_t cap;                  /* entries allocated */
 };
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -148,12 +148,9 @@ const char *
 roster_role_name(enum roster_role role)
 {
     switch (role) {
-    case ROSTER_ROLE_ADMIN:
-        return "admin";
-    case ROSTER_ROLE_SITE:
-        return "site";
-    case ROSTER_ROLE_OBSERVER:
-        return "observer";
+    case ROSTER_ROLE_ADMIN: return "admin";
+    case ROSTER_ROLE_SITE: return "site";
+    case ROSTER_ROLE_OBSERVER: return "observer";
     }
     return NULL;
 }
@@ -340,8 +337,8 @@ seqs_valid(const struct roster_seq *seqs, uint32_t n)
  * -KZ_EINVAL or -KZ_ENOMEM; ${r} is then unchanged.
  */
 int
-roster_revoke(struct roster *r, const char *name,
-              const struct roster_seq *seqs, uint32_t n_seqs)
+roster_revoke(struct roster *r, const char *name, const struct roster_seq *seqs,
+              uint32_t n_seqs)
 {
     struct roster_member *m;
     struct roster_seq *copy = NULL;
@@ -394,8 +391,7 @@ roster_find_by_sign(const struct roster *r, const struct kz_sign_pk *sign_pk)
     uint32_t i;
 
     for (i = 0; i < r->n; i++)
-        if (kz_crypto_eq(r->members[i].sign_pk.b, sign_pk->b,
-                         KZ_SIGN_PK_LEN))
+        if (kz_crypto_eq(r->members[i].sign_pk.b, sign_pk->b, KZ_SIGN_PK_LEN))
             found = &r->members[i];
     return found;
 }
@@ -446,22 +442,19 @@ roster_may_read(const struct roster *r, const struct roster_member *m,
     const char *site;
     size_t site_len;
 
-    if (m == NULL || scope == NULL || !KZ_ALWAYS(member_of(r, m)) ||
-        m->revoked)
+    if (m == NULL || scope == NULL || !KZ_ALWAYS(member_of(r, m)) || m->revoked)
         return false;
     k = scope_parse(scope, strnlen(scope, KZ_LIM_NAME_MAX + 1), &site,
                     &site_len);
     switch (k) {
-    case SCOPE_NETWORK:
-        return true;
+    case SCOPE_NETWORK: return true;
     case SCOPE_SITE:
         return m->role == ROSTER_ROLE_ADMIN ||
                m->role == ROSTER_ROLE_OBSERVER ||
                (m->role == ROSTER_ROLE_SITE && own_site(m, site, site_len));
     case SCOPE_PRIVATE:
         return m->role == ROSTER_ROLE_SITE && own_site(m, site, site_len);
-    case SCOPE_BAD:
-        break;
+    case SCOPE_BAD: break;
     }
     return false;
 }
@@ -478,19 +471,16 @@ roster_may_write(const struct roster *r, const struct roster_member *m,
     const char *site;
     size_t site_len;
 
-    if (m == NULL || scope == NULL || !KZ_ALWAYS(member_of(r, m)) ||
-        m->revoked)
+    if (m == NULL || scope == NULL || !KZ_ALWAYS(member_of(r, m)) || m->revoked)
         return false;
     k = scope_parse(scope, strnlen(scope, KZ_LIM_NAME_MAX + 1), &site,
                     &site_len);
     switch (k) {
-    case SCOPE_NETWORK:
-        return m->role == ROSTER_ROLE_ADMIN;
+    case SCOPE_NETWORK: return m->role == ROSTER_ROLE_ADMIN;
     case SCOPE_SITE:
     case SCOPE_PRIVATE:
         return m->role == ROSTER_ROLE_SITE && own_site(m, site, site_len);
-    case SCOPE_BAD:
-        break;
+    case SCOPE_BAD: break;
     }
     return false;
 }
@@ -649,7 +639,8 @@ rd_seqs(struct kz_rd *rd, struct roster_member *m)
         if (kz_mpk_array(rd, KZ_LIM_COUNT_MAX, &two) != 0)
             return;
         if (two != 2) {
-            RD_FAIL(rd, -KZ_EMALFORMED, "revoked_seqs entry is not [scope, seq]");
+            RD_FAIL(rd, -KZ_EMALFORMED,
+                    "revoked_seqs entry is not [scope, seq]");
             return;
         }
         if (kz_mpk_str(rd, KZ_LIM_NAME_MAX, &s) != 0)

@@ -49,9 +49,9 @@
 #define ROSTER_FORMAT 1
 
 enum roster_role {
-    ROSTER_ROLE_ADMIN = 1,    /* "admin": roster, keys, writes network */
-    ROSTER_ROLE_SITE = 2,     /* "site": its own site's scopes */
-    ROSTER_ROLE_OBSERVER = 3  /* "observer": reads network and site:* */
+    ROSTER_ROLE_ADMIN = 1,   /* "admin": roster, keys, writes network */
+    ROSTER_ROLE_SITE = 2,    /* "site": its own site's scopes */
+    ROSTER_ROLE_OBSERVER = 3 /* "observer": reads network and site:* */
 };
 
 /* One entry of a revoked member's revoked_seqs. */
@@ -129,8 +129,7 @@ KZ_MUST_CHECK int roster_add_member(struct roster *r, const char *name,
  * ${r} is then unchanged.
  */
 KZ_MUST_CHECK int roster_revoke(struct roster *r, const char *name,
-                                const struct roster_seq *seqs,
-                                uint32_t n_seqs);
+                                const struct roster_seq *seqs, uint32_t n_seqs);
 
 /** roster_role_name(role): "admin", "site", "observer", or NULL. */
 const char *roster_role_name(enum roster_role role);
@@ -191,7 +190,8 @@ bool roster_may_write(const struct roster *r, const struct roster_member *m,
 bool roster_seq_accepted(const struct roster_member *m, const char *scope,
                          uint64_t seq);
 
-/** roster_name_valid(name): whether ${name} is 1..64 bytes of [A-Za-z0-9._-]. */
+/** roster_name_valid(name): whether ${name} is 1..64 bytes of [A-Za-z0-9._-].
+ */
 bool roster_name_valid(const char *name);
 
 /** roster_site_valid(site): whether ${site} is 1..32 bytes of [A-Za-z0-9_-]. */

@@ -54,9 +54,8 @@ kz_seal_body_nonce(uint8_t **out, size_t *out_len, const uint8_t *body,
 }
 
 int
-kz_open_body(uint8_t **out, size_t *out_len, const uint8_t *sealed,
-             size_t len, const uint8_t *hdr, size_t hdr_len,
-             const struct kz_aead_key *key)
+kz_open_body(uint8_t **out, size_t *out_len, const uint8_t *sealed, size_t len,
+             const uint8_t *hdr, size_t hdr_len, const struct kz_aead_key *key)
 {
     uint8_t *p;
     size_t n;
@@ -83,8 +82,7 @@ kz_open_body(uint8_t **out, size_t *out_len, const uint8_t *sealed,
 
 /* hdr ‖ body in one buffer (Ed25519 signs one contiguous message). */
 static uint8_t *
-concat(const uint8_t *hdr, size_t hdr_len, const uint8_t *body,
-       size_t body_len)
+concat(const uint8_t *hdr, size_t hdr_len, const uint8_t *body, size_t body_len)
 {
     uint8_t *p;
 

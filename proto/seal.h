@@ -86,11 +86,11 @@ KZ_MUST_CHECK int kz_cs_verify(const uint8_t sig[64], const uint8_t *hdr,
 
 /* A decoded, verified key envelope (the key itself stays sealed). */
 struct kz_env_info {
-    char scope[KZ_LIM_NAME_MAX + 1];        /* scope */
-    uint64_t epoch;                         /* ≥ 1 */
-    struct kz_dh_pk recipient;              /* whom it is for */
-    struct kz_sign_pk sealer;               /* who made and signed it */
-    uint8_t sealed[KZ_ENV_SEALED_LEN];      /* crypto_box_seal of the key */
+    char scope[KZ_LIM_NAME_MAX + 1];   /* scope */
+    uint64_t epoch;                    /* ≥ 1 */
+    struct kz_dh_pk recipient;         /* whom it is for */
+    struct kz_sign_pk sealer;          /* who made and signed it */
+    uint8_t sealed[KZ_ENV_SEALED_LEN]; /* crypto_box_seal of the key */
 };
 
 /**
@@ -99,9 +99,8 @@ struct kz_env_info {
  * *${out} is allocated (caller frees with kz_free).  Returns 0, -KZ_EINVAL,
  * -KZ_ENOMEM, -KZ_ECRYPTO.
  */
-KZ_MUST_CHECK int kz_env_make(uint8_t **out, size_t *out_len,
-                              const char *scope, uint64_t epoch,
-                              const struct kz_aead_key *key,
+KZ_MUST_CHECK int kz_env_make(uint8_t **out, size_t *out_len, const char *scope,
+                              uint64_t epoch, const struct kz_aead_key *key,
                               const struct kz_dh_pk *recipient,
                               const struct kz_sign_sk *sealer_sk,
                               const struct kz_sign_pk *sealer_pk);

@@ -2,7 +2,7 @@
 # Installs the Debian 12 packages kzsync needs (README.md, "Dependencies"),
 # skipping those already present.  Run as root.
 set -euo pipefail
-pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev sqlite3
+pkgs=(build-essential cmake pkg-config clang clang-format libclang-rt-14-dev sqlite3
       libsqlite3-dev libsodium-dev libuv1-dev libmsgpack-dev libinih-dev
       libcjson-dev chromium)
 missing=()

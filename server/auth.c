@@ -19,12 +19,9 @@ static int
 role_of(enum roster_role r)
 {
     switch (r) {
-    case ROSTER_ROLE_ADMIN:
-        return AUTH_ROLE_ADMIN;
-    case ROSTER_ROLE_OBSERVER:
-        return AUTH_ROLE_OBSERVER;
-    default:
-        return AUTH_ROLE_SITE;
+    case ROSTER_ROLE_ADMIN: return AUTH_ROLE_ADMIN;
+    case ROSTER_ROLE_OBSERVER: return AUTH_ROLE_OBSERVER;
+    default: return AUTH_ROLE_SITE;
     }
 }
 

@@ -17,10 +17,10 @@
 #include "config.h"
 
 struct load_ctx {
-    struct config *c;   /* being filled */
-    char *err;          /* message buffer */
+    struct config *c; /* being filled */
+    char *err;        /* message buffer */
     size_t err_len;
-    int bad;            /* a problem was found */
+    int bad; /* a problem was found */
 };
 
 void
@@ -45,8 +45,7 @@ parse_u64(const char *v, uint64_t min, uint64_t max, uint64_t *out)
 
     errno = 0;
     x = strtoull(v, &end, 10);
-    if (errno || end == v || *end != '\0' || v[0] == '-' || x < min ||
-        x > max)
+    if (errno || end == v || *end != '\0' || v[0] == '-' || x < min || x > max)
         return -1;
     *out = x;
     return 0;
@@ -210,8 +209,7 @@ config_save(const struct config *c, const char *path)
 }
 
 int
-config_split_listen(const char *listen, char *host, size_t host_len,
-                    int *port)
+config_split_listen(const char *listen, char *host, size_t host_len, int *port)
 {
     const char *colon;
     uint64_t p = 0;
@@ -230,8 +228,7 @@ config_split_listen(const char *listen, char *host, size_t host_len,
             return -KZ_EINVAL;
         hl = (size_t)(colon - listen);
     }
-    if (hl == 0 || hl >= host_len ||
-        parse_u64(colon + 1, 1, 65535, &p) != 0)
+    if (hl == 0 || hl >= host_len || parse_u64(colon + 1, 1, 65535, &p) != 0)
         return -KZ_EINVAL;
     memcpy(host, listen, hl);
     host[hl] = '\0';

@@ -23,15 +23,15 @@
 #include "kz.h"
 
 struct config {
-    char listen[256];            /* HOST:PORT */
-    char admin_key[128];         /* text form, "" until trusted */
-    uint32_t max_connections;    /* sessions at once */
+    char listen[256];              /* HOST:PORT */
+    char admin_key[128];           /* text form, "" until trusted */
+    uint32_t max_connections;      /* sessions at once */
     uint32_t handshake_timeout_ms; /* accept → handshake done */
-    uint32_t idle_timeout_ms;    /* no bytes from the peer */
-    uint64_t max_output_bytes;   /* buffered output per session */
-    int log_level;               /* enum kz_log_level */
-    char store_path[1024];       /* absolute, or relative to DIR */
-    uint32_t store_max_batch;    /* jobs per transaction */
+    uint32_t idle_timeout_ms;      /* no bytes from the peer */
+    uint64_t max_output_bytes;     /* buffered output per session */
+    int log_level;                 /* enum kz_log_level */
+    char store_path[1024];         /* absolute, or relative to DIR */
+    uint32_t store_max_batch;      /* jobs per transaction */
 };
 
 /** config_defaults(c): every field at its default. */
@@ -39,8 +39,8 @@ void config_defaults(struct config *c);
 
 /**
  * config_load(c, path, err, err_len): defaults, then ${path}.  Returns 0;
- * -ENOENT; -KZ_EINVAL with "[section] key: …" in ${err} for an unknown key, a bad
- * number or an unknown section.
+ * -ENOENT; -KZ_EINVAL with "[section] key: …" in ${err} for an unknown key, a
+ * bad number or an unknown section.
  */
 KZ_MUST_CHECK int config_load(struct config *c, const char *path, char *err,
                               size_t err_len);

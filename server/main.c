@@ -25,12 +25,7 @@
 #include "log.h"
 #include "server.h"
 
-enum {
-    EXIT_OK_ = 0,
-    EXIT_FAIL_ = 1,
-    EXIT_USAGE_ = 2,
-    EXIT_DIR_ = 3
-};
+enum { EXIT_OK_ = 0, EXIT_FAIL_ = 1, EXIT_USAGE_ = 2, EXIT_DIR_ = 3 };
 
 static const char usage_text[] =
     "usage: kzsyncd init DIR [--listen HOST:PORT]\n"
@@ -54,9 +49,10 @@ path_in(char *out, size_t len, const char *dir, const char *name)
 static int
 cmd_init(int argc, char **argv)
 {
-    static const struct option opts[] = {{"listen", required_argument, NULL, 'l'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"listen", required_argument, NULL, 'l'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
     struct kz_identity id;
     struct config cfg;
     const char *listen = NULL, *dir;
@@ -102,8 +98,7 @@ cmd_init(int argc, char **argv)
     }
     if ((err = keyfile_generate_server(&id, kz_env_system())) != 0 ||
         (err = keyfile_save(keyp, &id, NULL, msg, sizeof(msg))) != 0) {
-        fprintf(stderr, "kzsyncd init: %s\n",
-                msg[0] ? msg : kz_strerror(err));
+        fprintf(stderr, "kzsyncd init: %s\n", msg[0] ? msg : kz_strerror(err));
         keyfile_wipe(&id);
         return EXIT_FAIL_;
     }
@@ -134,9 +129,8 @@ cmd_trust(int argc, char **argv)
     int err;
 
     if (argc != 3 || argv[1][0] == '-') {
-        fputs(usage_text, argc == 2 && strcmp(argv[1], "--help") == 0
-                              ? stdout
-                              : stderr);
+        fputs(usage_text,
+              argc == 2 && strcmp(argv[1], "--help") == 0 ? stdout : stderr);
         return argc == 2 && strcmp(argv[1], "--help") == 0 ? EXIT_OK_
                                                            : EXIT_USAGE_;
     }
@@ -168,10 +162,10 @@ cmd_trust(int argc, char **argv)
 }
 
 struct run_ctx {
-    struct server *srv;    /* the server */
-    uv_signal_t sigterm;   /* SIGTERM */
-    uv_signal_t sigint;    /* SIGINT */
-    int stopped;           /* server_stop finished */
+    struct server *srv;  /* the server */
+    uv_signal_t sigterm; /* SIGTERM */
+    uv_signal_t sigint;  /* SIGINT */
+    int stopped;         /* server_stop finished */
 };
 
 static void
@@ -216,7 +210,8 @@ cmd_run(int argc, char **argv)
         return err == -ENOENT ? EXIT_DIR_ : EXIT_FAIL_;
     }
     kz_log_set_level((enum kz_log_level)cfg.log_level);
-    if ((err = keyfile_load(keyp, &id, NULL, err_text, sizeof(err_text))) != 0) {
+    if ((err = keyfile_load(keyp, &id, NULL, err_text, sizeof(err_text))) !=
+        0) {
         fprintf(stderr, "kzsyncd run: %s\n", err_text);
         return EXIT_FAIL_;
     }

@@ -26,8 +26,8 @@ on_connection(uv_stream_t *l, int status)
 }
 
 static void
-on_roster_loaded(void *data, int status, uint64_t version,
-                 const uint8_t *bytes, size_t len)
+on_roster_loaded(void *data, int status, uint64_t version, const uint8_t *bytes,
+                 size_t len)
 {
     struct server *srv = data;
     const char *why = NULL;

@@ -22,12 +22,12 @@ struct session;
 
 /* Counters for the log and for tests. */
 struct server_stats {
-    uint64_t accepted;      /* connections accepted */
-    uint64_t refused;       /* refused at accept (max_connections, stopping) */
-    uint64_t admitted;      /* sessions that passed the roster check */
-    uint64_t closed_bad;    /* sessions closed for a protocol error */
-    uint32_t sessions;      /* open now */
-    uint64_t pushes;        /* changesets acknowledged */
+    uint64_t accepted;   /* connections accepted */
+    uint64_t refused;    /* refused at accept (max_connections, stopping) */
+    uint64_t admitted;   /* sessions that passed the roster check */
+    uint64_t closed_bad; /* sessions closed for a protocol error */
+    uint32_t sessions;   /* open now */
+    uint64_t pushes;     /* changesets acknowledged */
 };
 
 /**

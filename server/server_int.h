@@ -17,26 +17,26 @@
 #include "server.h"
 #include "store.h"
 
-#define SESSION_MAGIC 0x6b7a7373u      /* "kzss": debug check */
-#define SESSION_READ_BUF (64u * 1024)  /* one socket read */
-#define SESSION_MSGS_PER_TICK 64u      /* messages handled per wakeup */
-#define SESSION_PUSHES_IN_FLIGHT 64u   /* then reading pauses */
-#define SESSION_SUBS_MAX 1024u         /* subscribed scopes */
+#define SESSION_MAGIC 0x6b7a7373u     /* "kzss": debug check */
+#define SESSION_READ_BUF (64u * 1024) /* one socket read */
+#define SESSION_MSGS_PER_TICK 64u     /* messages handled per wakeup */
+#define SESSION_PUSHES_IN_FLIGHT 64u  /* then reading pauses */
+#define SESSION_SUBS_MAX 1024u        /* subscribed scopes */
 
 /* A member of the roster, as the server needs it. */
 struct member {
-    char name[65];               /* device name */
-    char site[33];               /* site code */
-    int role;                    /* AUTH_ROLE_* */
-    uint8_t sign_pk[32];         /* Ed25519: signs its changesets */
-    uint8_t dh_pk[32];           /* X25519: its Noise static key */
+    char name[65];       /* device name */
+    char site[33];       /* site code */
+    int role;            /* AUTH_ROLE_* */
+    uint8_t sign_pk[32]; /* Ed25519: signs its changesets */
+    uint8_t dh_pk[32];   /* X25519: its Noise static key */
 };
 
 enum session_state {
-    SS_HANDSHAKE = 1,  /* Noise messages 1..3 */
-    SS_HELLO,          /* admitted (or provisional); waiting for HELLO */
-    SS_READY,          /* serving requests */
-    SS_CLOSING         /* session_close called; waiting for uv_close */
+    SS_HANDSHAKE = 1, /* Noise messages 1..3 */
+    SS_HELLO,         /* admitted (or provisional); waiting for HELLO */
+    SS_READY,         /* serving requests */
+    SS_CLOSING        /* session_close called; waiting for uv_close */
 };
 
 /* One subscribed scope. */
@@ -46,65 +46,65 @@ struct sub {
 
 /* A PULL being answered, cursor by cursor. */
 struct pull_job {
-    uint32_t req;                 /* the PULL's id */
-    uint32_t n;                   /* cursors */
-    uint32_t i;                   /* cursor being served */
+    uint32_t req; /* the PULL's id */
+    uint32_t n;   /* cursors */
+    uint32_t i;   /* cursor being served */
     struct {
         char scope[KZ_LIM_NAME_MAX + 1];
-        uint64_t after;           /* next item after this seq */
-    } *cur;                       /* owned */
-    size_t budget;                /* bytes left of max_bytes */
-    int active;                   /* a PULL is being answered */
+        uint64_t after; /* next item after this seq */
+    } * cur;            /* owned */
+    size_t budget;      /* bytes left of max_bytes */
+    int active;         /* a PULL is being answered */
 };
 
 struct session {
-    uint32_t magic;               /* SESSION_MAGIC */
-    struct server *srv;           /* borrowed */
-    struct session *prev, *next;  /* server's list */
-    uv_tcp_t tcp;                 /* the connection */
-    uv_timer_t timer;             /* handshake / idle timeout */
-    uv_timer_t kick;              /* continue handling buffered messages */
-    uv_write_t wreq;              /* the write in flight */
-    int writing;                  /* wreq is in flight */
-    struct kz_buf wbuf;           /* bytes of the write in flight */
-    struct kz_chan *chan;         /* Noise channel */
-    enum session_state state;     /* see above */
-    int handles;                  /* open uv handles (close counting) */
-    int refs;                     /* pending store callbacks */
-    int admitted;                 /* member is valid */
-    int provisional;              /* no roster yet: may only put one */
-    struct member member;         /* who this is, once admitted */
-    char peer[64];                /* address, for the log */
-    uint64_t id;                  /* session number, for the log */
-    uint32_t pushes;              /* PUSHes waiting for the store */
-    int reading;                  /* uv_read_start active */
-    struct sub *subs;             /* subscribed scopes; owned */
+    uint32_t magic;              /* SESSION_MAGIC */
+    struct server *srv;          /* borrowed */
+    struct session *prev, *next; /* server's list */
+    uv_tcp_t tcp;                /* the connection */
+    uv_timer_t timer;            /* handshake / idle timeout */
+    uv_timer_t kick;             /* continue handling buffered messages */
+    uv_write_t wreq;             /* the write in flight */
+    int writing;                 /* wreq is in flight */
+    struct kz_buf wbuf;          /* bytes of the write in flight */
+    struct kz_chan *chan;        /* Noise channel */
+    enum session_state state;    /* see above */
+    int handles;                 /* open uv handles (close counting) */
+    int refs;                    /* pending store callbacks */
+    int admitted;                /* member is valid */
+    int provisional;             /* no roster yet: may only put one */
+    struct member member;        /* who this is, once admitted */
+    char peer[64];               /* address, for the log */
+    uint64_t id;                 /* session number, for the log */
+    uint32_t pushes;             /* PUSHes waiting for the store */
+    int reading;                 /* uv_read_start active */
+    struct sub *subs;            /* subscribed scopes; owned */
     uint32_t n_subs;
-    struct pull_job pull;         /* the PULL being answered */
-    uint64_t last_read_ms;        /* for the idle timeout */
-    const char *close_reason;     /* why it closed, for the log */
+    struct pull_job pull;     /* the PULL being answered */
+    uint64_t last_read_ms;    /* for the idle timeout */
+    const char *close_reason; /* why it closed, for the log */
 };
 
 struct server {
-    uv_loop_t *loop;              /* borrowed */
-    char *dir;                    /* owned */
-    struct config cfg;            /* copy */
-    struct kz_identity id;        /* server key; wiped on free */
-    uv_tcp_t listener;            /* listening socket */
-    int listening;                /* listener is open */
-    struct store *store;          /* owned */
-    struct session *sessions;     /* list head */
-    uint32_t n_sessions;          /* in the list */
-    uint64_t next_id;             /* session numbers */
-    uint8_t admin_pk[32];         /* trusted admin key */
-    int have_admin;               /* admin_pk is set */
-    struct roster *roster;        /* current roster, verified; owned */
-    uint64_t roster_version;      /* 0 = none */
-    int stopping;                 /* server_stop called */
-    int store_closed;             /* store_close finished */
-    void (*stop_cb)(void *);      /* server_stop's callback */
+    uv_loop_t *loop;          /* borrowed */
+    char *dir;                /* owned */
+    struct config cfg;        /* copy */
+    struct kz_identity id;    /* server key; wiped on free */
+    uv_tcp_t listener;        /* listening socket */
+    int listening;            /* listener is open */
+    struct store *store;      /* owned */
+    struct session *sessions; /* list head */
+    uint32_t n_sessions;      /* in the list */
+    uint64_t next_id;         /* session numbers */
+    uint8_t admin_pk[32];     /* trusted admin key */
+    int have_admin;           /* admin_pk is set */
+    struct roster *roster;    /* current roster, verified; owned */
+    uint64_t roster_version;  /* 0 = none */
+    int stopping;             /* server_stop called */
+    int store_closed;         /* store_close finished */
+    void (*stop_cb)(void *);  /* server_stop's callback */
     void *stop_data;
-    struct server_stats stats;    /* counters */
+    struct server_stats stats; /* counters */
     /* One read buffer for all sessions: libuv fills it just before the
      * read callback, which consumes it whole (kz_chan_feed copies what it
      * keeps), so an idle session costs no 64 KiB of its own. */

@@ -136,8 +136,8 @@ static void
 protocol_error(struct session *s, uint32_t code, const char *text)
 {
     kz_log_warn("session %llu %s: %s: %s", (unsigned long long)s->id,
-                s->admitted ? s->member.name : s->peer,
-                kz_wire_err_name(code), text);
+                s->admitted ? s->member.name : s->peer, kz_wire_err_name(code),
+                text);
     s->srv->stats.closed_bad++;
     if (kz_chan_state(s->chan) == KZ_CHAN_READY && s->state != SS_CLOSING) {
         send_error(s, 0, code, text);
@@ -234,8 +234,8 @@ on_hello(struct session *s, const struct kz_msg_hello *h)
     {
         uv_timeval64_t tv;
         if (uv_gettimeofday(&tv) == 0)
-            m.welcome.server_time_ms = (uint64_t)tv.tv_sec * 1000u +
-                                       (uint64_t)tv.tv_usec / 1000u;
+            m.welcome.server_time_ms =
+                (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u;
     }
     m.welcome.max_frame = KZ_LIM_FRAME_MAX;
     m.welcome.max_batch_bytes = MAX_BATCH_BYTES;
@@ -248,9 +248,9 @@ on_hello(struct session *s, const struct kz_msg_hello *h)
 /* ---- PUSH ---------------------------------------------------------- */
 
 struct push_ctx {
-    struct session *s;                 /* borrowed; s->refs held */
-    uint32_t req;                      /* the PUSH */
-    char scope[KZ_LIM_NAME_MAX + 1];   /* for NOTIFY */
+    struct session *s;               /* borrowed; s->refs held */
+    uint32_t req;                    /* the PUSH */
+    char scope[KZ_LIM_NAME_MAX + 1]; /* for NOTIFY */
 };
 
 static void
@@ -384,8 +384,7 @@ on_push(struct session *s, const struct kz_msg_push *p)
 static void pull_step(struct session *s);
 
 static void
-send_batch(struct session *s, struct kz_msg_item *items, uint32_t n,
-           int done)
+send_batch(struct session *s, struct kz_msg_item *items, uint32_t n, int done)
 {
     struct kz_msg m;
 
@@ -583,9 +582,9 @@ session_notify(struct session *s, const char *scope, uint64_t seq)
 /* ---- ROSTER -------------------------------------------------------- */
 
 struct roster_ctx {
-    struct session *s;   /* borrowed; refs held */
-    uint32_t req;        /* the ROSTER_PUT */
-    uint8_t *bytes;      /* a copy, to load once durable */
+    struct session *s; /* borrowed; refs held */
+    uint32_t req;      /* the ROSTER_PUT */
+    uint8_t *bytes;    /* a copy, to load once durable */
     size_t len;
 };
 
@@ -671,7 +670,7 @@ on_roster_put(struct session *s, const struct kz_msg_roster_put *p)
 }
 
 struct rget_ctx {
-    struct session *s;   /* refs held */
+    struct session *s; /* refs held */
     uint32_t req;
     uint64_t have;
 };
@@ -727,8 +726,8 @@ on_roster_get(struct session *s, const struct kz_msg_roster_get *g)
 /* ---- KEYS ---------------------------------------------------------- */
 
 struct keys_ctx {
-    struct session *s;   /* refs held */
-    uint32_t req;        /* the request */
+    struct session *s; /* refs held */
+    uint32_t req;      /* the request */
 };
 
 static void
@@ -929,7 +928,8 @@ on_message(struct session *s, const uint8_t *p, size_t len)
     }
     if (m.type == KZ_MSG_PONG || m.type == KZ_MSG_ERROR) {
         if (m.type == KZ_MSG_ERROR)
-            kz_log_info("session %llu: client reports %s", (unsigned long long)s->id,
+            kz_log_info("session %llu: client reports %s",
+                        (unsigned long long)s->id,
                         kz_wire_err_name(m.error.code));
         goto out;
     }
@@ -948,30 +948,14 @@ on_message(struct session *s, const uint8_t *p, size_t len)
         goto out;
     }
     switch (m.type) {
-    case KZ_MSG_PUSH:
-        on_push(s, &m.push);
-        break;
-    case KZ_MSG_PULL:
-        on_pull(s, &m.pull);
-        break;
-    case KZ_MSG_SUBSCRIBE:
-        on_subscribe(s, &m.subscribe);
-        break;
-    case KZ_MSG_ROSTER_GET:
-        on_roster_get(s, &m.roster_get);
-        break;
-    case KZ_MSG_ROSTER_PUT:
-        on_roster_put(s, &m.roster_put);
-        break;
-    case KZ_MSG_KEYS_PUT:
-        on_keys_put(s, &m.keys_put);
-        break;
-    case KZ_MSG_KEYS_GET:
-        on_keys_get(s, &m.keys_get);
-        break;
-    default:
-        protocol_error(s, KZ_WIRE_STATE, "message not allowed now");
-        break;
+    case KZ_MSG_PUSH: on_push(s, &m.push); break;
+    case KZ_MSG_PULL: on_pull(s, &m.pull); break;
+    case KZ_MSG_SUBSCRIBE: on_subscribe(s, &m.subscribe); break;
+    case KZ_MSG_ROSTER_GET: on_roster_get(s, &m.roster_get); break;
+    case KZ_MSG_ROSTER_PUT: on_roster_put(s, &m.roster_put); break;
+    case KZ_MSG_KEYS_PUT: on_keys_put(s, &m.keys_put); break;
+    case KZ_MSG_KEYS_GET: on_keys_get(s, &m.keys_get); break;
+    default: protocol_error(s, KZ_WIRE_STATE, "message not allowed now"); break;
     }
 out:
     kz_msg_clear(&m);
@@ -1012,15 +996,15 @@ session_pump(struct session *s)
     uint32_t n = 0;
 
     while (s->state != SS_CLOSING && s->state != SS_HANDSHAKE &&
-           s->pushes < SESSION_PUSHES_IN_FLIGHT &&
-           n < SESSION_MSGS_PER_TICK && !s->pull.active) {
+           s->pushes < SESSION_PUSHES_IN_FLIGHT && n < SESSION_MSGS_PER_TICK &&
+           !s->pull.active) {
         const uint8_t *p;
         size_t len;
         int got = kz_chan_next(s->chan, &p, &len);
         if (got < 0) {
-            protocol_error(s, KZ_WIRE_LIMIT, kz_chan_why(s->chan)
-                                                 ? kz_chan_why(s->chan)
-                                                 : "bad framing");
+            protocol_error(s, KZ_WIRE_LIMIT,
+                           kz_chan_why(s->chan) ? kz_chan_why(s->chan)
+                                                : "bad framing");
             return;
         }
         if (got == 0)
@@ -1040,8 +1024,7 @@ session_pump(struct session *s)
         uv_timer_start(&s->kick, on_kick, 0, 0);
         return;
     }
-    if (s->pushes >= SESSION_PUSHES_IN_FLIGHT || s->pull.active ||
-        s->writing) {
+    if (s->pushes >= SESSION_PUSHES_IN_FLIGHT || s->pull.active || s->writing) {
         if (s->reading) {
             uv_read_stop((uv_stream_t *)&s->tcp);
             s->reading = 0;
@@ -1080,9 +1063,9 @@ on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     err = kz_chan_feed(s->chan, s->srv->rbuf, (size_t)nread);
     if (err) {
         s->srv->stats.closed_bad++;
-        kz_log_warn("session %llu %s: %s", (unsigned long long)s->id,
-                    s->peer, kz_chan_why(s->chan) ? kz_chan_why(s->chan)
-                                                   : kz_err_name(err));
+        kz_log_warn("session %llu %s: %s", (unsigned long long)s->id, s->peer,
+                    kz_chan_why(s->chan) ? kz_chan_why(s->chan)
+                                         : kz_err_name(err));
         /* Before the handshake completes there is no key to send with. */
         if (kz_chan_state(s->chan) == KZ_CHAN_READY)
             protocol_error(s, KZ_WIRE_PROTOCOL, "bad record");

@@ -55,7 +55,7 @@
 #include "kz.h"
 #include "limits.h"
 
-#define STORE_SIG_LEN 64           /* Ed25519 signature of a changeset */
+#define STORE_SIG_LEN 64            /* Ed25519 signature of a changeset */
 #define STORE_PULL_ITEMS_MAX 65536u /* cap on max_items of one pull */
 #define STORE_KEYS_PUT_MAX 4096u    /* envelopes in one store_keys_put */
 
@@ -74,10 +74,10 @@ struct store_cs {
     uint8_t author[KZ_KEY_LEN];      /* author's Ed25519 public key */
     uint64_t author_seq;             /* 1 .. INT64_MAX */
     uint8_t *hdr;                    /* encoded header; see store_append */
-    size_t hdr_len;                  /* bytes at hdr, ≤ KZ_LIM_CS_HEADER_MAX */
-    uint8_t *body;                   /* sealed body; see store_append */
-    size_t body_len;                 /* bytes at body, ≤ KZ_LIM_FRAME_MAX */
-    uint8_t sig[STORE_SIG_LEN];      /* author's signature */
+    size_t hdr_len;             /* bytes at hdr, ≤ KZ_LIM_CS_HEADER_MAX */
+    uint8_t *body;              /* sealed body; see store_append */
+    size_t body_len;            /* bytes at body, ≤ KZ_LIM_FRAME_MAX */
+    uint8_t sig[STORE_SIG_LEN]; /* author's signature */
 };
 
 /* The outcome of an append, valid during the callback only. */
@@ -213,8 +213,7 @@ KZ_MUST_CHECK int store_append(struct store *s, struct store_cs *cs,
  */
 KZ_MUST_CHECK int store_pull(struct store *s, const char *scope,
                              uint64_t after_seq, size_t max_bytes,
-                             uint32_t max_items, store_pull_cb cb,
-                             void *data);
+                             uint32_t max_items, store_pull_cb cb, void *data);
 
 /**
  * store_roster_put(s, version, bytes, len, cb, data): queues replacing the
@@ -254,8 +253,7 @@ KZ_MUST_CHECK int store_roster_get(struct store *s, store_roster_get_cb cb,
  * bytes, len over KZ_LIM_FRAME_MAX), -KZ_ECLOSED, -KZ_EAGAIN, -KZ_ENOMEM.
  */
 KZ_MUST_CHECK int store_keys_put(struct store *s, struct store_key *keys,
-                                 uint32_t n, store_keys_put_cb cb,
-                                 void *data);
+                                 uint32_t n, store_keys_put_cb cb, void *data);
 
 /**
  * store_keys_get(s, recipient, after_id, max_items, cb, data): queues

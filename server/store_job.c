@@ -27,31 +27,31 @@
 #define STORE_MAGIC 0x6b7a7374u /* "kzst" */
 
 struct store {
-    uint32_t magic;               /* STORE_MAGIC while alive (STYLE.md 16) */
-    const struct store_ops *ops;  /* backend functions; static */
-    void *be;                     /* backend state; store thread only */
-    struct store_opts opts;       /* copied, defaults filled in */
-    uv_loop_t *loop;              /* borrowed */
-    uv_async_t async;             /* wakes the loop for completions */
-    uv_thread_t thread;           /* the store thread */
+    uint32_t magic;              /* STORE_MAGIC while alive (STYLE.md 16) */
+    const struct store_ops *ops; /* backend functions; static */
+    void *be;                    /* backend state; store thread only */
+    struct store_opts opts;      /* copied, defaults filled in */
+    uv_loop_t *loop;             /* borrowed */
+    uv_async_t async;            /* wakes the loop for completions */
+    uv_thread_t thread;          /* the store thread */
 
     /* Loop thread only. */
-    int closing;                  /* store_close was called */
-    int async_closing;            /* uv_close(&async) was called */
-    store_close_cb close_cb;      /* user's close callback, may be NULL */
-    void *close_data;             /* its cookie */
+    int closing;             /* store_close was called */
+    int async_closing;       /* uv_close(&async) was called */
+    store_close_cb close_cb; /* user's close callback, may be NULL */
+    void *close_data;        /* its cookie */
 
     /* Shared: only under mu. */
-    uv_mutex_t mu;                /* guards the fields below */
-    uv_cond_t cv;                 /* signals the thread: job or stop */
-    struct store_job *q_head;     /* queued jobs, oldest first */
-    struct store_job *q_tail;     /* last queued job */
-    size_t q_len;                 /* jobs in the queue */
-    struct store_job *d_head;     /* finished jobs for the loop */
-    struct store_job *d_tail;     /* last finished job */
-    int stop;                     /* the thread exits when the queue drains */
-    int thread_done;              /* the thread has closed the backend */
-    struct store_stats stats;     /* counters (queued is computed) */
+    uv_mutex_t mu;            /* guards the fields below */
+    uv_cond_t cv;             /* signals the thread: job or stop */
+    struct store_job *q_head; /* queued jobs, oldest first */
+    struct store_job *q_tail; /* last queued job */
+    size_t q_len;             /* jobs in the queue */
+    struct store_job *d_head; /* finished jobs for the loop */
+    struct store_job *d_tail; /* last finished job */
+    int stop;                 /* the thread exits when the queue drains */
+    int thread_done;          /* the thread has closed the backend */
+    struct store_stats stats; /* counters (queued is computed) */
 };
 
 static void store_thread(void *arg);
@@ -78,12 +78,8 @@ job_free(struct store_job *j)
         }
         kz_free(j->u.pull.res.items);
         break;
-    case STORE_JOB_ROSTER_PUT:
-        kz_free(j->u.roster_put.bytes);
-        break;
-    case STORE_JOB_ROSTER_GET:
-        kz_free(j->u.roster_get.bytes);
-        break;
+    case STORE_JOB_ROSTER_PUT: kz_free(j->u.roster_put.bytes); break;
+    case STORE_JOB_ROSTER_GET: kz_free(j->u.roster_get.bytes); break;
     case STORE_JOB_KEYS_PUT:
         for (i = 0; i < j->u.keys_put.n; i++)
             kz_free(j->u.keys_put.keys[i].bytes);
@@ -105,9 +101,7 @@ job_complete(struct store_job *j)
     int st = j->status;
 
     switch (j->kind) {
-    case STORE_JOB_APPEND:
-        j->u.append.cb(j->data, st, &j->u.append.res);
-        break;
+    case STORE_JOB_APPEND: j->u.append.cb(j->data, st, &j->u.append.res); break;
     case STORE_JOB_PULL:
         j->u.pull.cb(j->data, st, st == 0 ? &j->u.pull.res : NULL);
         break;
@@ -200,9 +194,10 @@ store_append(struct store *s, struct store_cs *cs, store_append_cb cb,
     int rc;
 
     if (cs == NULL || cb == NULL || !scope_ok(cs->scope) ||
-        cs->author_seq == 0 || cs->author_seq > INT64_MAX || cs->hdr == NULL || cs->hdr_len == 0 ||
-        cs->hdr_len > KZ_LIM_CS_HEADER_MAX || cs->body == NULL ||
-        cs->body_len == 0 || cs->body_len > KZ_LIM_FRAME_MAX) {
+        cs->author_seq == 0 || cs->author_seq > INT64_MAX || cs->hdr == NULL ||
+        cs->hdr_len == 0 || cs->hdr_len > KZ_LIM_CS_HEADER_MAX ||
+        cs->body == NULL || cs->body_len == 0 ||
+        cs->body_len > KZ_LIM_FRAME_MAX) {
         rc = -KZ_EINVAL;
         goto err0;
     }
@@ -265,8 +260,8 @@ err0:
  * store_roster_put(s, version, bytes, len, cb, data): see store.h.
  */
 int
-store_roster_put(struct store *s, uint64_t version, uint8_t **bytes,
-                 size_t len, store_roster_put_cb cb, void *data)
+store_roster_put(struct store *s, uint64_t version, uint8_t **bytes, size_t len,
+                 store_roster_put_cb cb, void *data)
 {
     struct store_job *j = NULL;
     int rc;

@@ -55,10 +55,10 @@ enum store_job_kind {
  * job and freed by store_job.c after the callback.
  */
 struct store_job {
-    struct store_job *next;    /* queue link */
-    enum store_job_kind kind;  /* which member of u is in use */
-    int status;                /* result: 0 or -KZ_E…; set by the backend */
-    void *data;                /* the caller's cookie for the callback */
+    struct store_job *next;   /* queue link */
+    enum store_job_kind kind; /* which member of u is in use */
+    int status;               /* result: 0 or -KZ_E…; set by the backend */
+    void *data;               /* the caller's cookie for the callback */
     union {
         struct {
             struct store_cs cs;          /* input; owns hdr and body */
@@ -122,9 +122,9 @@ struct store_job {
  * last batch.
  */
 struct store_ops {
-    const char *name;                                  /* "sqlite", … */
+    const char *name;                                   /* "sqlite", … */
     int (*run_batch)(void *be, struct store_job *jobs); /* see above */
-    void (*close)(void *be);                           /* see above */
+    void (*close)(void *be);                            /* see above */
 };
 
 /**

@@ -115,8 +115,8 @@ static const char *const sq_sql[SQ_N] = {
 
 /* The backend state; the store thread's alone once the store runs. */
 struct sq {
-    sqlite3 *db;                /* the connection; owned */
-    sqlite3_stmt *st[SQ_N];     /* prepared statements; owned */
+    sqlite3 *db;            /* the connection; owned */
+    sqlite3_stmt *st[SQ_N]; /* prepared statements; owned */
 };
 
 static int sq_run_batch(void *be, struct store_job *jobs);
@@ -135,16 +135,13 @@ static int
 sq_code(int rc)
 {
     switch (rc & 0xff) {
-    case SQLITE_NOMEM:
-        return -KZ_ENOMEM;
+    case SQLITE_NOMEM: return -KZ_ENOMEM;
     case SQLITE_IOERR:
     case SQLITE_FULL:
     case SQLITE_CANTOPEN:
     case SQLITE_READONLY:
-    case SQLITE_PERM:
-        return -KZ_EIO;
-    default:
-        return -KZ_EDB;
+    case SQLITE_PERM: return -KZ_EIO;
+    default: return -KZ_EDB;
     }
 }
 
@@ -370,18 +367,10 @@ sq_write(struct sq *q, struct store_job *j, int *lost)
     if (rc != 0)
         goto lost;
     switch (j->kind) {
-    case STORE_JOB_APPEND:
-        rc = sq_append(q, j);
-        break;
-    case STORE_JOB_ROSTER_PUT:
-        rc = sq_roster_put(q, j);
-        break;
-    case STORE_JOB_KEYS_PUT:
-        rc = sq_keys_put(q, j);
-        break;
-    default:
-        rc = -KZ_EINVAL;
-        break;
+    case STORE_JOB_APPEND: rc = sq_append(q, j); break;
+    case STORE_JOB_ROSTER_PUT: rc = sq_roster_put(q, j); break;
+    case STORE_JOB_KEYS_PUT: rc = sq_keys_put(q, j); break;
+    default: rc = -KZ_EINVAL; break;
     }
     if (sqlite3_get_autocommit(q->db))
         goto lost;
@@ -422,8 +411,8 @@ sq_pull(struct sq *q, struct store_job *j)
     while (j->u.pull.max_items > 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         size = (size_t)sqlite3_column_bytes(st, 4) +
                (size_t)sqlite3_column_bytes(st, 5) + STORE_SIG_LEN;
-        if (res->n > 0 && (size > j->u.pull.max_bytes ||
-                           total > j->u.pull.max_bytes - size))
+        if (res->n > 0 &&
+            (size > j->u.pull.max_bytes || total > j->u.pull.max_bytes - size))
             break;
         if (res->n == cap) {
             cap = cap == 0 ? KZ_MIN(j->u.pull.max_items, 64u) : cap * 2;
@@ -538,14 +527,10 @@ static int
 sq_read(struct sq *q, struct store_job *j)
 {
     switch (j->kind) {
-    case STORE_JOB_PULL:
-        return sq_pull(q, j);
-    case STORE_JOB_ROSTER_GET:
-        return sq_roster_get(q, j);
-    case STORE_JOB_KEYS_GET:
-        return sq_keys_get(q, j);
-    default:
-        return -KZ_EINVAL;
+    case STORE_JOB_PULL: return sq_pull(q, j);
+    case STORE_JOB_ROSTER_GET: return sq_roster_get(q, j);
+    case STORE_JOB_KEYS_GET: return sq_keys_get(q, j);
+    default: return -KZ_EINVAL;
     }
 }
 
@@ -683,7 +668,8 @@ sq_setup(struct sq *q, uint32_t busy_ms)
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(q->db, sq_schema, NULL, NULL, NULL);
     if (rc == SQLITE_OK)
-        rc = sqlite3_exec(q->db, "PRAGMA user_version = " SQ_STR(SQ_FORMAT), NULL, NULL, NULL);
+        rc = sqlite3_exec(q->db, "PRAGMA user_version = " SQ_STR(SQ_FORMAT),
+                          NULL, NULL, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(q->db, "COMMIT", NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
@@ -725,10 +711,9 @@ store_sqlite_open(struct store **out, uv_loop_t *loop, const char *path,
         rc = -KZ_ENOMEM;
         goto err0;
     }
-    rc = sqlite3_open_v2(path, &q->db,
-                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                             SQLITE_OPEN_NOMUTEX,
-                         NULL);
+    rc = sqlite3_open_v2(
+        path, &q->db,
+        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         kz_log_error("store(sqlite): cannot open %s: %s", path,
                      q->db != NULL ? sqlite3_errmsg(q->db)

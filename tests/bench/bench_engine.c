@@ -91,9 +91,6 @@ now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-
-
-
 static void
 exec_ok(sqlite3 *db, const char *sql)
 {
@@ -429,9 +426,9 @@ apply_child(const char *adir, const char *bdir)
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         struct kz_cs_header h;
         struct apply_stats as;
-        int err = kz_cs_header_decode(&h, sqlite3_column_blob(st, 0),
-                                      (size_t)sqlite3_column_bytes(st, 0),
-                                      NULL);
+        int err =
+            kz_cs_header_decode(&h, sqlite3_column_blob(st, 0),
+                                (size_t)sqlite3_column_bytes(st, 0), NULL);
         if (err)
             die("header: %s", kz_err_name(err));
         err = replica_apply(b, &h, sqlite3_column_blob(st, 1),
@@ -464,8 +461,8 @@ struct memrow {
 };
 
 static void
-mem_run(const char *self, const struct rowdata *d, int rows,
-        uint32_t max_cells, struct memrow *m)
+mem_run(const char *self, const struct rowdata *d, int rows, uint32_t max_cells,
+        struct memrow *m)
 {
     char dir[512], bdir[600], cmd[2000];
     struct replica *a;
@@ -477,7 +474,8 @@ mem_run(const char *self, const struct rowdata *d, int rows,
     m->rows = rows;
     m->max_cells = max_cells;
     mk_tmp(dir, sizeof(dir), "mem");
-    a = replica_new(dir, "a", REPLICA_ROLE_ADMIN, (uint64_t)rows * 31 + max_cells);
+    a = replica_new(dir, "a", REPLICA_ROLE_ADMIN,
+                    (uint64_t)rows * 31 + max_cells);
     insert_rows(replica_db(a), d, rows);
     build(a, max_cells, &made);
     st = prep(replica_db(a), "SELECT max(length(body)) FROM kz_outbox");
@@ -490,9 +488,8 @@ mem_run(const char *self, const struct rowdata *d, int rows,
         die("mkdir %s", bdir);
     snprintf(cmd, sizeof(cmd), "'%s' --apply-child '%s' '%s'", self, dir, bdir);
     p = popen(cmd, "r");
-    if (p == NULL ||
-        fscanf(p, "%d %llu %ld %ld %ld %lf", &m->n_cs, &m->cells, &m->rss0,
-               &m->hwm, &m->maxrss, &m->secs) != 6)
+    if (p == NULL || fscanf(p, "%d %llu %ld %ld %ld %lf", &m->n_cs, &m->cells,
+                            &m->rss0, &m->hwm, &m->maxrss, &m->secs) != 6)
         die("%s: no result", cmd);
     if (pclose(p) != 0)
         die("%s failed", cmd);
@@ -694,29 +691,36 @@ main(int argc, char **argv)
             ib[r] = ins_k[r] + bld[r];
             ub[r] = upd_k[r] + bld2[r];
         }
-        printf("\nmedians of %d repetitions, %d rows        kzsync      plain   "
-               "ratio  target\n", reps, rows);
+        printf(
+            "\nmedians of %d repetitions, %d rows        kzsync      plain   "
+            "ratio  target\n",
+            reps, rows);
         printf("a. insert, 1 txn (tracked vs plain)      %8.3f s %8.3f s %6.2fx"
-               "  <= 1.5x\n", ik, ip, ik / ip);
+               "  <= 1.5x\n",
+               ik, ip, ik / ip);
         printf("a. replica_build (fold + pack, %3d cs)   %8.3f s %10s\n", n_cs,
                b1, "-");
         printf("a. insert + build                        %8.3f s %8.3f s %6.2fx"
-               "\n", median(ib, reps), ip, median(ib, reps) / ip);
+               "\n",
+               median(ib, reps), ip, median(ib, reps) / ip);
         printf("b. UPDATE 1 column of every row, 1 stmt  %8.3f s %8.3f s %6.2fx"
-               "  <= 2x\n", uk, up, uk / up);
+               "  <= 2x\n",
+               uk, up, uk / up);
         printf("b. replica_build after it (%3d cs)       %8.3f s %10s\n", n_cs2,
                b2, "-");
         printf("b. update + build                        %8.3f s %8.3f s %6.2fx"
-               "\n", median(ub, reps), up, median(ub, reps) / up);
+               "\n",
+               median(ub, reps), up, median(ub, reps) / up);
         printf("c. apply %3d cs into empty replica       %8.3f s %8.3f s %6.2fx"
-               "  <= 2.5x\n", n_cs, ak, ap, ak / ap);
+               "  <= 2.5x\n",
+               n_cs, ak, ap, ak / ap);
         printf("   (plain: INSERT of the same rows, 1 txn; the apply commits"
                " once per changeset)\n");
         printf("   cells applied %llu (%llu in changesets, %.1f MB of "
                "changesets): %.0f cells/s, %.0f rows/s (plain %.0f rows/s)\n",
-               (unsigned long long)cells_applied,
-               (unsigned long long)cs_cells, (double)cs_bytes / 1e6,
-               (double)cells_applied / ak, rows / ak, rows / ap);
+               (unsigned long long)cells_applied, (unsigned long long)cs_cells,
+               (double)cs_bytes / 1e6, (double)cells_applied / ak, rows / ak,
+               rows / ap);
         printf("   replica_digest(A) == replica_digest(B): %s\n",
                digest_ok == 1 ? "yes" : "not checked");
         printf("   rates: insert %.0f vs %.0f rows/s; build %.0f rows/s; "
@@ -729,23 +733,25 @@ main(int argc, char **argv)
         int64_t own = sz_item + sz_item_idx;
         printf(" (dbstat, pages x page size)\n");
         printf("   item table + pk index             %9.2f MB  (plain db: "
-               "%.2f MB)\n", own / 1e6, (sz_plain + sz_plain_idx) / 1e6);
+               "%.2f MB)\n",
+               own / 1e6, (sz_plain + sz_plain_idx) / 1e6);
         printf("   kz_clock (+ kz_clock_dirty %.2f MB) %9.2f MB  %5.2fx the "
-               "table   target <= 1x\n", sz_clock_idx / 1e6,
-               (sz_clock + sz_clock_idx) / 1e6,
+               "table   target <= 1x\n",
+               sz_clock_idx / 1e6, (sz_clock + sz_clock_idx) / 1e6,
                (double)(sz_clock + sz_clock_idx) / (double)own);
         printf("   kz_outbox (+ pk index)            %9.2f MB  %5.2fx the "
                "table   (until acknowledged)\n",
                (sz_outbox + sz_outbox_idx) / 1e6,
                (double)(sz_outbox + sz_outbox_idx) / (double)own);
         printf("   kz_log before the build           %9.2f MB  %5.2fx the "
-               "table   (emptied by the build)\n", sz_log / 1e6,
-               (double)sz_log / (double)own);
+               "table   (emptied by the build)\n",
+               sz_log / 1e6, (double)sz_log / (double)own);
     } else {
         printf(" (dbstat not available: whole files only)\n");
     }
     printf("   whole database (page_count x page_size): replica %.2f MB, "
-           "plain %.2f MB\n", file_k / 1e6, file_p / 1e6);
+           "plain %.2f MB\n",
+           file_k / 1e6, file_p / 1e6);
     fflush(stdout);
 
     if (do_mem) {

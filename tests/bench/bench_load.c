@@ -112,8 +112,7 @@ enroll(struct bn_net *n, const struct dev *devs, int count)
         if ((err = roster_add_member(r, devs[i].name, devs[i].site,
                                      ROSTER_ROLE_SITE, &devs[i].spk,
                                      &devs[i].dpk)))
-            bn_die("roster_add_member %s: %s", devs[i].name,
-                   kz_err_name(err));
+            bn_die("roster_add_member %s: %s", devs[i].name, kz_err_name(err));
     if ((err = kzc_save_roster(&k, r)))
         bn_die("kzc_save_roster: %s", k.err);
     roster_free(r);
@@ -122,14 +121,15 @@ enroll(struct bn_net *n, const struct dev *devs, int count)
     bn_run_ok(NULL, 0, n->log, "kzsync sync land (roster upload)", cmd);
 }
 
-/* ---- the load generator ---------------------------------------------------- */
+/* ---- the load generator ----------------------------------------------------
+ */
 
 /* A prepared PUSH. */
 struct pre {
     uint8_t hdr[KZ_LIM_CS_HEADER_MAX];
     size_t hdr_len;
     uint8_t sig[64];
-    double sent;  /* uv_hrtime at conn_send, s */
+    double sent; /* uv_hrtime at conn_send, s */
 };
 
 struct gen;
@@ -138,14 +138,14 @@ struct cli {
     struct gen *g;
     struct conn *conn;
     int idx;
-    int ready;       /* WELCOME received */
-    int closed;      /* on_close ran */
-    uint32_t next;   /* next author_seq to send (1-based) */
-    uint32_t acked;  /* PUSH_ACKs received */
+    int ready;      /* WELCOME received */
+    int closed;     /* on_close ran */
+    uint32_t next;  /* next author_seq to send (1-based) */
+    uint32_t acked; /* PUSH_ACKs received */
     uint32_t inflight;
     struct pre *pre; /* n_pre prepared pushes, pre[i] has author_seq i+1 */
     uint32_t n_pre;
-    uint8_t *body;   /* shared by its pushes */
+    uint8_t *body; /* shared by its pushes */
 };
 
 struct gen {
@@ -154,9 +154,9 @@ struct gen {
     struct cli *c;
     const struct dev *devs;
     int n;
-    int opened;         /* conn_open calls made */
+    int opened; /* conn_open calls made */
     int n_ready, n_closed;
-    int pushing;        /* 1 while sending */
+    int pushing; /* 1 while sending */
     int window;
     size_t body_len;
     double t_start, t_warm, t_end;
@@ -173,7 +173,7 @@ struct gen {
     pid_t srv_pid;
     long rss_before, rss_after, hwm_after;
     double t_all_ready;
-    int phase;          /* 0 connecting, 1 running, 2 draining, 3 closing */
+    int phase; /* 0 connecting, 1 running, 2 draining, 3 closing */
     struct kz_dh_pk server_pk;
     const char *addr;
 };
@@ -184,8 +184,7 @@ hr_s(void)
     return (double)uv_hrtime() / 1e9;
 }
 
-static void
-gen_fail(struct gen *g, const char *fmt, ...)
+static void gen_fail(struct gen *g, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 static void
@@ -238,8 +237,8 @@ send_push(struct cli *c)
 static void
 fill(struct cli *c)
 {
-    while (c->g->pushing && !c->g->failed && c->inflight < (uint32_t)c->g->window &&
-           c->next <= c->n_pre)
+    while (c->g->pushing && !c->g->failed &&
+           c->inflight < (uint32_t)c->g->window && c->next <= c->n_pre)
         send_push(c);
     if (c->next > c->n_pre)
         c->g->exhausted = 1;
@@ -306,15 +305,13 @@ on_msg(struct conn *conn, const struct kz_msg *m, void *data)
             gen_fail(g, "cannot send PONG");
         return;
     }
-    case KZ_MSG_NOTIFY:
-        return;
+    case KZ_MSG_NOTIFY: return;
     case KZ_MSG_ERROR:
         gen_fail(g, "client %d: ERROR %u: %.*s", c->idx, m->error.code,
                  (int)m->error.text.len, m->error.text.p);
         return;
     default:
-        gen_fail(g, "client %d: unexpected %s", c->idx,
-                 kz_msg_name(m->type));
+        gen_fail(g, "client %d: unexpected %s", c->idx, kz_msg_name(m->type));
     }
 }
 
@@ -630,8 +627,8 @@ run_push(const struct dev *devs, int clients, int window, double secs,
 }
 
 static void
-run_idle(const struct dev *devs, int count, double wait_s,
-         struct idle_res *out, const char *perf_file)
+run_idle(const struct dev *devs, int count, double wait_s, struct idle_res *out,
+         const char *perf_file)
 {
     struct bn_net n;
     struct gen g;
@@ -654,10 +651,18 @@ run_idle(const struct dev *devs, int count, double wait_s,
         bn_die("out of memory");
     if (perf_file) {
         char pidtxt[32];
-        char *argv[] = {(char *)"/usr/bin/perf", (char *)"record",
-                        (char *)"-e", (char *)"page-faults", (char *)"-c",
-                        (char *)"1", (char *)"--call-graph", (char *)"dwarf",
-                        (char *)"-o", (char *)perf_file, (char *)"-p", pidtxt,
+        char *argv[] = {(char *)"/usr/bin/perf",
+                        (char *)"record",
+                        (char *)"-e",
+                        (char *)"page-faults",
+                        (char *)"-c",
+                        (char *)"1",
+                        (char *)"--call-graph",
+                        (char *)"dwarf",
+                        (char *)"-o",
+                        (char *)perf_file,
+                        (char *)"-p",
+                        pidtxt,
                         NULL};
         snprintf(pidtxt, sizeof(pidtxt), "%d", (int)n.pid);
         perf = bn_spawn(argv, n.log);
@@ -713,10 +718,10 @@ main(int argc, char **argv)
         else
             bn_die("usage: see the comment at the top of bench_load.c");
     }
-    if (reps < 1 || reps > 64 || clients < 1 || clients > 4000 ||
-        window < 1 || window > MAX_WINDOW || secs < 1 || secs > 120 ||
-        body < 1 || body > 65536 || idle < 1 || idle > 4000 ||
-        idle_wait < 0 || idle_wait > 600)
+    if (reps < 1 || reps > 64 || clients < 1 || clients > 4000 || window < 1 ||
+        window > MAX_WINDOW || secs < 1 || secs > 120 || body < 1 ||
+        body > 65536 || idle < 1 || idle > 4000 || idle_wait < 0 ||
+        idle_wait > 600)
         bn_die("argument out of range (see bench_load.c)");
     bn_paths();
     signal(SIGPIPE, SIG_IGN);
@@ -764,11 +769,13 @@ main(int argc, char **argv)
                "after 1 s warm-up; medians of %d repetitions\n",
                clients, window, body, secs, reps);
         printf("   durable acknowledged pushes/s     %9.0f        target >= "
-               "5000\n", bn_median(v_rate, reps));
+               "5000\n",
+               bn_median(v_rate, reps));
         printf("   ack latency p50                   %9.2f ms\n",
                bn_median(v_p50, reps));
         printf("   ack latency p99                   %9.2f ms     target <= "
-               "50 ms\n", bn_median(v_p99, reps));
+               "50 ms\n",
+               bn_median(v_p99, reps));
         printf("   ack latency p99.9 / max           %9.2f / %.2f ms\n",
                bn_median(v_p999, reps), bn_median(v_max, reps));
         printf("   CPU during the run (incl. warm-up and drain): kzsyncd "
@@ -798,7 +805,8 @@ main(int argc, char **argv)
         printf("   kzsyncd VmRSS before connecting   %9.1f MiB\n",
                bn_median(v0, reps));
         printf("   kzsyncd VmRSS with %d idle        %9.1f MiB    target <= "
-               "64 MiB\n", idle, bn_median(v1, reps));
+               "64 MiB\n",
+               idle, bn_median(v1, reps));
         printf("   per session                       %9.1f KiB\n",
                (bn_median(v1, reps) - bn_median(v0, reps)) * 1024.0 / idle);
         printf("   kzsyncd VmHWM                     %9.1f MiB\n",

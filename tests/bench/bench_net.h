@@ -53,8 +53,8 @@ bn_child_forget(pid_t pid)
             bn_children[i] = 0;
 }
 
-static inline void
-bn_die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static inline void bn_die(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2), noreturn));
 
 static inline void
 bn_die(const char *fmt, ...)
@@ -123,8 +123,8 @@ bn_paths(void)
  * appended to ${log}; the last line of its stdout goes to ${last} (if not
  * NULL).  Returns the exit status.
  */
-static inline int
-bn_run(char *last, size_t len, const char *log, const char *fmt, ...)
+static inline int bn_run(char *last, size_t len, const char *log,
+                         const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 static inline int
@@ -352,16 +352,16 @@ bn_proc_kb(pid_t pid, const char *field)
 
 /* A server and the state office's device, set up with the real CLI. */
 struct bn_net {
-    char root[512];        /* temporary directory */
-    char srv[600];         /* ROOT/srv */
-    char land[600];        /* ROOT/land */
-    char log[600];         /* ROOT/cli.log: every command's stderr */
-    char srvlog[600];      /* ROOT/kzsyncd.log */
-    char addr[64];         /* 127.0.0.1:PORT */
-    char server_key[128];  /* kzserver1.… */
-    char admin_key[128];   /* kzadmin1.… */
+    char root[512];       /* temporary directory */
+    char srv[600];        /* ROOT/srv */
+    char land[600];       /* ROOT/land */
+    char log[600];        /* ROOT/cli.log: every command's stderr */
+    char srvlog[600];     /* ROOT/kzsyncd.log */
+    char addr[64];        /* 127.0.0.1:PORT */
+    char server_key[128]; /* kzserver1.… */
+    char admin_key[128];  /* kzadmin1.… */
     int port;
-    pid_t pid;             /* kzsyncd run */
+    pid_t pid; /* kzsyncd run */
 };
 
 static inline void
@@ -398,8 +398,8 @@ bn_setup(struct bn_net *n, const char *tag, unsigned max_conns,
     n->port = bn_free_port();
     snprintf(n->addr, sizeof(n->addr), "127.0.0.1:%d", n->port);
 
-    snprintf(cmd, sizeof(cmd), "'%s' init '%s' --listen %s", bn_kzsyncd,
-             n->srv, n->addr);
+    snprintf(cmd, sizeof(cmd), "'%s' init '%s' --listen %s", bn_kzsyncd, n->srv,
+             n->addr);
     bn_run_ok(n->server_key, sizeof(n->server_key), n->log, "kzsyncd init",
               cmd);
     snprintf(conf, sizeof(conf), "%s/kzsyncd.conf", n->srv);
@@ -431,8 +431,8 @@ bn_teardown(struct bn_net *n)
 
     n->pid = 0;
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-        fprintf(stderr, "%s: kzsyncd ended with status %d (see %s)\n",
-                bn_prog, st, n->srvlog);
+        fprintf(stderr, "%s: kzsyncd ended with status %d (see %s)\n", bn_prog,
+                st, n->srvlog);
     if (getenv("KZBENCH_KEEP"))
         fprintf(stderr, "%s: kept %s\n", bn_prog, n->root);
     else

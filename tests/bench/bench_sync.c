@@ -65,10 +65,6 @@ static const struct track_decl NET = {"network", NULL, NULL, NULL, NULL, NULL};
 
 /* ---- the workload (as bench_engine.c) --------------------------------- */
 
-
-
-
-
 static void
 exec_ok(sqlite3 *db, const char *sql)
 {
@@ -394,48 +390,78 @@ run_perf(const char *dir, const struct rowdata *d, int rows)
     replica_free(land);
     snprintf(pidtxt, sizeof(pidtxt), "%d", (int)n.pid);
     {
-        char *argv[] = {(char *)"/usr/bin/perf", (char *)"record", (char *)"-F",
-                        (char *)"999", (char *)"--call-graph", (char *)"dwarf,16384", (char *)"-o", f_srv,
-                        (char *)"-p", pidtxt, NULL};
+        char *argv[] = {(char *)"/usr/bin/perf",
+                        (char *)"record",
+                        (char *)"-F",
+                        (char *)"999",
+                        (char *)"--call-graph",
+                        (char *)"dwarf,16384",
+                        (char *)"-o",
+                        f_srv,
+                        (char *)"-p",
+                        pidtxt,
+                        NULL};
         perf_srv = bn_spawn(argv, n.log);
         usleep(500000);
     }
     {
-        char *argv[] = {(char *)"/usr/bin/perf", (char *)"record", (char *)"-F",
-                        (char *)"999", (char *)"--call-graph", (char *)"dwarf,16384", (char *)"-o", f_push,
-                        (char *)"--", bn_kzsync, (char *)"sync", n.land, NULL};
+        char *argv[] = {(char *)"/usr/bin/perf",
+                        (char *)"record",
+                        (char *)"-F",
+                        (char *)"999",
+                        (char *)"--call-graph",
+                        (char *)"dwarf,16384",
+                        (char *)"-o",
+                        f_push,
+                        (char *)"--",
+                        bn_kzsync,
+                        (char *)"sync",
+                        n.land,
+                        NULL};
         t_push = bn_time_cmd(argv, n.log);
     }
     {
-        char *argv[] = {(char *)"/usr/bin/perf", (char *)"record", (char *)"-F",
-                        (char *)"999", (char *)"--call-graph", (char *)"dwarf,16384", (char *)"-o", f_pull,
-                        (char *)"--", bn_kzsync, (char *)"sync", han, NULL};
+        char *argv[] = {(char *)"/usr/bin/perf",
+                        (char *)"record",
+                        (char *)"-F",
+                        (char *)"999",
+                        (char *)"--call-graph",
+                        (char *)"dwarf,16384",
+                        (char *)"-o",
+                        f_pull,
+                        (char *)"--",
+                        bn_kzsync,
+                        (char *)"sync",
+                        han,
+                        NULL};
         t_pull = bn_time_cmd(argv, n.log);
     }
     bn_stop(perf_srv, SIGINT);
     check_rep(&n, han, rows);
     bn_teardown(&n);
-    printf("\nperf (one more repetition under perf record -F 999 --call-graph dwarf; "
+    printf("\nperf (one more repetition under perf record -F 999 --call-graph "
+           "dwarf; "
            "push %.2f s, pull %.2f s wall): CPU samples by DSO\n",
            t_push, t_pull);
     perf_dso(f_push, "kzsync sync LAND");
     perf_dso(f_srv, "kzsyncd         ");
     perf_dso(f_pull, "kzsync sync HAN ");
     printf("   data in %s (perf report -i FILE --no-children --sort dso,sym)"
-           "\n", dir);
+           "\n",
+           dir);
 }
 
 /* ---- cryptography ------------------------------------------------------ */
 
 struct cryptofig {
-    double hs;             /* one XX handshake, both sides, s */
-    double chan_seal;      /* kz_chan_send, MB/s of app bytes */
-    double chan_open;      /* kz_chan_feed + next, MB/s */
-    double aead_enc;       /* raw ChaCha20-Poly1305, 64 KiB records, MB/s */
+    double hs;        /* one XX handshake, both sides, s */
+    double chan_seal; /* kz_chan_send, MB/s of app bytes */
+    double chan_open; /* kz_chan_feed + next, MB/s */
+    double aead_enc;  /* raw ChaCha20-Poly1305, 64 KiB records, MB/s */
     double aead_dec;
-    double xaead_enc;      /* XChaCha20-Poly1305 on the changeset size */
+    double xaead_enc; /* XChaCha20-Poly1305 on the changeset size */
     double xaead_dec;
-    double sign;           /* Ed25519 sign of hdr‖body, s */
+    double sign; /* Ed25519 sign of hdr‖body, s */
     double verify;
 };
 
@@ -454,9 +480,9 @@ pump(struct kz_chan *from, struct kz_chan *to)
 }
 
 static void
-chan_pair(struct kz_chan **ci, struct kz_chan **cr,
-          const struct kz_dh_sk *csk, const struct kz_dh_sk *ssk,
-          const struct kz_dh_pk *spk, size_t out_max)
+chan_pair(struct kz_chan **ci, struct kz_chan **cr, const struct kz_dh_sk *csk,
+          const struct kz_dh_sk *ssk, const struct kz_dh_pk *spk,
+          size_t out_max)
 {
     struct kz_chan_cfg a, b;
     int i, err;
@@ -548,8 +574,7 @@ measure_crypto(struct cryptofig *f, size_t cs_size)
                     struct kz_buf *o = kz_chan_out(ci);
                     size_t off = 0;
                     while (off < o->len) {
-                        size_t nb = o->len - off < 65536 ? o->len - off
-                                                         : 65536;
+                        size_t nb = o->len - off < 65536 ? o->len - off : 65536;
                         if ((err = kz_chan_feed(cr, o->p + off, nb)))
                             bn_die("kz_chan_feed: %s", kz_err_name(err));
                         off += nb;
@@ -633,7 +658,8 @@ measure_crypto(struct cryptofig *f, size_t cs_size)
     free(ct);
 }
 
-/* ---- main ------------------------------------------------------------------ */
+/* ---- main ------------------------------------------------------------------
+ */
 
 int
 main(int argc, char **argv)
@@ -701,24 +727,32 @@ main(int argc, char **argv)
         double t_hs, t_tr, t_sg, t_vf, t_x, total;
 
         printf("\nmedians of %d repetitions, %d rows                 time     "
-               "rows/s   vs plain  target\n", reps, rows);
+               "rows/s   vs plain  target\n",
+               reps, rows);
         printf("plain SQLite INSERT, 1 txn                     %8.3f s %9.0f"
-               "      1.00x\n", pl, rows / pl);
+               "      1.00x\n",
+               pl, rows / pl);
         printf("a. tracked INSERT at LAND, 1 txn               %8.3f s %9.0f"
-               "  %8.2fx\n", ins, rows / ins, ins / pl);
+               "  %8.2fx\n",
+               ins, rows / ins, ins / pl);
         printf("b. kzsync sync LAND (build, sign, push)        %8.3f s %9.0f"
-               "  %8.2fx\n", pu, rows / pu, pu / pl);
+               "  %8.2fx\n",
+               pu, rows / pu, pu / pl);
         printf("c. kzsync sync HAN (fresh: pull, verify, apply)%8.3f s %9.0f"
-               "  %8.2fx\n", pd, rows / pd, pd / pl);
+               "  %8.2fx\n",
+               pd, rows / pd, pd / pl);
         printf("end to end a+b+c                               %8.3f s %9.0f"
-               "  %8.2fx  <= 4x\n", e2e, rows / e2e, e2e / pl);
+               "  %8.2fx  <= 4x\n",
+               e2e, rows / e2e, e2e / pl);
         printf("   (vs two plain inserts, one at each end: %.2fx)\n",
                e2e / (2 * pl));
         printf("   %.0f changesets, %.1f MB (hdr+body+sig), median changeset "
-               "%.0f bytes\n", ncs, bytes / 1e6, csz);
+               "%.0f bytes\n",
+               ncs, bytes / 1e6, csz);
         printf("   CPU: kzsync sync LAND %.2f s, kzsyncd %.2f s (push+pull), "
-               "kzsync sync HAN %.2f s\n", bn_median(v_cpush, reps),
-               bn_median(v_csrv, reps), bn_median(v_cpull, reps));
+               "kzsync sync HAN %.2f s\n",
+               bn_median(v_cpush, reps), bn_median(v_csrv, reps),
+               bn_median(v_cpull, reps));
         fflush(stdout);
 
         measure_crypto(&cf, (size_t)csz);
@@ -730,9 +764,11 @@ main(int argc, char **argv)
         printf("   kz_chan_feed + next (open)                   %8.0f MB/s\n",
                cf.chan_open);
         printf("   ChaCha20-Poly1305, 64 KiB records  enc %6.0f MB/s, dec "
-               "%6.0f MB/s\n", cf.aead_enc, cf.aead_dec);
+               "%6.0f MB/s\n",
+               cf.aead_enc, cf.aead_dec);
         printf("   Ed25519 on %.0f B (hdr+body): sign %.3f ms, verify %.3f ms"
-               "\n", csz, cf.sign * 1e3, cf.verify * 1e3);
+               "\n",
+               csz, cf.sign * 1e3, cf.verify * 1e3);
         printf("   XChaCha20-Poly1305 on %.0f B (body sealing): enc %.0f "
                "MB/s, dec %.0f MB/s\n",
                csz, cf.xaead_enc, cf.xaead_dec);

@@ -55,10 +55,9 @@ gen_rows(int n)
         return NULL;
     for (i = 0; i < n; i++) {
         uint64_t a = rnd(&s), b = rnd(&s);
-        snprintf(d[i].id, sizeof(d[i].id),
-                 "%08x-%04x-4%03x-%04x-%012llx", (unsigned)(a >> 32),
-                 (unsigned)(a >> 16) & 0xffff, (unsigned)a & 0xfff,
-                 0x8000u | ((unsigned)(b >> 48) & 0x3fff),
+        snprintf(d[i].id, sizeof(d[i].id), "%08x-%04x-4%03x-%04x-%012llx",
+                 (unsigned)(a >> 32), (unsigned)(a >> 16) & 0xffff,
+                 (unsigned)a & 0xfff, 0x8000u | ((unsigned)(b >> 48) & 0x3fff),
                  (unsigned long long)(b & UINT64_C(0xffffffffffff)));
         for (j = 0; j < 4; j++) {
             d[i].s_len[j] = 10 + (int)(rnd(&s) % 11);

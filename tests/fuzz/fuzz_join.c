@@ -48,8 +48,8 @@ fuzz_text(const char *text, size_t len)
         check(roster_site_valid(jr.site));
     } else {
         check(why != NULL);
-        check(rc == -KZ_EMALFORMED || rc == -KZ_ELIMIT ||
-              rc == -KZ_EVERSION || rc == -KZ_EAUTH);
+        check(rc == -KZ_EMALFORMED || rc == -KZ_ELIMIT || rc == -KZ_EVERSION ||
+              rc == -KZ_EAUTH);
         check(sodium_is_zero((const unsigned char *)&jr, sizeof(jr)));
     }
 
@@ -79,8 +79,7 @@ fuzz_body(const uint8_t *data, size_t size)
     rc = join__decode_body(&jr, data, size, &why);
     if (rc != 0) {
         check(why != NULL);
-        check(rc == -KZ_EMALFORMED || rc == -KZ_ELIMIT ||
-              rc == -KZ_EVERSION);
+        check(rc == -KZ_EMALFORMED || rc == -KZ_ELIMIT || rc == -KZ_EVERSION);
         return;
     }
     check(join__encode_body(&jr, &p, &len) == 0);

@@ -97,9 +97,7 @@ walk(struct kz_rd *r, struct kz_mpk_wr *w, uint32_t depth, bool *lossy)
             (void)walk(r, w, depth - 1, lossy);
         break;
     }
-    case KZ_MPK_EXT:
-        *lossy = true;
-        return kz_mpk_skip(r, 0);
+    case KZ_MPK_EXT: *lossy = true; return kz_mpk_skip(r, 0);
     default:
         /* c1 or end of input: let skip record the error. */
         return kz_mpk_skip(r, 0);

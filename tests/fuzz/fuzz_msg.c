@@ -62,23 +62,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check(m.type >= 1 && m.type <= KZ_MSG_TYPE_MAX);
     check(kz_msg_dir(m.type) != 0);
     switch (m.type) {
-    case KZ_MSG_PULL:
-        check(m.pull.n_cursors <= KZ_LIM_PULL_SCOPES_MAX);
-        break;
-    case KZ_MSG_BATCH:
-        check(m.batch.n_items <= KZ_LIM_BATCH_ITEMS_MAX);
-        break;
+    case KZ_MSG_PULL: check(m.pull.n_cursors <= KZ_LIM_PULL_SCOPES_MAX); break;
+    case KZ_MSG_BATCH: check(m.batch.n_items <= KZ_LIM_BATCH_ITEMS_MAX); break;
     case KZ_MSG_SUBSCRIBE:
         check(m.subscribe.n_scopes <= KZ_LIM_SUBSCRIBE_SCOPES_MAX);
         break;
-    case KZ_MSG_KEYS_PUT:
-        check(m.keys_put.n_envs <= KZ_LIM_KEYS_MAX);
-        break;
-    case KZ_MSG_KEYS:
-        check(m.keys.n_keys <= KZ_LIM_KEYS_MAX);
-        break;
-    default:
-        break;
+    case KZ_MSG_KEYS_PUT: check(m.keys_put.n_envs <= KZ_LIM_KEYS_MAX); break;
+    case KZ_MSG_KEYS: check(m.keys.n_keys <= KZ_LIM_KEYS_MAX); break;
+    default: break;
     }
 
     pack(&m, &p, &len);

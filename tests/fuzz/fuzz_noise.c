@@ -52,13 +52,13 @@ static const char *const PATTERNS[] = {
 };
 #define N_PATTERNS (sizeof(PATTERNS) / sizeof(PATTERNS[0]))
 
-#define CHECK(c)                                                              \
-    do {                                                                      \
-        if (!(c)) {                                                           \
-            fprintf(stderr, "fuzz_noise: invariant failed: %s (line %d)\n",   \
-                    #c, __LINE__);                                            \
-            abort();                                                          \
-        }                                                                     \
+#define CHECK(c)                                                               \
+    do {                                                                       \
+        if (!(c)) {                                                            \
+            fprintf(stderr, "fuzz_noise: invariant failed: %s (line %d)\n",    \
+                    #c, __LINE__);                                             \
+            abort();                                                           \
+        }                                                                      \
     } while (0)
 
 /* Deterministic randomness: a counter hashed with BLAKE2b. */
@@ -98,9 +98,9 @@ zero_ms(void *data)
 
 /* Recorder for the corpus generator: chunks appended as u16 ‖ bytes. */
 struct rec {
-    uint8_t *p;  /* seed being built */
-    size_t len;  /* bytes in p */
-    size_t cap;  /* bytes allocated */
+    uint8_t *p; /* seed being built */
+    size_t len; /* bytes in p */
+    size_t cap; /* bytes allocated */
 };
 
 static void
@@ -196,8 +196,8 @@ drive(const uint8_t *data, size_t size, struct rec *rec)
 
         if (kz_noise_next(rd) != KZ_NOISE_READ)
             break; /* the reader was poisoned by an earlier write */
-        rc = kz_noise_write(w, (const uint8_t *)"hs", 2, msg, sizeof(msg),
-                            &len);
+        rc =
+            kz_noise_write(w, (const uint8_t *)"hs", 2, msg, sizeof(msg), &len);
         if (rc != 0) {
             CHECK(kz_noise_next(w) == KZ_NOISE_FAILED);
             break;

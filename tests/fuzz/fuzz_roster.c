@@ -100,8 +100,8 @@ fuzz_body(const uint8_t *data, size_t size)
     if (rc != 0) {
         check(r == NULL);
         check(why != NULL);
-        check(rc == -KZ_EMALFORMED || rc == -KZ_ELIMIT ||
-              rc == -KZ_EVERSION || rc == -KZ_ENOMEM);
+        check(rc == -KZ_EMALFORMED || rc == -KZ_ELIMIT || rc == -KZ_EVERSION ||
+              rc == -KZ_ENOMEM);
         return;
     }
     check(why == NULL);
@@ -148,8 +148,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else {
         check(r == NULL);
         check(why != NULL);
-        check(rc == -KZ_EMALFORMED || rc == -KZ_ELIMIT ||
-              rc == -KZ_EVERSION || rc == -KZ_EAUTH || rc == -KZ_ENOMEM);
+        check(rc == -KZ_EMALFORMED || rc == -KZ_ELIMIT || rc == -KZ_EVERSION ||
+              rc == -KZ_EAUTH || rc == -KZ_ENOMEM);
     }
 
     fuzz_body(data, size);

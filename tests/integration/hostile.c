@@ -309,7 +309,8 @@ mode_idle(unsigned long n, unsigned secs)
                 if (p[i].revents) {
                     uint8_t b[256];
                     ssize_t r = recv(p[i].fd, b, sizeof(b), MSG_DONTWAIT);
-                    if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
+                    if (r == 0 ||
+                        (r < 0 && errno != EAGAIN && errno != EINTR)) {
                         unsigned long j;
                         for (j = 0; j < n; j++)
                             if (fds[j] == p[i].fd) {
@@ -561,9 +562,8 @@ mode_bomb(const char *dir, unsigned variant)
 {
     static const uint8_t v0[] = {0xdd, 0xff, 0xff, 0xff, 0xff};
     /* [3, 1, "site:HAN", …] with an array32 header claiming 2^32-1. */
-    static const uint8_t v1[] = {0xdd, 0xff, 0xff, 0xff, 0xff, 0x03, 0x01,
-                                 0xa8, 's',  'i',  't',  'e',  ':',  'H',
-                                 'A',  'N'};
+    static const uint8_t v1[] = {0xdd, 0xff, 0xff, 0xff, 0xff, 0x03, 0x01, 0xa8,
+                                 's',  'i',  't',  'e',  ':',  'H',  'A',  'N'};
     uint8_t v2[8 + 9 + 7 + 2 + 2 + 64];
     /* [5, 1, cursors: array32 claiming 2^32-1, …] */
     static const uint8_t v3[] = {0x94, 0x05, 0x01, 0xdd, 0xff,
@@ -594,13 +594,23 @@ mode_bomb(const char *dir, unsigned variant)
     memset(v2 + o, 0, 64);
     o += 64;
     switch (variant) {
-    case 0: msg = v0; len = sizeof(v0); break;
-    case 1: msg = v1; len = sizeof(v1); break;
-    case 2: msg = v2; len = o; break;
-    case 3: msg = v3; len = sizeof(v3); break;
-    default:
-        fprintf(stderr, "kz_hostile: bomb variant 0..3\n");
-        return 2;
+    case 0:
+        msg = v0;
+        len = sizeof(v0);
+        break;
+    case 1:
+        msg = v1;
+        len = sizeof(v1);
+        break;
+    case 2:
+        msg = v2;
+        len = o;
+        break;
+    case 3:
+        msg = v3;
+        len = sizeof(v3);
+        break;
+    default: fprintf(stderr, "kz_hostile: bomb variant 0..3\n"); return 2;
     }
     if (dev_open(&d, dir, 1) != 0) {
         dev_close(&d);
@@ -631,8 +641,8 @@ mode_nohello(const char *dir, unsigned secs)
         return 2;
     }
     t0 = now_ms();
-    rc = report("nohello",
-                wait_closed(d.fd, t0 + (uint64_t)secs * 1000u, d.c), t0, NULL);
+    rc = report("nohello", wait_closed(d.fd, t0 + (uint64_t)secs * 1000u, d.c),
+                t0, NULL);
     dev_close(&d);
     return rc;
 }

@@ -31,20 +31,23 @@
 
 static int failures;
 
-#define CHECK(cond, ...)                                                      \
-    do {                                                                      \
-        if (!(cond)) {                                                        \
-            fprintf(stderr, "report_check: ");                                \
-            fprintf(stderr, __VA_ARGS__);                                     \
-            fputc('\n', stderr);                                              \
-            failures++;                                                       \
-        }                                                                     \
+#define CHECK(cond, ...)                                                       \
+    do {                                                                       \
+        if (!(cond)) {                                                         \
+            fprintf(stderr, "report_check: ");                                 \
+            fprintf(stderr, __VA_ARGS__);                                      \
+            fputc('\n', stderr);                                               \
+            failures++;                                                        \
+        }                                                                      \
     } while (0)
 
 static const char *const headings[] = {
-    "Netzwerkpartner nach Sektor", "Kooperationsvereinbarungen",
-    "Netzwerktreffen",             "Fortbildungen",
-    "Beratungen",                  "Fallanalysen und Maßnahmen",
+    "Netzwerkpartner nach Sektor",
+    "Kooperationsvereinbarungen",
+    "Netzwerktreffen",
+    "Fortbildungen",
+    "Beratungen",
+    "Fallanalysen und Maßnahmen",
     "Fördermittel",
 };
 #define N_HEADINGS (sizeof(headings) / sizeof(headings[0]))
@@ -100,8 +103,8 @@ check_headings(const char *text, const char *what)
         char want[128];
 
         snprintf(want, sizeof(want), "\">%s</h2>", headings[i]);
-        CHECK(strstr(text, want) != NULL, "%s lacks the heading \"%s\"",
-              what, headings[i]);
+        CHECK(strstr(text, want) != NULL, "%s lacks the heading \"%s\"", what,
+              headings[i]);
     }
 }
 
@@ -124,7 +127,7 @@ static const char *const pd_sql =
 
 /* Names from the sample files (they must not depend on the replica). */
 static const char *const pd_fixed[] = {
-    "Jana Ostermann", "Miriam Lühmann", "m.luehmann", "Tobias Kessler",
+    "Jana Ostermann", "Miriam Lühmann", "m.luehmann",     "Tobias Kessler",
     "t.kessler",      "Timo Niemeyer",  "Nadine Garbers", "Wiegenlied",
     "mailto:",        "tel:",
 };
@@ -223,21 +226,20 @@ check_dom(const char *path, long min_charts)
             break;
         CHECK(attr_num(svg, "width") > 0 && attr_num(svg, "height") > 0,
               "an <svg> without a size: %.80s", svg);
-        for (p = svg; (p = strstr(p, "<rect class=\"bar\"")) != NULL &&
-                      p < close;
-             p++) {
+        for (p = svg;
+             (p = strstr(p, "<rect class=\"bar\"")) != NULL && p < close; p++) {
             CHECK(attr_num(p, "width") > 0 && attr_num(p, "height") > 0,
                   "a bar without a size: %.100s", p);
             bars++;
         }
-        CHECK(bars > 0 || strstr(svg, "<text") != NULL,
-              "an empty chart: %.80s", svg);
+        CHECK(bars > 0 || strstr(svg, "<text") != NULL, "an empty chart: %.80s",
+              svg);
         CHECK(count(svg, "<text") > 0, "a chart without labels");
         charts += bars > 0;
         svg = close;
     }
-    CHECK(charts >= min_charts, "%ld charts with bars, expected >= %ld",
-          charts, min_charts);
+    CHECK(charts >= min_charts, "%ld charts with bars, expected >= %ld", charts,
+          min_charts);
     free(dom);
 }
 
@@ -290,8 +292,8 @@ check_pdf(const char *path, long min_pages)
                  (long)count_mem(pdf, len, "/Type /Pages");
 
     CHECK(len > 4 && memcmp(pdf, "%PDF", 4) == 0, "%s is no PDF", path);
-    CHECK(pages >= min_pages, "%s has %ld pages, expected >= %ld", path,
-          pages, min_pages);
+    CHECK(pages >= min_pages, "%s has %ld pages, expected >= %ld", path, pages,
+          min_pages);
     free(pdf);
 }
 

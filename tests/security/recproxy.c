@@ -92,7 +92,8 @@ main(int argc, char **argv)
     static char buf[65536];
 
     if (argc != 4) {
-        fprintf(stderr, "usage: recproxy LISTEN_PORT TARGET_PORT CAPTURE_FILE\n");
+        fprintf(stderr,
+                "usage: recproxy LISTEN_PORT TARGET_PORT CAPTURE_FILE\n");
         return 2;
     }
     lport = atoi(argv[1]);

@@ -93,8 +93,8 @@ craft(struct kzc *c, const char *scope, uint64_t seq, uint32_t epoch,
         die("cannot encode the header");
     randombytes_buf(key.b, sizeof(key.b));
     randombytes_buf(plain, sizeof(plain));
-    if (kz_seal_body(&out->body, &out->body_len, plain, sizeof(plain),
-                     out->hdr, out->hdr_len, &key, kz_env_system()) != 0)
+    if (kz_seal_body(&out->body, &out->body_len, plain, sizeof(plain), out->hdr,
+                     out->hdr_len, &key, kz_env_system()) != 0)
         die("cannot seal");
     both = kz_malloc(out->hdr_len + out->body_len);
     if (both == NULL)
@@ -110,7 +110,7 @@ craft(struct kzc *c, const char *scope, uint64_t seq, uint32_t epoch,
 
 struct req {
     struct kzc *c;
-    int kind;              /* 'P' push, 'L' pull */
+    int kind; /* 'P' push, 'L' pull */
     const char *scope;
     uint64_t seq;
     struct crafted cs;
@@ -204,8 +204,7 @@ on_msg(struct conn *conn, const struct kz_msg *m, void *data)
         out.type = KZ_MSG_PONG;
         send_or_die(conn, &out);
         return;
-    default:
-        return; /* NOTIFY etc. */
+    default: return; /* NOTIFY etc. */
     }
 }
 
@@ -216,8 +215,7 @@ on_close(struct conn *conn, int err, const char *why, void *data)
 
     (void)conn;
     if (!r->answered)
-        snprintf(r->line, sizeof(r->line), "CLOSED %d %s", err,
-                 why ? why : "");
+        snprintf(r->line, sizeof(r->line), "CLOSED %d %s", err, why ? why : "");
 }
 
 static int

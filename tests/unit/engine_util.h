@@ -19,8 +19,8 @@
 
 /* A test clock: wall time moves only when the test says so. */
 struct tclock {
-    uint64_t ms;            /* current wall clock */
-    struct kz_env env;      /* points at this */
+    uint64_t ms;       /* current wall clock */
+    struct kz_env env; /* points at this */
 };
 
 static uint64_t

@@ -19,32 +19,35 @@
 #include <string.h>
 
 struct t_case {
-    const char *name;  /* test name */
-    void (*fn)(void);  /* test body */
+    const char *name; /* test name */
+    void (*fn)(void); /* test body */
 };
 
 #define TEST(name) static void t_##name(void)
-#define T(name) {#name, t_##name}
+#define T(name)                                                                \
+    {                                                                          \
+#name, t_##name                                                        \
+    }
 
-#define T_FAIL_(...)                                                          \
-    do {                                                                      \
-        fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);                       \
-        fprintf(stderr, __VA_ARGS__);                                         \
-        fputc('\n', stderr);                                                  \
-        exit(1);                                                              \
+#define T_FAIL_(...)                                                           \
+    do {                                                                       \
+        fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);                        \
+        fprintf(stderr, __VA_ARGS__);                                          \
+        fputc('\n', stderr);                                                   \
+        exit(1);                                                               \
     } while (0)
 
-#define ASSERT(cond)                                                          \
-    do {                                                                      \
-        if (!(cond))                                                          \
-            T_FAIL_("assertion failed: %s", #cond);                           \
+#define ASSERT(cond)                                                           \
+    do {                                                                       \
+        if (!(cond))                                                           \
+            T_FAIL_("assertion failed: %s", #cond);                            \
     } while (0)
 
-#define ASSERT_INT_(a, op, b)                                                 \
-    do {                                                                      \
-        long long a_ = (long long)(a), b_ = (long long)(b);                   \
-        if (!(a_ op b_))                                                      \
-            T_FAIL_("%s %s %s: %lld vs %lld", #a, #op, #b, a_, b_);           \
+#define ASSERT_INT_(a, op, b)                                                  \
+    do {                                                                       \
+        long long a_ = (long long)(a), b_ = (long long)(b);                    \
+        if (!(a_ op b_))                                                       \
+            T_FAIL_("%s %s %s: %lld vs %lld", #a, #op, #b, a_, b_);            \
     } while (0)
 
 #define ASSERT_EQ(a, b) ASSERT_INT_(a, ==, b)
@@ -54,42 +57,42 @@ struct t_case {
 #define ASSERT_GT(a, b) ASSERT_INT_(a, >, b)
 #define ASSERT_GE(a, b) ASSERT_INT_(a, >=, b)
 
-#define ASSERT_U64_EQ(a, b)                                                   \
-    do {                                                                      \
-        uint64_t a_ = (uint64_t)(a), b_ = (uint64_t)(b);                      \
-        if (a_ != b_)                                                         \
-            T_FAIL_("%s == %s: %" PRIu64 " vs %" PRIu64, #a, #b, a_, b_);     \
+#define ASSERT_U64_EQ(a, b)                                                    \
+    do {                                                                       \
+        uint64_t a_ = (uint64_t)(a), b_ = (uint64_t)(b);                       \
+        if (a_ != b_)                                                          \
+            T_FAIL_("%s == %s: %" PRIu64 " vs %" PRIu64, #a, #b, a_, b_);      \
     } while (0)
 
 /* ASSERT_OK(expr): expr returned 0; prints the error name otherwise. */
-#define ASSERT_OK(expr)                                                       \
-    do {                                                                      \
-        int r_ = (expr);                                                      \
-        if (r_ != 0)                                                          \
-            T_FAIL_("%s: returned %d (%s)", #expr, r_, kz_err_name(r_));      \
+#define ASSERT_OK(expr)                                                        \
+    do {                                                                       \
+        int r_ = (expr);                                                       \
+        if (r_ != 0)                                                           \
+            T_FAIL_("%s: returned %d (%s)", #expr, r_, kz_err_name(r_));       \
     } while (0)
 
 /* ASSERT_ERR(expr, code): expr returned exactly code (negative). */
-#define ASSERT_ERR(expr, code)                                                \
-    do {                                                                      \
-        int r_ = (expr), c_ = (code);                                         \
-        if (r_ != c_)                                                         \
-            T_FAIL_("%s: returned %d (%s), expected %d (%s)", #expr, r_,      \
-                    kz_err_name(r_), c_, kz_err_name(c_));                    \
+#define ASSERT_ERR(expr, code)                                                 \
+    do {                                                                       \
+        int r_ = (expr), c_ = (code);                                          \
+        if (r_ != c_)                                                          \
+            T_FAIL_("%s: returned %d (%s), expected %d (%s)", #expr, r_,       \
+                    kz_err_name(r_), c_, kz_err_name(c_));                     \
     } while (0)
 
-#define ASSERT_STR_EQ(a, b)                                                   \
-    do {                                                                      \
-        const char *a_ = (a), *b_ = (b);                                      \
-        if (a_ == NULL || b_ == NULL || strcmp(a_, b_) != 0)                  \
-            T_FAIL_("%s == %s: \"%s\" vs \"%s\"", #a, #b,                     \
-                    a_ ? a_ : "(null)", b_ ? b_ : "(null)");                  \
+#define ASSERT_STR_EQ(a, b)                                                    \
+    do {                                                                       \
+        const char *a_ = (a), *b_ = (b);                                       \
+        if (a_ == NULL || b_ == NULL || strcmp(a_, b_) != 0)                   \
+            T_FAIL_("%s == %s: \"%s\" vs \"%s\"", #a, #b, a_ ? a_ : "(null)",  \
+                    b_ ? b_ : "(null)");                                       \
     } while (0)
 
-#define ASSERT_MEM_EQ(a, b, n)                                                \
-    do {                                                                      \
-        if (memcmp((a), (b), (n)) != 0)                                       \
-            T_FAIL_("%s == %s: %zu bytes differ", #a, #b, (size_t)(n));       \
+#define ASSERT_MEM_EQ(a, b, n)                                                 \
+    do {                                                                       \
+        if (memcmp((a), (b), (n)) != 0)                                        \
+            T_FAIL_("%s == %s: %zu bytes differ", #a, #b, (size_t)(n));        \
     } while (0)
 
 static inline int
@@ -117,12 +120,12 @@ t_main_(const struct t_case *cases, size_t n, int argc, char **argv)
     return 0;
 }
 
-#define T_MAIN(...)                                                           \
-    int main(int argc, char **argv)                                           \
-    {                                                                         \
-        static const struct t_case cases_[] = {__VA_ARGS__};                  \
-        return t_main_(cases_, sizeof(cases_) / sizeof(cases_[0]), argc,      \
-                       argv);                                                 \
+#define T_MAIN(...)                                                            \
+    int main(int argc, char **argv)                                            \
+    {                                                                          \
+        static const struct t_case cases_[] = {__VA_ARGS__};                   \
+        return t_main_(cases_, sizeof(cases_) / sizeof(cases_[0]), argc,       \
+                       argv);                                                  \
     }
 
 #endif /* KZ_T_H */

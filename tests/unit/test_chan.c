@@ -61,9 +61,9 @@ move(struct kz_chan *a, struct kz_chan *b, size_t step)
 static void
 handshake(struct pair *p, size_t step)
 {
-    ASSERT_OK(move(p->c, p->s, step));   /* msg 1 */
-    ASSERT_OK(move(p->s, p->c, step));   /* msg 2 → client sends msg 3 */
-    ASSERT_OK(move(p->c, p->s, step));   /* msg 3 */
+    ASSERT_OK(move(p->c, p->s, step)); /* msg 1 */
+    ASSERT_OK(move(p->s, p->c, step)); /* msg 2 → client sends msg 3 */
+    ASSERT_OK(move(p->c, p->s, step)); /* msg 3 */
     ASSERT_EQ(kz_chan_state(p->c), KZ_CHAN_READY);
     ASSERT_EQ(kz_chan_state(p->s), KZ_CHAN_READY);
 }
@@ -263,5 +263,6 @@ TEST(send_refused_before_ready_and_over_cap)
 T_MAIN(T(handshake_and_messages_both_ways), T(one_byte_at_a_time),
        T(large_message_spans_records),
        T(wrong_pinned_key_fails_before_client_identifies),
-       T(any_flipped_byte_is_fatal), T(garbage_and_oversized_records_are_refused),
+       T(any_flipped_byte_is_fatal),
+       T(garbage_and_oversized_records_are_refused),
        T(send_refused_before_ready_and_over_cap))

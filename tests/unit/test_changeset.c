@@ -249,18 +249,18 @@ TEST(header_truncated_at_every_offset_and_trailing_byte)
 
 /* Header fields for hand-built negative headers. */
 struct hdr_spec {
-    uint32_t n;            /* array count */
-    uint64_t format;       /* format */
-    const char *scope;     /* scope bytes … */
-    size_t scope_len;      /* … and length */
-    size_t author_len;     /* bin length */
-    uint64_t seq;          /* author_seq */
-    uint64_t epoch;        /* epoch */
-    uint64_t n_cells;      /* n_cells */
-    uint64_t n_rows;       /* n_rows */
-    uint64_t hlc_min;      /* hlc_min */
-    uint64_t hlc_max;      /* hlc_max */
-    bool scope_as_bin;     /* wrong type for scope */
+    uint32_t n;        /* array count */
+    uint64_t format;   /* format */
+    const char *scope; /* scope bytes … */
+    size_t scope_len;  /* … and length */
+    size_t author_len; /* bin length */
+    uint64_t seq;      /* author_seq */
+    uint64_t epoch;    /* epoch */
+    uint64_t n_cells;  /* n_cells */
+    uint64_t n_rows;   /* n_rows */
+    uint64_t hlc_min;  /* hlc_min */
+    uint64_t hlc_max;  /* hlc_max */
+    bool scope_as_bin; /* wrong type for scope */
 };
 
 static struct hdr_spec
@@ -313,7 +313,7 @@ TEST(header_rejects_bad_fields)
     ASSERT_OK(decode_spec(&s, &why));
     s = good_spec(), s.format = 2;
     ASSERT_ERR(decode_spec(&s, &why), -KZ_EVERSION);
-    s = good_spec(), s.format = 2, s.n = 12;   /* a future, longer header */
+    s = good_spec(), s.format = 2, s.n = 12; /* a future, longer header */
     ASSERT_ERR(decode_spec(&s, &why), -KZ_EVERSION);
     s = good_spec(), s.format = 0;
     ASSERT_ERR(decode_spec(&s, &why), -KZ_EVERSION);
@@ -409,8 +409,11 @@ TEST(body_round_trip)
     ASSERT_EQ(o.data.type, MSGPACK_OBJECT_ARRAY);
     ASSERT_EQ(o.data.via.array.size, 4);
     ASSERT_EQ(o.data.via.array.ptr[3].via.array.size, 3);
-    ASSERT_EQ(o.data.via.array.ptr[3].via.array.ptr[0].via.array.ptr[2]
-                  .via.array.ptr[1].via.array.size,
+    ASSERT_EQ(o.data.via.array.ptr[3]
+                  .via.array.ptr[0]
+                  .via.array.ptr[2]
+                  .via.array.ptr[1]
+                  .via.array.size,
               7);
     msgpack_unpacked_destroy(&o);
 
@@ -541,13 +544,13 @@ bw_begin(struct kz_mpk_wr *w, uint32_t n_rows)
     kz_mpk_wr_init(w, 4u << 20);
     kz_mpk_wr_array(w, 4);
     kz_mpk_wr_uint(w, 1);
-    kz_mpk_wr_array(w, 1);           /* one table "t" with columns a, b */
+    kz_mpk_wr_array(w, 1); /* one table "t" with columns a, b */
     kz_mpk_wr_array(w, 2);
     kz_mpk_wr_str(w, "t", 1);
     kz_mpk_wr_array(w, 2);
     kz_mpk_wr_str(w, "a", 1);
     kz_mpk_wr_str(w, "b", 1);
-    kz_mpk_wr_array(w, 1);           /* one author */
+    kz_mpk_wr_array(w, 1); /* one author */
     kz_mpk_wr_bin(w, zeros, 32);
     kz_mpk_wr_array(w, n_rows);
 }
@@ -596,8 +599,7 @@ bw_decode(struct kz_mpk_wr *w, const char **why)
 /* One row with one cell; expects ${code} and ${reason}. */
 static void
 expect_cell(uint64_t col, uint64_t flags, int64_t value, uint64_t hlc,
-            uint64_t author, uint64_t base_author, int code,
-            const char *reason)
+            uint64_t author, uint64_t base_author, int code, const char *reason)
 {
     struct kz_mpk_wr w;
     const char *why;
@@ -897,11 +899,12 @@ TEST(absurd_counts_fail_fast_without_allocating)
         {{0x94, 0x01, 0xdc, 0x00, 0xff, 0x92}, 6, -KZ_EMALFORMED},
         {{0x94, 0x01, 0x90, 0xdd, 0xff, 0x00, 0x00, 0x00}, 8, -KZ_ELIMIT},
         {{0x94, 0x01, 0x90, 0xdc, 0x00, 0x20, 0xc4}, 7, -KZ_EMALFORMED},
-        {{0x94, 0x01, 0x90, 0x90, 0xdd, 0xff, 0x00, 0x00, 0x00}, 9,
-         -KZ_ELIMIT},
+        {{0x94, 0x01, 0x90, 0x90, 0xdd, 0xff, 0x00, 0x00, 0x00}, 9, -KZ_ELIMIT},
         {{0x94, 0x01, 0x90, 0x90, 0xdc, 0xff, 0x00}, 7, -KZ_EMALFORMED},
         {{0x94, 0x01, 0x91, 0x92, 0xa1, 't', 0xdc, 0x00, 0xff, 0xa1, 'c'},
-         11, -KZ_EMALFORMED, 2},
+         11,
+         -KZ_EMALFORMED,
+         2},
     };
     size_t i;
 
@@ -936,11 +939,18 @@ TEST(protocol_md_example)
     uint8_t *p;
     size_t len, o = 0;
 
-    memcpy(in + o, "\x94\x01\x91\x92\xa1t\x91\xa1" "a", 9), o += 9;
+    memcpy(in + o,
+           "\x94\x01\x91\x92\xa1t\x91\xa1"
+           "a",
+           9),
+        o += 9;
     memcpy(in + o, "\x91\xc4\x20", 3), o += 3;
     memset(in + o, 0, 32), o += 32;
-    memcpy(in + o, "\x91\x93\x00\x91\x01\x91\x97\x00\x00\x01\x05\x00\x00"
-                   "\x00", 14), o += 14;
+    memcpy(in + o,
+           "\x91\x93\x00\x91\x01\x91\x97\x00\x00\x01\x05\x00\x00"
+           "\x00",
+           14),
+        o += 14;
     ASSERT_EQ(o, sizeof(in));
     ASSERT_OK(kz_cs_rd_new(&r, in, sizeof(in), &why));
     ASSERT_EQ(kz_cs_rd_next_row(r, &row), 1);
@@ -1111,8 +1121,8 @@ TEST(writer_cap_and_limits)
     ASSERT_EQ(kz_cs_wr_author(w, key_a), 0);
     for (i = 0; i < 10; i++) {
         kz_cs_wr_row(w, 0, &pk, 1, 1);
-        c = cell(1, (struct kz_value){KZ_V_BLOB, 0, 0, (uint8_t *)big, 150},
-                 1, 0);
+        c = cell(1, (struct kz_value){KZ_V_BLOB, 0, 0, (uint8_t *)big, 150}, 1,
+                 0);
         kz_cs_wr_cell(w, &c);
     }
     ASSERT_LE(kz_cs_wr_len(w), 1000);
@@ -1122,8 +1132,8 @@ TEST(writer_cap_and_limits)
     ASSERT_EQ(kz_cs_wr_author(w, key_a), 0);
     for (i = 0; i < 6; i++) {
         kz_cs_wr_row(w, 0, &pk, 1, 1);
-        c = cell(1, (struct kz_value){KZ_V_BLOB, 0, 0, (uint8_t *)big, 150},
-                 1, 0);
+        c = cell(1, (struct kz_value){KZ_V_BLOB, 0, 0, (uint8_t *)big, 150}, 1,
+                 0);
         kz_cs_wr_cell(w, &c);
     }
     ASSERT_LE(kz_cs_wr_len(w), 1000);
@@ -1314,9 +1324,9 @@ T_MAIN(T(header_round_trip), T(header_longest_fits_the_limit),
        T(body_truncated_at_every_offset), T(body_trailing_byte),
        T(body_every_byte_flipped_never_crashes), T(cell_checks),
        T(existence_cell_must_be_an_integer), T(row_checks),
-       T(too_many_cells_in_all_rows), T(list_checks),
-       T(body_format_and_shape), T(absurd_counts_fail_fast_without_allocating),
-       T(protocol_md_example), T(body_over_limit), T(writer_rejects_bad_rows_and_cells),
+       T(too_many_cells_in_all_rows), T(list_checks), T(body_format_and_shape),
+       T(absurd_counts_fail_fast_without_allocating), T(protocol_md_example),
+       T(body_over_limit), T(writer_rejects_bad_rows_and_cells),
        T(writer_table_and_author_errors_are_not_sticky),
        T(writer_cap_and_limits), T(writer_and_reader_alloc_failure_loop),
        T(write_corpus))

@@ -35,30 +35,30 @@ struct entry {
     struct kz_cs_header hdr; /* decoded header */
     uint8_t *body;           /* owned */
     size_t body_len;
-    int vc[N];               /* author's vector clock when built */
+    int vc[N]; /* author's vector clock when built */
 };
 
 struct ver {
-    uint64_t hlc;            /* version … */
-    uint8_t author[32];      /* … */
-    int pk;                  /* key number */
-    uint32_t col;            /* cell */
-    int vc[N];               /* author's vector clock */
-    int mentioned;           /* appears in some conflict record */
-    uint64_t base;           /* base hlc, for diagnostics */
-    uint64_t seq;            /* author_seq of its changeset */
+    uint64_t hlc;       /* version … */
+    uint8_t author[32]; /* … */
+    int pk;             /* key number */
+    uint32_t col;       /* cell */
+    int vc[N];          /* author's vector clock */
+    int mentioned;      /* appears in some conflict record */
+    uint64_t base;      /* base hlc, for diagnostics */
+    uint64_t seq;       /* author_seq of its changeset */
 };
 
 struct sim {
-    uint64_t rng;                 /* xorshift state */
+    uint64_t rng; /* xorshift state */
     char dir[256];
     struct replica *r[N];
-    uint8_t key[N][32];           /* author ids */
-    int vc[N][N];                 /* knowledge */
-    uint64_t recorded[N];         /* outbox seq recorded in vers */
-    int (*cs_vc)[N];              /* [i * MAX_LOG + seq]: vc of a changeset */
-    uint64_t pushed[N];           /* outbox seq moved to the log */
-    size_t cursor[N];             /* next log entry to pull */
+    uint8_t key[N][32];   /* author ids */
+    int vc[N][N];         /* knowledge */
+    uint64_t recorded[N]; /* outbox seq recorded in vers */
+    int (*cs_vc)[N];      /* [i * MAX_LOG + seq]: vc of a changeset */
+    uint64_t pushed[N];   /* outbox seq moved to the log */
+    size_t cursor[N];     /* next log entry to pull */
     struct entry *log;
     size_t n_log;
     struct ver *vers;
@@ -210,8 +210,9 @@ local_write(struct sim *s, int i)
     } else {
         static const char *const col[] = {"a", "b", "c"};
         uint32_t c = rndn(s, 3);
-        snprintf(sql, sizeof(sql), "UPDATE item SET %s = %s%u%s WHERE id = '%s'",
-                 col[c], c == 1 ? "'v" : "", rndn(s, 4), c == 1 ? "'" : "", id);
+        snprintf(sql, sizeof(sql),
+                 "UPDATE item SET %s = %s%u%s WHERE id = '%s'", col[c],
+                 c == 1 ? "'v" : "", rndn(s, 4), c == 1 ? "'" : "", id);
     }
     sql_ok(s->r[i], sql);
 }
@@ -394,9 +395,9 @@ run(uint64_t seed, int steps)
         memcpy(s.key[i], replica_device_key(s.r[i]), 32);
         sql_ok(s.r[i], "CREATE TABLE item(id TEXT PRIMARY KEY, a INTEGER,"
                        " b TEXT, c REAL)");
-        ASSERT_OK(replica_track(s.r[i], "item",
-                                &(struct track_decl){"network", NULL, NULL,
-                                                     NULL, NULL, NULL}));
+        ASSERT_OK(replica_track(
+            s.r[i], "item",
+            &(struct track_decl){"network", NULL, NULL, NULL, NULL, NULL}));
     }
     for (step = 0; step < steps; step++) {
         int who = (int)rndn(&s, N);

@@ -222,12 +222,9 @@ aead_file(const char *path, int iv_bits, int x, int want_run, int want_rej)
 
     cJSON_ArrayForEach(g, cJSON_GetObjectItemCaseSensitive(j, "testGroups"))
     {
-        int iv_size =
-            cJSON_GetObjectItemCaseSensitive(g, "ivSize")->valueint;
-        int key_size =
-            cJSON_GetObjectItemCaseSensitive(g, "keySize")->valueint;
-        int tag_size =
-            cJSON_GetObjectItemCaseSensitive(g, "tagSize")->valueint;
+        int iv_size = cJSON_GetObjectItemCaseSensitive(g, "ivSize")->valueint;
+        int key_size = cJSON_GetObjectItemCaseSensitive(g, "keySize")->valueint;
+        int tag_size = cJSON_GetObjectItemCaseSensitive(g, "tagSize")->valueint;
 
         cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(g, "tests"))
         {
@@ -260,16 +257,16 @@ aead_file(const char *path, int iv_bits, int x, int want_run, int want_rej)
             memcpy(full + ct_len, tag, 16);
             rc = x ? kz_xaead_decrypt(out, full, ct_len + 16, aad, aad_len, iv,
                                       &k)
-                   : kz_cpaead_decrypt(out, full, ct_len + 16, aad, aad_len,
-                                       iv, &k);
+                   : kz_cpaead_decrypt(out, full, ct_len + 16, aad, aad_len, iv,
+                                       &k);
             if (valid) {
                 ASSERT_OK(rc);
                 ASSERT_EQ(msg_len, ct_len);
                 ASSERT_MEM_EQ(out, msg, msg_len);
                 rc = x ? kz_xaead_encrypt(out, msg, msg_len, aad, aad_len, iv,
                                           &k)
-                       : kz_cpaead_encrypt(out, msg, msg_len, aad, aad_len,
-                                           iv, &k);
+                       : kz_cpaead_encrypt(out, msg, msg_len, aad, aad_len, iv,
+                                           &k);
                 ASSERT_OK(rc);
                 ASSERT_MEM_EQ(out, full, ct_len + 16);
                 n_valid++;
@@ -387,12 +384,12 @@ TEST(xaead_roundtrip)
     memset(buf, 'x', 64);
     /* In place. */
     ASSERT_OK(kz_xaead_encrypt(buf, buf, 64, ad, sizeof(ad), nonce, &k));
-    ASSERT_OK(kz_xaead_decrypt(out, buf, sizeof(buf), ad, sizeof(ad), nonce,
-                               &k));
+    ASSERT_OK(
+        kz_xaead_decrypt(out, buf, sizeof(buf), ad, sizeof(ad), nonce, &k));
     ASSERT_EQ(out[0], 'x');
-    ASSERT_ERR(kz_xaead_decrypt(out, buf, sizeof(buf), ad, sizeof(ad) - 1,
-                                nonce, &k),
-               -KZ_EAUTH);
+    ASSERT_ERR(
+        kz_xaead_decrypt(out, buf, sizeof(buf), ad, sizeof(ad) - 1, nonce, &k),
+        -KZ_EAUTH);
     ASSERT(is_zero(out, 64));
     ASSERT_ERR(kz_xaead_decrypt(out, buf, 15, NULL, 0, nonce, &k),
                -KZ_EMALFORMED);

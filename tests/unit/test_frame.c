@@ -106,8 +106,7 @@ TEST(one_byte_at_a_time)
     static const uint32_t lens2[] = {16, 16, 100, 65535, 16};
 
     check_split(4, 1, KZ_LIM_FRAME_MAX, lens4, KZ_ARRAY_SIZE(lens4), 1, 0);
-    check_split(2, 16, KZ_LIM_NOISE_MSG_MAX, lens2, KZ_ARRAY_SIZE(lens2), 1,
-                0);
+    check_split(2, 16, KZ_LIM_NOISE_MSG_MAX, lens2, KZ_ARRAY_SIZE(lens2), 1, 0);
 }
 
 TEST(random_splits)
@@ -282,8 +281,8 @@ TEST(set_max_lifts_the_preauth_limit)
     ASSERT_OK(kz_framer_feed(&f, s, sizeof(s), &used));
     ASSERT_EQ(used, 2 + KZ_LIM_PREAUTH_FRAME_MAX);
     off = used;
-    ASSERT_ERR(kz_framer_set_max(&f, 15), -KZ_EINVAL);      /* < min */
-    ASSERT_ERR(kz_framer_set_max(&f, 65536), -KZ_EINVAL);   /* > u16 */
+    ASSERT_ERR(kz_framer_set_max(&f, 15), -KZ_EINVAL);    /* < min */
+    ASSERT_ERR(kz_framer_set_max(&f, 65536), -KZ_EINVAL); /* > u16 */
     ASSERT_OK(kz_framer_set_max(&f, KZ_LIM_NOISE_MSG_MAX));
     ASSERT_EQ(kz_framer_next(&f, &p, &len), 0);
     ASSERT_OK(kz_framer_feed(&f, s + off, sizeof(s) - off, &used));
@@ -433,12 +432,12 @@ TEST(write_corpus)
         if (i % 5 == 4)
             lens[n - 1] = 250; /* over the fuzzer's max → limit */
         if (i % 7 == 6)
-            lens[0] = 0;       /* under a min of 1 → malformed */
+            lens[0] = 0; /* under a min of 1 → malformed */
         s = make_stream(i & 1 ? 2 : 4, lens, n, &len);
-        buf[0] = (uint8_t)(i & 1);       /* header: 2 bytes if odd */
-        buf[1] = (uint8_t)(i % 7 == 6);  /* min */
-        buf[2] = 200;                    /* max */
-        buf[3] = (uint8_t)(i * 13);      /* split seed */
+        buf[0] = (uint8_t)(i & 1);      /* header: 2 bytes if odd */
+        buf[1] = (uint8_t)(i % 7 == 6); /* min */
+        buf[2] = 200;                   /* max */
+        buf[3] = (uint8_t)(i * 13);     /* split seed */
         ASSERT_LE(len + 4, sizeof(buf));
         memcpy(buf + 4, s, len);
         /* Every third seed is cut inside its last frame. */

@@ -204,8 +204,7 @@ TEST(not_a_regular_file_refused)
 
     tmp_init(&t);
     ASSERT(mkdir(t.path, 0700) == 0);
-    ASSERT_ERR(keyfile_load(t.path, &got, NULL, msg, sizeof(msg)),
-               -KZ_EPERM);
+    ASSERT_ERR(keyfile_load(t.path, &got, NULL, msg, sizeof(msg)), -KZ_EPERM);
     ASSERT(strstr(msg, "not a regular file") != NULL);
     ASSERT(rmdir(t.path) == 0);
     ASSERT_ERR(keyfile_load(t.path, &got, NULL, msg, sizeof(msg)), -ENOENT);
@@ -272,12 +271,10 @@ TEST(save_refuses_bad_arguments)
                -KZ_EINVAL);
     /* An inconsistent identity (pk not of sk) is refused. */
     id.dh_pk.b[0] ^= 1;
-    ASSERT_ERR(keyfile_save(t.path, &id, NULL, msg, sizeof(msg)),
-               -KZ_EINVAL);
+    ASSERT_ERR(keyfile_save(t.path, &id, NULL, msg, sizeof(msg)), -KZ_EINVAL);
     id.dh_pk.b[0] ^= 1;
     id.kind = 7;
-    ASSERT_ERR(keyfile_save(t.path, &id, NULL, msg, sizeof(msg)),
-               -KZ_EINVAL);
+    ASSERT_ERR(keyfile_save(t.path, &id, NULL, msg, sizeof(msg)), -KZ_EINVAL);
     keyfile_wipe(&id);
     ASSERT(access(t.path, F_OK) != 0);
     /* A directory that does not exist: -ENOENT, nothing left behind. */
@@ -331,8 +328,7 @@ TEST(save_replaces_atomically)
 
 /* Every single-byte change and every truncation of ${img} must be refused. */
 static void
-corrupt_all(const char *path, const uint8_t *img, size_t len,
-            const char *pass)
+corrupt_all(const char *path, const uint8_t *img, size_t len, const char *pass)
 {
     uint8_t buf[KEYFILE_SEALED_LEN + 2];
     struct kz_identity got;
@@ -346,8 +342,7 @@ corrupt_all(const char *path, const uint8_t *img, size_t len,
         rc = keyfile_load(path, &got, pass, NULL, 0);
         if (rc == 0)
             T_FAIL_("byte %zu flipped: accepted", i);
-        ASSERT(rc == -KZ_EMALFORMED || rc == -KZ_EAUTH ||
-               rc == -KZ_EVERSION);
+        ASSERT(rc == -KZ_EMALFORMED || rc == -KZ_EAUTH || rc == -KZ_EVERSION);
         assert_zero(&got);
     }
     for (i = 0; i < len; i++) {
@@ -428,8 +423,8 @@ TEST(exact_bytes_negative)
     /* Sealed, memlimit 2^63: refused before Argon2id runs. */
     memset(img + 20, 0, sizeof(img) - 20);
     img[19] = 1;
-    img[84 + 7] = 1;   /* opslimit 1 */
-    img[92] = 0x80;    /* memlimit 2^63 */
+    img[84 + 7] = 1; /* opslimit 1 */
+    img[92] = 0x80;  /* memlimit 2^63 */
     write_all(t.path, img, KEYFILE_SEALED_LEN);
     ASSERT_ERR(keyfile_load(t.path, &got, "pw", msg, sizeof(msg)),
                -KZ_EMALFORMED);
@@ -501,8 +496,8 @@ TEST(moderate_default_round_trip)
 
 T_MAIN(T(generate_is_two_independent_pairs), T(plain_round_trip_mode_0600),
        T(group_or_other_access_refused), T(not_a_regular_file_refused),
-       T(sealed_round_trip_and_wrong_passphrase),
-       T(save_refuses_bad_arguments), T(server_identity_round_trip),
-       T(save_replaces_atomically), T(corrupt_plain_file_refused),
-       T(corrupt_sealed_file_refused), T(exact_bytes_negative),
-       T(alloc_failure_loop), T(moderate_default_round_trip))
+       T(sealed_round_trip_and_wrong_passphrase), T(save_refuses_bad_arguments),
+       T(server_identity_round_trip), T(save_replaces_atomically),
+       T(corrupt_plain_file_refused), T(corrupt_sealed_file_refused),
+       T(exact_bytes_negative), T(alloc_failure_loop),
+       T(moderate_default_round_trip))

@@ -63,17 +63,17 @@ TEST(integers_round_trip_shortest_form)
     static const struct {
         uint64_t v;
         size_t len;
-    } u[] = {{0, 1},          {127, 1},          {128, 2},
-             {255, 2},        {256, 3},          {65535, 3},
-             {65536, 5},      {UINT32_MAX, 5},   {UINT64_C(1) << 32, 9},
+    } u[] = {{0, 1},         {127, 1},        {128, 2},
+             {255, 2},       {256, 3},        {65535, 3},
+             {65536, 5},     {UINT32_MAX, 5}, {UINT64_C(1) << 32, 9},
              {UINT64_MAX, 9}};
     static const struct {
         int64_t v;
         size_t len;
-    } s[] = {{-1, 1},          {-32, 1},          {-33, 2},
-             {-128, 2},        {-129, 3},         {-32768, 3},
-             {-32769, 5},      {INT32_MIN, 5},    {(int64_t)INT32_MIN - 1, 9},
-             {INT64_MIN, 9},   {INT64_MAX, 9},    {5, 1}};
+    } s[] = {{-1, 1},        {-32, 1},       {-33, 2},
+             {-128, 2},      {-129, 3},      {-32768, 3},
+             {-32769, 5},    {INT32_MIN, 5}, {(int64_t)INT32_MIN - 1, 9},
+             {INT64_MIN, 9}, {INT64_MAX, 9}, {5, 1}};
     size_t i;
 
     for (i = 0; i < KZ_ARRAY_SIZE(u); i++) {
@@ -127,8 +127,8 @@ TEST(signed_encodings_of_small_values_are_accepted)
 {
     /* Another language's encoder may use int8..int64 for non-negative
      * values; PROTOCOL.md says any integer encoding is fine. */
-    static const uint8_t in[] = {0xd0, 0x05, 0xd1, 0x00, 0x80, 0xd3, 0, 0, 0,
-                                 0,    0,    0,    0,    7};
+    static const uint8_t in[] = {0xd0, 0x05, 0xd1, 0x00, 0x80, 0xd3, 0,
+                                 0,    0,    0,    0,    0,    0,    7};
     struct kz_rd r;
     uint64_t v;
     int64_t i;
@@ -145,7 +145,7 @@ TEST(signed_encodings_of_small_values_are_accepted)
 
 TEST(integer_range_checks)
 {
-    static const uint8_t neg[] = {0xff};                 /* -1 */
+    static const uint8_t neg[] = {0xff}; /* -1 */
     static const uint8_t big[] = {0xcf, 0x80, 0, 0, 0, 0, 0, 0, 0};
     static const uint8_t u33[] = {0xcf, 0, 0, 0, 1, 0, 0, 0, 0};
     static const uint8_t d3min[] = {0xd3, 0x80, 0, 0, 0, 0, 0, 0, 0};
@@ -512,19 +512,19 @@ TEST(skip_respects_depth)
 TEST(skip_walks_every_type)
 {
     static const uint8_t in[] = {
-        0x9f,                                   /* fixarray 15 */
-        0xc0, 0xc2, 0xc3, 0x7f, 0xe0,           /* nil false true 127 -32 */
-        0xcb, 0, 0, 0, 0, 0, 0, 0, 0,           /* float64 */
-        0xca, 0, 0, 0, 0,                       /* float32 */
-        0xd9, 0x01, 'a',                        /* str8 */
-        0xc4, 0x02, 1, 2,                       /* bin8 */
-        0xd6, 0x01, 1, 2, 3, 4,                 /* fixext4 */
-        0xc7, 0x01, 0x05, 9,                    /* ext8 */
-        0x81, 0xa1, 'k', 0x92, 1, 2,            /* {"k": [1, 2]} */
-        0xdc, 0x00, 0x01, 0xc0,                 /* array16 [nil] */
-        0xde, 0x00, 0x01, 0x01, 0x02,           /* map16 {1: 2} */
+        0x9f,                         /* fixarray 15 */
+        0xc0, 0xc2, 0xc3, 0x7f, 0xe0, /* nil false true 127 -32 */
+        0xcb, 0,    0,    0,    0,    0,    0,    0,    0, /* float64 */
+        0xca, 0,    0,    0,    0,                         /* float32 */
+        0xd9, 0x01, 'a',                                   /* str8 */
+        0xc4, 0x02, 1,    2,                               /* bin8 */
+        0xd6, 0x01, 1,    2,    3,    4,                   /* fixext4 */
+        0xc7, 0x01, 0x05, 9,                               /* ext8 */
+        0x81, 0xa1, 'k',  0x92, 1,    2,                   /* {"k": [1, 2]} */
+        0xdc, 0x00, 0x01, 0xc0,                            /* array16 [nil] */
+        0xde, 0x00, 0x01, 0x01, 0x02,                      /* map16 {1: 2} */
         0xd3, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-        0x42};                                  /* after the array */
+        0x42}; /* after the array */
     struct kz_rd r;
     uint64_t v;
 
@@ -580,21 +580,11 @@ gen(struct kz_mpk_wr *w, int depth)
     uint32_t n, i;
 
     switch (k) {
-    case 0:
-        kz_mpk_wr_nil(w);
-        break;
-    case 1:
-        kz_mpk_wr_bool(w, rng() & 1);
-        break;
-    case 2:
-        kz_mpk_wr_uint(w, rng() >> (rng() % 64));
-        break;
-    case 3:
-        kz_mpk_wr_int(w, -(int64_t)(rng() >> (1 + rng() % 63)) - 1);
-        break;
-    case 4:
-        kz_mpk_wr_f64(w, (double)(int64_t)rng() / 7.0);
-        break;
+    case 0: kz_mpk_wr_nil(w); break;
+    case 1: kz_mpk_wr_bool(w, rng() & 1); break;
+    case 2: kz_mpk_wr_uint(w, rng() >> (rng() % 64)); break;
+    case 3: kz_mpk_wr_int(w, -(int64_t)(rng() >> (1 + rng() % 63)) - 1); break;
+    case 4: kz_mpk_wr_f64(w, (double)(int64_t)rng() / 7.0); break;
     case 5:
         n = (uint32_t)(rng() % 40);
         kz_mpk_wr_str(w, text, n < sizeof(text) ? n : 0);
@@ -678,8 +668,7 @@ walk(struct kz_rd *r, const msgpack_object *o)
             walk(r, &o->via.map.ptr[i].val);
         }
         break;
-    default:
-        T_FAIL_("unexpected msgpack type %d", (int)o->type);
+    default: T_FAIL_("unexpected msgpack type %d", (int)o->type);
     }
 }
 
@@ -818,8 +807,8 @@ seed(const char *dir, const char *name, const void *p, size_t len)
 TEST(write_corpus)
 {
     static const uint8_t issue1013[] = {0xdd, 0xff, 0x00, 0x00, 0x00};
-    static const uint8_t bomb[] = {0x91, 0x91, 0x91, 0x91, 0x91, 0x91,
-                                   0x91, 0x91, 0x91, 0x00};
+    static const uint8_t bomb[] = {0x91, 0x91, 0x91, 0x91, 0x91,
+                                   0x91, 0x91, 0x91, 0x91, 0x00};
     static const uint8_t exts[] = {0x93, 0xd4, 0x01, 0x02, 0xc7, 0x01, 0x05,
                                    0x09, 0xca, 0x3f, 0xc0, 0x00, 0x00};
     const char *dir = getenv("KZ_WRITE_CORPUS");
@@ -854,13 +843,13 @@ TEST(write_corpus)
 T_MAIN(T(integers_round_trip_shortest_form),
        T(signed_encodings_of_small_values_are_accepted),
        T(integer_range_checks), T(floats_nil_bool_round_trip),
-       T(float32_is_a_wrong_type), T(str_and_bin_round_trip_at_every_header_size),
-       T(str_and_bin_limits), T(array_and_map_headers),
-       T(absurd_declared_counts_fail_before_anything),
+       T(float32_is_a_wrong_type),
+       T(str_and_bin_round_trip_at_every_header_size), T(str_and_bin_limits),
+       T(array_and_map_headers), T(absurd_declared_counts_fail_before_anything),
        T(wrong_types_are_malformed), T(byte_c1_is_never_valid),
        T(errors_are_sticky), T(value_reads_every_scalar),
        T(value_rejects_containers_bool_ext), T(skip_respects_depth),
        T(skip_walks_every_type), T(truncated_at_every_offset),
        T(random_trees_agree_with_msgpack_c), T(writer_cap_is_sticky),
-       T(writer_refuses_what_the_reader_refuses),
-       T(writer_alloc_failure_loop), T(write_corpus))
+       T(writer_refuses_what_the_reader_refuses), T(writer_alloc_failure_loop),
+       T(write_corpus))

@@ -34,15 +34,13 @@ static const uint8_t hdr_a[44] = {0x99, 0x01, 0xa1, 0x6e, 0xc4, 0x20};
 static const uint8_t body_a[] = {0x94, 0x01, 0x90, 0x90, 0x90, 0xff};
 
 static struct kz_str
-S(const char *s)
-{
+S(const char *s) {
     struct kz_str r = {s, strlen(s)};
     return r;
 }
 
 static struct kz_msg_bin
-B(const void *p, size_t len)
-{
+B(const void *p, size_t len) {
     struct kz_msg_bin b = {p, len};
     return b;
 }
@@ -96,11 +94,11 @@ sample(enum kz_msg_type type)
         m.pull.max_bytes = 1u << 20;
         break;
     case KZ_MSG_BATCH:
-        s_items[0] = (struct kz_msg_item){S("network"), 1,
-                                        B(hdr_a, sizeof(hdr_a)),
-                                        B(body_a, sizeof(body_a)), sig_a};
+        s_items[0] =
+            (struct kz_msg_item){S("network"), 1, B(hdr_a, sizeof(hdr_a)),
+                                 B(body_a, sizeof(body_a)), sig_a};
         s_items[1] = (struct kz_msg_item){S("site:OL"), UINT64_MAX,
-                                        B(hdr_a, 10), B(NULL, 0), sig_a};
+                                          B(hdr_a, 10), B(NULL, 0), sig_a};
         m.batch.req = 8;
         m.batch.items = s_items;
         m.batch.n_items = 2;
@@ -130,9 +128,7 @@ sample(enum kz_msg_type type)
         m.roster_put.req = 10;
         m.roster_put.roster = B(hdr_a, sizeof(hdr_a));
         break;
-    case KZ_MSG_OK:
-        m.ok.req = 10;
-        break;
+    case KZ_MSG_OK: m.ok.req = 10; break;
     case KZ_MSG_KEYS_PUT:
         s_envs[0] = B(hdr_a, sizeof(hdr_a));
         s_envs[1] = B(sig_a, sizeof(sig_a));
@@ -159,9 +155,7 @@ sample(enum kz_msg_type type)
         m.error.text = S("author_seq gap: expected 18");
         break;
     case KZ_MSG_PING:
-    case KZ_MSG_PONG:
-        m.ping.nonce = UINT64_C(0xfedcba9876543210);
-        break;
+    case KZ_MSG_PONG: m.ping.nonce = UINT64_C(0xfedcba9876543210); break;
     }
     return m;
 }
@@ -226,9 +220,9 @@ msg_eq(const struct kz_msg *a, const struct kz_msg *b)
         for (i = 0; i < a->batch.n_items; i++) {
             const struct kz_msg_item *x = &a->batch.items[i];
             const struct kz_msg_item *y = &b->batch.items[i];
-            if (!str_eq(x->scope, y->scope) ||
-                x->server_seq != y->server_seq || !bin_eq(x->hdr, y->hdr) ||
-                !bin_eq(x->body, y->body) || !sig_eq(x->sig, y->sig))
+            if (!str_eq(x->scope, y->scope) || x->server_seq != y->server_seq ||
+                !bin_eq(x->hdr, y->hdr) || !bin_eq(x->body, y->body) ||
+                !sig_eq(x->sig, y->sig))
                 return 0;
         }
         return 1;
@@ -253,8 +247,7 @@ msg_eq(const struct kz_msg *a, const struct kz_msg *b)
     case KZ_MSG_ROSTER_PUT:
         return a->roster_put.req == b->roster_put.req &&
                bin_eq(a->roster_put.roster, b->roster_put.roster);
-    case KZ_MSG_OK:
-        return a->ok.req == b->ok.req;
+    case KZ_MSG_OK: return a->ok.req == b->ok.req;
     case KZ_MSG_KEYS_PUT:
         if (a->keys_put.req != b->keys_put.req ||
             a->keys_put.n_envs != b->keys_put.n_envs)
@@ -276,12 +269,10 @@ msg_eq(const struct kz_msg *a, const struct kz_msg *b)
                 return 0;
         return 1;
     case KZ_MSG_ERROR:
-        return a->error.req == b->error.req &&
-               a->error.code == b->error.code &&
+        return a->error.req == b->error.req && a->error.code == b->error.code &&
                str_eq(a->error.text, b->error.text);
     case KZ_MSG_PING:
-    case KZ_MSG_PONG:
-        return a->ping.nonce == b->ping.nonce;
+    case KZ_MSG_PONG: return a->ping.nonce == b->ping.nonce;
     }
     return 0;
 }
@@ -490,8 +481,8 @@ TEST(unknown_type_and_wrong_shape)
 {
     static const uint8_t t0[] = {0x91, 0x00};
     static const uint8_t t19[] = {0x92, 0x13, 0x05};
-    static const uint8_t t_big[] = {0x91, 0xcf, 0xff, 0xff, 0xff, 0xff,
-                                    0xff, 0xff, 0xff, 0xff};
+    static const uint8_t t_big[] = {0x91, 0xcf, 0xff, 0xff, 0xff,
+                                    0xff, 0xff, 0xff, 0xff, 0xff};
     static const uint8_t t_neg[] = {0x92, 0xff, 0x05};
     static const uint8_t t_str[] = {0x92, 0xa1, 0x11, 0x05};
     static const uint8_t empty[] = {0x90};
@@ -519,16 +510,16 @@ TEST(absurd_counts_fail_fast_without_allocating)
 {
     /* msgpack-c#1013: five bytes that claim billions of elements. */
     static const uint8_t whole[] = {0xdd, 0xff, 0xff, 0xff, 0xff};
-    static const uint8_t pull[] = {0x94, 0x05, 0x01, 0xdd, 0xff, 0xff,
-                                   0xff, 0xff, 0x01};
-    static const uint8_t pull_lie[] = {0x94, 0x05, 0x01, 0xdc, 0x03, 0xff,
-                                       0x01};
-    static const uint8_t batch[] = {0x94, 0x06, 0x01, 0xdd, 0x00, 0x01,
-                                    0x00, 0x00, 0xc3};
+    static const uint8_t pull[] = {0x94, 0x05, 0x01, 0xdd, 0xff,
+                                   0xff, 0xff, 0xff, 0x01};
+    static const uint8_t pull_lie[] = {0x94, 0x05, 0x01, 0xdc,
+                                       0x03, 0xff, 0x01};
+    static const uint8_t batch[] = {0x94, 0x06, 0x01, 0xdd, 0x00,
+                                    0x01, 0x00, 0x00, 0xc3};
     static const uint8_t sub[] = {0x92, 0x07, 0xdc, 0x04, 0x01};
     static const uint8_t keys[] = {0x94, 0x0f, 0x01, 0xdc, 0x04, 0x01, 0xc3};
     static const uint8_t keys_put[] = {0x93, 0x0d, 0x01, 0xdc, 0x04, 0x01};
-    static const uint8_t push_body[] = {0x96, 0x03, 0x01, 0xa1, 'n', 0xc4,
+    static const uint8_t push_body[] = {0x96, 0x03, 0x01, 0xa1, 'n',  0xc4,
                                         0x00, 0xc6, 0x00, 0x80, 0x00, 0x01};
     static const uint8_t str_lie[] = {0x94, 0x01, 0x01, 0x01, 0xd9, 0x20};
 
@@ -972,7 +963,9 @@ TEST(limits_are_inclusive)
 
     for (i = 0; i < KZ_LIM_BATCH_ITEMS_MAX; i++)
         it[i] = (struct kz_msg_item){{name, 1 + i % KZ_LIM_NAME_MAX},
-                                     i + 1, B(hdr_a, i % 45), B(NULL, 0),
+                                     i + 1,
+                                     B(hdr_a, i % 45),
+                                     B(NULL, 0),
                                      sig_a};
     memset(&m, 0, sizeof(m));
     m.type = KZ_MSG_BATCH;
@@ -1009,14 +1002,14 @@ TEST(encode_refuses_what_decode_would)
     struct kz_msg_key bad_k = {0, {NULL, 0}};
     char text[KZ_LIM_ERROR_TEXT_MAX + 1];
 
-#define REFUSE(setup)                                                         \
-    do {                                                                      \
-        m = sample(m.type);                                                   \
-        setup;                                                                \
-        ASSERT_ERR(kz_msg_pack(&m, &w), -KZ_EINVAL);                          \
-        ASSERT_ERR(kz_msg_encode(&m, &out), -KZ_EINVAL);                      \
-        ASSERT_EQ(kz_mpk_wr_len(&w), 0);                                      \
-        ASSERT_EQ(out.len, 0);                                                \
+#define REFUSE(setup)                                                          \
+    do {                                                                       \
+        m = sample(m.type);                                                    \
+        setup;                                                                 \
+        ASSERT_ERR(kz_msg_pack(&m, &w), -KZ_EINVAL);                           \
+        ASSERT_ERR(kz_msg_encode(&m, &out), -KZ_EINVAL);                       \
+        ASSERT_EQ(kz_mpk_wr_len(&w), 0);                                       \
+        ASSERT_EQ(out.len, 0);                                                 \
     } while (0)
 
     kz_mpk_wr_init(&w, KZ_LIM_FRAME_MAX);
@@ -1116,9 +1109,9 @@ TEST(encode_failure_leaves_the_buffer_as_it_was)
     /* Three full-size items exceed one frame: -KZ_ELIMIT, although the
      * buffer itself could hold them; two fit. */
     for (i = 0; i < 3; i++)
-        it[i] = (struct kz_msg_item){S("network"), i + 1,
-                                     B(hdr_a, sizeof(hdr_a)),
-                                     B(body, body_len), sig_a};
+        it[i] =
+            (struct kz_msg_item){S("network"), i + 1, B(hdr_a, sizeof(hdr_a)),
+                                 B(body, body_len), sig_a};
     memset(&m, 0, sizeof(m));
     m.type = KZ_MSG_BATCH;
     m.batch.req = 1;
@@ -1328,8 +1321,8 @@ seed(const char *dir, const char *name, const uint8_t *p, size_t len)
 TEST(write_corpus)
 {
     static const uint8_t issue1013[] = {0xdd, 0xff, 0xff, 0xff, 0xff};
-    static const uint8_t pull1013[] = {0x94, 0x05, 0x01, 0xdd, 0xff, 0xff,
-                                       0xff, 0xff, 0x01};
+    static const uint8_t pull1013[] = {0x94, 0x05, 0x01, 0xdd, 0xff,
+                                       0xff, 0xff, 0xff, 0x01};
     static const uint8_t type19[] = {0x92, 0x13, 0x05};
     const char *dir = getenv("KZ_WRITE_CORPUS");
     char name[64];
@@ -1347,36 +1340,22 @@ TEST(write_corpus)
         seed(dir, name, p, len);
         /* A second, smaller variant: empty arrays, zeros, nil roster. */
         switch (m.type) {
-        case KZ_MSG_PULL:
-            m.pull.n_cursors = 1;
-            break;
-        case KZ_MSG_BATCH:
-            m.batch.n_items = 0;
-            break;
-        case KZ_MSG_SUBSCRIBE:
-            m.subscribe.n_scopes = 0;
-            break;
-        case KZ_MSG_ROSTER:
-            m.roster.has_roster = false;
-            break;
+        case KZ_MSG_PULL: m.pull.n_cursors = 1; break;
+        case KZ_MSG_BATCH: m.batch.n_items = 0; break;
+        case KZ_MSG_SUBSCRIBE: m.subscribe.n_scopes = 0; break;
+        case KZ_MSG_ROSTER: m.roster.has_roster = false; break;
         case KZ_MSG_KEYS:
             m.keys.n_keys = 1;
             m.keys.done = true;
             break;
-        case KZ_MSG_KEYS_PUT:
-            m.keys_put.n_envs = 0;
-            break;
+        case KZ_MSG_KEYS_PUT: m.keys_put.n_envs = 0; break;
         case KZ_MSG_ERROR:
             m.error.req = 0;
             m.error.text.len = 0;
             break;
         case KZ_MSG_PING:
-        case KZ_MSG_PONG:
-            m.ping.nonce = 0;
-            break;
-        default:
-            kz_free(p);
-            continue;
+        case KZ_MSG_PONG: m.ping.nonce = 0; break;
+        default: kz_free(p); continue;
         }
         kz_free(p);
         pack(&m, &p, &len);

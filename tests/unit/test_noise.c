@@ -220,8 +220,7 @@ run_vec(const cJSON *v, int t_msg, size_t t_pos, uint8_t t_xor, int check)
             ASSERT_EQ(kz_noise_next(w), KZ_NOISE_WRITE);
             ASSERT_EQ(kz_noise_next(r), KZ_NOISE_READ);
             ASSERT_EQ(kz_noise_overhead(w), kz_noise_overhead(r));
-            rc = kz_noise_write(w, payload, p_len, out, sizeof(out),
-                                &out_len);
+            rc = kz_noise_write(w, payload, p_len, out, sizeof(out), &out_len);
             if (rc != 0 && !check) {
                 /* A tampered earlier message made this side's DH fail. */
                 failed = idx;
@@ -241,8 +240,9 @@ run_vec(const cJSON *v, int t_msg, size_t t_pos, uint8_t t_xor, int check)
                 ASSERT(!check);
                 ASSERT_EQ(kz_noise_next(r), KZ_NOISE_FAILED);
                 /* Poisoned: the same call fails again. */
-                ASSERT_EQ(kz_noise_read(r, out, out_len, pl, sizeof(pl),
-                                        &pl_len), rc);
+                ASSERT_EQ(
+                    kz_noise_read(r, out, out_len, pl, sizeof(pl), &pl_len),
+                    rc);
                 failed = idx;
                 free(payload);
                 free(ct);
@@ -281,16 +281,15 @@ run_vec(const cJSON *v, int t_msg, size_t t_pos, uint8_t t_xor, int check)
             struct kz_noise_cs *tx = from_i ? i_send : r_send;
             struct kz_noise_cs *rx = from_i ? r_recv : i_recv;
 
-            ASSERT_OK(kz_noise_cs_encrypt(tx, payload, p_len, out,
-                                          sizeof(out), &out_len));
+            ASSERT_OK(kz_noise_cs_encrypt(tx, payload, p_len, out, sizeof(out),
+                                          &out_len));
             if (check) {
                 ASSERT_EQ(out_len, c_len);
                 ASSERT_MEM_EQ(out, ct, c_len);
             }
             if (idx == t_msg)
                 out[t_pos % out_len] ^= t_xor;
-            rc = kz_noise_cs_decrypt(rx, out, out_len, pl, sizeof(pl),
-                                     &pl_len);
+            rc = kz_noise_cs_decrypt(rx, out, out_len, pl, sizeof(pl), &pl_len);
             if (rc != 0) {
                 ASSERT(!check);
                 failed = idx;
@@ -426,13 +425,15 @@ tamper_file(const char *path)
                         if (f != 0 && f != 1)
                             T_FAIL_("%s: flip msg 0 byte %zu not caught (%d)",
                                     cJSON_GetObjectItemCaseSensitive(
-                                        v, "protocol_name")->valuestring,
+                                        v, "protocol_name")
+                                        ->valuestring,
                                     pos, f);
                     } else if (f != k) {
-                        T_FAIL_("%s: flip msg %d byte %zu caught at %d",
-                                cJSON_GetObjectItemCaseSensitive(
-                                    v, "protocol_name")->valuestring,
-                                k, pos, f);
+                        T_FAIL_(
+                            "%s: flip msg %d byte %zu caught at %d",
+                            cJSON_GetObjectItemCaseSensitive(v, "protocol_name")
+                                ->valuestring,
+                            k, pos, f);
                     }
                     n_runs++;
                 }
@@ -535,9 +536,9 @@ transport_roundtrip(struct kz_noise_cs **cs)
     ASSERT_OK(kz_noise_cs_decrypt(cs[3], msg, len, pl, sizeof(pl), &pl_len));
     ASSERT_EQ(pl_len, 0);
     /* Replaying the same message fails and the failure is final. */
-    ASSERT_ERR(kz_noise_cs_decrypt(cs[3], old, old_len, pl, sizeof(pl),
-                                   &pl_len),
-               -KZ_EAUTH);
+    ASSERT_ERR(
+        kz_noise_cs_decrypt(cs[3], old, old_len, pl, sizeof(pl), &pl_len),
+        -KZ_EAUTH);
     ASSERT_OK(kz_noise_cs_encrypt(cs[0], NULL, 0, msg, sizeof(msg), &len));
     ASSERT_ERR(kz_noise_cs_decrypt(cs[3], msg, len, pl, sizeof(pl), &pl_len),
                -KZ_EAUTH);
@@ -635,11 +636,9 @@ TEST(ik_wrong_server_key)
     ASSERT_OK(kz_noise_new(&hi, &ci));
     ASSERT_OK(kz_noise_new(&hr, &cr));
     ASSERT_OK(kz_noise_write(hi, NULL, 0, msg, sizeof(msg), &len));
-    ASSERT_ERR(kz_noise_read(hr, msg, len, pl, sizeof(pl), &pl_len),
-               -KZ_EAUTH);
+    ASSERT_ERR(kz_noise_read(hr, msg, len, pl, sizeof(pl), &pl_len), -KZ_EAUTH);
     ASSERT_EQ(kz_noise_next(hr), KZ_NOISE_FAILED);
-    ASSERT_ERR(kz_noise_remote_static(hr, &(struct kz_dh_pk){{0}}),
-               -KZ_ENOENT);
+    ASSERT_ERR(kz_noise_remote_static(hr, &(struct kz_dh_pk){{0}}), -KZ_ENOENT);
     kz_noise_free(hi);
     kz_noise_free(hr);
 }
@@ -670,11 +669,9 @@ TEST(prologue_mismatch)
     ASSERT_OK(kz_noise_write(hi, NULL, 0, msg, sizeof(msg), &len));
     ASSERT_OK(kz_noise_read(hr, msg, len, pl, sizeof(pl), &pl_len));
     ASSERT_OK(kz_noise_write(hr, NULL, 0, msg, sizeof(msg), &len));
-    ASSERT_ERR(kz_noise_read(hi, msg, len, pl, sizeof(pl), &pl_len),
-               -KZ_EAUTH);
+    ASSERT_ERR(kz_noise_read(hi, msg, len, pl, sizeof(pl), &pl_len), -KZ_EAUTH);
     ASSERT_EQ(kz_noise_next(hi), KZ_NOISE_FAILED);
-    ASSERT_ERR(kz_noise_write(hi, NULL, 0, msg, sizeof(msg), &len),
-               -KZ_EAUTH);
+    ASSERT_ERR(kz_noise_write(hi, NULL, 0, msg, sizeof(msg), &len), -KZ_EAUTH);
     kz_noise_free(hi);
     kz_noise_free(hr);
 
@@ -684,8 +681,7 @@ TEST(prologue_mismatch)
     ASSERT_OK(kz_noise_new(&hi, &ci));
     ASSERT_OK(kz_noise_new(&hr, &cr));
     ASSERT_OK(kz_noise_write(hi, NULL, 0, msg, sizeof(msg), &len));
-    ASSERT_ERR(kz_noise_read(hr, msg, len, pl, sizeof(pl), &pl_len),
-               -KZ_EAUTH);
+    ASSERT_ERR(kz_noise_read(hr, msg, len, pl, sizeof(pl), &pl_len), -KZ_EAUTH);
     kz_noise_free(hi);
     kz_noise_free(hr);
 }
@@ -739,9 +735,9 @@ TEST(low_order_refused)
         ASSERT_OK(kz_noise_write(hi, NULL, 0, msg, sizeof(msg), &len));
         memset(msg, 0x55, 96);
         memcpy(msg, bad.b, 32);
-        ASSERT_ERR(kz_noise_read(hi, msg, 32 + 48 + 16, pl, sizeof(pl),
-                                 &pl_len),
-                   -KZ_ECRYPTO);
+        ASSERT_ERR(
+            kz_noise_read(hi, msg, 32 + 48 + 16, pl, sizeof(pl), &pl_len),
+            -KZ_ECRYPTO);
         kz_noise_free(hi);
 
         /* IK: the responder's es on message 1 refuses it at once. */
@@ -749,9 +745,9 @@ TEST(low_order_refused)
         ASSERT_OK(kz_noise_new(&hr, &cr));
         memset(msg, 0x55, 32 + 48 + 16);
         memcpy(msg, bad.b, 32);
-        ASSERT_ERR(kz_noise_read(hr, msg, 32 + 48 + 16, pl, sizeof(pl),
-                                 &pl_len),
-                   -KZ_ECRYPTO);
+        ASSERT_ERR(
+            kz_noise_read(hr, msg, 32 + 48 + 16, pl, sizeof(pl), &pl_len),
+            -KZ_ECRYPTO);
         kz_noise_free(hr);
 
         /* IK/NK: a low-order pinned server key is refused at the first
@@ -814,9 +810,9 @@ TEST(truncated_and_oversized)
     /* A payload that would make the message too long is refused, and the
      * state is still usable. */
     ASSERT_OK(kz_noise_new(&hi, &ci));
-    ASSERT_ERR(kz_noise_write(hi, pl, KZ_LIM_NOISE_MSG_MAX, msg, sizeof(msg),
-                              &len),
-               -KZ_ELIMIT);
+    ASSERT_ERR(
+        kz_noise_write(hi, pl, KZ_LIM_NOISE_MSG_MAX, msg, sizeof(msg), &len),
+        -KZ_ELIMIT);
     ASSERT_OK(kz_noise_write(hi, pl, KZ_LIM_NOISE_MSG_MAX - 96, msg,
                              sizeof(msg), &len));
     ASSERT_EQ(len, KZ_LIM_NOISE_MSG_MAX);
@@ -898,8 +894,7 @@ TEST(wrong_turn)
     c.env = kz_env_system();
     ASSERT_OK(kz_noise_new(&hi, &c));
     ASSERT_EQ(kz_noise_next(hi), KZ_NOISE_WRITE);
-    ASSERT_ERR(kz_noise_read(hi, msg, 48, msg, sizeof(msg), &len),
-               -KZ_EINVAL);
+    ASSERT_ERR(kz_noise_read(hi, msg, 48, msg, sizeof(msg), &len), -KZ_EINVAL);
     ASSERT_ERR(kz_noise_handshake_hash(hi, h, &len), -KZ_EINVAL);
     ASSERT_ERR(kz_noise_split(hi, &(struct kz_noise_cs *){NULL},
                               &(struct kz_noise_cs *){NULL}),
@@ -907,8 +902,7 @@ TEST(wrong_turn)
     ASSERT_OK(kz_noise_write(hi, NULL, 0, msg, sizeof(msg), &len));
     ASSERT_EQ(len, 32);
     ASSERT_EQ(kz_noise_next(hi), KZ_NOISE_READ);
-    ASSERT_ERR(kz_noise_write(hi, NULL, 0, msg, sizeof(msg), &len),
-               -KZ_EINVAL);
+    ASSERT_ERR(kz_noise_write(hi, NULL, 0, msg, sizeof(msg), &len), -KZ_EINVAL);
     kz_noise_free(hi);
 }
 
@@ -1030,7 +1024,6 @@ TEST(alloc_failures)
 }
 
 T_MAIN(T(vectors_cacophony), T(vectors_snow), T(vectors_sha2),
-       T(tamper_every_byte), T(random_xx), T(random_ik),
-       T(ik_wrong_server_key), T(prologue_mismatch), T(low_order_refused),
-       T(truncated_and_oversized), T(bad_config), T(wrong_turn),
-       T(transport_limits), T(alloc_failures))
+       T(tamper_every_byte), T(random_xx), T(random_ik), T(ik_wrong_server_key),
+       T(prologue_mismatch), T(low_order_refused), T(truncated_and_oversized),
+       T(bad_config), T(wrong_turn), T(transport_limits), T(alloc_failures))

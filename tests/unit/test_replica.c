@@ -41,8 +41,8 @@ pair_free(struct pair *p)
     tmpdir_rm(p->dir);
 }
 
-#define PARTNER                                                               \
-    "CREATE TABLE partner(id TEXT PRIMARY KEY, name TEXT NOT NULL,"          \
+#define PARTNER                                                                \
+    "CREATE TABLE partner(id TEXT PRIMARY KEY, name TEXT NOT NULL,"            \
     " kind TEXT, staff INTEGER, score REAL)"
 
 /* Counts the cells of every outbox changeset of scope network. */
@@ -107,14 +107,16 @@ TEST(capture_insert_update_delete)
 
     pair_new(&p, PARTNER);
     ASSERT_OK(replica_track(p.a, "partner", &NET));
-    sql_ok(p.a, "INSERT INTO partner VALUES ('p1', 'Klinik', 'health', 3, 1.5)");
+    sql_ok(p.a,
+           "INSERT INTO partner VALUES ('p1', 'Klinik', 'health', 3, 1.5)");
     ASSERT_EQ(replica_build(p.a, 0), 1);
     ASSERT_EQ(outbox_cells(p.a, &cells, &rows), 1);
     ASSERT_EQ(cells, 5); /* existence + 4 columns */
     ASSERT_OK(replica_outbox_ack(p.a, "network", 1));
 
     /* Only the column whose value changed gets a new version. */
-    sql_ok(p.a, "UPDATE partner SET staff = 4, name = 'Klinik' WHERE id = 'p1'");
+    sql_ok(p.a,
+           "UPDATE partner SET staff = 4, name = 'Klinik' WHERE id = 'p1'");
     ASSERT_EQ(replica_build(p.a, 0), 1);
     ASSERT_EQ(outbox_cells(p.a, &cells, &rows), 1);
     ASSERT_EQ(cells, 1);
@@ -165,8 +167,9 @@ TEST(sync_converges_and_apply_is_not_recaptured)
     pair_new(&p, PARTNER);
     ASSERT_OK(replica_track(p.a, "partner", &NET));
     ASSERT_OK(replica_track(p.b, "partner", &NET));
-    sql_ok(p.a, "INSERT INTO partner VALUES ('p1', 'Klinik', 'health', 3, 1.5);"
-                "INSERT INTO partner VALUES ('p2', 'Schule', NULL, NULL, NULL)");
+    sql_ok(p.a,
+           "INSERT INTO partner VALUES ('p1', 'Klinik', 'health', 3, 1.5);"
+           "INSERT INTO partner VALUES ('p2', 'Schule', NULL, NULL, NULL)");
     ASSERT_EQ(replica_build(p.a, 0), 1);
     ASSERT_EQ(ship(p.a, p.b, "network"), 1);
     ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM partner"), 2);
@@ -243,8 +246,10 @@ TEST(concurrent_edits_conflict_sequential_do_not)
     ASSERT_OK(replica_outbox_ack(p.b, "network", 1));
     ship(p.a, p.b, "network");
     ship(p.b, p.a, "network");
-    ASSERT_EQ(sql_int(p.a, "SELECT name = 'A2' AND kind = 'y' FROM partner"), 1);
-    ASSERT_EQ(sql_int(p.b, "SELECT name = 'A2' AND kind = 'y' FROM partner"), 1);
+    ASSERT_EQ(sql_int(p.a, "SELECT name = 'A2' AND kind = 'y' FROM partner"),
+              1);
+    ASSERT_EQ(sql_int(p.b, "SELECT name = 'A2' AND kind = 'y' FROM partner"),
+              1);
     /* Both sides recorded the one concurrent overwrite, with both values. */
     ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_conflict WHERE col = 'name'"
                            " AND local_value = 'A2' AND remote_value = 'B2'"
@@ -389,8 +394,9 @@ TEST(unknown_column_waits_in_quarantine_until_migration)
     ASSERT_EQ(replica_build(p.a, 0), 1);
     ship(p.a, p.b, "network");
     ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM partner"), 1);
-    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine WHERE"
-                           " col = 'website' AND reason LIKE 'no such column%'"),
+    ASSERT_EQ(sql_int(p.b,
+                      "SELECT count(*) FROM kz_quarantine WHERE"
+                      " col = 'website' AND reason LIKE 'no such column%'"),
               1);
     /* The migration adds the column; the waiting cell applies. */
     sql_ok(p.b, "ALTER TABLE partner ADD COLUMN website TEXT");
@@ -433,8 +439,8 @@ TEST(constraint_refusal_is_quarantined_not_lost)
     ASSERT_EQ(replica_build(p.a, 0), 1);
     ASSERT_OK(replica_outbox_ack(p.a, "network", 1));
     ship(p.a, p.b, "network");
-    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM partner WHERE kind = 'health'"),
-              1);
+    ASSERT_EQ(
+        sql_int(p.b, "SELECT count(*) FROM partner WHERE kind = 'health'"), 1);
     ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine"), 0);
     pair_free(&p);
 }
@@ -506,7 +512,8 @@ TEST(batches_are_bounded_and_seq_contiguous)
     for (i = 0; i < 100; i++) {
         char sql[128];
         snprintf(sql, sizeof(sql),
-                 "INSERT INTO partner VALUES ('p%03d', 'n', NULL, %d, 0)", i, i);
+                 "INSERT INTO partner VALUES ('p%03d', 'n', NULL, %d, 0)", i,
+                 i);
         sql_ok(p.a, sql);
     }
     sql_ok(p.a, "COMMIT");

@@ -223,9 +223,12 @@ json_num(const cJSON *root, const char *table, const char *site,
 TEST(html_is_one_self_contained_page)
 {
     static const char *const headings[] = {
-        "Netzwerkpartner nach Sektor", "Kooperationsvereinbarungen",
-        "Netzwerktreffen",             "Fortbildungen",
-        "Beratungen",                  "Fallanalysen und Maßnahmen",
+        "Netzwerkpartner nach Sektor",
+        "Kooperationsvereinbarungen",
+        "Netzwerktreffen",
+        "Fortbildungen",
+        "Beratungen",
+        "Fallanalysen und Maßnahmen",
         "Fördermittel",
     };
     sqlite3 *db = open_sample();
@@ -255,7 +258,8 @@ TEST(html_is_one_self_contained_page)
     ASSERT(strstr(html, "class=\"axis\"") != NULL);
     ASSERT(strstr(html, ">Überprüfung überfällig</text>") != NULL);
     /* DP-03: suppressed cells are marked, never blank. */
-    ASSERT(strstr(html, "<td class=\"n supp\">&lt;\xC2\xA0" "3</td>") != NULL);
+    ASSERT(strstr(html, "<td class=\"n supp\">&lt;\xC2\xA0"
+                        "3</td>") != NULL);
     /* Codes are labelled in German; dates in German notation. */
     ASSERT(strstr(html, "Gefährdungseinschätzung") != NULL);
     ASSERT(strstr(html, ">risk_assessment<") == NULL);
@@ -288,8 +292,9 @@ TEST(html_escapes_data)
                 "id = '17f4a4d9-d1ed-5304-860c-48639fcbe6bf'");
     html = render(db, REPORT_HTML);
     ASSERT(strstr(html, "<b>A&B") == NULL);
-    ASSERT(strstr(html, "&lt;b&gt;A&amp;B &quot;x&quot; &#39;y&#39;&lt;/b&gt;")
-           != NULL);
+    ASSERT(
+        strstr(html, "&lt;b&gt;A&amp;B &quot;x&quot; &#39;y&#39;&lt;/b&gt;") !=
+        NULL);
     free(html);
     sqlite3_close(db);
 }
@@ -317,9 +322,9 @@ static const char *const pd_sql =
 
 /* Names from the sample files, as a fixed list too (domain.md DP-16). */
 static const char *const pd_fixed[] = {
-    "Jana Ostermann", "Miriam Lühmann", "m.luehmann",  "Tobias Kessler",
-    "t.kessler",      "Timo Niemeyer",  "Nadine Garbers", "Wiegenlied",
-    "kz-hannover.example", ".example", "mailto:",
+    "Jana Ostermann",      "Miriam Lühmann", "m.luehmann",     "Tobias Kessler",
+    "t.kessler",           "Timo Niemeyer",  "Nadine Garbers", "Wiegenlied",
+    "kz-hannover.example", ".example",       "mailto:",
 };
 
 static void
@@ -447,9 +452,8 @@ TEST(csv_and_json_carry_the_same_figures)
                             figures[i].column);
 
         if (c != j || c != figures[i].want)
-            T_FAIL_("%s/%s/%s: CSV %s, JSON %g, expected %g",
-                    figures[i].table, figures[i].site, figures[i].column, v,
-                    j, figures[i].want);
+            T_FAIL_("%s/%s/%s: CSV %s, JSON %g, expected %g", figures[i].table,
+                    figures[i].site, figures[i].column, v, j, figures[i].want);
         free(v);
     }
     cJSON_Delete(root);
@@ -484,8 +488,7 @@ TEST(json_parses_with_cjson)
             cJSON_ArrayForEach(row, cJSON_GetObjectItem(tab, "rows"))
             {
                 ASSERT(cJSON_IsNull(cJSON_GetObjectItem(row, "reviews")));
-                ASSERT_EQ(cJSON_GetObjectItem(row, "suppressed")->valueint,
-                          1);
+                ASSERT_EQ(cJSON_GetObjectItem(row, "suppressed")->valueint, 1);
                 n_supp++;
             }
         }

@@ -68,17 +68,17 @@ sample(uint8_t admin_byte)
     struct roster *r;
 
     ASSERT_OK(roster_new(&r, &a.spk));
-    ASSERT_OK(roster_add_member(r, "state-1", "LAND", ROSTER_ROLE_ADMIN,
-                                &a.spk, &a.dpk));
+    ASSERT_OK(roster_add_member(r, "state-1", "LAND", ROSTER_ROLE_ADMIN, &a.spk,
+                                &a.dpk));
     k = keys_of(0x11);
-    ASSERT_OK(roster_add_member(r, "han-1", "HAN", ROSTER_ROLE_SITE, &k.spk,
-                                &k.dpk));
+    ASSERT_OK(
+        roster_add_member(r, "han-1", "HAN", ROSTER_ROLE_SITE, &k.spk, &k.dpk));
     k = keys_of(0x12);
-    ASSERT_OK(roster_add_member(r, "han-2", "HAN", ROSTER_ROLE_SITE, &k.spk,
-                                &k.dpk));
+    ASSERT_OK(
+        roster_add_member(r, "han-2", "HAN", ROSTER_ROLE_SITE, &k.spk, &k.dpk));
     k = keys_of(0x13);
-    ASSERT_OK(roster_add_member(r, "ol-1", "OL", ROSTER_ROLE_SITE, &k.spk,
-                                &k.dpk));
+    ASSERT_OK(
+        roster_add_member(r, "ol-1", "OL", ROSTER_ROLE_SITE, &k.spk, &k.dpk));
     k = keys_of(0x14);
     ASSERT_OK(roster_add_member(r, "obs-1", "LAND", ROSTER_ROLE_OBSERVER,
                                 &k.spk, &k.dpk));
@@ -195,8 +195,14 @@ pk_body(struct pk *k, uint64_t format, uint64_t version, uint8_t admin_key,
         pk_member(k, &ms[i]);
 }
 
-#define ADMIN_M {"state-1", "LAND", "admin", 0xa0, false, 0, NULL, 7}
-#define SITE_M(n, s, key) {n, s, "site", key, false, 0, NULL, 7}
+#define ADMIN_M                                                                \
+    {                                                                          \
+        "state-1", "LAND", "admin", 0xa0, false, 0, NULL, 7                    \
+    }
+#define SITE_M(n, s, key)                                                      \
+    {                                                                          \
+        n, s, "site", key, false, 0, NULL, 7                                   \
+    }
 
 /* body_rc(ms, n, why_part): decodes a body of these members. */
 static int
@@ -431,20 +437,17 @@ TEST(body_exact_bytes)
                -KZ_EMALFORMED);
     /* version 0. */
     memcpy(big, "\x94\x01\x00\xc4\x20", 5);
-    ASSERT_ERR(roster__decode_body(&r, big, 5 + 32 + 1, &why),
-               -KZ_EMALFORMED);
+    ASSERT_ERR(roster__decode_body(&r, big, 5 + 32 + 1, &why), -KZ_EMALFORMED);
     ASSERT_STR_EQ(why, "version 0");
     /* admin of 31 bytes. */
     memcpy(big, "\x94\x01\x01\xc4\x1f", 5);
     big[5 + 31] = 0x90;
-    ASSERT_ERR(roster__decode_body(&r, big, 5 + 31 + 1, &why),
-               -KZ_EMALFORMED);
+    ASSERT_ERR(roster__decode_body(&r, big, 5 + 31 + 1, &why), -KZ_EMALFORMED);
     ASSERT_STR_EQ(why, "admin is not 32 bytes");
     /* No members at all: no admin member. */
     memcpy(big, "\x94\x01\x01\xc4\x20", 5);
     big[5 + 32] = 0x90;
-    ASSERT_ERR(roster__decode_body(&r, big, 5 + 32 + 1, &why),
-               -KZ_EMALFORMED);
+    ASSERT_ERR(roster__decode_body(&r, big, 5 + 32 + 1, &why), -KZ_EMALFORMED);
     ASSERT_STR_EQ(why, "no unrevoked admin member holds the admin key");
     ASSERT(r == NULL);
 }
@@ -460,63 +463,111 @@ TEST(body_rules)
         /* 0: the good one. */
         {{ADMIN_M, SITE_M("han-1", "HAN", 1)}, 2, 0, NULL},
         {{ADMIN_M, SITE_M("han-1", "HAN", 1), SITE_M("han-1", "OL", 2)},
-         3, -KZ_EMALFORMED, "duplicate member name"},
+         3,
+         -KZ_EMALFORMED,
+         "duplicate member name"},
         {{ADMIN_M, SITE_M("han-1", "HAN", 1), SITE_M("han-2", "HAN", 1)},
-         3, -KZ_EMALFORMED, "duplicate sign_pk"},
-        {{ADMIN_M, SITE_M("x", "HAN", 0xa0)}, 2, -KZ_EMALFORMED,
+         3,
+         -KZ_EMALFORMED,
          "duplicate sign_pk"},
-        {{ADMIN_M, {"han-1", "HAN", "root", 1, false, 0, NULL, 7}}, 2,
-         -KZ_EMALFORMED, "unknown role"},
-        {{ADMIN_M, {"han-1", "HAN", "superuser", 1, false, 0, NULL, 7}}, 2,
-         -KZ_EMALFORMED, "unknown role"},
-        {{ADMIN_M, {"han-1", "HAN", "Admin", 1, false, 0, NULL, 7}}, 2,
-         -KZ_EMALFORMED, "unknown role"},
-        {{ADMIN_M, {"han-1", "HAN", "", 1, false, 0, NULL, 7}}, 2,
-         -KZ_EMALFORMED, "unknown role"},
-        {{{"state-1", "LAND", "site", 0xa0, false, 0, NULL, 7}}, 1,
-         -KZ_EMALFORMED, "no unrevoked admin member holds the admin key"},
-        {{{"state-1", "LAND", "admin", 0xa0, true, 0, NULL, 7}}, 1,
-         -KZ_EMALFORMED, "no unrevoked admin member holds the admin key"},
-        {{{"state-1", "LAND", "admin", 0xa1, false, 0, NULL, 7}}, 1,
-         -KZ_EMALFORMED, "no unrevoked admin member holds the admin key"},
+        {{ADMIN_M, SITE_M("x", "HAN", 0xa0)},
+         2,
+         -KZ_EMALFORMED,
+         "duplicate sign_pk"},
+        {{ADMIN_M, {"han-1", "HAN", "root", 1, false, 0, NULL, 7}},
+         2,
+         -KZ_EMALFORMED,
+         "unknown role"},
+        {{ADMIN_M, {"han-1", "HAN", "superuser", 1, false, 0, NULL, 7}},
+         2,
+         -KZ_EMALFORMED,
+         "unknown role"},
+        {{ADMIN_M, {"han-1", "HAN", "Admin", 1, false, 0, NULL, 7}},
+         2,
+         -KZ_EMALFORMED,
+         "unknown role"},
+        {{ADMIN_M, {"han-1", "HAN", "", 1, false, 0, NULL, 7}},
+         2,
+         -KZ_EMALFORMED,
+         "unknown role"},
+        {{{"state-1", "LAND", "site", 0xa0, false, 0, NULL, 7}},
+         1,
+         -KZ_EMALFORMED,
+         "no unrevoked admin member holds the admin key"},
+        {{{"state-1", "LAND", "admin", 0xa0, true, 0, NULL, 7}},
+         1,
+         -KZ_EMALFORMED,
+         "no unrevoked admin member holds the admin key"},
+        {{{"state-1", "LAND", "admin", 0xa1, false, 0, NULL, 7}},
+         1,
+         -KZ_EMALFORMED,
+         "no unrevoked admin member holds the admin key"},
         /* A second admin-role device is fine. */
-        {{ADMIN_M, {"state-2", "LAND", "admin", 1, false, 0, NULL, 7}}, 2, 0,
+        {{ADMIN_M, {"state-2", "LAND", "admin", 1, false, 0, NULL, 7}},
+         2,
+         0,
          NULL},
-        {{ADMIN_M, SITE_M("han 1", "HAN", 1)}, 2, -KZ_EMALFORMED,
+        {{ADMIN_M, SITE_M("han 1", "HAN", 1)},
+         2,
+         -KZ_EMALFORMED,
          "bad member name"},
-        {{ADMIN_M, SITE_M("", "HAN", 1)}, 2, -KZ_EMALFORMED,
+        {{ADMIN_M, SITE_M("", "HAN", 1)}, 2, -KZ_EMALFORMED, "bad member name"},
+        {{ADMIN_M, SITE_M("han\x1b[31m", "HAN", 1)},
+         2,
+         -KZ_EMALFORMED,
          "bad member name"},
-        {{ADMIN_M, SITE_M("han\x1b[31m", "HAN", 1)}, 2, -KZ_EMALFORMED,
-         "bad member name"},
-        {{ADMIN_M, SITE_M("han-1", "HAN:X", 1)}, 2, -KZ_EMALFORMED,
+        {{ADMIN_M, SITE_M("han-1", "HAN:X", 1)},
+         2,
+         -KZ_EMALFORMED,
          "bad site code"},
-        {{ADMIN_M, SITE_M("han-1", "", 1)}, 2, -KZ_EMALFORMED,
-         "bad site code"},
-        {{ADMIN_M, SITE_M("han-1", "H.N", 1)}, 2, -KZ_EMALFORMED,
+        {{ADMIN_M, SITE_M("han-1", "", 1)}, 2, -KZ_EMALFORMED, "bad site code"},
+        {{ADMIN_M, SITE_M("han-1", "H.N", 1)},
+         2,
+         -KZ_EMALFORMED,
          "bad site code"},
         {{ADMIN_M, SITE_M("han-1", "123456789012345678901234567890123", 1)},
-         2, -KZ_ELIMIT, NULL},
+         2,
+         -KZ_ELIMIT,
+         NULL},
         {{ADMIN_M,
           SITE_M("12345678901234567890123456789012345678901234567890123456789"
                  "012345",
                  "HAN", 1)},
-         2, -KZ_ELIMIT, NULL},
-        {{ADMIN_M, {"han-1", "HAN", "site", 1, false, 1, NULL, 7}}, 2,
-         -KZ_EMALFORMED, "revoked_seqs of an unrevoked member"},
-        {{ADMIN_M, {"han-1", "HAN", "site", 1, true, 2, NULL, 7}}, 2,
-         -KZ_EMALFORMED, "revoked_seqs: repeated scope"},
-        {{ADMIN_M, {"han-1", "HAN", "site", 1, true, 1, "site:", 7}}, 2,
-         -KZ_EMALFORMED, "revoked_seqs: bad scope name"},
-        {{ADMIN_M, {"han-1", "HAN", "site", 1, true, 1, "sites:HAN", 7}}, 2,
-         -KZ_EMALFORMED, "revoked_seqs: bad scope name"},
-        {{ADMIN_M, {"han-1", "HAN", "site", 1, true, 65, "network", 7}}, 2,
-         -KZ_ELIMIT, NULL},
-        {{ADMIN_M, {"han-1", "HAN", "site", 1, true, 1, "network", 7}}, 2, 0,
+         2,
+         -KZ_ELIMIT,
          NULL},
-        {{ADMIN_M, {"han-1", "HAN", "site", 1, false, 0, NULL, 8}}, 2,
-         -KZ_EMALFORMED, "member is not an array of 7"},
-        {{ADMIN_M, {"han-1", "HAN", "site", 1, false, 0, NULL, 6}}, 2,
-         -KZ_EMALFORMED, NULL},
+        {{ADMIN_M, {"han-1", "HAN", "site", 1, false, 1, NULL, 7}},
+         2,
+         -KZ_EMALFORMED,
+         "revoked_seqs of an unrevoked member"},
+        {{ADMIN_M, {"han-1", "HAN", "site", 1, true, 2, NULL, 7}},
+         2,
+         -KZ_EMALFORMED,
+         "revoked_seqs: repeated scope"},
+        {{ADMIN_M, {"han-1", "HAN", "site", 1, true, 1, "site:", 7}},
+         2,
+         -KZ_EMALFORMED,
+         "revoked_seqs: bad scope name"},
+        {{ADMIN_M, {"han-1", "HAN", "site", 1, true, 1, "sites:HAN", 7}},
+         2,
+         -KZ_EMALFORMED,
+         "revoked_seqs: bad scope name"},
+        {{ADMIN_M, {"han-1", "HAN", "site", 1, true, 65, "network", 7}},
+         2,
+         -KZ_ELIMIT,
+         NULL},
+        {{ADMIN_M, {"han-1", "HAN", "site", 1, true, 1, "network", 7}},
+         2,
+         0,
+         NULL},
+        {{ADMIN_M, {"han-1", "HAN", "site", 1, false, 0, NULL, 8}},
+         2,
+         -KZ_EMALFORMED,
+         "member is not an array of 7"},
+        {{ADMIN_M, {"han-1", "HAN", "site", 1, false, 0, NULL, 6}},
+         2,
+         -KZ_EMALFORMED,
+         NULL},
     };
     size_t i;
 
@@ -561,9 +612,9 @@ TEST(body_duplicate_dh_and_types)
         msgpack_pack_false(&k.p);
         msgpack_pack_array(&k.p, 0);
     }
-    ASSERT_ERR(roster__decode_body(&r, (const uint8_t *)k.sb.data, k.sb.size,
-                                   &why),
-               -KZ_EMALFORMED);
+    ASSERT_ERR(
+        roster__decode_body(&r, (const uint8_t *)k.sb.data, k.sb.size, &why),
+        -KZ_EMALFORMED);
     ASSERT_STR_EQ(why, "duplicate dh_pk");
     msgpack_sbuffer_destroy(&k.sb);
 
@@ -576,9 +627,9 @@ TEST(body_duplicate_dh_and_types)
     msgpack_pack_array(&k.p, 1);
     msgpack_pack_array(&k.p, 7);
     pk_bin(&k, "state-1", 7);
-    ASSERT_ERR(roster__decode_body(&r, (const uint8_t *)k.sb.data, k.sb.size,
-                                   &why),
-               -KZ_EMALFORMED);
+    ASSERT_ERR(
+        roster__decode_body(&r, (const uint8_t *)k.sb.data, k.sb.size, &why),
+        -KZ_EMALFORMED);
     msgpack_sbuffer_destroy(&k.sb);
 
     /* revoked as an int 1: a wrong type. */
@@ -596,18 +647,18 @@ TEST(body_duplicate_dh_and_types)
     pk_bin(&k, a.dpk.b, 32);
     msgpack_pack_uint8(&k.p, 0);
     msgpack_pack_array(&k.p, 0);
-    ASSERT_ERR(roster__decode_body(&r, (const uint8_t *)k.sb.data, k.sb.size,
-                                   &why),
-               -KZ_EMALFORMED);
+    ASSERT_ERR(
+        roster__decode_body(&r, (const uint8_t *)k.sb.data, k.sb.size, &why),
+        -KZ_EMALFORMED);
     /* …and with false it is fine; then a trailing byte is not. */
     ((uint8_t *)k.sb.data)[k.sb.size - 2] = 0xc2;
-    ASSERT_OK(roster__decode_body(&r, (const uint8_t *)k.sb.data, k.sb.size,
-                                  &why));
+    ASSERT_OK(
+        roster__decode_body(&r, (const uint8_t *)k.sb.data, k.sb.size, &why));
     roster_free(r);
     msgpack_pack_nil(&k.p);
-    ASSERT_ERR(roster__decode_body(&r, (const uint8_t *)k.sb.data, k.sb.size,
-                                   &why),
-               -KZ_EMALFORMED);
+    ASSERT_ERR(
+        roster__decode_body(&r, (const uint8_t *)k.sb.data, k.sb.size, &why),
+        -KZ_EMALFORMED);
     ASSERT_STR_EQ(why, "trailing bytes after the roster body");
     msgpack_sbuffer_destroy(&k.sb);
 }
@@ -645,21 +696,21 @@ TEST(builders)
     ASSERT_U64_EQ(roster_version(r), 1);
     /* No admin member yet: nothing to encode. */
     ASSERT_ERR(roster_encode_sign(r, &a.ssk, &p, &len), -KZ_EINVAL);
-    ASSERT_OK(roster_add_member(r, "state-1", "LAND", ROSTER_ROLE_ADMIN,
-                                &a.spk, &a.dpk));
-    ASSERT_OK(roster_add_member(r, "han-1", "HAN", ROSTER_ROLE_SITE, &k.spk,
-                                &k.dpk));
-    ASSERT_ERR(roster_add_member(r, "han-1", "HAN", ROSTER_ROLE_SITE,
-                                 &k2.spk, &k2.dpk),
-               -KZ_EEXIST);
-    ASSERT_ERR(roster_add_member(r, "han-2", "HAN", ROSTER_ROLE_SITE, &k.spk,
+    ASSERT_OK(roster_add_member(r, "state-1", "LAND", ROSTER_ROLE_ADMIN, &a.spk,
+                                &a.dpk));
+    ASSERT_OK(
+        roster_add_member(r, "han-1", "HAN", ROSTER_ROLE_SITE, &k.spk, &k.dpk));
+    ASSERT_ERR(roster_add_member(r, "han-1", "HAN", ROSTER_ROLE_SITE, &k2.spk,
                                  &k2.dpk),
                -KZ_EEXIST);
-    ASSERT_ERR(roster_add_member(r, "han-2", "HAN", ROSTER_ROLE_SITE,
-                                 &k2.spk, &k.dpk),
-               -KZ_EEXIST);
-    ASSERT_ERR(roster_add_member(r, "han 2", "HAN", ROSTER_ROLE_SITE,
-                                 &k2.spk, &k2.dpk),
+    ASSERT_ERR(
+        roster_add_member(r, "han-2", "HAN", ROSTER_ROLE_SITE, &k.spk, &k2.dpk),
+        -KZ_EEXIST);
+    ASSERT_ERR(
+        roster_add_member(r, "han-2", "HAN", ROSTER_ROLE_SITE, &k2.spk, &k.dpk),
+        -KZ_EEXIST);
+    ASSERT_ERR(roster_add_member(r, "han 2", "HAN", ROSTER_ROLE_SITE, &k2.spk,
+                                 &k2.dpk),
                -KZ_EINVAL);
     ASSERT_ERR(roster_add_member(r, "han-2", "site:HAN", ROSTER_ROLE_SITE,
                                  &k2.spk, &k2.dpk),
@@ -687,9 +738,9 @@ TEST(builders)
     ASSERT_OK(roster_revoke(r, "han-1", s, 2));
     ASSERT_ERR(roster_revoke(r, "han-1", s, 2), -KZ_EEXIST);
     /* A revoked member's keys and name stay taken. */
-    ASSERT_ERR(roster_add_member(r, "han-9", "HAN", ROSTER_ROLE_SITE, &k.spk,
-                                 &k2.dpk),
-               -KZ_EEXIST);
+    ASSERT_ERR(
+        roster_add_member(r, "han-9", "HAN", ROSTER_ROLE_SITE, &k.spk, &k2.dpk),
+        -KZ_EEXIST);
     ASSERT_OK(roster_bump(r));
     ASSERT_U64_EQ(roster_version(r), 2);
     ASSERT_OK(roster_encode_sign(r, &a.ssk, &p, &len));
@@ -831,8 +882,8 @@ TEST(full_roster_4096)
     const char *why;
 
     ASSERT_OK(roster_new(&r, &a.spk));
-    ASSERT_OK(roster_add_member(r, "state-1", "LAND", ROSTER_ROLE_ADMIN,
-                                &a.spk, &a.dpk));
+    ASSERT_OK(roster_add_member(r, "state-1", "LAND", ROSTER_ROLE_ADMIN, &a.spk,
+                                &a.dpk));
     for (i = 1; i < KZ_LIM_ROSTER_MEMBERS; i++) {
         struct kz_sign_pk s;
         struct kz_dh_pk dh;
@@ -844,8 +895,7 @@ TEST(full_roster_4096)
         memcpy(s.b, &i, sizeof(i));
         memcpy(dh.b, &i, sizeof(i));
         snprintf(name, sizeof(name), "dev-%u", (unsigned)i);
-        ASSERT_OK(roster_add_member(r, name, "HAN", ROSTER_ROLE_SITE, &s,
-                                    &dh));
+        ASSERT_OK(roster_add_member(r, name, "HAN", ROSTER_ROLE_SITE, &s, &dh));
     }
     {
         struct keys k = keys_of(3);
@@ -876,8 +926,8 @@ roster_cycle(void)
 
     if ((rc = roster_new(&r, &a.spk)) != 0)
         goto out;
-    if ((rc = roster_add_member(r, "state-1", "LAND", ROSTER_ROLE_ADMIN,
-                                &a.spk, &a.dpk)) != 0 ||
+    if ((rc = roster_add_member(r, "state-1", "LAND", ROSTER_ROLE_ADMIN, &a.spk,
+                                &a.dpk)) != 0 ||
         (rc = roster_add_member(r, "han-1", "HAN", ROSTER_ROLE_SITE, &k.spk,
                                 &k.dpk)) != 0 ||
         (rc = roster_add_member(r, "han-2", "HAN", ROSTER_ROLE_SITE, &k2.spk,
@@ -951,14 +1001,13 @@ join_text(const uint8_t *body, size_t len, const struct kz_sign_sk *sk)
     size_t tlen;
 
     env = sign_wrap(body, len, sk, &env_len);
-    tlen = 8 + sodium_base64_ENCODED_LEN(env_len,
-                                         sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    tlen = 8 + sodium_base64_ENCODED_LEN(
+                   env_len, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
     text = malloc(tlen);
     ASSERT(text != NULL);
     memcpy(text, "kzjoin1.", 8);
     ASSERT(sodium_bin2base64(text + 8, tlen - 8, env, env_len,
-                             sodium_base64_VARIANT_URLSAFE_NO_PADDING) !=
-           NULL);
+                             sodium_base64_VARIANT_URLSAFE_NO_PADDING) != NULL);
     free(env);
     return text;
 }
@@ -973,8 +1022,9 @@ TEST(join_round_trip)
     ASSERT_OK(join_encode(&jr, &k.ssk, &text));
     ASSERT(strncmp(text, "kzjoin1.", 8) == 0);
     ASSERT_LE(strlen(text), KZ_LIM_JOIN_MAX);
-    ASSERT(strspn(text + 8, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-                            "0123456789-_") == strlen(text) - 8);
+    ASSERT(strspn(text + 8,
+                  "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                  "0123456789-_") == strlen(text) - 8);
     ASSERT_OK(join_decode(&got, text, &why));
     ASSERT(why == NULL);
     ASSERT_STR_EQ(got.name, jr.name);
@@ -1115,13 +1165,13 @@ TEST(join_exact_negatives)
      * copy, up to the NUL).  Exact bytes of the body, minimised. */
     {
         static const uint8_t in[] = {
-            0x96, 0x01, 0xa1, 'd', 0xa4, 'L', 0x00, 'N', 'D', 0xc4, 0x20,
-            1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
-            17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
-            0xc4, 0x20,
-            1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
-            17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
-            0x00};
+            0x96, 0x01, 0xa1, 'd', 0xa4, 'L', 0x00, 'N',  'D',  0xc4, 0x20, 1,
+            2,    3,    4,    5,   6,    7,   8,    9,    10,   11,   12,   13,
+            14,   15,   16,   17,  18,   19,  20,   21,   22,   23,   24,   25,
+            26,   27,   28,   29,  30,   31,  32,   0xc4, 0x20, 1,    2,    3,
+            4,    5,    6,    7,   8,    9,   10,   11,   12,   13,   14,   15,
+            16,   17,   18,   19,  20,   21,  22,   23,   24,   25,   26,   27,
+            28,   29,   30,   31,  32,   0x00};
 
         ASSERT_ERR(join__decode_body(&got, in, sizeof(in), &why),
                    -KZ_EMALFORMED);
@@ -1212,7 +1262,9 @@ TEST(key_texts)
     snprintf(t, sizeof(t), "kzserver1.%.42s%c", s + 10, 'B');
     ASSERT_ERR(serverkey_decode(&dpk, t), -KZ_EMALFORMED);
     /* All-zero server key. */
-    ASSERT_ERR(serverkey_decode(&dpk, "kzserver1." "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+    ASSERT_ERR(serverkey_decode(&dpk,
+                                "kzserver1."
+                                "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
                -KZ_EMALFORMED);
     /* Admin key: the Ed25519 identity point (small order) is refused. */
     {
@@ -1257,8 +1309,8 @@ TEST(write_corpus)
 
     /* Rosters: growing member lists, signed envelopes and bare bodies. */
     ASSERT_OK(roster_new(&r, &a.spk));
-    ASSERT_OK(roster_add_member(r, "state-1", "LAND", ROSTER_ROLE_ADMIN,
-                                &a.spk, &a.dpk));
+    ASSERT_OK(roster_add_member(r, "state-1", "LAND", ROSTER_ROLE_ADMIN, &a.spk,
+                                &a.dpk));
     for (i = 0; i < 12; i++) {
         static const char *sites[] = {"HAN", "OL", "LG", "LAND"};
         struct keys k = keys_of((uint8_t)(0x50 + i));

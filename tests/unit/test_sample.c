@@ -79,8 +79,8 @@ shell_file(const struct net *n, const char *name, const char *input,
 
 /* Writes ${sql} to a file and runs it through the sqlite3 shell. */
 static int
-shell_sql(const struct net *n, const char *name, const char *sql,
-          char *err_out, size_t err_len)
+shell_sql(const struct net *n, const char *name, const char *sql, char *err_out,
+          size_t err_len)
 {
     char path[600];
     FILE *f;
@@ -205,8 +205,8 @@ assert_same_digest(struct replica *a, struct replica *b, const char *scope)
     digest_hex(a, scope, da);
     digest_hex(b, scope, db);
     if (strcmp(da, db) != 0)
-        T_FAIL_("digest of %s differs: %s %s vs %s %s", scope,
-                replica_site(a), da, replica_site(b), db);
+        T_FAIL_("digest of %s differs: %s %s vs %s %s", scope, replica_site(a),
+                da, replica_site(b), db);
 }
 
 /* count(*) of ${sql} with one text parameter. */
@@ -253,8 +253,8 @@ refused(struct replica *r, const char *sql, const char *rule)
     if (sqlite3_exec(replica_db(r), sql, NULL, NULL, &msg) == SQLITE_OK)
         T_FAIL_("not refused at %s: %s", replica_site(r), sql);
     if (msg == NULL || strstr(msg, rule) == NULL)
-        T_FAIL_("refused without %s at %s: %s: %s", rule, replica_site(r),
-                sql, msg ? msg : "?");
+        T_FAIL_("refused without %s at %s: %s: %s", rule, replica_site(r), sql,
+                msg ? msg : "?");
     sqlite3_free(msg);
 }
 
@@ -412,8 +412,8 @@ TEST(state_replica_is_the_privacy_projection)
         {"case_review", "anonymisation_checked_by"},
     };
     static const char *const natural_cols[] = {
-        "name", "short_name", "sponsor_name", "street", "postal_code",
-        "phone", "email", "website", "notes"};
+        "name",  "short_name", "sponsor_name", "street", "postal_code",
+        "phone", "email",      "website",      "notes"};
     struct replica *sites[4], *han[2];
     struct strs names = {0};
     struct net n;
@@ -426,8 +426,8 @@ TEST(state_replica_is_the_privacy_projection)
     han[0] = n.han, han[1] = n.han2;
     /* The sample leaves institution.notes and a natural person's
      * short_name empty: fill them at HAN, so that they are tested too. */
-    sql_ok(n.han, "UPDATE institution SET notes = 'Interne Notiz " SECRET
-                  "' || id");
+    sql_ok(n.han,
+           "UPDATE institution SET notes = 'Interne Notiz " SECRET "' || id");
     sql_ok(n.han, "UPDATE institution SET short_name = 'Wiegenlied " SECRET
                   "' WHERE is_natural_person = 1");
     ASSERT_GT(replica_build(n.han, 0), 0);
@@ -441,7 +441,8 @@ TEST(state_replica_is_the_privacy_projection)
         snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s",
                  private_cols[i][0]);
         rows = sql_int(n.land, sql);
-        snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s WHERE %s IS NOT NULL",
+        snprintf(sql, sizeof(sql),
+                 "SELECT count(*) FROM %s WHERE %s IS NOT NULL",
                  private_cols[i][0], private_cols[i][1]);
         set = sql_int(n.land, sql);
         if (set != 0)
@@ -477,9 +478,9 @@ TEST(state_replica_is_the_privacy_projection)
     ASSERT_EQ(sql_int(n.lg, "SELECT count(*) FROM case_review WHERE"
                             " review_code = 'FA-LG-2026-01'"),
               1);
-    ASSERT_EQ(sql_int(n.land, "SELECT count(*) FROM case_review WHERE"
-                              " review_code = 'FA-LG-2026-01' OR id = '"
-                              LG_REVIEW "'"),
+    ASSERT_EQ(sql_int(n.land,
+                      "SELECT count(*) FROM case_review WHERE"
+                      " review_code = 'FA-LG-2026-01' OR id = '" LG_REVIEW "'"),
               0);
     ASSERT_EQ(sql_int(n.land, "SELECT count(*) FROM case_review WHERE"
                               " site_id = '" LG_ID "'"),
@@ -509,23 +510,26 @@ TEST(state_replica_is_the_privacy_projection)
 
     /* No personal string of the sample anywhere in LAND's file. */
     for (i = 0; i < 4; i++) {
-        strs_collect(&names, sites[i], "SELECT first_name FROM contact UNION"
-                                       " SELECT last_name FROM contact UNION"
-                                       " SELECT email FROM contact UNION"
-                                       " SELECT first_name || ' ' || last_name"
-                                       " FROM contact");
+        strs_collect(&names, sites[i],
+                     "SELECT first_name FROM contact UNION"
+                     " SELECT last_name FROM contact UNION"
+                     " SELECT email FROM contact UNION"
+                     " SELECT first_name || ' ' || last_name"
+                     " FROM contact");
         strs_collect(&names, sites[i],
                      "SELECT first_name FROM training_participant UNION"
                      " SELECT last_name FROM training_participant UNION"
                      " SELECT first_name || ' ' || last_name FROM"
                      " training_participant");
-        strs_collect(&names, sites[i], "SELECT display_name FROM app_user UNION"
-                                       " SELECT email FROM app_user");
+        strs_collect(&names, sites[i],
+                     "SELECT display_name FROM app_user UNION"
+                     " SELECT email FROM app_user");
     }
     ASSERT_GT(names.n, 150);
-    strs_collect(&names, n.han, "SELECT notes FROM institution UNION SELECT"
-                                " short_name FROM institution WHERE"
-                                " is_natural_person = 1");
+    strs_collect(&names, n.han,
+                 "SELECT notes FROM institution UNION SELECT"
+                 " short_name FROM institution WHERE"
+                 " is_natural_person = 1");
     sql_ok(n.land, "PRAGMA wal_checkpoint(TRUNCATE)");
     snprintf(path, sizeof(path), "%s/land/replica.db", n.dir);
     bytes = read_file(path, &len);
@@ -543,8 +547,8 @@ TEST(state_replica_is_the_privacy_projection)
                 ctx[k] = c >= 0x20 && c < 0x7f ? (char)c : '.';
             }
             ctx[k] = '\0';
-            T_FAIL_("LAND's replica.db holds \"%s\" at %ld: %s", names.s[i],
-                    at, ctx);
+            T_FAIL_("LAND's replica.db holds \"%s\" at %ld: %s", names.s[i], at,
+                    ctx);
         }
     }
     ASSERT_EQ(find_name(bytes, len, SECRET), -1);
@@ -593,8 +597,8 @@ rows_of(sqlite3 *db, const char *view, const char *site, struct rows *out)
         char *line = sqlite3_mprintf("");
         for (k = 0; k < ncol && line; k++) {
             const char *v = (const char *)sqlite3_column_text(st, k);
-            char *l2 = sqlite3_mprintf("%s%s%s", line, k ? " | " : "",
-                                       v ? v : "NULL");
+            char *l2 =
+                sqlite3_mprintf("%s%s%s", line, k ? " | " : "", v ? v : "NULL");
             sqlite3_free(line);
             line = l2;
         }
@@ -724,10 +728,14 @@ TEST(indicator_views_match_one_database)
 
     /* The centres: their own rows.  report_setting is local (class L) and
      * does not travel: each device sets its reference date itself. */
-    sql_ok(n.han, "INSERT INTO report_setting VALUES ('as_of_date', '2026-11-27')");
-    sql_ok(n.han2, "INSERT INTO report_setting VALUES ('as_of_date', '2026-11-27')");
-    sql_ok(n.ol, "INSERT INTO report_setting VALUES ('as_of_date', '2026-11-27')");
-    sql_ok(n.lg, "INSERT INTO report_setting VALUES ('as_of_date', '2026-11-27')");
+    sql_ok(n.han,
+           "INSERT INTO report_setting VALUES ('as_of_date', '2026-11-27')");
+    sql_ok(n.han2,
+           "INSERT INTO report_setting VALUES ('as_of_date', '2026-11-27')");
+    sql_ok(n.ol,
+           "INSERT INTO report_setting VALUES ('as_of_date', '2026-11-27')");
+    sql_ok(n.lg,
+           "INSERT INTO report_setting VALUES ('as_of_date', '2026-11-27')");
     ASSERT_GT(same_views(replica_db(n.han), "HAN", ref, "HAN"), 20);
     ASSERT_GT(same_views(replica_db(n.han2), "HAN2", ref, "HAN"), 20);
     ASSERT_GT(same_views(replica_db(n.ol), "OL", ref, "OL"), 20);
@@ -748,10 +756,12 @@ TEST(shell_edit_is_captured_and_synced)
 
     net_setup(&n);
     han[0] = n.han, han[1] = n.han2;
-    party = sql_text(n.han, "SELECT id FROM agreement_party WHERE site_id = '"
-                            HAN_ID "' ORDER BY id LIMIT 1");
+    party = sql_text(n.han,
+                     "SELECT id FROM agreement_party WHERE site_id = '" HAN_ID
+                     "' ORDER BY id LIMIT 1");
     ASSERT(party != NULL);
-    ASSERT_EQ(count1(n.land, "SELECT count(*) FROM agreement_party WHERE id = ?",
+    ASSERT_EQ(count1(n.land,
+                     "SELECT count(*) FROM agreement_party WHERE id = ?",
                      party),
               1);
     ASSERT_EQ(sql_int(n.han, "SELECT is_natural_person FROM institution WHERE"
@@ -780,7 +790,8 @@ TEST(shell_edit_is_captured_and_synced)
     ASSERT_EQ(sql_int(n.han2, "SELECT phone = '+49 40 66969-199' FROM"
                               " institution WHERE id = '" HAN_ASD_NORD "'"),
               1);
-    ASSERT_EQ(count1(n.han2, "SELECT count(*) FROM agreement_party WHERE id = ?",
+    ASSERT_EQ(count1(n.han2,
+                     "SELECT count(*) FROM agreement_party WHERE id = ?",
                      party),
               0);
     ASSERT_EQ(sql_int(n.han2, "SELECT count(*) FROM training WHERE id ="
@@ -790,7 +801,8 @@ TEST(shell_edit_is_captured_and_synced)
     ASSERT_EQ(sql_int(n.land, "SELECT phone = '+49 40 66969-199' FROM"
                               " institution WHERE id = '" HAN_ASD_NORD "'"),
               1);
-    ASSERT_EQ(count1(n.land, "SELECT count(*) FROM agreement_party WHERE id = ?",
+    ASSERT_EQ(count1(n.land,
+                     "SELECT count(*) FROM agreement_party WHERE id = ?",
                      party),
               0);
     ASSERT_EQ(sql_int(n.land, "SELECT count(*) FROM training WHERE id ="
@@ -841,9 +853,9 @@ TEST(ownership_rules)
             "INSERT INTO code_list VALUES ('kkg_3_2_category', 'kkgXX', 'x',"
             " 'x', 99)",
             "NETWORK-ADMIN");
-    ASSERT_NE(shell_sql(&n, "han", "DELETE FROM municipality;\n", err,
-                        sizeof(err)),
-              0);
+    ASSERT_NE(
+        shell_sql(&n, "han", "DELETE FROM municipality;\n", err, sizeof(err)),
+        0);
     ASSERT(strstr(err, "NETWORK-ADMIN") != NULL);
     /* The state office writes no site row. */
     refused(n.land,
@@ -878,8 +890,8 @@ TEST(concurrent_edits_on_two_hannover_devices)
     struct net n;
     struct replica *han[2];
     static const char *const conflict_sql =
-        "SELECT count(*) FROM kz_conflict WHERE tbl = 'institution' AND pk = '"
-        HAN_ASD_NORD "' AND col = 'email' AND ((local_value ="
+        "SELECT count(*) FROM kz_conflict WHERE tbl = 'institution' AND pk = "
+        "'" HAN_ASD_NORD "' AND col = 'email' AND ((local_value ="
         " 'a@asd-nord-han.example' AND remote_value = 'b@asd-nord-han.example')"
         " OR (local_value = 'b@asd-nord-han.example' AND remote_value ="
         " 'a@asd-nord-han.example'))";
@@ -899,12 +911,12 @@ TEST(concurrent_edits_on_two_hannover_devices)
     assert_same_digest(n.han, n.han2, "site:HAN");
     assert_same_digest(n.han, n.han2, "private:HAN");
     assert_same_digest(n.han, n.land, "site:HAN");
-    e1 = sql_text(n.han, "SELECT email FROM institution WHERE id = '"
-                         HAN_ASD_NORD "'");
-    e2 = sql_text(n.han2, "SELECT email FROM institution WHERE id = '"
-                          HAN_ASD_NORD "'");
-    e3 = sql_text(n.land, "SELECT email FROM institution WHERE id = '"
-                          HAN_ASD_NORD "'");
+    e1 = sql_text(
+        n.han, "SELECT email FROM institution WHERE id = '" HAN_ASD_NORD "'");
+    e2 = sql_text(
+        n.han2, "SELECT email FROM institution WHERE id = '" HAN_ASD_NORD "'");
+    e3 = sql_text(
+        n.land, "SELECT email FROM institution WHERE id = '" HAN_ASD_NORD "'");
     ASSERT_STR_EQ(e1, e2);
     ASSERT_STR_EQ(e1, e3);
     ASSERT(strcmp(e1, "a@asd-nord-han.example") == 0 ||
@@ -939,16 +951,17 @@ TEST(concurrent_edits_on_two_hannover_devices)
 static long long
 land_review_rows(struct replica *land)
 {
-    return sql_int(land, "SELECT (SELECT count(*) FROM case_review WHERE id ="
-                         " '" LG_REVIEW "') + (SELECT count(*) FROM"
-                         " case_review_sector WHERE case_review_id = '"
-                         LG_REVIEW "') + (SELECT count(*) FROM"
-                         " case_review_finding WHERE case_review_id = '"
-                         LG_REVIEW "') + (SELECT count(*) FROM measure WHERE"
-                         " case_review_id = '" LG_REVIEW "') + (SELECT"
-                         " count(*) FROM measure_recommendation WHERE"
-                         " measure_id IN (SELECT id FROM measure WHERE"
-                         " case_review_id = '" LG_REVIEW "'))");
+    return sql_int(land,
+                   "SELECT (SELECT count(*) FROM case_review WHERE id ="
+                   " '" LG_REVIEW "') + (SELECT count(*) FROM"
+                   " case_review_sector WHERE case_review_id = '" LG_REVIEW
+                   "') + (SELECT count(*) FROM"
+                   " case_review_finding WHERE case_review_id = '" LG_REVIEW
+                   "') + (SELECT count(*) FROM measure WHERE"
+                   " case_review_id = '" LG_REVIEW "') + (SELECT"
+                   " count(*) FROM measure_recommendation WHERE"
+                   " measure_id IN (SELECT id FROM measure WHERE"
+                   " case_review_id = '" LG_REVIEW "'))");
 }
 
 TEST(release_case_review_to_state)
@@ -960,10 +973,11 @@ TEST(release_case_review_to_state)
     net_setup(&n);
     ASSERT_EQ(land_review_rows(n.land), 0);
     /* DP-02: no release before the four-eyes check. */
-    refused(n.lg,
-            "UPDATE case_review SET released_to_state = 1 WHERE id = '"
-            LG_REVIEW "'",
-            "dp02_release_requires_anonymisation_check");
+    refused(
+        n.lg,
+        "UPDATE case_review SET released_to_state = 1 WHERE id = '" LG_REVIEW
+        "'",
+        "dp02_release_requires_anonymisation_check");
     ASSERT_EQ(sql_int(n.lg, "SELECT count(*) FROM kz_log"), 0);
 
     sql_ok(n.lg, "UPDATE case_review SET anonymisation_checked = 1,"
@@ -972,8 +986,9 @@ TEST(release_case_review_to_state)
                  " '2026-11-25' WHERE id = '" LG_REVIEW "'");
     sql_ok(n.lg, "UPDATE case_review_finding SET released_to_state = 1"
                  " WHERE case_review_id = '" LG_REVIEW "' AND finding_no = 1");
-    sql_ok(n.lg, "UPDATE case_review SET released_to_state = 1 WHERE id = '"
-                 LG_REVIEW "'");
+    sql_ok(n.lg,
+           "UPDATE case_review SET released_to_state = 1 WHERE id = '" LG_REVIEW
+           "'");
     ASSERT_GT(replica_build(n.lg, 0), 0);
     ship(n.lg, n.land, "site:LG");
 
@@ -989,12 +1004,13 @@ TEST(release_case_review_to_state)
     ASSERT_EQ(sectors, 4);
     ASSERT_EQ(findings, 2);
     ASSERT_EQ(measures, 2);
-    ASSERT_EQ(sql_int(n.land, "SELECT count(*) FROM case_review WHERE id = '"
-                              LG_REVIEW "' AND review_code = 'FA-LG-2026-01'"
-                              " AND released_to_state = 1 AND"
-                              " anonymisation_checked = 1 AND"
-                              " summary_anonymised IS NULL AND"
-                              " anonymisation_checked_by IS NULL"),
+    ASSERT_EQ(sql_int(n.land,
+                      "SELECT count(*) FROM case_review WHERE id = '" LG_REVIEW
+                      "' AND review_code = 'FA-LG-2026-01'"
+                      " AND released_to_state = 1 AND"
+                      " anonymisation_checked = 1 AND"
+                      " summary_anonymised IS NULL AND"
+                      " anonymisation_checked_by IS NULL"),
               1);
     ASSERT_EQ(sql_int(n.land, "SELECT count(*) FROM case_review_sector WHERE"
                               " case_review_id = '" LG_REVIEW "'"),
@@ -1003,10 +1019,12 @@ TEST(release_case_review_to_state)
                               " case_review_id = '" LG_REVIEW "'"),
               findings);
     /* The statement only of the released finding. */
-    stmt = sql_text(n.lg, "SELECT statement FROM case_review_finding WHERE"
-                          " case_review_id = '" LG_REVIEW "' AND finding_no = 1");
-    ASSERT_EQ(count1(n.land, "SELECT count(*) FROM case_review_finding WHERE"
-                             " finding_no = 1 AND statement = ?",
+    stmt =
+        sql_text(n.lg, "SELECT statement FROM case_review_finding WHERE"
+                       " case_review_id = '" LG_REVIEW "' AND finding_no = 1");
+    ASSERT_EQ(count1(n.land,
+                     "SELECT count(*) FROM case_review_finding WHERE"
+                     " finding_no = 1 AND statement = ?",
                      stmt),
               1);
     ASSERT_EQ(sql_int(n.land, "SELECT count(*) FROM case_review_finding WHERE"
@@ -1031,8 +1049,9 @@ TEST(release_case_review_to_state)
      * (one changeset, every row of it), and the state office should lose
      * it again.
      */
-    sql_ok(n.lg, "UPDATE case_review SET released_to_state = 0 WHERE id = '"
-                 LG_REVIEW "'");
+    sql_ok(n.lg,
+           "UPDATE case_review SET released_to_state = 0 WHERE id = '" LG_REVIEW
+           "'");
     ASSERT_GT(replica_build(n.lg, 0), 0);
     {
         struct replica_cs cs;
@@ -1058,8 +1077,9 @@ TEST(release_case_review_to_state)
                 sql_int(n.land, "SELECT count(*) FROM measure_recommendation"
                                 " WHERE measure_id IN (SELECT id FROM measure"
                                 " WHERE case_review_id = '" LG_REVIEW "')"));
-    ASSERT_EQ(count1(n.land, "SELECT count(*) FROM case_review_finding WHERE"
-                             " statement = ?",
+    ASSERT_EQ(count1(n.land,
+                     "SELECT count(*) FROM case_review_finding WHERE"
+                     " statement = ?",
                      stmt),
               0);
     ASSERT_EQ(sql_int(n.land, "SELECT count(*) FROM v_ind10_case_reviews WHERE"

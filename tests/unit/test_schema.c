@@ -155,11 +155,11 @@ q_dump(sqlite3 *db, const char *sql)
 }
 
 /* ASSERT_DUMP_EQ((db, sql), want): q_dump's text equals ${want}. */
-#define ASSERT_DUMP_EQ(args, want)                                            \
-    do {                                                                      \
-        char *d_ = q_dump args;                                               \
-        ASSERT_STR_EQ(d_, want);                                              \
-        free(d_);                                                             \
+#define ASSERT_DUMP_EQ(args, want)                                             \
+    do {                                                                       \
+        char *d_ = q_dump args;                                                \
+        ASSERT_STR_EQ(d_, want);                                               \
+        free(d_);                                                              \
     } while (0)
 
 /* Does column ${col} exist in table ${tbl}? */
@@ -223,11 +223,16 @@ struct count {
 
 /* sample-data/README.md, "Rows (HAN / OL / LG)". */
 static const struct count site_counts[] = {
-    {"institution", 12, 10, 9},     {"contact", 22, 20, 18},
-    {"agreement", 4, 3, 3},         {"network_event", 6, 5, 4},
-    {"training", 3, 3, 2},          {"consultation", 4, 3, 3},
-    {"case_review", 2, 2, 1},       {"network", 3, 2, 2},
-    {"network_membership", 23, 13, 14}, {"measure", 5, 3, 3},
+    {"institution", 12, 10, 9},
+    {"contact", 22, 20, 18},
+    {"agreement", 4, 3, 3},
+    {"network_event", 6, 5, 4},
+    {"training", 3, 3, 2},
+    {"consultation", 4, 3, 3},
+    {"case_review", 2, 2, 1},
+    {"network", 3, 2, 2},
+    {"network_membership", 23, 13, 14},
+    {"measure", 5, 3, 3},
     {"funding_grant", 2, 1, 2},
 };
 
@@ -258,12 +263,21 @@ TEST(sample_row_counts)
     ASSERT_EQ(q_int(db, "SELECT COUNT(*) FROM institution_type", NULL), 40);
     ASSERT_EQ(q_int(db, "SELECT COUNT(*) FROM recommendation", NULL), 8);
     ASSERT_EQ(q_int(db, "SELECT COUNT(*) FROM retention_rule", NULL), 10);
-    ASSERT_EQ(q_int(db, "SELECT COUNT(*) FROM code_list WHERE list_name = "
-                        "'kkg_3_2_category'", NULL), 18);
-    ASSERT_EQ(q_int(db, "SELECT COUNT(*) FROM institution_type WHERE "
-                        "kkg_3_2_category IS NOT NULL", NULL) > 0, 1);
-    ASSERT_EQ(q_int(db, "SELECT COUNT(*) FROM v_as_of WHERE as_of = "
-                        "'2026-11-27'", NULL), 1);
+    ASSERT_EQ(q_int(db,
+                    "SELECT COUNT(*) FROM code_list WHERE list_name = "
+                    "'kkg_3_2_category'",
+                    NULL),
+              18);
+    ASSERT_EQ(q_int(db,
+                    "SELECT COUNT(*) FROM institution_type WHERE "
+                    "kkg_3_2_category IS NOT NULL",
+                    NULL) > 0,
+              1);
+    ASSERT_EQ(q_int(db,
+                    "SELECT COUNT(*) FROM v_as_of WHERE as_of = "
+                    "'2026-11-27'",
+                    NULL),
+              1);
     sqlite3_close(db);
 }
 
@@ -303,8 +317,7 @@ TEST(foreign_keys_deferred)
                 "measure_id, recommendation_id) VALUES ('x1', "
                 "'ff0b6321-e6d0-522f-bb7f-e3b4bd7809a4', 'no-such-measure', "
                 "'ce47f1f5-4f03-5343-a687-c5a3f2f00aae')");
-    ASSERT_EQ(sqlite3_exec(db, "COMMIT", NULL, NULL, &msg),
-              SQLITE_CONSTRAINT);
+    ASSERT_EQ(sqlite3_exec(db, "COMMIT", NULL, NULL, &msg), SQLITE_CONSTRAINT);
     ASSERT(msg != NULL && strstr(msg, "FOREIGN KEY") != NULL);
     sqlite3_free(msg);
     exec_ok(db, "ROLLBACK");
@@ -317,15 +330,14 @@ TEST(orientation_ind05_reviews)
 {
     sqlite3 *db = open_sample();
 
-    ASSERT_DUMP_EQ(
-        (db, "SELECT site_code, status, review_state, days_overdue "
-                   "FROM v_ind05_agreement_reviews WHERE review_state <> "
-                   "'ok' ORDER BY site_code, days_overdue DESC"),
-        "HAN|in_force|overdue|285\n"
-        "HAN|under_review|overdue|210\n"
-        "LG|in_force|due_90d|NULL\n"
-        "LG|in_force|due_90d|NULL\n"
-        "OL|in_force|overdue|78\n");
+    ASSERT_DUMP_EQ((db, "SELECT site_code, status, review_state, days_overdue "
+                        "FROM v_ind05_agreement_reviews WHERE review_state <> "
+                        "'ok' ORDER BY site_code, days_overdue DESC"),
+                   "HAN|in_force|overdue|285\n"
+                   "HAN|under_review|overdue|210\n"
+                   "LG|in_force|due_90d|NULL\n"
+                   "LG|in_force|due_90d|NULL\n"
+                   "OL|in_force|overdue|78\n");
     sqlite3_close(db);
 }
 
@@ -335,8 +347,8 @@ TEST(orientation_ind11_measures)
 
     ASSERT_DUMP_EQ(
         (db, "SELECT site_code, measures, implemented, overdue, "
-                   "printf('%.1f', implementation_rate_pct) FROM "
-                   "v_ind11_measures ORDER BY site_code"),
+             "printf('%.1f', implementation_rate_pct) FROM "
+             "v_ind11_measures ORDER BY site_code"),
         "HAN|5|2|1|40.0\n"
         "LG|1|1|0|100.0\n" /* only the recommendation-driven measure */
         "OL|3|2|1|66.7\n");
@@ -347,25 +359,38 @@ TEST(orientation_ind10cd_suppressed)
 {
     sqlite3 *db = open_sample();
 
-    ASSERT_EQ(q_int(db, "SELECT COUNT(*) FROM v_ind10_case_reviews", NULL),
+    ASSERT_EQ(q_int(db, "SELECT COUNT(*) FROM v_ind10_case_reviews", NULL), 4);
+    ASSERT_EQ(q_int(db, "SELECT SUM(reviews) FROM v_ind10_case_reviews", NULL),
               4);
-    ASSERT_EQ(q_int(db, "SELECT SUM(reviews) FROM v_ind10_case_reviews",
-                    NULL), 4);
-    ASSERT_EQ(q_int(db, "SELECT COUNT(*) FROM v_ind10c_reviews_by_risk_type",
-                    NULL), 4);
-    ASSERT_EQ(q_int(db, "SELECT COUNT(*) FROM v_ind10c_reviews_by_risk_type "
-                        "WHERE reviews IS NOT NULL OR suppressed <> 1 OR "
-                        "site_code <> 'ALL'", NULL), 0);
-    ASSERT_EQ(q_int(db, "SELECT COUNT(*) FROM v_ind10d_reviews_by_age_band",
-                    NULL), 4);
-    ASSERT_EQ(q_int(db, "SELECT COUNT(*) FROM v_ind10d_reviews_by_age_band "
-                        "WHERE reviews IS NOT NULL OR suppressed <> 1 OR "
-                        "site_code <> 'ALL'", NULL), 0);
+    ASSERT_EQ(
+        q_int(db, "SELECT COUNT(*) FROM v_ind10c_reviews_by_risk_type", NULL),
+        4);
+    ASSERT_EQ(q_int(db,
+                    "SELECT COUNT(*) FROM v_ind10c_reviews_by_risk_type "
+                    "WHERE reviews IS NOT NULL OR suppressed <> 1 OR "
+                    "site_code <> 'ALL'",
+                    NULL),
+              0);
+    ASSERT_EQ(
+        q_int(db, "SELECT COUNT(*) FROM v_ind10d_reviews_by_age_band", NULL),
+        4);
+    ASSERT_EQ(q_int(db,
+                    "SELECT COUNT(*) FROM v_ind10d_reviews_by_age_band "
+                    "WHERE reviews IS NOT NULL OR suppressed <> 1 OR "
+                    "site_code <> 'ALL'",
+                    NULL),
+              0);
     /* The unreleased LG review counts nowhere. */
-    ASSERT_EQ(q_int(db, "SELECT COUNT(*) FROM v_ind10_case_reviews WHERE "
-                        "site_code = 'LG'", NULL), 0);
-    ASSERT_EQ(q_int(db, "SELECT COUNT(*) FROM v_ind10b_findings WHERE "
-                        "site_code = 'LG'", NULL), 0);
+    ASSERT_EQ(q_int(db,
+                    "SELECT COUNT(*) FROM v_ind10_case_reviews WHERE "
+                    "site_code = 'LG'",
+                    NULL),
+              0);
+    ASSERT_EQ(q_int(db,
+                    "SELECT COUNT(*) FROM v_ind10b_findings WHERE "
+                    "site_code = 'LG'",
+                    NULL),
+              0);
     sqlite3_close(db);
 }
 
@@ -389,9 +414,9 @@ TEST(ind10c_shows_cells_of_three)
         exec_ok(db, sql);
     }
     ASSERT_DUMP_EQ((db, "SELECT reviews, suppressed FROM "
-                             "v_ind10c_reviews_by_risk_type WHERE "
-                             "review_year = 2024"),
-                  "3|0\n");
+                        "v_ind10c_reviews_by_risk_type WHERE "
+                        "review_year = 2024"),
+                   "3|0\n");
     sqlite3_close(db);
 }
 
@@ -570,16 +595,21 @@ TEST(privacy_defaults)
             "'ff0b6321-e6d0-522f-bb7f-e3b4bd7809a4', 'cr-x', 1, "
             "'tools_procedures', 'hindering', 'x');");
     ASSERT_DUMP_EQ((db, "SELECT listing_consent FROM contact WHERE "
-                             "id = 'ct-x'"), "0\n");
+                        "id = 'ct-x'"),
+                   "0\n");
     ASSERT_DUMP_EQ((db, "SELECT share_scope, is_natural_person FROM "
-                             "institution WHERE id = 'i-x'"), "site|0\n");
+                        "institution WHERE id = 'i-x'"),
+                   "site|0\n");
     ASSERT_DUMP_EQ((db, "SELECT share_scope, contains_personal_data "
-                             "FROM document WHERE id = 'd-x'"), "site|1\n");
+                        "FROM document WHERE id = 'd-x'"),
+                   "site|1\n");
     ASSERT_DUMP_EQ((db, "SELECT released_to_state, "
-                             "anonymisation_checked FROM case_review WHERE "
-                             "id = 'cr-x'"), "0|0\n");
+                        "anonymisation_checked FROM case_review WHERE "
+                        "id = 'cr-x'"),
+                   "0|0\n");
     ASSERT_DUMP_EQ((db, "SELECT released_to_state FROM "
-                             "case_review_finding WHERE id = 'f-x'"), "0\n");
+                        "case_review_finding WHERE id = 'f-x'"),
+                   "0\n");
     sqlite3_close(db);
 }
 
@@ -598,8 +628,8 @@ check_col(const char *name, void *data)
     char sql[256];
 
     if (!has_column(c->db, c->tbl, name))
-        T_FAIL_("kz_track_decl %s.%s names unknown column %s", c->tbl,
-                c->what, name);
+        T_FAIL_("kz_track_decl %s.%s names unknown column %s", c->tbl, c->what,
+                name);
     /* A private column is NULL on the state replica: it must allow NULL. */
     snprintf(sql, sizeof(sql),
              "SELECT \"notnull\" FROM pragma_table_info('%s') WHERE name = ?",
@@ -648,8 +678,10 @@ TEST(track_decl_names_real_tables_and_columns)
         const char *filter = (const char *)sqlite3_column_text(st, 6);
         struct col_ctx c = {db, tbl, "private_cols"};
 
-        if (q_int(db, "SELECT COUNT(*) FROM sqlite_master WHERE type = "
-                      "'table' AND name = ?", tbl) != 1)
+        if (q_int(db,
+                  "SELECT COUNT(*) FROM sqlite_master WHERE type = "
+                  "'table' AND name = ?",
+                  tbl) != 1)
             T_FAIL_("kz_track_decl names unknown table %s", tbl);
         if (strcmp(kind, "network") == 0) {
             ASSERT(owner == NULL && pcols == NULL && ccols == NULL &&
@@ -677,17 +709,26 @@ TEST(track_decl_names_real_tables_and_columns)
     if (undeclared[0] != '\0')
         T_FAIL_("tables without a tracking declaration:\n%s", undeclared);
     free(undeclared);
-    ASSERT_EQ(q_int(db, "SELECT COUNT(*) FROM kz_track_decl WHERE tbl = "
-                        "'report_setting'", NULL), 0);
+    ASSERT_EQ(q_int(db,
+                    "SELECT COUNT(*) FROM kz_track_decl WHERE tbl = "
+                    "'report_setting'",
+                    NULL),
+              0);
     /* domain.md §2.2 classes. */
     ASSERT_DUMP_EQ((db, "SELECT group_concat(tbl, ',') FROM (SELECT tbl "
-                             "FROM kz_track_decl WHERE scope_kind = "
-                             "'private' ORDER BY tbl)"),
-                  "app_user,audit_log,contact,training_participant\n");
-    ASSERT_EQ(q_int(db, "SELECT COUNT(*) FROM kz_track_decl WHERE "
-                        "scope_kind = 'network'", NULL), 7);
-    ASSERT_EQ(q_int(db, "SELECT COUNT(*) FROM kz_track_decl WHERE "
-                        "scope_kind = 'site'", NULL), 17);
+                        "FROM kz_track_decl WHERE scope_kind = "
+                        "'private' ORDER BY tbl)"),
+                   "app_user,audit_log,contact,training_participant\n");
+    ASSERT_EQ(q_int(db,
+                    "SELECT COUNT(*) FROM kz_track_decl WHERE "
+                    "scope_kind = 'network'",
+                    NULL),
+              7);
+    ASSERT_EQ(q_int(db,
+                    "SELECT COUNT(*) FROM kz_track_decl WHERE "
+                    "scope_kind = 'site'",
+                    NULL),
+              17);
     sqlite3_close(db);
 }
 
@@ -747,10 +788,13 @@ TEST(track_decl_covers_sync_policy)
         each_name((const char *)sqlite3_column_text(st, 2), check_policy_col,
                   &c);
         if (filter != NULL &&
-            q_int(db, "SELECT COUNT(*) FROM kz_track_decl WHERE tbl = ? AND "
-                      "row_filter IS NOT NULL", tbl) != 1)
+            q_int(db,
+                  "SELECT COUNT(*) FROM kz_track_decl WHERE tbl = ? AND "
+                  "row_filter IS NOT NULL",
+                  tbl) != 1)
             T_FAIL_("sync_policy has a row filter for %s, kz_track_decl "
-                    "does not", tbl);
+                    "does not",
+                    tbl);
     }
     sqlite3_finalize(st);
     sqlite3_close(db);
@@ -805,8 +849,7 @@ make_projection(sqlite3 *db)
     sqlite3_finalize(st);
 
     /* Apply: conditional columns, dropped rows, private columns, P tables. */
-    ASSERT_EQ(sqlite3_prepare_v2(db,
-                                 "SELECT DISTINCT tbl, col FROM proj_null",
+    ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT DISTINCT tbl, col FROM proj_null",
                                  -1, &st, NULL),
               SQLITE_OK);
     while (sqlite3_step(st) == SQLITE_ROW) {
@@ -828,8 +871,8 @@ make_projection(sqlite3 *db)
         }
     }
     sqlite3_finalize(st);
-    ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT DISTINCT tbl FROM proj_drop",
-                                 -1, &st, NULL),
+    ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT DISTINCT tbl FROM proj_drop", -1,
+                                 &st, NULL),
               SQLITE_OK);
     while (sqlite3_step(st) == SQLITE_ROW) {
         const char *tbl = (const char *)sqlite3_column_text(st, 0);
@@ -912,14 +955,22 @@ TEST(projection_keeps_indicators)
     /* The projection really is stripped ... */
     ASSERT_EQ(q_int(proj, "SELECT COUNT(*) FROM contact", NULL), 0);
     ASSERT_EQ(q_int(proj, "SELECT COUNT(*) FROM app_user", NULL), 0);
-    ASSERT_EQ(q_int(proj, "SELECT COUNT(*) FROM case_review WHERE "
-                          "released_to_state = 0", NULL), 0);
+    ASSERT_EQ(q_int(proj,
+                    "SELECT COUNT(*) FROM case_review WHERE "
+                    "released_to_state = 0",
+                    NULL),
+              0);
     ASSERT_EQ(q_int(proj, "SELECT COUNT(*) FROM measure", NULL), 9);
-    ASSERT_EQ(q_int(proj, "SELECT COUNT(*) FROM institution WHERE "
-                          "is_natural_person = 1 AND name IS NOT NULL",
-                    NULL), 0);
-    ASSERT_GT(q_int(proj, "SELECT COUNT(*) FROM institution WHERE "
-                          "is_natural_person = 1", NULL), 0);
+    ASSERT_EQ(q_int(proj,
+                    "SELECT COUNT(*) FROM institution WHERE "
+                    "is_natural_person = 1 AND name IS NOT NULL",
+                    NULL),
+              0);
+    ASSERT_GT(q_int(proj,
+                    "SELECT COUNT(*) FROM institution WHERE "
+                    "is_natural_person = 1",
+                    NULL),
+              0);
     /* ... and consistent: no dangling reference on the state replica. */
     fk = q_dump(proj, "PRAGMA foreign_key_check");
     if (fk[0] != '\0')
@@ -955,29 +1006,46 @@ TEST(projection_keeps_indicators)
 TEST(indicator_views_exist)
 {
     static const char *const names[] = {
-        "v_as_of", "v_active_membership", "v_ind01_partners_by_sector",
-        "v_ind02_kkg_coverage", "v_ind02b_kkg_gaps", "v_ind03_health_share",
-        "v_ind04_agreement_coverage", "v_ind05_agreement_reviews",
-        "v_ind06_meetings_per_network", "v_ind07_meeting_participants",
-        "v_ind07b_meetings_total", "v_ind08_trainings",
-        "v_ind08b_trainings_by_sector", "v_ind09_consultations",
-        "v_ind10_case_reviews", "v_ind10b_findings",
-        "v_ind10c_reviews_by_risk_type", "v_ind10d_reviews_by_age_band",
-        "v_ind11_measures", "v_ind12_recommendations", "v_ind13_funding",
-        "v_ind14_directory_currency", "v_site_contacts_due",
+        "v_as_of",
+        "v_active_membership",
+        "v_ind01_partners_by_sector",
+        "v_ind02_kkg_coverage",
+        "v_ind02b_kkg_gaps",
+        "v_ind03_health_share",
+        "v_ind04_agreement_coverage",
+        "v_ind05_agreement_reviews",
+        "v_ind06_meetings_per_network",
+        "v_ind07_meeting_participants",
+        "v_ind07b_meetings_total",
+        "v_ind08_trainings",
+        "v_ind08b_trainings_by_sector",
+        "v_ind09_consultations",
+        "v_ind10_case_reviews",
+        "v_ind10b_findings",
+        "v_ind10c_reviews_by_risk_type",
+        "v_ind10d_reviews_by_age_band",
+        "v_ind11_measures",
+        "v_ind12_recommendations",
+        "v_ind13_funding",
+        "v_ind14_directory_currency",
+        "v_site_contacts_due",
     };
     sqlite3 *db = open_sample();
     char sql[256];
     size_t i;
 
     for (i = 0; i < N_ELEMS(names); i++) {
-        if (q_int(db, "SELECT COUNT(*) FROM sqlite_master WHERE type = "
-                      "'view' AND name = ?", names[i]) != 1)
+        if (q_int(db,
+                  "SELECT COUNT(*) FROM sqlite_master WHERE type = "
+                  "'view' AND name = ?",
+                  names[i]) != 1)
             T_FAIL_("missing view %s", names[i]);
         if (i == 0)
             continue; /* v_as_of is a single date */
-        snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM pragma_table_info"
-                 "('%s') WHERE name = 'site_code'", names[i]);
+        snprintf(sql, sizeof(sql),
+                 "SELECT COUNT(*) FROM pragma_table_info"
+                 "('%s') WHERE name = 'site_code'",
+                 names[i]);
         if (q_int(db, sql, NULL) != 1)
             T_FAIL_("%s has no site_code column", names[i]);
     }
@@ -1024,8 +1092,11 @@ TEST(sqlite3_shell_loads_sample)
     snprintf(path, sizeof(path), "%s/replica.db", dir);
     ASSERT_EQ(sqlite3_open(path, &db), SQLITE_OK);
     ASSERT_EQ(q_int(db, "SELECT COUNT(*) FROM institution", NULL), 31);
-    ASSERT_EQ(q_int(db, "SELECT COUNT(*) FROM v_ind05_agreement_reviews "
-                        "WHERE review_state = 'overdue'", NULL), 3);
+    ASSERT_EQ(q_int(db,
+                    "SELECT COUNT(*) FROM v_ind05_agreement_reviews "
+                    "WHERE review_state = 'overdue'",
+                    NULL),
+              3);
     sqlite3_close(db);
     unlink(path);
     snprintf(path, sizeof(path), "%s/decl.sql", dir);

@@ -34,11 +34,11 @@
 /* ---- fixture ----------------------------------------------------------- */
 
 struct fx {
-    uv_loop_t loop;       /* the test's own loop */
-    char dir[PATH_MAX];   /* temporary directory, removed at the end */
-    char path[PATH_MAX];  /* dir/store.db */
-    struct store *s;      /* the store under test, or NULL */
-    int closed;           /* close callbacks seen */
+    uv_loop_t loop;      /* the test's own loop */
+    char dir[PATH_MAX];  /* temporary directory, removed at the end */
+    char path[PATH_MAX]; /* dir/store.db */
+    struct store *s;     /* the store under test, or NULL */
+    int closed;          /* close callbacks seen */
 };
 
 static void
@@ -48,19 +48,19 @@ tick(uv_timer_t *t)
 }
 
 /* RUN_UNTIL(loop, cond): runs ${loop} until ${cond}, failing at a deadline. */
-#define RUN_UNTIL(loopp, cond)                                                \
-    do {                                                                      \
-        uv_timer_t t_;                                                        \
-        uint64_t dl_ = uv_hrtime() + DEADLINE_NS;                             \
-        ASSERT_OK(uv_timer_init((loopp), &t_));                               \
-        ASSERT_OK(uv_timer_start(&t_, tick, 10, 10));                         \
-        while (!(cond)) {                                                     \
-            if (uv_hrtime() > dl_)                                            \
-                T_FAIL_("timed out waiting for %s", #cond);                   \
-            uv_run((loopp), UV_RUN_ONCE);                                     \
-        }                                                                     \
-        uv_close((uv_handle_t *)&t_, NULL);                                   \
-        uv_run((loopp), UV_RUN_NOWAIT);                                       \
+#define RUN_UNTIL(loopp, cond)                                                 \
+    do {                                                                       \
+        uv_timer_t t_;                                                         \
+        uint64_t dl_ = uv_hrtime() + DEADLINE_NS;                              \
+        ASSERT_OK(uv_timer_init((loopp), &t_));                                \
+        ASSERT_OK(uv_timer_start(&t_, tick, 10, 10));                          \
+        while (!(cond)) {                                                      \
+            if (uv_hrtime() > dl_)                                             \
+                T_FAIL_("timed out waiting for %s", #cond);                    \
+            uv_run((loopp), UV_RUN_ONCE);                                      \
+        }                                                                      \
+        uv_close((uv_handle_t *)&t_, NULL);                                    \
+        uv_run((loopp), UV_RUN_NOWAIT);                                        \
     } while (0)
 
 /* join(out, len, dir, name): ${dir}/${name}, checked for truncation. */
@@ -235,13 +235,13 @@ append(struct store *s, struct ack *a, const char *scope, uint8_t author,
 
 /* A pull result, copied out of the callback. */
 struct pull {
-    int called;                 /* callbacks seen */
-    int status;                 /* status */
-    uint32_t n;                 /* items */
-    int more;                   /* more flag */
-    uint64_t head;              /* head_seq */
-    struct store_item *items;   /* deep copies; freed by pull_free */
-    int steal;                  /* take item 0's body instead of copying */
+    int called;               /* callbacks seen */
+    int status;               /* status */
+    uint32_t n;               /* items */
+    int more;                 /* more flag */
+    uint64_t head;            /* head_seq */
+    struct store_item *items; /* deep copies; freed by pull_free */
+    int steal;                /* take item 0's body instead of copying */
 };
 
 static void
@@ -298,8 +298,7 @@ do_pull(struct fx *f, struct pull *p, const char *scope, uint64_t after,
 
     memset(p, 0, sizeof(*p));
     p->steal = steal;
-    ASSERT_OK(store_pull(f->s, scope, after, max_bytes, max_items, on_pull,
-                         p));
+    ASSERT_OK(store_pull(f->s, scope, after, max_bytes, max_items, on_pull, p));
     RUN_UNTIL(&f->loop, p->called == 1);
     ASSERT_OK(p->status);
 }
@@ -428,7 +427,7 @@ TEST(same_seq_other_bytes_refused)
     append(f.s, &a, "network", 7, 1, 100, 0);
     append(f.s, &b, "network", 7, 1, 100, 1); /* other body */
     mk_cs(&cs, "network", 7, 1, 100, 0);
-    cs.sig[5] ^= 1;                           /* other signature */
+    cs.sig[5] ^= 1; /* other signature */
     ASSERT_OK(store_append(f.s, &cs, on_ack, &c));
     RUN_UNTIL(&f.loop, c.called == 1);
     ASSERT_OK(a.status);
@@ -587,14 +586,14 @@ TEST(group_commit_batches)
 
 /* Roster and keys callbacks. */
 struct done {
-    int called;       /* callbacks seen */
-    int status;       /* last status */
-    uint64_t v;       /* version or id */
-    uint8_t *bytes;   /* roster copy */
-    size_t len;       /* bytes */
+    int called;                /* callbacks seen */
+    int status;                /* last status */
+    uint64_t v;                /* version or id */
+    uint8_t *bytes;            /* roster copy */
+    size_t len;                /* bytes */
     struct store_key keys[16]; /* keys_get copy (ids and recipients) */
-    uint32_t n;       /* keys */
-    int more;         /* keys more flag */
+    uint32_t n;                /* keys */
+    int more;                  /* keys more flag */
 };
 
 static void
@@ -673,8 +672,8 @@ roster_put(struct fx *f, uint64_t version, uint8_t fill, int want,
     struct done d = {0};
     uint8_t *b = blob(100 + version, fill);
 
-    ASSERT_OK(store_roster_put(f->s, version, &b, 100 + version,
-                               on_roster_put, &d));
+    ASSERT_OK(
+        store_roster_put(f->s, version, &b, 100 + version, on_roster_put, &d));
     ASSERT(b == NULL);
     RUN_UNTIL(&f->loop, d.called == 1);
     ASSERT_ERR(d.status, want);
@@ -808,8 +807,8 @@ TEST(durable_across_reopen)
     memset(a, 0, sizeof(a));
     fx_init(&f, NULL);
     for (i = 0; i < 5; i++)
-        append(f.s, &a[i], i % 2 ? "site:A" : "network", 4,
-               (uint64_t)i / 2 + 1, 1000, 2);
+        append(f.s, &a[i], i % 2 ? "site:A" : "network", 4, (uint64_t)i / 2 + 1,
+               1000, 2);
     RUN_UNTIL(&f.loop, a[4].called == 1);
     roster_put(&f, 7, 0x77, 0, 7);
     keys_put(&f, 2, 1, r);
@@ -888,8 +887,8 @@ TEST(close_with_jobs_in_flight)
         mk_cs(&cs, "network", 1, (uint64_t)i + 1, 64, 0);
         ASSERT_OK(store_append(f.s, &cs, inflight_ack, &x));
         if (i % 50 == 0)
-            ASSERT_OK(store_pull(f.s, "network", 0, 4096, 10, inflight_pull,
-                                 &x));
+            ASSERT_OK(
+                store_pull(f.s, "network", 0, 4096, 10, inflight_pull, &x));
     }
     store_close(f.s, inflight_closed, &x);
     store_close(f.s, inflight_closed, &x); /* ignored */
@@ -974,8 +973,8 @@ TEST(two_stores)
     append(s2, &a[1], "network", 1, 1, 10, 0);
     append(s2, &a[2], "network", 1, 2, 10, 0);
     append(f.s, &a[3], "network", 1, 2, 10, 0);
-    RUN_UNTIL(&f.loop, a[0].called + a[1].called + a[2].called +
-                           a[3].called == 4);
+    RUN_UNTIL(&f.loop,
+              a[0].called + a[1].called + a[2].called + a[3].called == 4);
     ASSERT_OK(a[0].status);
     ASSERT_OK(a[1].status);
     ASSERT_U64_EQ(a[0].res.server_seq, 1);
@@ -1066,8 +1065,7 @@ hold_lock(const char *path)
     sqlite3 *db = NULL;
 
     ASSERT_EQ(sqlite3_open(path, &db), SQLITE_OK);
-    ASSERT_EQ(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL),
-              SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
     return db;
 }
 
@@ -1080,8 +1078,8 @@ release_lock(sqlite3 *db)
 
 TEST(queue_full_while_locked)
 {
-    struct store_opts o = {.max_batch = 2, .max_queue = 4,
-                           .busy_timeout_ms = 30000};
+    struct store_opts o = {
+        .max_batch = 2, .max_queue = 4, .busy_timeout_ms = 30000};
     struct ack a[16];
     struct store_cs cs;
     struct fx f;
