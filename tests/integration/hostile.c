@@ -20,6 +20,7 @@
  *                                 2  a PUSH whose hdr is `dd ff ff ff ff`
  *                                 3  a PULL whose cursor list claims 2^32-1
  *   nohello  HOST PORT DIR SECS handshake, then silence (no HELLO)
+ *   newversion HOST PORT DIR  HELLO offering only versions 2..7
  *   badrec   HOST PORT DIR      handshake, HELLO, then a record with a bad tag
  *
  * Every mode prints lines "local=IP:PORT" (its side of each connection, so
@@ -669,6 +670,38 @@ mode_badrec(const char *dir)
     return rc;
 }
 
+/* A device that speaks only a protocol version the server does not: it
+ * must get ERROR VERSION and a closed connection (no downgrade). */
+static int
+mode_newversion(const char *dir)
+{
+    struct dev d;
+    struct kz_msg m;
+    struct kz_buf b;
+    static const char sw[] = "kz_hostile/2";
+    uint64_t t0;
+    int rc;
+
+    if (dev_open(&d, dir, 0) != 0) {
+        dev_close(&d);
+        return 2;
+    }
+    memset(&m, 0, sizeof(m));
+    m.type = KZ_MSG_HELLO;
+    m.hello.min_version = 2;
+    m.hello.max_version = 7;
+    m.hello.software.p = sw;
+    m.hello.software.len = sizeof(sw) - 1;
+    kz_buf_init(&b, 4096);
+    t0 = now_ms();
+    if (kz_msg_encode(&m, &b) == 0)
+        (void)send_frame_bytes(&d, b.p, b.len);
+    kz_buf_free(&b);
+    rc = expect_error_and_close(&d, "newversion", t0);
+    dev_close(&d);
+    return rc;
+}
+
 static int
 usage(void)
 {
@@ -711,5 +744,7 @@ main(int argc, char **argv)
         return mode_nohello(argv[4], (unsigned)strtoul(argv[5], NULL, 10));
     if (strcmp(mode, "badrec") == 0 && argc == 5)
         return mode_badrec(argv[4]);
+    if (strcmp(mode, "newversion") == 0 && argc == 5)
+        return mode_newversion(argv[4]);
     return usage();
 }

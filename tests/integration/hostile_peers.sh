@@ -106,6 +106,10 @@ for v in 0 1 2 3; do
 done
 hostile badrec evil || fail "bad record: not closed"
 peers+=("$LAST_LOCAL") expect+=(".")
+# No downgrade: a device offering only newer protocol versions is told so.
+hostile newversion evil || fail "new version: not closed"
+grep -q "ERROR VERSION" <<<"$LAST_OUT" || fail "new version: no ERROR VERSION: $LAST_OUT"
+peers+=("$LAST_LOCAL") expect+=("VERSION")
 rss_mid=$(rss_kb "$pid")
 
 # A handshake without HELLO: PROTOCOL.md wants it closed within the
