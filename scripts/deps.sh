@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages kzsync needs (README.md, "Dependencies"),
 # skipping those already present.  Run as root.
+#   scripts/deps.sh           what building and running kzsync needs
+#   scripts/deps.sh --tests   also what the test suite needs (clang for the
+#                             sanitizer build, clang-format, chromium)
 set -euo pipefail
-pkgs=(build-essential cmake pkg-config clang clang-format libclang-rt-14-dev sqlite3
-      libsqlite3-dev libsodium-dev libuv1-dev libmsgpack-dev libinih-dev
-      libcjson-dev chromium)
+pkgs=(build-essential cmake pkg-config sqlite3 libsqlite3-dev libsodium-dev
+      libuv1-dev libmsgpack-dev libinih-dev libcjson-dev)
+if [ "${1:-}" = "--tests" ]; then
+  pkgs+=(clang clang-format libclang-rt-14-dev chromium fonts-dejavu-core)
+fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||

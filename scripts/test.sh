@@ -4,7 +4,7 @@
 #   scripts/test.sh --sanitize  ASan+UBSan build in build-asan/ (clang)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/deps.sh
+./scripts/deps.sh --tests
 if [ "${1:-}" = "--sanitize" ]; then
   dir=build-asan
   export CC=clang ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
