@@ -9,6 +9,7 @@
 #include "alloc.h"
 #include "err.h"
 #include "join.h"
+#include "errcode.h"
 #include "log.h"
 
 #include "server_int.h"
@@ -182,7 +183,8 @@ server_roster_changed(struct server *srv)
             s->provisional = 0;
         } else if (s->admitted || s->provisional) {
             /* Revoked or removed: refused from now on. */
-            session_close(s, "no longer in the roster (revoked)");
+            session_close_with(s, KZ_WIRE_AUTH,
+                               "no longer in the roster (revoked)");
         }
     }
 }
@@ -232,7 +234,7 @@ server_stop(struct server *srv, void (*cb)(void *data), void *data)
     kz_log_info("stopping: %u sessions", srv->n_sessions);
     for (s = srv->sessions; s != NULL; s = next) {
         next = s->next;
-        session_close(s, "server stopping");
+        session_close_with(s, KZ_WIRE_SHUTDOWN, "server stopping");
     }
     if (srv->listening)
         uv_close((uv_handle_t *)&srv->listener, on_listener_closed);

@@ -114,6 +114,9 @@ struct server {
 /* session.c */
 void session_accept(struct server *srv);
 void session_close(struct session *s, const char *reason);
+/* session_close_with(s, code, why): one ERROR ${code} (if the channel is
+ * up), then session_close. */
+void session_close_with(struct session *s, uint32_t code, const char *why);
 void session_notify(struct session *s, const char *scope, uint64_t seq);
 int session_reads(const struct session *s, const char *scope);
 

@@ -146,6 +146,12 @@ protocol_error(struct session *s, uint32_t code, const char *text)
     session_close(s, kz_wire_err_name(code));
 }
 
+void
+session_close_with(struct session *s, uint32_t code, const char *why)
+{
+    protocol_error(s, code, why);
+}
+
 static void
 on_written(uv_write_t *req, int status)
 {
@@ -1119,7 +1125,7 @@ on_timer(uv_timer_t *t)
         return;
     }
     if (now_ms(s) - s->last_read_ms >= c->idle_timeout_ms)
-        session_close(s, "idle timeout");
+        protocol_error(s, KZ_WIRE_TIMEOUT, "idle timeout");
 }
 
 void
