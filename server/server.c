@@ -211,14 +211,33 @@ on_store_closed(void *data)
         cb(cb_data);
 }
 
+/* Sessions are closing; their store callbacks still arrive, and the store
+ * finishes every queued job before its close callback.  Signature checks
+ * still on the thread pool come back first: they may not find the store
+ * gone. */
+static void
+close_store(struct server *srv)
+{
+    if (srv->pending_work > 0) {
+        srv->close_store_later = 1;
+        return;
+    }
+    srv->close_store_later = 0;
+    store_close(srv->store, on_store_closed, srv);
+}
+
+void
+server_work_done(struct server *srv)
+{
+    srv->pending_work--;
+    if (srv->close_store_later && srv->pending_work == 0)
+        close_store(srv);
+}
+
 static void
 on_listener_closed(uv_handle_t *h)
 {
-    struct server *srv = h->data;
-
-    /* Sessions are closing; their store callbacks still arrive, and the
-     * store finishes every queued job before its close callback. */
-    store_close(srv->store, on_store_closed, srv);
+    close_store(h->data);
 }
 
 void
@@ -239,5 +258,5 @@ server_stop(struct server *srv, void (*cb)(void *data), void *data)
     if (srv->listening)
         uv_close((uv_handle_t *)&srv->listener, on_listener_closed);
     else
-        store_close(srv->store, on_store_closed, srv);
+        close_store(srv);
 }

@@ -57,6 +57,8 @@ struct pull_job {
     int active;         /* a PULL is being answered */
 };
 
+struct push_ctx;
+
 struct session {
     uint32_t magic;              /* SESSION_MAGIC */
     struct server *srv;          /* borrowed */
@@ -81,6 +83,8 @@ struct session {
     struct sub *subs;            /* subscribed scopes; owned */
     uint32_t n_subs;
     struct pull_job pull;     /* the PULL being answered */
+    struct push_ctx *vq_head; /* PUSHes whose signature is being */
+    struct push_ctx *vq_tail; /*   checked, in arrival order */
     uint64_t last_read_ms;    /* for the idle timeout */
     const char *close_reason; /* why it closed, for the log */
 };
@@ -101,6 +105,8 @@ struct server {
     struct roster *roster;    /* current roster, verified; owned */
     uint64_t roster_version;  /* 0 = none */
     int stopping;             /* server_stop called */
+    uint32_t pending_work;    /* thread-pool checks not yet back */
+    int close_store_later;    /* stopping: close the store when they are */
     int store_closed;         /* store_close finished */
     void (*stop_cb)(void *);  /* server_stop's callback */
     void *stop_data;
@@ -139,5 +145,7 @@ void server_session_gone(struct server *srv, struct session *s);
 void server_scope_grew(struct server *srv, struct session *from,
                        const char *scope, uint64_t seq);
 void server_roster_changed(struct server *srv);
+/* server_work_done(srv): a thread-pool job of a session came back. */
+void server_work_done(struct server *srv);
 
 #endif /* KZ_SERVER_INT_H */
