@@ -58,16 +58,9 @@ static const char PRAGMAS[] = "PRAGMA journal_mode = WAL;"
                               "PRAGMA recursive_triggers = ON;"
                               "PRAGMA temp_store = MEMORY;";
 
-static const char CREATE_SQL[] =
-    "CREATE TABLE item(id TEXT PRIMARY KEY, name TEXT, city TEXT, tag TEXT,"
-    " code TEXT, qty INTEGER, ver INTEGER, score REAL, note TEXT)";
-static const char INSERT_SQL[] =
-    "INSERT INTO item VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
 static const char UPDATE_SQL[] = "UPDATE item SET qty = qty + 1";
 
 static const struct track_decl NET = {"network", NULL, NULL, NULL, NULL, NULL};
-
-/* One generated row. */
 
 static void
 die(const char *fmt, ...)
@@ -138,7 +131,7 @@ plain_open(const char *dir, const char *name)
     sqlite3_busy_timeout(db, 10000);
     sqlite3_extended_result_codes(db, 1);
     exec_ok(db, PRAGMAS);
-    exec_ok(db, CREATE_SQL);
+    exec_ok(db, BW_CREATE_SQL);
     return db;
 }
 
@@ -164,7 +157,7 @@ replica_new(const char *dir, const char *name, enum replica_role role,
     snprintf(path, sizeof(path), "%s/%s", dir, name);
     if ((err = replica_create(&r, path, &o)))
         die("replica_create: %s", replica_errmsg(NULL));
-    exec_ok(replica_db(r), CREATE_SQL);
+    exec_ok(replica_db(r), BW_CREATE_SQL);
     if ((err = replica_track(r, "item", &NET)))
         die("replica_track: %s", replica_errmsg(r));
     return r;
@@ -174,34 +167,12 @@ replica_new(const char *dir, const char *name, enum replica_role role,
 static double
 insert_rows(sqlite3 *db, const struct rowdata *d, int n)
 {
-    sqlite3_stmt *ins = prep(db, INSERT_SQL);
-    sqlite3_stmt *b = prep(db, "BEGIN IMMEDIATE"), *c = prep(db, "COMMIT");
-    double t0, t1;
-    int i, j;
+    const char *what;
+    double secs = 0;
 
-    t0 = now_s();
-    if (sqlite3_step(b) != SQLITE_DONE)
-        die("BEGIN: %s", sqlite3_errmsg(db));
-    for (i = 0; i < n; i++) {
-        sqlite3_bind_text(ins, 1, d[i].id, 36, SQLITE_STATIC);
-        for (j = 0; j < 4; j++)
-            sqlite3_bind_text(ins, 2 + j, d[i].s[j], d[i].s_len[j],
-                              SQLITE_STATIC);
-        sqlite3_bind_int64(ins, 6, d[i].i1);
-        sqlite3_bind_int64(ins, 7, d[i].i2);
-        sqlite3_bind_double(ins, 8, d[i].r1);
-        sqlite3_bind_text(ins, 9, d[i].note, d[i].note_len, SQLITE_STATIC);
-        if (sqlite3_step(ins) != SQLITE_DONE)
-            die("insert: %s", sqlite3_errmsg(db));
-        sqlite3_reset(ins);
-    }
-    if (sqlite3_step(c) != SQLITE_DONE)
-        die("COMMIT: %s", sqlite3_errmsg(db));
-    t1 = now_s();
-    sqlite3_finalize(ins);
-    sqlite3_finalize(b);
-    sqlite3_finalize(c);
-    return t1 - t0;
+    if ((what = bw_insert(db, d, n, now_s, &secs)) != NULL)
+        die("%s: %s", what, sqlite3_errmsg(db));
+    return secs;
 }
 
 /* One UPDATE of every row in one transaction; returns seconds. */

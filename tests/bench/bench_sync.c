@@ -56,11 +56,6 @@ static const char PRAGMAS[] = "PRAGMA journal_mode = WAL;"
                               "PRAGMA synchronous = NORMAL;"
                               "PRAGMA foreign_keys = ON;"
                               "PRAGMA recursive_triggers = ON;";
-static const char CREATE_SQL[] =
-    "CREATE TABLE item(id TEXT PRIMARY KEY, name TEXT, city TEXT, tag TEXT,"
-    " code TEXT, qty INTEGER, ver INTEGER, score REAL, note TEXT)";
-static const char INSERT_SQL[] =
-    "INSERT INTO item VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
 static const struct track_decl NET = {"network", NULL, NULL, NULL, NULL, NULL};
 
 /* ---- the workload (as bench_engine.c) --------------------------------- */
@@ -84,37 +79,16 @@ prep(sqlite3 *db, const char *sql)
     return st;
 }
 
+/* Inserts every row in one transaction; returns the seconds it took. */
 static double
 insert_rows(sqlite3 *db, const struct rowdata *d, int n)
 {
-    sqlite3_stmt *ins = prep(db, INSERT_SQL);
-    sqlite3_stmt *b = prep(db, "BEGIN IMMEDIATE"), *c = prep(db, "COMMIT");
-    double t0, t1;
-    int i, j;
+    const char *what;
+    double secs = 0;
 
-    t0 = bn_now();
-    if (sqlite3_step(b) != SQLITE_DONE)
-        bn_die("BEGIN: %s", sqlite3_errmsg(db));
-    for (i = 0; i < n; i++) {
-        sqlite3_bind_text(ins, 1, d[i].id, 36, SQLITE_STATIC);
-        for (j = 0; j < 4; j++)
-            sqlite3_bind_text(ins, 2 + j, d[i].s[j], d[i].s_len[j],
-                              SQLITE_STATIC);
-        sqlite3_bind_int64(ins, 6, d[i].i1);
-        sqlite3_bind_int64(ins, 7, d[i].i2);
-        sqlite3_bind_double(ins, 8, d[i].r1);
-        sqlite3_bind_text(ins, 9, d[i].note, d[i].note_len, SQLITE_STATIC);
-        if (sqlite3_step(ins) != SQLITE_DONE)
-            bn_die("insert: %s", sqlite3_errmsg(db));
-        sqlite3_reset(ins);
-    }
-    if (sqlite3_step(c) != SQLITE_DONE)
-        bn_die("COMMIT: %s", sqlite3_errmsg(db));
-    t1 = bn_now();
-    sqlite3_finalize(ins);
-    sqlite3_finalize(b);
-    sqlite3_finalize(c);
-    return t1 - t0;
+    if ((what = bw_insert(db, d, n, bn_now, &secs)) != NULL)
+        bn_die("%s: %s", what, sqlite3_errmsg(db));
+    return secs;
 }
 
 static sqlite3 *
@@ -129,7 +103,7 @@ plain_open(const char *path)
         bn_die("open %s", path);
     sqlite3_busy_timeout(db, 10000);
     exec_ok(db, PRAGMAS);
-    exec_ok(db, CREATE_SQL);
+    exec_ok(db, BW_CREATE_SQL);
     return db;
 }
 
@@ -152,7 +126,7 @@ create_tracked(const char *dir)
     struct replica *r = open_replica(dir);
     int err;
 
-    exec_ok(replica_db(r), CREATE_SQL);
+    exec_ok(replica_db(r), BW_CREATE_SQL);
     if ((err = replica_track(r, "item", &NET)))
         bn_die("replica_track %s: %s", dir, replica_errmsg(r));
     replica_free(r);

@@ -11,6 +11,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include <sqlite3.h>
+
+/* The workload's table, and the INSERT that bw_insert() binds row by row. */
+#define BW_CREATE_SQL                                                          \
+    "CREATE TABLE item(id TEXT PRIMARY KEY, name TEXT, city TEXT, tag TEXT,"   \
+    " code TEXT, qty INTEGER, ver INTEGER, score REAL, note TEXT)"
+#define BW_INSERT_SQL "INSERT INTO item VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
 struct rowdata {
     char id[37];
     char s[4][21];
@@ -70,6 +78,59 @@ gen_rows(int n)
         rnd_text(&s, d[i].note, d[i].note_len);
     }
     return d;
+}
+
+/*
+ * bw_insert(db, d, n, now, secs): inserts the ${n} rows into `item` in one
+ * transaction, the statements prepared before the clock starts; stores the
+ * seconds taken (by ${now}) in *secs.  Returns NULL, or what failed (the
+ * SQLite message is sqlite3_errmsg(db)).
+ */
+static inline const char *
+bw_insert(sqlite3 *db, const struct rowdata *d, int n, double (*now)(void),
+          double *secs)
+{
+    sqlite3_stmt *ins = NULL, *b = NULL, *c = NULL;
+    const char *what = NULL;
+    double t0;
+    int i, j;
+
+    if (sqlite3_prepare_v2(db, BW_INSERT_SQL, -1, &ins, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db, "BEGIN IMMEDIATE", -1, &b, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db, "COMMIT", -1, &c, NULL) != SQLITE_OK) {
+        what = "prepare";
+        goto out;
+    }
+    t0 = now();
+    if (sqlite3_step(b) != SQLITE_DONE) {
+        what = "BEGIN";
+        goto out;
+    }
+    for (i = 0; i < n; i++) {
+        sqlite3_bind_text(ins, 1, d[i].id, 36, SQLITE_STATIC);
+        for (j = 0; j < 4; j++)
+            sqlite3_bind_text(ins, 2 + j, d[i].s[j], d[i].s_len[j],
+                              SQLITE_STATIC);
+        sqlite3_bind_int64(ins, 6, d[i].i1);
+        sqlite3_bind_int64(ins, 7, d[i].i2);
+        sqlite3_bind_double(ins, 8, d[i].r1);
+        sqlite3_bind_text(ins, 9, d[i].note, d[i].note_len, SQLITE_STATIC);
+        if (sqlite3_step(ins) != SQLITE_DONE) {
+            what = "insert";
+            goto out;
+        }
+        sqlite3_reset(ins);
+    }
+    if (sqlite3_step(c) != SQLITE_DONE) {
+        what = "COMMIT";
+        goto out;
+    }
+    *secs = now() - t0;
+out:
+    sqlite3_finalize(ins);
+    sqlite3_finalize(b);
+    sqlite3_finalize(c);
+    return what;
 }
 
 #endif /* KZ_BENCH_WORKLOAD_H */
