@@ -27,6 +27,8 @@
 set -u
 set -o pipefail
 
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/procs.sh"
+
 KZ_TEST=
 KZSYNC=
 KZSYNCD=
@@ -36,7 +38,6 @@ KZ_SLOT=0
 KZ_WORK=
 KZ_PORT=
 KZ_HOST=127.0.0.1   # or ::1 (kz_use_ipv6)
-KZ_PIDS=()
 KZ_SRV_PID=
 KZ_SRV_DIR=
 KZ_SRV_KEY=
@@ -73,20 +74,9 @@ assert_ne() {
 }
 
 kz_cleanup() {
-    local rc=$? pid i
+    local rc=$?
     trap - EXIT INT TERM
-    for pid in "${KZ_PIDS[@]}"; do
-        kill -TERM "$pid" 2>/dev/null
-    done
-    for pid in "${KZ_PIDS[@]}"; do
-        # bounded: 5 s per process, then KILL
-        for ((i = 0; i < 50; i++)); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
-    done
+    kz_stop_all
     if [ "$rc" -eq 0 ] && [ "$KZ_OK" -eq 1 ]; then
         rm -rf "$KZ_WORK"
         printf '[%s] PASS in %ds\n' "$KZ_TEST" "$((SECONDS - KZ_T0))" >&2
@@ -123,39 +113,6 @@ kz_setup() {
 
 kz_done() { KZ_OK=1; exit 0; }
 
-# kz_bg CMD...: starts CMD in the background, remembers its pid in
-# KZ_LAST_PID and in the list the EXIT trap stops.
-kz_bg() {
-    "$@" &
-    KZ_LAST_PID=$!
-    KZ_PIDS+=("$KZ_LAST_PID")
-}
-
-# kz_forget PID: PID was reaped; the EXIT trap need not stop it.
-kz_forget() {
-    local p keep=()
-    for p in "${KZ_PIDS[@]}"; do
-        [ "$p" == "$1" ] || keep+=("$p")
-    done
-    KZ_PIDS=("${keep[@]}")
-}
-
-# kz_stop PID [SIG]: signals PID (default TERM), waits for it (bounded:
-# 10 s, then KILL) and returns its exit status.
-kz_stop() {
-    local pid=$1 sig=${2:-TERM} i rc
-    kill "-$sig" "$pid" 2>/dev/null
-    for ((i = 0; i < 100; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
-    { wait "$pid"; } 2>/dev/null
-    rc=$?
-    kz_forget "$pid"
-    return $rc
-}
-
 kz() { timeout -k 2 "$KZ_CMD_TIMEOUT" "$KZSYNC" "$@"; }
 sql() { timeout -k 2 60 sqlite3 -bail "$@"; }
 
@@ -189,8 +146,6 @@ kz_use_ipv6() {
     fi
     return 1
 }
-
-port_busy() { ss -Htan 2>/dev/null | awk '{print $4}' | grep -q "[:.]$1\$"; }
 
 # next_port: sets KZ_PORT to a port of this test's range not in use.
 next_port() {

@@ -13,7 +13,8 @@
 #     collides.  Inside its range a test starts at an offset taken from its
 #     process id (the hash of ctest's child), skips ports `ss` shows in use,
 #     and if a listener still cannot bind it moves on (bounded).
-#   - Processes.  Every background process is started through sec_bg; the
+#   - Processes.  Every background process is started through kz_bg
+#     (../lib/procs.sh); the
 #     EXIT trap stops (TERM, then KILL) and reaps each one by its pid.
 #   - Bounds.  Every kzsync, sqlite3 and sectool call runs under `timeout`;
 #     every wait loop is bounded.
@@ -23,6 +24,8 @@
 set -u
 set -o pipefail
 
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/procs.sh"
+
 SEC_TEST=
 KZSYNC=
 KZSYNCD=
@@ -31,7 +34,6 @@ SECTOOL=
 RECPROXY=
 SEC_SLOT=0
 SEC_WORK=
-SEC_PIDS=()
 SEC_OK=0
 SEC_T0=$SECONDS
 SRV_PORT=
@@ -55,19 +57,9 @@ fail() {
 assert_eq() { [ "$2" == "$3" ] || fail "$1: expected '$2', got '$3'"; }
 
 sec_cleanup() {
-    local rc=$? pid i
+    local rc=$?
     trap - EXIT INT TERM
-    for pid in "${SEC_PIDS[@]}"; do
-        kill -TERM "$pid" 2>/dev/null
-    done
-    for pid in "${SEC_PIDS[@]}"; do
-        for ((i = 0; i < 50; i++)); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
-    done
+    kz_stop_all
     if [ "$rc" -eq 0 ] && [ "$SEC_OK" -eq 1 ]; then
         rm -rf "$SEC_WORK"
         printf '[%s] PASS in %ds\n' "$SEC_TEST" "$((SECONDS - SEC_T0))" >&2
@@ -105,40 +97,9 @@ sec_setup() {
 
 sec_done() { SEC_OK=1; exit 0; }
 
-sec_bg() {
-    "$@" &
-    SEC_LAST_PID=$!
-    SEC_PIDS+=("$SEC_LAST_PID")
-}
-
-sec_forget() {
-    local p keep=()
-    for p in "${SEC_PIDS[@]}"; do
-        [ "$p" == "$1" ] || keep+=("$p")
-    done
-    SEC_PIDS=("${keep[@]}")
-}
-
-# sec_stop PID: TERM, wait (bounded 10 s, then KILL), returns its status.
-sec_stop() {
-    local pid=$1 i rc
-    kill -TERM "$pid" 2>/dev/null
-    for ((i = 0; i < 100; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
-    rc=$?
-    sec_forget "$pid"
-    return $rc
-}
-
 kz() { timeout -k 2 "$CMD_TIMEOUT" "$KZSYNC" "$@"; }
 sql() { timeout -k 2 60 sqlite3 -bail "$@"; }
 st() { timeout -k 2 "$CMD_TIMEOUT" "$SECTOOL" "$@"; }
-
-port_busy() { ss -Htan 2>/dev/null | awk '{print $4}' | grep -q "[:.]$1\$"; }
 
 # free_port [AFTER]: prints a port of this test's range not in use (after
 # AFTER, if given).
@@ -165,21 +126,21 @@ srv_start() {
     local log=$SRV_DIR.log before i
     before=$(grep -c "listening on" "$log" 2>/dev/null)
     before=${before:-0}
-    sec_bg "$KZSYNCD" run "$SRV_DIR" 2>>"$log"
-    SRV_PID=$SEC_LAST_PID
+    kz_bg "$KZSYNCD" run "$SRV_DIR" 2>>"$log"
+    SRV_PID=$KZ_LAST_PID
     for ((i = 0; i < 100; i++)); do
         if [ "$(grep -c "listening on" "$log" 2>/dev/null)" -gt "$before" ]; then
             return 0
         fi
         if ! kill -0 "$SRV_PID" 2>/dev/null; then
             wait "$SRV_PID" 2>/dev/null
-            sec_forget "$SRV_PID"
+            kz_forget "$SRV_PID"
             SRV_PID=
             return 1
         fi
         sleep 0.1
     done
-    sec_stop "$SRV_PID"
+    kz_stop "$SRV_PID"
     SRV_PID=
     return 1
 }
@@ -187,7 +148,7 @@ srv_start() {
 srv_stop() {
     local rc=0
     if [ -n "$SRV_PID" ]; then
-        sec_stop "$SRV_PID"
+        kz_stop "$SRV_PID"
         rc=$?
     fi
     SRV_PID=
@@ -209,16 +170,16 @@ proxy_start() {
     for ((attempt = 0; attempt < 10; attempt++)); do
         PROXY_PORT=$(free_port "$SRV_PORT") || fail "no free port"
         [ "$PROXY_PORT" == "$SRV_PORT" ] && continue
-        sec_bg "$RECPROXY" "$PROXY_PORT" "$SRV_PORT" "$SEC_WORK/capture.bin" \
+        kz_bg "$RECPROXY" "$PROXY_PORT" "$SRV_PORT" "$SEC_WORK/capture.bin" \
             2>>"$SEC_WORK/proxy.log"
-        PROXY_PID=$SEC_LAST_PID
+        PROXY_PID=$KZ_LAST_PID
         for ((i = 0; i < 50; i++)); do
             grep -q "recproxy listening on 127.0.0.1:$PROXY_PORT " \
                 "$SEC_WORK/proxy.log" 2>/dev/null && return 0
             kill -0 "$PROXY_PID" 2>/dev/null || break
             sleep 0.1
         done
-        sec_stop "$PROXY_PID"
+        kz_stop "$PROXY_PID"
     done
     fail "the recording proxy does not start"
 }

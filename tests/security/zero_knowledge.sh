@@ -24,7 +24,7 @@ for dir in land han ol lg; do
     kz status "$dir" >/dev/null 2>&1 || fail "status $dir"
 done
 srv_stop || fail "kzsyncd did not stop cleanly"
-sec_stop "$PROXY_PID"
+kz_stop "$PROXY_PID"
 [ -s capture.bin ] || fail "nothing captured"
 log "captured $(stat -c %s capture.bin) bytes of traffic"
 
