@@ -73,22 +73,6 @@ b64_decode(uint8_t *out, size_t max, size_t *out_len, const char *s, size_t len)
     return 0;
 }
 
-/* rd_key(rd, out, why): a bin of exactly 32 bytes into ${out}. */
-static void
-rd_key(struct kz_rd *rd, uint8_t out[static 32], const char *why)
-{
-    const uint8_t *p;
-    size_t len;
-
-    if (kz_mpk_bin(rd, 32, &p, &len) != 0)
-        return;
-    if (len != 32) {
-        RD_FAIL(rd, -KZ_EMALFORMED, why);
-        return;
-    }
-    memcpy(out, p, 32);
-}
-
 /* rd_text(rd, max, out, valid, why): a str that ${valid} accepts. */
 static void
 rd_text(struct kz_rd *rd, uint32_t max, char *out, bool (*valid)(const char *),
@@ -136,8 +120,8 @@ join__decode_body(struct join_request *jr, const uint8_t *p, size_t len,
     rd_text(&rd, KZ_LIM_DEVICE_NAME_MAX, jr->name, roster_name_valid,
             "bad device name");
     rd_text(&rd, KZ_LIM_SITE_MAX, jr->site, roster_site_valid, "bad site code");
-    rd_key(&rd, jr->sign_pk.b, "sign_pk is not 32 bytes");
-    rd_key(&rd, jr->dh_pk.b, "dh_pk is not 32 bytes");
+    (void)kz_mpk_bin_n(&rd, 32, jr->sign_pk.b, "sign_pk is not 32 bytes");
+    (void)kz_mpk_bin_n(&rd, 32, jr->dh_pk.b, "dh_pk is not 32 bytes");
     (void)kz_mpk_uint(&rd, UINT64_MAX, &jr->created_ms);
     if (rd.err == 0 && rd.left != 0)
         RD_FAIL(&rd, -KZ_EMALFORMED, "trailing bytes after the join body");

@@ -97,6 +97,13 @@ int kz_mpk_str(struct kz_rd *r, uint32_t max, struct kz_str *s);
 int kz_mpk_bin(struct kz_rd *r, uint32_t max, const uint8_t **p, size_t *len);
 
 /**
+ * kz_mpk_bin_n(r, n, out, why): a bin of exactly ${n} bytes (a key, a
+ * hash), copied into ${out}; a longer one is -KZ_ELIMIT, a shorter one
+ * -KZ_EMALFORMED with ${why}.  ${out} is untouched on failure.
+ */
+int kz_mpk_bin_n(struct kz_rd *r, uint32_t n, uint8_t *out, const char *why);
+
+/**
  * kz_mpk_uint(r, max, v): an integer in 0..${max}.  Any integer encoding is
  * accepted (a non-negative int8..64 too); a negative value or one over
  * ${max} is -KZ_EMALFORMED ("integer out of range").

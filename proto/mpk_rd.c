@@ -323,6 +323,21 @@ kz_mpk_bin(struct kz_rd *r, uint32_t max, const uint8_t **p, size_t *len)
     return raw(r, KZ_MPK_BIN, max, p, len, __LINE__);
 }
 
+/* kz_mpk_bin_n(r, n, out, why): a bin of exactly ${n} bytes, copied. */
+int
+kz_mpk_bin_n(struct kz_rd *r, uint32_t n, uint8_t *out, const char *why)
+{
+    const uint8_t *p;
+    size_t len;
+
+    if (raw(r, KZ_MPK_BIN, n, &p, &len, __LINE__) != 0)
+        return r->err;
+    if (len != n)
+        return FAIL(r, -KZ_EMALFORMED, why);
+    memcpy(out, p, n);
+    return 0;
+}
+
 /*
  * kz_mpk_uint(r, max, v): an integer in 0..${max}.  Any integer encoding is
  * accepted (a non-negative int8..64 too); a negative value or one over

@@ -596,22 +596,6 @@ check(const struct roster *r, const char **why)
 
 #define RD_FAIL(rd, code, why) kz_rd_fail((rd), (code), (why))
 
-/* rd_key(rd, out, why): a bin of exactly 32 bytes into ${out}. */
-static void
-rd_key(struct kz_rd *rd, uint8_t out[static 32], const char *why)
-{
-    const uint8_t *p;
-    size_t len;
-
-    if (kz_mpk_bin(rd, 32, &p, &len) != 0)
-        return;
-    if (len != 32) {
-        RD_FAIL(rd, -KZ_EMALFORMED, why);
-        return;
-    }
-    memcpy(out, p, 32);
-}
-
 /* rd_seqs(rd, m): a member's revoked_seqs; allocates m->seqs. */
 static void
 rd_seqs(struct kz_rd *rd, struct roster_member *m)
@@ -697,8 +681,8 @@ rd_member(struct kz_rd *rd, struct roster_member *m)
         RD_FAIL(rd, -KZ_EMALFORMED, "unknown role");
         return;
     }
-    rd_key(rd, m->sign_pk.b, "sign_pk is not 32 bytes");
-    rd_key(rd, m->dh_pk.b, "dh_pk is not 32 bytes");
+    (void)kz_mpk_bin_n(rd, 32, m->sign_pk.b, "sign_pk is not 32 bytes");
+    (void)kz_mpk_bin_n(rd, 32, m->dh_pk.b, "dh_pk is not 32 bytes");
     if (kz_mpk_bool(rd, &m->revoked) != 0)
         return;
     rd_seqs(rd, m);
@@ -736,7 +720,7 @@ decode_body(struct kz_rd *rd, struct roster *r)
         RD_FAIL(rd, -KZ_EMALFORMED, "version 0");
         return;
     }
-    rd_key(rd, r->admin.b, "admin is not 32 bytes");
+    (void)kz_mpk_bin_n(rd, 32, r->admin.b, "admin is not 32 bytes");
     if (kz_mpk_array(rd, KZ_LIM_ROSTER_MEMBERS, &n) != 0)
         return;
     for (i = 0; i < n && rd->err == 0; i++) {

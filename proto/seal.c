@@ -171,8 +171,8 @@ kz_env_decode(struct kz_env_info *info, const uint8_t *p, size_t len,
               const char **why)
 {
     struct kz_rd r, b;
-    const uint8_t *body = NULL, *sig = NULL, *x = NULL;
-    size_t body_len = 0, sig_len = 0, x_len = 0;
+    const uint8_t *body = NULL, *sig = NULL;
+    size_t body_len = 0, sig_len = 0;
     struct kz_str scope;
     uint32_t n = 0;
     uint64_t fmt = 0;
@@ -199,16 +199,11 @@ kz_env_decode(struct kz_env_info *info, const uint8_t *p, size_t len,
         goto fail;
     memcpy(info->scope, scope.p, scope.len);
     info->scope[scope.len] = '\0';
-    if (kz_mpk_bin(&b, 32, &x, &x_len) || x_len != 32)
+    if (kz_mpk_bin_n(&b, 32, info->recipient.b, "bad recipient") ||
+        kz_mpk_bin_n(&b, 32, info->sealer.b, "bad sealer") ||
+        kz_mpk_bin_n(&b, KZ_ENV_SEALED_LEN, info->sealed, "bad sealed key") ||
+        b.left != 0)
         goto fail;
-    memcpy(info->recipient.b, x, 32);
-    if (kz_mpk_bin(&b, 32, &x, &x_len) || x_len != 32)
-        goto fail;
-    memcpy(info->sealer.b, x, 32);
-    if (kz_mpk_bin(&b, KZ_ENV_SEALED_LEN, &x, &x_len) ||
-        x_len != KZ_ENV_SEALED_LEN || b.left != 0)
-        goto fail;
-    memcpy(info->sealed, x, KZ_ENV_SEALED_LEN);
     if (crypto_sign_verify_detached(sig, body, body_len, info->sealer.b) != 0) {
         err = -KZ_EAUTH;
         w = "the envelope's signature does not verify";

@@ -297,6 +297,37 @@ TEST(str_and_bin_limits)
     ASSERT_STR_EQ(r.why, "expected bin");
 }
 
+TEST(bin_n_takes_exactly_n_bytes)
+{
+    static const uint8_t b3[] = {0xc4, 0x03, 1, 2, 3};
+    static const uint8_t b2[] = {0xc4, 0x02, 1, 2};
+    static const uint8_t b4[] = {0xc4, 0x04, 1, 2, 3, 4};
+    static const uint8_t s3[] = {0xa3, 'a', 'b', 'c'};
+    uint8_t out[3] = {9, 9, 9};
+    struct kz_rd r;
+
+    kz_rd_init(&r, b3, sizeof(b3));
+    ASSERT_OK(kz_mpk_bin_n(&r, 3, out, "bad key"));
+    ASSERT(out[0] == 1 && out[1] == 2 && out[2] == 3 && r.left == 0);
+
+    memset(out, 9, sizeof(out));
+    kz_rd_init(&r, b2, sizeof(b2));
+    ASSERT_ERR(kz_mpk_bin_n(&r, 3, out, "bad key"), -KZ_EMALFORMED);
+    ASSERT_STR_EQ(r.why, "bad key");
+    kz_rd_init(&r, b4, sizeof(b4));
+    ASSERT_ERR(kz_mpk_bin_n(&r, 3, out, "bad key"), -KZ_ELIMIT);
+    kz_rd_init(&r, s3, sizeof(s3));
+    ASSERT_ERR(kz_mpk_bin_n(&r, 3, out, "bad key"), -KZ_EMALFORMED);
+    ASSERT_STR_EQ(r.why, "expected bin");
+    ASSERT(out[0] == 9 && out[1] == 9 && out[2] == 9);
+    /* sticky: nothing is read after a failure */
+    kz_rd_init(&r, b3, sizeof(b3));
+    kz_rd_fail(&r, -KZ_EMALFORMED, "earlier");
+    ASSERT_ERR(kz_mpk_bin_n(&r, 3, out, "bad key"), -KZ_EMALFORMED);
+    ASSERT_STR_EQ(r.why, "earlier");
+    ASSERT(out[0] == 9);
+}
+
 TEST(array_and_map_headers)
 {
     static const uint32_t n[] = {0, 15, 16, 65535, 65536};
@@ -845,7 +876,8 @@ T_MAIN(T(integers_round_trip_shortest_form),
        T(integer_range_checks), T(floats_nil_bool_round_trip),
        T(float32_is_a_wrong_type),
        T(str_and_bin_round_trip_at_every_header_size), T(str_and_bin_limits),
-       T(array_and_map_headers), T(absurd_declared_counts_fail_before_anything),
+       T(bin_n_takes_exactly_n_bytes), T(array_and_map_headers),
+       T(absurd_declared_counts_fail_before_anything),
        T(wrong_types_are_malformed), T(byte_c1_is_never_valid),
        T(errors_are_sticky), T(value_reads_every_scalar),
        T(value_rejects_containers_bool_ext), T(skip_respects_depth),
