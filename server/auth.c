@@ -26,24 +26,24 @@ role_of(enum roster_role r)
 }
 
 int
-auth_check_roster(struct server *srv, const uint8_t *bytes, size_t len,
-                  uint64_t *version, const char **why)
+auth_decode(struct server *srv, const uint8_t *bytes, size_t len,
+            struct roster **out, const char **why)
 {
-    struct roster *r = NULL;
     struct kz_sign_pk admin;
     int err;
 
+    *out = NULL;
     if (!srv->have_admin) {
         *why = "this server trusts no admin key yet (kzsyncd trust)";
         return -KZ_EAUTH;
     }
     memcpy(admin.b, srv->admin_pk, sizeof(admin.b));
-    err = roster_decode(&r, bytes, len, &admin, why);
+    err = roster_decode(out, bytes, len, &admin, why);
     if (err)
         return err;
-    *version = roster_version(r);
-    roster_free(r);
-    if (*version <= srv->roster_version) {
+    if (roster_version(*out) <= srv->roster_version) {
+        roster_free(*out);
+        *out = NULL;
         *why = "the server has this roster version or a newer one";
         return -KZ_EVERSION;
     }
@@ -51,30 +51,27 @@ auth_check_roster(struct server *srv, const uint8_t *bytes, size_t len,
 }
 
 int
-auth_load(struct server *srv, const uint8_t *bytes, size_t len,
-          const char **why)
+auth_install(struct server *srv, struct roster *r)
 {
-    struct roster *r = NULL;
-    struct kz_sign_pk admin;
-    int err;
-
-    if (!srv->have_admin) {
-        *why = "no admin key trusted";
-        return -KZ_EAUTH;
-    }
-    memcpy(admin.b, srv->admin_pk, sizeof(admin.b));
-    err = roster_decode(&r, bytes, len, &admin, why);
-    if (err)
-        return err;
     if (roster_version(r) <= srv->roster_version) {
         roster_free(r);
-        *why = "older roster";
         return -KZ_EVERSION;
     }
     roster_free(srv->roster);
     srv->roster = r;
     srv->roster_version = roster_version(r);
     return 0;
+}
+
+int
+auth_load(struct server *srv, const uint8_t *bytes, size_t len,
+          const char **why)
+{
+    struct roster *r;
+    int err;
+
+    err = auth_decode(srv, bytes, len, &r, why);
+    return err ? err : auth_install(srv, r);
 }
 
 int

@@ -128,6 +128,13 @@ int session_reads(const struct session *s, const char *scope);
 
 /* auth.c: the roster as the server uses it. */
 enum { AUTH_ROLE_ADMIN = 1, AUTH_ROLE_SITE = 2, AUTH_ROLE_OBSERVER = 3 };
+/* The roster ${bytes} if the trusted admin signed it and it is newer than
+ * the one in force (else -KZ_EAUTH, a decode error or -KZ_EVERSION). */
+int auth_decode(struct server *srv, const uint8_t *bytes, size_t len,
+                struct roster **out, const char **why);
+/* Puts ${r} in force (takes it), unless one as new is: -KZ_EVERSION. */
+int auth_install(struct server *srv, struct roster *r);
+/* auth_decode, then auth_install. */
 int auth_load(struct server *srv, const uint8_t *bytes, size_t len,
               const char **why);
 int auth_admit(struct server *srv, const struct kz_dh_pk *key,
@@ -137,8 +144,6 @@ int auth_may_write(const struct server *srv, const struct member *m,
 int auth_may_read(const struct server *srv, const struct member *m,
                   const char *scope);
 void auth_free(struct server *srv);
-int auth_check_roster(struct server *srv, const uint8_t *bytes, size_t len,
-                      uint64_t *version, const char **why);
 
 /* server.c */
 void server_session_gone(struct server *srv, struct session *s);

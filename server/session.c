@@ -30,6 +30,7 @@
 #include "err.h"
 #include "errcode.h"
 #include "log.h"
+#include "roster.h"
 #include "seal.h"
 
 #include "server_int.h"
@@ -666,8 +667,7 @@ session_notify(struct session *s, const char *scope, uint64_t seq)
 struct roster_ctx {
     struct session *s; /* borrowed; refs held */
     uint32_t req;      /* the ROSTER_PUT */
-    uint8_t *bytes;    /* a copy, to load once durable */
-    size_t len;
+    struct roster *r;  /* decoded and verified; in force once durable */
 };
 
 static void
@@ -675,12 +675,13 @@ on_roster_stored(void *data, int status, uint64_t version)
 {
     struct roster_ctx *x = data;
     struct session *s = x->s;
-    const char *why = NULL;
     int err = status;
 
     s->refs--;
     if (err == 0)
-        err = auth_load(s->srv, x->bytes, x->len, &why);
+        err = auth_install(s->srv, x->r);
+    else
+        roster_free(x->r);
     if (err == 0) {
         kz_log_info("roster version %llu stored", (unsigned long long)version);
         server_roster_changed(s->srv);
@@ -697,11 +698,10 @@ on_roster_stored(void *data, int status, uint64_t version)
                        "the server has this roster version or a newer one");
         } else {
             send_error(s, x->req, KZ_WIRE_STORE,
-                       why ? why : "the roster could not be stored");
+                       "the roster could not be stored");
         }
         session_flush(s);
     }
-    kz_free(x->bytes);
     kz_free(x);
     maybe_free(s);
 }
@@ -710,12 +710,12 @@ static void
 on_roster_put(struct session *s, const struct kz_msg_roster_put *p)
 {
     struct roster_ctx *x;
+    struct roster *r = NULL;
     uint8_t *copy;
-    uint64_t version = 0;
     const char *why = NULL;
     int err;
 
-    err = auth_check_roster(s->srv, p->roster.p, p->roster.len, &version, &why);
+    err = auth_decode(s->srv, p->roster.p, p->roster.len, &r, &why);
     if (err) {
         kz_log_warn("session %llu: roster refused: %s",
                     (unsigned long long)s->id, why ? why : kz_err_name(err));
@@ -724,26 +724,22 @@ on_roster_put(struct session *s, const struct kz_msg_roster_put *p)
     }
     x = kz_calloc(1, sizeof(*x));
     copy = kz_malloc(p->roster.len);
-    if (x)
-        x->bytes = kz_malloc(p->roster.len);
-    if (x == NULL || copy == NULL || x->bytes == NULL) {
-        if (x)
-            kz_free(x->bytes);
+    if (x == NULL || copy == NULL) {
+        roster_free(r);
         kz_free(x);
         kz_free(copy);
         send_error(s, p->req, KZ_WIRE_BUSY, "out of memory");
         return;
     }
     memcpy(copy, p->roster.p, p->roster.len);
-    memcpy(x->bytes, p->roster.p, p->roster.len);
-    x->len = p->roster.len;
     x->s = s;
     x->req = p->req;
-    err = store_roster_put(s->srv->store, version, &copy, p->roster.len,
-                           on_roster_stored, x);
+    x->r = r;
+    err = store_roster_put(s->srv->store, roster_version(r), &copy,
+                           p->roster.len, on_roster_stored, x);
     if (err) {
         kz_free(copy);
-        kz_free(x->bytes);
+        roster_free(r);
         kz_free(x);
         send_error(s, p->req, KZ_WIRE_BUSY, "the server is busy; retry later");
         return;
