@@ -26,6 +26,12 @@
  *       <epoch>" line per key that opens it.  Exit 0.
  *   sectool keys DIR
  *       lists "<scope> <epoch>" for every key DIR's device can open.
+ *   sectool roster DIR replay|flipped|forged
+ *       connects as DIR's device and sends ROSTER_PUT with the roster DIR
+ *       holds: as it is (replay), with one byte of its signed body flipped
+ *       (flipped), or a roster of DIR's own making, one version newer,
+ *       naming DIR's key as the admin key and signed with it (forged).  Prints
+ * "OK" or "ERROR <CODE> <text>".  Exit 0 when an answer came, 1 otherwise.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -110,8 +116,10 @@ craft(struct kzc *c, const char *scope, uint64_t seq, uint32_t epoch,
 
 struct req {
     struct kzc *c;
-    int kind; /* 'P' push, 'L' pull */
+    int kind; /* 'P' push, 'L' pull, 'R' roster put */
     const char *scope;
+    uint8_t *roster;
+    size_t roster_len;
     uint64_t seq;
     struct crafted cs;
     int answered;
@@ -161,6 +169,11 @@ on_msg(struct conn *conn, const struct kz_msg *m, void *data)
             out.push.body.p = r->cs.body;
             out.push.body.len = r->cs.body_len;
             out.push.sig = r->cs.sig;
+        } else if (r->kind == 'R') {
+            out.type = KZ_MSG_ROSTER_PUT;
+            out.roster_put.req = 1;
+            out.roster_put.roster.p = r->roster;
+            out.roster_put.roster.len = r->roster_len;
         } else {
             struct kz_msg_cursor cur;
             cur.scope.p = r->scope;
@@ -180,6 +193,11 @@ on_msg(struct conn *conn, const struct kz_msg *m, void *data)
         snprintf(r->line, sizeof(r->line), "PUSH_ACK %llu %d",
                  (unsigned long long)m->push_ack.server_seq,
                  m->push_ack.duplicate ? 1 : 0);
+        r->answered = 1;
+        conn_close(conn);
+        return;
+    case KZ_MSG_OK:
+        snprintf(r->line, sizeof(r->line), "OK");
         r->answered = 1;
         conn_close(conn);
         return;
@@ -375,6 +393,42 @@ main(int argc, char **argv)
         kzc_close(&c);
         return rc;
     }
+    if (argc == 4 && strcmp(argv[1], "roster") == 0) {
+        struct req r;
+        int rc;
+        memset(&r, 0, sizeof(r));
+        open_dir(&c, argv[2]);
+        r.c = &c;
+        r.kind = 'R';
+        if (strcmp(argv[3], "forged") == 0) {
+            struct roster *f = NULL;
+            uint64_t v;
+            if (c.roster == NULL || roster_new(&f, &c.id.sign_pk) != 0 ||
+                roster_add_member(f, "forger-1", "HAN", ROSTER_ROLE_ADMIN,
+                                  &c.id.sign_pk, &c.id.dh_pk) != 0)
+                die("cannot forge a roster");
+            for (v = roster_version(c.roster); v > 0; v--)
+                if (roster_bump(f) != 0)
+                    die("cannot forge a roster");
+            if (roster_encode_sign(f, &c.id.sign_sk, &r.roster,
+                                   &r.roster_len) != 0)
+                die("cannot forge a roster");
+            roster_free(f);
+        } else {
+            if (replica_meta_get_blob(c.r, "roster", &r.roster,
+                                      &r.roster_len) != 0 ||
+                r.roster_len < 80)
+                die("no roster held");
+            if (strcmp(argv[3], "flipped") == 0)
+                r.roster[r.roster_len / 2] ^= 0x01;
+            else if (strcmp(argv[3], "replay") != 0)
+                die("roster: replay, flipped or forged");
+        }
+        rc = do_request(&c, &r);
+        kzc_close(&c);
+        kz_free(r.roster);
+        return rc;
+    }
     if (argc == 6 && strcmp(argv[1], "craft") == 0) {
         struct crafted cs;
         open_dir(&c, argv[2]);
@@ -433,6 +487,7 @@ main(int argc, char **argv)
     fprintf(stderr,
             "usage: sectool push DIR SCOPE [SEQ] | pull DIR SCOPE |"
             " craft DIR SCOPE SEQ EPOCH | hdr STORE_DB SCOPE SERVER_SEQ |"
-            " tryopen DIR STORE_DB SCOPE SERVER_SEQ | keys DIR\n");
+            " tryopen DIR STORE_DB SCOPE SERVER_SEQ | keys DIR |"
+            " roster DIR replay|flipped|forged\n");
     return 2;
 }
