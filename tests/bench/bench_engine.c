@@ -48,6 +48,7 @@
 #include "err.h"
 #include "replica.h"
 
+#include "bench_net.h"
 #include "bench_workload.h"
 
 #define SCOPE "network"
@@ -63,34 +64,12 @@ static const char UPDATE_SQL[] = "UPDATE item SET qty = qty + 1";
 static const struct track_decl NET = {"network", NULL, NULL, NULL, NULL, NULL};
 
 static void
-die(const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    fprintf(stderr, "bench_engine: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
-    va_end(ap);
-    exit(1);
-}
-
-static double
-now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void
 exec_ok(sqlite3 *db, const char *sql)
 {
     char *msg = NULL;
 
     if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
-        die("%s: %s", sql, msg ? msg : "?");
+        bn_die("%s: %s", sql, msg ? msg : "?");
 }
 
 static sqlite3_stmt *
@@ -99,7 +78,7 @@ prep(sqlite3 *db, const char *sql)
     sqlite3_stmt *st = NULL;
 
     if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-        die("prepare %s: %s", sql, sqlite3_errmsg(db));
+        bn_die("prepare %s: %s", sql, sqlite3_errmsg(db));
     return st;
 }
 
@@ -127,7 +106,7 @@ plain_open(const char *dir, const char *name)
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
                             SQLITE_OPEN_NOMUTEX,
                         NULL) != SQLITE_OK)
-        die("open %s", path);
+        bn_die("open %s", path);
     sqlite3_busy_timeout(db, 10000);
     sqlite3_extended_result_codes(db, 1);
     exec_ok(db, PRAGMAS);
@@ -156,10 +135,10 @@ replica_new(const char *dir, const char *name, enum replica_role role,
     o.no_schema = 1;
     snprintf(path, sizeof(path), "%s/%s", dir, name);
     if ((err = replica_create(&r, path, &o)))
-        die("replica_create: %s", replica_errmsg(NULL));
+        bn_die("replica_create: %s", replica_errmsg(NULL));
     exec_ok(replica_db(r), BW_CREATE_SQL);
     if ((err = replica_track(r, "item", &NET)))
-        die("replica_track: %s", replica_errmsg(r));
+        bn_die("replica_track: %s", replica_errmsg(r));
     return r;
 }
 
@@ -170,8 +149,8 @@ insert_rows(sqlite3 *db, const struct rowdata *d, int n)
     const char *what;
     double secs = 0;
 
-    if ((what = bw_insert(db, d, n, now_s, &secs)) != NULL)
-        die("%s: %s", what, sqlite3_errmsg(db));
+    if ((what = bw_insert(db, d, n, bn_now, &secs)) != NULL)
+        bn_die("%s: %s", what, sqlite3_errmsg(db));
     return secs;
 }
 
@@ -183,16 +162,16 @@ update_rows(sqlite3 *db, int n)
     sqlite3_stmt *b = prep(db, "BEGIN IMMEDIATE"), *c = prep(db, "COMMIT");
     double t0, t1;
 
-    t0 = now_s();
+    t0 = bn_now();
     if (sqlite3_step(b) != SQLITE_DONE)
-        die("BEGIN: %s", sqlite3_errmsg(db));
+        bn_die("BEGIN: %s", sqlite3_errmsg(db));
     if (sqlite3_step(up) != SQLITE_DONE)
-        die("update: %s", sqlite3_errmsg(db));
+        bn_die("update: %s", sqlite3_errmsg(db));
     if (sqlite3_changes(db) != n)
-        die("update changed %d rows, not %d", sqlite3_changes(db), n);
+        bn_die("update changed %d rows, not %d", sqlite3_changes(db), n);
     if (sqlite3_step(c) != SQLITE_DONE)
-        die("COMMIT: %s", sqlite3_errmsg(db));
-    t1 = now_s();
+        bn_die("COMMIT: %s", sqlite3_errmsg(db));
+    t1 = bn_now();
     sqlite3_finalize(up);
     sqlite3_finalize(b);
     sqlite3_finalize(c);
@@ -202,12 +181,12 @@ update_rows(sqlite3 *db, int n)
 static double
 build(struct replica *r, uint32_t max_cells, int *made)
 {
-    double t0 = now_s(), t1;
+    double t0 = bn_now(), t1;
     int rc = replica_build(r, max_cells);
 
-    t1 = now_s();
+    t1 = bn_now();
     if (rc < 0)
-        die("replica_build: %s (%s)", kz_err_name(rc), replica_errmsg(r));
+        bn_die("replica_build: %s (%s)", kz_err_name(rc), replica_errmsg(r));
     *made = rc;
     return t1 - t0;
 }
@@ -230,13 +209,13 @@ csset_load(struct replica *r, struct csset *s)
         struct replica_cs cs;
         rc = replica_outbox_get(r, SCOPE, seq, &cs);
         if (rc < 0)
-            die("replica_outbox_get: %s", kz_err_name(rc));
+            bn_die("replica_outbox_get: %s", kz_err_name(rc));
         if (rc == 0)
             break;
         seq = cs.hdr.author_seq;
         s->cs = realloc(s->cs, (size_t)(s->n + 1) * sizeof(*s->cs));
         if (s->cs == NULL)
-            die("out of memory");
+            bn_die("out of memory");
         s->cs[s->n++] = cs;
         s->cells += cs.hdr.n_cells;
         s->bytes += cs.hdr_len + cs.body_len;
@@ -262,19 +241,20 @@ apply_all(struct replica *r, const struct csset *s, uint64_t *won)
     int i, rc;
 
     *won = 0;
-    t0 = now_s();
+    t0 = bn_now();
     for (i = 0; i < s->n; i++) {
         struct apply_stats st;
         rc = replica_apply(r, &s->cs[i].hdr, s->cs[i].body, s->cs[i].body_len,
                            &st);
         if (rc != 0)
-            die("replica_apply: %s (%s)", kz_err_name(rc), replica_errmsg(r));
+            bn_die("replica_apply: %s (%s)", kz_err_name(rc),
+                   replica_errmsg(r));
         if (st.quarantined || st.duplicate || st.conflicts)
-            die("apply: %u quarantined, dup %d, %u conflicts", st.quarantined,
-                st.duplicate, st.conflicts);
+            bn_die("apply: %u quarantined, dup %d, %u conflicts",
+                   st.quarantined, st.duplicate, st.conflicts);
         *won += st.cells_won;
     }
-    t1 = now_s();
+    t1 = bn_now();
     return t1 - t0;
 }
 
@@ -308,63 +288,13 @@ have_dbstat(sqlite3 *db)
 }
 
 static void
-rm_rf(const char *dir)
-{
-    char cmd[700];
-
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        die("%s failed", cmd);
-}
-
-static void
 mk_tmp(char *out, size_t len, const char *tag)
 {
     const char *base = getenv("TMPDIR");
 
     snprintf(out, len, "%s/kzbench-%s.XXXXXX", base ? base : "/tmp", tag);
     if (mkdtemp(out) == NULL)
-        die("mkdtemp %s: %s", out, strerror(errno));
-}
-
-static int
-cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double
-median(const double *v, int n)
-{
-    double tmp[64];
-    int i;
-
-    for (i = 0; i < n; i++)
-        tmp[i] = v[i];
-    qsort(tmp, (size_t)n, sizeof(double), cmp_double);
-    return n % 2 ? tmp[n / 2] : (tmp[n / 2 - 1] + tmp[n / 2]) / 2;
-}
-
-/* "VmHWM:" etc. of /proc/self/status, in kB. */
-static long
-proc_kb(const char *field)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    size_t n = strlen(field);
-    long v = -1;
-
-    if (f == NULL)
-        return -1;
-    while (fgets(line, sizeof(line), f)) {
-        if (strncmp(line, field, n) == 0) {
-            v = strtol(line + n, NULL, 10);
-            break;
-        }
-    }
-    fclose(f);
-    return v;
+        bn_die("mkdtemp %s: %s", out, strerror(errno));
 }
 
 /*
@@ -389,11 +319,11 @@ apply_child(const char *adir, const char *bdir)
     b = replica_new(bdir, "b", REPLICA_ROLE_SITE, (uint64_t)getpid() * 7919);
     snprintf(path, sizeof(path), "%s/a/replica.db", adir);
     if (sqlite3_open_v2(path, &a, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK)
-        die("open %s", path);
+        bn_die("open %s", path);
     st = prep(a, "SELECT hdr, body FROM kz_outbox WHERE scope = '" SCOPE
                  "' ORDER BY seq");
-    rss0 = proc_kb("VmRSS:");
-    t0 = now_s();
+    rss0 = bn_proc_kb(0, "VmRSS:");
+    t0 = bn_now();
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         struct kz_cs_header h;
         struct apply_stats as;
@@ -401,20 +331,21 @@ apply_child(const char *adir, const char *bdir)
             kz_cs_header_decode(&h, sqlite3_column_blob(st, 0),
                                 (size_t)sqlite3_column_bytes(st, 0), NULL);
         if (err)
-            die("header: %s", kz_err_name(err));
+            bn_die("header: %s", kz_err_name(err));
         err = replica_apply(b, &h, sqlite3_column_blob(st, 1),
                             (size_t)sqlite3_column_bytes(st, 1), &as);
         if (err)
-            die("replica_apply: %s (%s)", kz_err_name(err), replica_errmsg(b));
+            bn_die("replica_apply: %s (%s)", kz_err_name(err),
+                   replica_errmsg(b));
         cells += as.cells_won;
         n++;
     }
-    t1 = now_s();
+    t1 = bn_now();
     if (rc != SQLITE_DONE)
-        die("outbox: %s", sqlite3_errmsg(a));
+        bn_die("outbox: %s", sqlite3_errmsg(a));
     getrusage(RUSAGE_SELF, &ru);
     printf("%d %llu %ld %ld %ld %.3f\n", n, (unsigned long long)cells, rss0,
-           proc_kb("VmHWM:"), ru.ru_maxrss, t1 - t0);
+           bn_proc_kb(0, "VmHWM:"), ru.ru_maxrss, t1 - t0);
     sqlite3_finalize(st);
     sqlite3_close(a);
     replica_free(b);
@@ -456,48 +387,17 @@ mem_run(const char *self, const struct rowdata *d, int rows, uint32_t max_cells,
     replica_free(a);
     snprintf(bdir, sizeof(bdir), "%s/bchild", dir);
     if (mkdir(bdir, 0700) != 0)
-        die("mkdir %s", bdir);
+        bn_die("mkdir %s", bdir);
     snprintf(cmd, sizeof(cmd), "'%s' --apply-child '%s' '%s'", self, dir, bdir);
     p = popen(cmd, "r");
     if (p == NULL || fscanf(p, "%d %llu %ld %ld %ld %lf", &m->n_cs, &m->cells,
                             &m->rss0, &m->hwm, &m->maxrss, &m->secs) != 6)
-        die("%s: no result", cmd);
+        bn_die("%s: no result", cmd);
     if (pclose(p) != 0)
-        die("%s failed", cmd);
+        bn_die("%s failed", cmd);
     if (m->n_cs != made)
-        die("child applied %d changesets of %d", m->n_cs, made);
-    rm_rf(dir);
-}
-
-static void
-print_machine(int argc, char **argv)
-{
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    char line[512], cpu[256] = "?";
-    struct utsname u;
-    int i;
-
-    while (f && fgets(line, sizeof(line), f)) {
-        if (strncmp(line, "model name", 10) == 0) {
-            char *c = strchr(line, ':');
-            if (c) {
-                c += 1 + (c[1] == ' ');
-                c[strcspn(c, "\n")] = '\0';
-                snprintf(cpu, sizeof(cpu), "%s", c);
-            }
-            break;
-        }
-    }
-    if (f)
-        fclose(f);
-    printf("command:");
-    for (i = 0; i < argc; i++)
-        printf(" %s", argv[i]);
-    printf("\n");
-    if (uname(&u) == 0)
-        printf("machine: %s %s %s, nproc %ld, CPU %s\n", u.sysname, u.release,
-               u.machine, sysconf(_SC_NPROCESSORS_ONLN), cpu);
-    printf("sqlite:  %s (%s)\n", sqlite3_libversion(), sqlite3_sourceid());
+        bn_die("child applied %d changesets of %d", m->n_cs, made);
+    bn_rm_rf(dir);
 }
 
 int
@@ -518,6 +418,7 @@ main(int argc, char **argv)
     int digest_ok = -1;
     const char *tmpbase = getenv("TMPDIR");
 
+    bn_prog = "bench_engine";
     if (argc == 4 && strcmp(argv[1], "--apply-child") == 0)
         return apply_child(argv[2], argv[3]);
     for (i = 1; i < argc; i++) {
@@ -528,16 +429,18 @@ main(int argc, char **argv)
         else if (strcmp(argv[i], "--no-mem") == 0)
             do_mem = 0;
         else
-            die("usage: bench_engine [--reps N (1-64)] [--rows N] [--no-mem]");
+            bn_die(
+                "usage: bench_engine [--reps N (1-64)] [--rows N] [--no-mem]");
     }
     if (reps < 1 || reps > 64 || rows < 100)
-        die("usage: bench_engine [--reps N (1-64)] [--rows N] [--no-mem]");
+        bn_die("usage: bench_engine [--reps N (1-64)] [--rows N] [--no-mem]");
     sl = readlink("/proc/self/exe", self, sizeof(self) - 1);
     if (sl <= 0)
-        die("readlink /proc/self/exe");
+        bn_die("readlink /proc/self/exe");
     self[sl] = '\0';
 
-    print_machine(argc, argv);
+    bn_print_machine(argc, argv);
+    printf("sqlite:  %s (%s)\n", sqlite3_libversion(), sqlite3_sourceid());
     printf("tmpdir:  %s (fresh directory per repetition)\n",
            tmpbase ? tmpbase : "/tmp");
     printf("pragmas, both sides: journal_mode=WAL synchronous=NORMAL "
@@ -552,7 +455,7 @@ main(int argc, char **argv)
 
     d = gen_rows(rows);
     if (d == NULL)
-        die("out of memory");
+        bn_die("out of memory");
     for (r = 0; r < reps; r++) {
         char dir[512];
         struct replica *a, *b;
@@ -580,7 +483,7 @@ main(int argc, char **argv)
         }
         bld[r] = build(a, 0, &n_cs);
         if (sql_int(replica_db(a), "SELECT count(*) FROM kz_clock") != rows)
-            die("kz_clock does not have %d rows", rows);
+            bn_die("kz_clock does not have %d rows", rows);
 
         /* d. sizes after (a). */
         if (r == 0) {
@@ -617,15 +520,15 @@ main(int argc, char **argv)
         }
         cells_applied = won;
         if (sql_int(replica_db(b), "SELECT count(*) FROM item") != rows)
-            die("apply: B does not have %d rows", rows);
+            bn_die("apply: B does not have %d rows", rows);
         if (r == 0) {
             uint8_t da[32], db_[32];
             if (replica_digest(a, SCOPE, da) != 0 ||
                 replica_digest(b, SCOPE, db_) != 0)
-                die("replica_digest failed");
+                bn_die("replica_digest failed");
             digest_ok = memcmp(da, db_, 32) == 0;
             if (!digest_ok)
-                die("A and B differ after apply");
+                bn_die("A and B differ after apply");
         }
         csset_free(&cs);
         replica_free(b);
@@ -643,7 +546,7 @@ main(int argc, char **argv)
 
         replica_free(a);
         sqlite3_close(p1);
-        rm_rf(dir);
+        bn_rm_rf(dir);
         fprintf(stderr,
                 "rep %d: insert %.3f/%.3f build %.3f update %.3f/%.3f "
                 "build %.3f apply %.3f/%.3f\n",
@@ -652,10 +555,10 @@ main(int argc, char **argv)
     }
 
     {
-        double ik = median(ins_k, reps), ip = median(ins_p, reps);
-        double b1 = median(bld, reps), b2 = median(bld2, reps);
-        double uk = median(upd_k, reps), up = median(upd_p, reps);
-        double ak = median(app_k, reps), ap = median(app_p, reps);
+        double ik = bn_median(ins_k, reps), ip = bn_median(ins_p, reps);
+        double b1 = bn_median(bld, reps), b2 = bn_median(bld2, reps);
+        double uk = bn_median(upd_k, reps), up = bn_median(upd_p, reps);
+        double ak = bn_median(app_k, reps), ap = bn_median(app_p, reps);
         double ib[64], ub[64];
 
         for (r = 0; r < reps; r++) {
@@ -673,7 +576,7 @@ main(int argc, char **argv)
                b1, "-");
         printf("a. insert + build                        %8.3f s %8.3f s %6.2fx"
                "\n",
-               median(ib, reps), ip, median(ib, reps) / ip);
+               bn_median(ib, reps), ip, bn_median(ib, reps) / ip);
         printf("b. UPDATE 1 column of every row, 1 stmt  %8.3f s %8.3f s %6.2fx"
                "  <= 2x\n",
                uk, up, uk / up);
@@ -681,7 +584,7 @@ main(int argc, char **argv)
                b2, "-");
         printf("b. update + build                        %8.3f s %8.3f s %6.2fx"
                "\n",
-               median(ub, reps), up, median(ub, reps) / up);
+               bn_median(ub, reps), up, bn_median(ub, reps) / up);
         printf("c. apply %3d cs into empty replica       %8.3f s %8.3f s %6.2fx"
                "  <= 2.5x\n",
                n_cs, ak, ap, ak / ap);

@@ -475,27 +475,6 @@ cpu_self(void)
            (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
 }
 
-static double
-proc_cpu_s(pid_t pid)
-{
-    char path[64], buf[2048], *p;
-    unsigned long ut = 0, stt = 0;
-    FILE *f;
-    int i;
-
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    f = fopen(path, "r");
-    if (f == NULL || fgets(buf, sizeof(buf), f) == NULL)
-        bn_die("read %s", path);
-    fclose(f);
-    p = strrchr(buf, ')');
-    for (i = 0; p && i < 12; i++)
-        p = strchr(p + 1, ' ');
-    if (p == NULL || sscanf(p + 1, "%lu %lu", &ut, &stt) != 2)
-        bn_die("parse %s", path);
-    return (double)(ut + stt) / (double)sysconf(_SC_CLK_TCK);
-}
-
 static int
 cmp_d(const void *a, const void *b)
 {
@@ -576,10 +555,10 @@ run_push(const struct dev *devs, int clients, int window, double secs,
         bn_die("out of memory");
     prepare(&g, per);
     c0 = cpu_self();
-    s0 = proc_cpu_s(n.pid);
+    s0 = bn_proc_cpu_s(n.pid);
     gen_run(&g);
     c1 = cpu_self();
-    s1 = proc_cpu_s(n.pid);
+    s1 = bn_proc_cpu_s(n.pid);
     if (g.failed)
         bn_die("push run failed: %s (server log %s)", g.why, n.srvlog);
     if (g.exhausted)

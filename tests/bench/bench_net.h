@@ -34,7 +34,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define BN_REFERENCE_SQL "/work/shared/sample-data/01_reference.sql"
+#ifndef BN_REFERENCE_SQL /* set by tests/bench/CMakeLists.txt */
+#error "BN_REFERENCE_SQL (the sample network's 01_reference.sql) is not set"
+#endif
 
 static const char *bn_prog = "bench";
 static char bn_kzsync[1100], bn_kzsyncd[1100];
@@ -350,6 +352,28 @@ bn_proc_kb(pid_t pid, const char *field)
     return v;
 }
 
+/* utime + stime of a running process, seconds. */
+static inline double
+bn_proc_cpu_s(pid_t pid)
+{
+    char path[64], buf[2048], *p;
+    unsigned long ut = 0, stt = 0;
+    FILE *f;
+    int i;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    f = fopen(path, "r");
+    if (f == NULL || fgets(buf, sizeof(buf), f) == NULL)
+        bn_die("read %s", path);
+    fclose(f);
+    p = strrchr(buf, ')');
+    for (i = 0; p && i < 12; i++)
+        p = strchr(p + 1, ' ');
+    if (p == NULL || sscanf(p + 1, "%lu %lu", &ut, &stt) != 2)
+        bn_die("parse %s", path);
+    return (double)(ut + stt) / (double)sysconf(_SC_CLK_TCK);
+}
+
 /* A server and the state office's device, set up with the real CLI. */
 struct bn_net {
     char root[512];       /* temporary directory */
@@ -484,7 +508,9 @@ bn_median(const double *v, int n)
 
     if (n <= 0)
         return 0;
-    for (i = 0; i < n && i < 64; i++)
+    if (n > 64)
+        n = 64;
+    for (i = 0; i < n; i++)
         tmp[i] = v[i];
     qsort(tmp, (size_t)n, sizeof(double), bn_cmp_double);
     return n % 2 ? tmp[n / 2] : (tmp[n / 2 - 1] + tmp[n / 2]) / 2;

@@ -170,28 +170,6 @@ store_counts(const char *srv, int64_t *n, int64_t *bytes, int64_t *median_sz)
     sqlite3_close(db);
 }
 
-/* utime + stime of a running process, seconds. */
-static double
-proc_cpu_s(pid_t pid)
-{
-    char path[64], buf[2048], *p;
-    unsigned long ut = 0, stt = 0;
-    FILE *f;
-    int i;
-
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    f = fopen(path, "r");
-    if (f == NULL || fgets(buf, sizeof(buf), f) == NULL)
-        bn_die("read %s", path);
-    fclose(f);
-    p = strrchr(buf, ')');
-    for (i = 0; p && i < 12; i++)
-        p = strchr(p + 1, ' ');
-    if (p == NULL || sscanf(p + 1, "%lu %lu", &ut, &stt) != 2)
-        bn_die("parse %s", path);
-    return (double)(ut + stt) / (double)sysconf(_SC_CLK_TCK);
-}
-
 /* Runs a command; wall seconds, and its CPU seconds in *cpu. */
 static double
 time_cmd_cpu(char *const argv[], const char *log, double *cpu)
@@ -291,10 +269,10 @@ run_rep(int r, const struct rowdata *d, int rows, struct rep *o)
     }
     replica_free(land);
     sqlite3_close(p);
-    srv0 = proc_cpu_s(n.pid);
+    srv0 = bn_proc_cpu_s(n.pid);
     o->push = time_cmd_cpu(push_argv, n.log, &o->cpu_push);
     o->pull = time_cmd_cpu(pull_argv, n.log, &o->cpu_pull);
-    o->cpu_srv = proc_cpu_s(n.pid) - srv0;
+    o->cpu_srv = bn_proc_cpu_s(n.pid) - srv0;
     o->e2e = o->ins + o->push + o->pull;
     store_counts(n.srv, &o->n_cs, &o->cs_bytes, &o->cs_median);
     o->n_cs -= n0;
