@@ -95,6 +95,34 @@ struct t_case {
             T_FAIL_("%s == %s: %zu bytes differ", #a, #b, (size_t)(n));        \
     } while (0)
 
+/*
+ * t_slurp(path, len): the whole file ${path}, NUL-terminated (the caller
+ * frees it); its size in *${len} if not NULL.  Fails the test if the file
+ * cannot be read.
+ */
+static inline char *
+t_slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    char *p;
+    long n;
+
+    if (f == NULL)
+        T_FAIL_("cannot open %s", path);
+    if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 ||
+        fseek(f, 0, SEEK_SET) != 0)
+        T_FAIL_("cannot size %s", path);
+    p = malloc((size_t)n + 1);
+    ASSERT(p != NULL);
+    if (fread(p, 1, (size_t)n, f) != (size_t)n)
+        T_FAIL_("short read on %s", path);
+    p[n] = '\0';
+    fclose(f);
+    if (len != NULL)
+        *len = (size_t)n;
+    return p;
+}
+
 static inline int
 t_main_(const struct t_case *cases, size_t n, int argc, char **argv)
 {

@@ -39,31 +39,10 @@ static const struct {
 #define N_CACOPHONY 59
 #define N_SNOW 51
 
-static char *
-slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    long len;
-    char *p;
-
-    if (f == NULL)
-        T_FAIL_("cannot open %s (KZ_SHARED_DIR must hold the vectors)", path);
-    ASSERT(fseek(f, 0, SEEK_END) == 0);
-    len = ftell(f);
-    ASSERT(len > 0);
-    ASSERT(fseek(f, 0, SEEK_SET) == 0);
-    p = malloc((size_t)len + 1);
-    ASSERT(p != NULL);
-    ASSERT(fread(p, 1, (size_t)len, f) == (size_t)len);
-    p[len] = '\0';
-    fclose(f);
-    return p;
-}
-
 static cJSON *
 load(const char *path)
 {
-    char *s = slurp(path);
+    char *s = t_slurp(path, NULL);
     cJSON *j = cJSON_Parse(s);
 
     free(s);

@@ -22,27 +22,6 @@
 
 /* ---- fixture ------------------------------------------------------------ */
 
-static char *
-slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    char *p;
-    long n;
-
-    if (f == NULL)
-        T_FAIL_("cannot open %s", path);
-    if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 ||
-        fseek(f, 0, SEEK_SET) != 0)
-        T_FAIL_("cannot size %s", path);
-    p = malloc((size_t)n + 1);
-    ASSERT(p != NULL);
-    if (fread(p, 1, (size_t)n, f) != (size_t)n)
-        T_FAIL_("short read on %s", path);
-    p[n] = '\0';
-    fclose(f);
-    return p;
-}
-
 static void
 exec_ok(sqlite3 *db, const char *sql)
 {
@@ -72,7 +51,7 @@ open_sample(void)
                 "cond_private_cols TEXT, cond_private_when TEXT, row_filter "
                 "TEXT);");
     for (i = 0; i < N_ELEMS(files); i++) {
-        char *sql = slurp(files[i]);
+        char *sql = t_slurp(files[i], NULL);
         exec_ok(db, sql);
         free(sql);
     }

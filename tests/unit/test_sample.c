@@ -348,27 +348,6 @@ strs_free(struct strs *v)
     free(v->s);
 }
 
-static unsigned char *
-read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    unsigned char *p;
-    long sz;
-
-    ASSERT(f != NULL);
-    ASSERT_EQ(fseek(f, 0, SEEK_END), 0);
-    sz = ftell(f);
-    ASSERT(sz >= 0);
-    rewind(f);
-    p = malloc((size_t)sz + 1);
-    ASSERT(p != NULL);
-    ASSERT_EQ(fread(p, 1, (size_t)sz, f), (size_t)sz);
-    p[sz] = '\0';
-    fclose(f);
-    *len = (size_t)sz;
-    return p;
-}
-
 /*
  * Where ${s} occurs in ${p} as a name, not as the start of a longer word:
  * "Vera" is in "Veranstaltung" and "Jan" in "Januar" without being the
@@ -532,7 +511,7 @@ TEST(state_replica_is_the_privacy_projection)
                  " is_natural_person = 1");
     sql_ok(n.land, "PRAGMA wal_checkpoint(TRUNCATE)");
     snprintf(path, sizeof(path), "%s/land/replica.db", n.dir);
-    bytes = read_file(path, &len);
+    bytes = (unsigned char *)t_slurp(path, &len);
     ASSERT_GT(len, 4096);
     for (i = 0; i < names.n; i++) {
         long at = find_name(bytes, len, names.s[i]);
@@ -556,7 +535,7 @@ TEST(state_replica_is_the_privacy_projection)
     free(bytes);
     sql_ok(n.han, "PRAGMA wal_checkpoint(TRUNCATE)");
     snprintf(path, sizeof(path), "%s/han/replica.db", n.dir);
-    bytes = read_file(path, &len);
+    bytes = (unsigned char *)t_slurp(path, &len);
     ASSERT(find_name(bytes, len, "miriam.luehmann@kz-hannover.example") >= 0);
     ASSERT(find_name(bytes, len, "Ohlsen") >= 0);
     ASSERT(find_name(bytes, len, SECRET) >= 0);
@@ -665,17 +644,10 @@ same_views(sqlite3 *db, const char *who, sqlite3 *ref, const char *site)
     return total;
 }
 
-static char *
-slurp(const char *path)
-{
-    size_t len;
-    return (char *)read_file(path, &len);
-}
-
 static void
 exec_file(sqlite3 *db, const char *path)
 {
-    char *sql = slurp(path), *msg = NULL;
+    char *sql = t_slurp(path, NULL), *msg = NULL;
 
     if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
         T_FAIL_("%s: %s", path, msg ? msg : "?");
