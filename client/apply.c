@@ -242,7 +242,8 @@ write_stmt(struct replica *r, struct tracked *t, int op, uint64_t mask,
            sqlite3_stmt **out)
 {
     struct wcache *w;
-    char *sql = NULL, *s2;
+    sqlite3_str *q;
+    char *sql;
     uint32_t i, k, n = 0;
     int rc;
 
@@ -253,63 +254,39 @@ write_stmt(struct replica *r, struct tracked *t, int op, uint64_t mask,
             return 0;
         }
     }
+    q = sqlite3_str_new(r->db);
     if (op == 2) {
-        sql = sqlite3_mprintf("DELETE FROM \"%w\" WHERE ", t->name);
+        sqlite3_str_appendf(q, "DELETE FROM \"%w\" WHERE ", t->name);
     } else if (op == 0) {
-        sql = sqlite3_mprintf("INSERT INTO \"%w\"(", t->name);
-        for (i = 0; sql && i < t->n_pk; i++) {
-            s2 = sqlite3_mprintf("%s%s\"%w\"", sql, i ? ", " : "", t->pk[i]);
-            sqlite3_free(sql);
-            sql = s2;
+        sqlite3_str_appendf(q, "INSERT INTO \"%w\"(", t->name);
+        for (i = 0; i < t->n_pk; i++)
+            sqlite3_str_appendf(q, "%s\"%w\"", i ? ", " : "", t->pk[i]);
+        for (k = 1; k <= t->n_cols; k++) {
+            if (mask & (UINT64_C(1) << k)) {
+                sqlite3_str_appendf(q, ", \"%w\"", t->cols[k - 1]);
+                n++;
+            }
         }
-        for (k = 1; sql && k <= t->n_cols; k++) {
-            if (!(mask & (UINT64_C(1) << k)))
-                continue;
-            s2 = sqlite3_mprintf("%s, \"%w\"", sql, t->cols[k - 1]);
-            sqlite3_free(sql);
-            sql = s2;
-            n++;
-        }
-        if (sql) {
-            s2 = sqlite3_mprintf("%s) VALUES (", sql);
-            sqlite3_free(sql);
-            sql = s2;
-        }
-        for (i = 0; sql && i < t->n_pk + n; i++) {
-            s2 = sqlite3_mprintf("%s%s?", sql, i ? ", " : "");
-            sqlite3_free(sql);
-            sql = s2;
-        }
-        if (sql) {
-            s2 = sqlite3_mprintf("%s)", sql);
-            sqlite3_free(sql);
-            sql = s2;
-        }
+        sqlite3_str_appendall(q, ") VALUES (");
+        for (i = 0; i < t->n_pk + n; i++)
+            sqlite3_str_appendall(q, i ? ", ?" : "?");
+        sqlite3_str_appendall(q, ")");
     } else {
-        sql = sqlite3_mprintf("UPDATE \"%w\" SET ", t->name);
-        for (k = 1; sql && k <= t->n_cols; k++) {
-            if (!(mask & (UINT64_C(1) << k)))
-                continue;
-            s2 = sqlite3_mprintf("%s%s\"%w\" = ?", sql, n ? ", " : "",
-                                 t->cols[k - 1]);
-            n++;
-            sqlite3_free(sql);
-            sql = s2;
+        sqlite3_str_appendf(q, "UPDATE \"%w\" SET ", t->name);
+        for (k = 1; k <= t->n_cols; k++) {
+            if (mask & (UINT64_C(1) << k)) {
+                sqlite3_str_appendf(q, "%s\"%w\" = ?", n ? ", " : "",
+                                    t->cols[k - 1]);
+                n++;
+            }
         }
-        if (sql) {
-            s2 = sqlite3_mprintf("%s WHERE ", sql);
-            sqlite3_free(sql);
-            sql = s2;
-        }
+        sqlite3_str_appendall(q, " WHERE ");
     }
     if (op != 0) {
-        for (i = 0; sql && i < t->n_pk; i++) {
-            s2 = sqlite3_mprintf("%s%s\"%w\" = ?", sql, i ? " AND " : "",
-                                 t->pk[i]);
-            sqlite3_free(sql);
-            sql = s2;
-        }
+        for (i = 0; i < t->n_pk; i++)
+            sqlite3_str_appendf(q, "%s\"%w\" = ?", i ? " AND " : "", t->pk[i]);
     }
+    sql = sqlite3_str_finish(q);
     if (sql == NULL)
         return -KZ_ENOMEM;
     w = &t->wc[t->wc_next++ % KZ_ARRAY_SIZE(t->wc)];
@@ -1055,27 +1032,21 @@ quarantine_fk_violations(struct actx *a)
             struct tracked *t = tn ? track__by_name(r, tn, strlen(tn)) : NULL;
             sqlite3_stmt *q = NULL;
             struct ckey qk = {NULL, NULL, NULL};
+            sqlite3_str *sb;
             char *sql;
             uint32_t i, k;
 
             if (t == NULL)
                 continue;
             /* Only rows this apply wrote: local rows are not ours to move. */
-            sql =
-                sqlite3_mprintf("SELECT %s", t->n_pk > 1 ? "json_array(" : "");
-            for (i = 0; sql && i < t->n_pk; i++) {
-                char *s2 =
-                    sqlite3_mprintf("%s%s\"%w\"", sql, i ? ", " : "", t->pk[i]);
-                sqlite3_free(sql);
-                sql = s2;
-            }
-            if (sql) {
-                char *s2 =
-                    sqlite3_mprintf("%s%s, * FROM \"%w\" WHERE rowid = ?", sql,
-                                    t->n_pk > 1 ? ")" : "", t->name);
-                sqlite3_free(sql);
-                sql = s2;
-            }
+            sb = sqlite3_str_new(r->db);
+            sqlite3_str_appendf(sb, "SELECT %s",
+                                t->n_pk > 1 ? "json_array(" : "");
+            for (i = 0; i < t->n_pk; i++)
+                sqlite3_str_appendf(sb, "%s\"%w\"", i ? ", " : "", t->pk[i]);
+            sqlite3_str_appendf(sb, "%s, * FROM \"%w\" WHERE rowid = ?",
+                                t->n_pk > 1 ? ")" : "", t->name);
+            sql = sqlite3_str_finish(sb);
             if (sql == NULL) {
                 err = -KZ_ENOMEM;
                 break;

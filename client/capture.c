@@ -117,26 +117,18 @@ replica__row_stmt(struct replica *r, struct tracked *t, const struct pkvals *pv,
     int rc;
 
     if (t->row_st == NULL) {
-        char *sql = sqlite3_mprintf("SELECT ");
-        for (i = 0; sql && i < t->n_cols; i++) {
-            char *s2 = sqlite3_mprintf("%s\"%w\", ", sql, t->cols[i]);
-            sqlite3_free(sql);
-            sql = s2;
-        }
-        if (sql) {
-            char *s2 =
-                sqlite3_mprintf("%s(%s), (%s) FROM \"%w\" WHERE ", sql,
-                                t->cond_when ? t->cond_when : "0",
-                                t->row_filter ? t->row_filter : "1", t->name);
-            sqlite3_free(sql);
-            sql = s2;
-        }
-        for (i = 0; sql && i < t->n_pk; i++) {
-            char *s2 = sqlite3_mprintf("%s%s\"%w\" = ?", sql, i ? " AND " : "",
-                                       t->pk[i]);
-            sqlite3_free(sql);
-            sql = s2;
-        }
+        sqlite3_str *q = sqlite3_str_new(r->db);
+        char *sql;
+
+        sqlite3_str_appendall(q, "SELECT ");
+        for (i = 0; i < t->n_cols; i++)
+            sqlite3_str_appendf(q, "\"%w\", ", t->cols[i]);
+        sqlite3_str_appendf(q, "(%s), (%s) FROM \"%w\" WHERE ",
+                            t->cond_when ? t->cond_when : "0",
+                            t->row_filter ? t->row_filter : "1", t->name);
+        for (i = 0; i < t->n_pk; i++)
+            sqlite3_str_appendf(q, "%s\"%w\" = ?", i ? " AND " : "", t->pk[i]);
+        sql = sqlite3_str_finish(q);
         if (sql == NULL)
             return -KZ_ENOMEM;
         rc = sqlite3_prepare_v3(r->db, sql, -1, SQLITE_PREPARE_PERSISTENT,

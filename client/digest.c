@@ -107,44 +107,30 @@ digest_table(struct replica *r, struct tracked *t, const char *scope,
     const char *site = NULL;
     enum part part = table_part(t, scope, &site);
     sqlite3_stmt *st = NULL;
+    sqlite3_str *q;
     char *sql;
     uint32_t i, k;
     int rc, hashed_name = 0;
 
     if (part == PART_NONE)
         return 0;
-    sql = sqlite3_mprintf("SELECT ");
-    for (i = 0; sql && i < t->n_pk; i++) {
-        char *s2 = sqlite3_mprintf("%s\"%w\", ", sql, t->pk[i]);
-        sqlite3_free(sql);
-        sql = s2;
-    }
-    for (k = 0; sql && k < t->n_cols; k++) {
-        char *s2 = sqlite3_mprintf("%s\"%w\", ", sql, t->cols[k]);
-        sqlite3_free(sql);
-        sql = s2;
-    }
-    if (sql) {
-        char *owner = t->owner_col
-                          ? sqlite3_mprintf("(SELECT code FROM site WHERE id ="
-                                            " \"%w\")",
-                                            t->owner_col)
-                          : sqlite3_mprintf("NULL");
-        char *s2 =
-            owner ? sqlite3_mprintf("%s(%s), (%s), %s FROM \"%w\" ORDER BY ",
-                                    sql, t->cond_when ? t->cond_when : "0",
-                                    t->row_filter ? t->row_filter : "1", owner,
-                                    t->name)
-                  : NULL;
-        sqlite3_free(owner);
-        sqlite3_free(sql);
-        sql = s2;
-    }
-    for (i = 0; sql && i < t->n_pk; i++) {
-        char *s2 = sqlite3_mprintf("%s%s\"%w\"", sql, i ? ", " : "", t->pk[i]);
-        sqlite3_free(sql);
-        sql = s2;
-    }
+    q = sqlite3_str_new(r->db);
+    sqlite3_str_appendall(q, "SELECT ");
+    for (i = 0; i < t->n_pk; i++)
+        sqlite3_str_appendf(q, "\"%w\", ", t->pk[i]);
+    for (k = 0; k < t->n_cols; k++)
+        sqlite3_str_appendf(q, "\"%w\", ", t->cols[k]);
+    sqlite3_str_appendf(q, "(%s), (%s), ", t->cond_when ? t->cond_when : "0",
+                        t->row_filter ? t->row_filter : "1");
+    if (t->owner_col)
+        sqlite3_str_appendf(q, "(SELECT code FROM site WHERE id = \"%w\")",
+                            t->owner_col);
+    else
+        sqlite3_str_appendall(q, "NULL");
+    sqlite3_str_appendf(q, " FROM \"%w\" ORDER BY ", t->name);
+    for (i = 0; i < t->n_pk; i++)
+        sqlite3_str_appendf(q, "%s\"%w\"", i ? ", " : "", t->pk[i]);
+    sql = sqlite3_str_finish(q);
     if (sql == NULL)
         return -KZ_ENOMEM;
     rc = sqlite3_prepare_v2(r->db, sql, -1, &st, NULL);
