@@ -74,22 +74,11 @@ assert_ne() {
 }
 
 kz_cleanup() {
-    local rc=$?
+    local rc=$? log=
     trap - EXIT INT TERM
     kz_stop_all
-    if [ "$rc" -eq 0 ] && [ "$KZ_OK" -eq 1 ]; then
-        rm -rf "$KZ_WORK"
-        printf '[%s] PASS in %ds\n' "$KZ_TEST" "$((SECONDS - KZ_T0))" >&2
-    else
-        [ "$rc" -eq 0 ] && rc=1
-        printf '[%s] failed (rc %d) after %ds; work dir kept: %s\n' \
-            "$KZ_TEST" "$rc" "$((SECONDS - KZ_T0))" "$KZ_WORK" >&2
-        if [ -n "$KZ_SRV_DIR" ] && [ -f "$KZ_SRV_DIR.log" ]; then
-            printf '[%s] last lines of the server log:\n' "$KZ_TEST" >&2
-            tail -n 25 "$KZ_SRV_DIR.log" >&2
-        fi
-    fi
-    exit "$rc"
+    [ -n "$KZ_SRV_DIR" ] && log=$KZ_SRV_DIR.log
+    kz_finish "$rc" "$KZ_OK" "$KZ_TEST" "$KZ_T0" "$KZ_WORK" "$log"
 }
 
 # kz_setup NAME KZSYNC KZSYNCD DATA [HOSTILE] [SLOT]

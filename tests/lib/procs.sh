@@ -3,8 +3,8 @@
 #
 # Every background process is started through kz_bg, which records its pid;
 # the test's EXIT trap calls kz_stop_all, which stops (TERM, then KILL) and
-# reaps every one still recorded, whatever way the script ends.  Every wait
-# is bounded.
+# reaps every one still recorded, whatever way the script ends, then
+# kz_finish.  Every wait is bounded.
 
 KZ_PIDS=()
 KZ_LAST_PID=
@@ -58,6 +58,27 @@ kz_stop_all() {
         wait "$pid" 2>/dev/null
     done
     KZ_PIDS=()
+}
+
+# kz_finish RC OK NAME T0 WORK SERVER_LOG: the end of a test's EXIT trap
+# (after kz_stop_all).  RC 0 and OK 1: removes WORK and prints PASS;
+# otherwise keeps WORK, says so with the last lines of SERVER_LOG (if it
+# exists), and turns RC 0 into 1.  Exits with RC.
+kz_finish() {
+    local rc=$1 ok=$2 name=$3 t0=$4 work=$5 log=$6
+    if [ "$rc" -eq 0 ] && [ "$ok" -eq 1 ]; then
+        rm -rf "$work"
+        printf '[%s] PASS in %ds\n' "$name" "$((SECONDS - t0))" >&2
+    else
+        [ "$rc" -eq 0 ] && rc=1
+        printf '[%s] failed (rc %d) after %ds; work dir kept: %s\n' \
+            "$name" "$rc" "$((SECONDS - t0))" "$work" >&2
+        if [ -n "$log" ] && [ -f "$log" ]; then
+            printf '[%s] last lines of the server log:\n' "$name" >&2
+            tail -n 25 "$log" >&2
+        fi
+    fi
+    exit "$rc"
 }
 
 # port_busy PORT: whether a TCP socket of this machine uses PORT.

@@ -57,22 +57,11 @@ fail() {
 assert_eq() { [ "$2" == "$3" ] || fail "$1: expected '$2', got '$3'"; }
 
 sec_cleanup() {
-    local rc=$?
+    local rc=$? log=
     trap - EXIT INT TERM
     kz_stop_all
-    if [ "$rc" -eq 0 ] && [ "$SEC_OK" -eq 1 ]; then
-        rm -rf "$SEC_WORK"
-        printf '[%s] PASS in %ds\n' "$SEC_TEST" "$((SECONDS - SEC_T0))" >&2
-    else
-        [ "$rc" -eq 0 ] && rc=1
-        printf '[%s] failed (rc %d) after %ds; work dir kept: %s\n' \
-            "$SEC_TEST" "$rc" "$((SECONDS - SEC_T0))" "$SEC_WORK" >&2
-        if [ -n "$SRV_DIR" ] && [ -f "$SRV_DIR.log" ]; then
-            printf '[%s] last lines of the server log:\n' "$SEC_TEST" >&2
-            tail -n 15 "$SRV_DIR.log" >&2
-        fi
-    fi
-    exit "$rc"
+    [ -n "$SRV_DIR" ] && log=$SRV_DIR.log
+    kz_finish "$rc" "$SEC_OK" "$SEC_TEST" "$SEC_T0" "$SEC_WORK" "$log"
 }
 
 sec_setup() {
