@@ -1,5 +1,7 @@
 /*
- * bench_net.h: what bench_sync and bench_load share: the paths of the
+ * bench_net.h: what the benchmarks share: dying with a message (stopping
+ * the processes started), the clock, medians, /proc readers, the machine
+ * line; and for bench_sync and bench_load the paths of the
  * built kzsync and kzsyncd (found next to the benchmark executable), running
  * a command and keeping the last line of its stdout, a kzsyncd started and
  * stopped by its pid, and a network set up with the real command line:

@@ -58,39 +58,6 @@ static const char PRAGMAS[] = "PRAGMA journal_mode = WAL;"
                               "PRAGMA recursive_triggers = ON;";
 static const struct track_decl NET = {"network", NULL, NULL, NULL, NULL, NULL};
 
-/* ---- the workload (as bench_engine.c) --------------------------------- */
-
-static void
-exec_ok(sqlite3 *db, const char *sql)
-{
-    char *msg = NULL;
-
-    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
-        bn_die("%s: %s", sql, msg ? msg : "?");
-}
-
-static sqlite3_stmt *
-prep(sqlite3 *db, const char *sql)
-{
-    sqlite3_stmt *st = NULL;
-
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-        bn_die("prepare %s: %s", sql, sqlite3_errmsg(db));
-    return st;
-}
-
-/* Inserts every row in one transaction; returns the seconds it took. */
-static double
-insert_rows(sqlite3 *db, const struct rowdata *d, int n)
-{
-    const char *what;
-    double secs = 0;
-
-    if ((what = bw_insert(db, d, n, bn_now, &secs)) != NULL)
-        bn_die("%s: %s", what, sqlite3_errmsg(db));
-    return secs;
-}
-
 static sqlite3 *
 plain_open(const char *path)
 {
@@ -130,18 +97,6 @@ create_tracked(const char *dir)
     if ((err = replica_track(r, "item", &NET)))
         bn_die("replica_track %s: %s", dir, replica_errmsg(r));
     replica_free(r);
-}
-
-static int64_t
-sql_int(sqlite3 *db, const char *sql)
-{
-    sqlite3_stmt *st = prep(db, sql);
-    int64_t v = 0;
-
-    if (sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return v;
 }
 
 /* Changesets of scope network in the server's store: count, bytes. */

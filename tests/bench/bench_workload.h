@@ -2,7 +2,8 @@
  * bench_workload.h: the engine benchmarks' workload, shared by
  * bench_engine.c and bench_sync.c so both measure the same rows: a TEXT
  * primary key (a random UUID), 4 short TEXT (10-20 bytes), 2 INTEGER, 1 REAL
- * and 1 TEXT of 190-210 bytes, from a fixed seed.
+ * and 1 TEXT of 190-210 bytes, from a fixed seed; and the SQLite helpers
+ * both use (they die through bench_net.h's bn_die).
  */
 #ifndef KZ_BENCH_WORKLOAD_H
 #define KZ_BENCH_WORKLOAD_H
@@ -13,7 +14,9 @@
 
 #include <sqlite3.h>
 
-/* The workload's table, and the INSERT that bw_insert() binds row by row. */
+#include "bench_net.h"
+
+/* The workload's table, and the INSERT that insert_rows() binds row by row. */
 #define BW_CREATE_SQL                                                          \
     "CREATE TABLE item(id TEXT PRIMARY KEY, name TEXT, city TEXT, tag TEXT,"   \
     " code TEXT, qty INTEGER, ver INTEGER, score REAL, note TEXT)"
@@ -80,32 +83,56 @@ gen_rows(int n)
     return d;
 }
 
-/*
- * bw_insert(db, d, n, now, secs): inserts the ${n} rows into `item` in one
- * transaction, the statements prepared before the clock starts; stores the
- * seconds taken (by ${now}) in *secs.  Returns NULL, or what failed (the
- * SQLite message is sqlite3_errmsg(db)).
- */
-static inline const char *
-bw_insert(sqlite3 *db, const struct rowdata *d, int n, double (*now)(void),
-          double *secs)
+/* exec_ok(db, sql): runs ${sql}, or dies. */
+static inline void
+exec_ok(sqlite3 *db, const char *sql)
 {
-    sqlite3_stmt *ins = NULL, *b = NULL, *c = NULL;
-    const char *what = NULL;
-    double t0;
+    char *msg = NULL;
+
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+        bn_die("%s: %s", sql, msg ? msg : "?");
+}
+
+/* prep(db, sql): the prepared ${sql}, or dies. */
+static inline sqlite3_stmt *
+prep(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+        bn_die("prepare %s: %s", sql, sqlite3_errmsg(db));
+    return st;
+}
+
+/* sql_int(db, sql): the first column of ${sql}'s first row (0 if none). */
+static inline int64_t
+sql_int(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st = prep(db, sql);
+    int64_t v = 0;
+
+    if (sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+/*
+ * insert_rows(db, d, n): inserts the ${n} rows into `item` in one
+ * transaction, the statements prepared before the clock starts; returns the
+ * seconds it took, or dies.
+ */
+static inline double
+insert_rows(sqlite3 *db, const struct rowdata *d, int n)
+{
+    sqlite3_stmt *ins = prep(db, BW_INSERT_SQL);
+    sqlite3_stmt *b = prep(db, "BEGIN IMMEDIATE"), *c = prep(db, "COMMIT");
+    double t0, t1;
     int i, j;
 
-    if (sqlite3_prepare_v2(db, BW_INSERT_SQL, -1, &ins, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(db, "BEGIN IMMEDIATE", -1, &b, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(db, "COMMIT", -1, &c, NULL) != SQLITE_OK) {
-        what = "prepare";
-        goto out;
-    }
-    t0 = now();
-    if (sqlite3_step(b) != SQLITE_DONE) {
-        what = "BEGIN";
-        goto out;
-    }
+    t0 = bn_now();
+    if (sqlite3_step(b) != SQLITE_DONE)
+        bn_die("BEGIN: %s", sqlite3_errmsg(db));
     for (i = 0; i < n; i++) {
         sqlite3_bind_text(ins, 1, d[i].id, 36, SQLITE_STATIC);
         for (j = 0; j < 4; j++)
@@ -115,22 +142,17 @@ bw_insert(sqlite3 *db, const struct rowdata *d, int n, double (*now)(void),
         sqlite3_bind_int64(ins, 7, d[i].i2);
         sqlite3_bind_double(ins, 8, d[i].r1);
         sqlite3_bind_text(ins, 9, d[i].note, d[i].note_len, SQLITE_STATIC);
-        if (sqlite3_step(ins) != SQLITE_DONE) {
-            what = "insert";
-            goto out;
-        }
+        if (sqlite3_step(ins) != SQLITE_DONE)
+            bn_die("insert: %s", sqlite3_errmsg(db));
         sqlite3_reset(ins);
     }
-    if (sqlite3_step(c) != SQLITE_DONE) {
-        what = "COMMIT";
-        goto out;
-    }
-    *secs = now() - t0;
-out:
+    if (sqlite3_step(c) != SQLITE_DONE)
+        bn_die("COMMIT: %s", sqlite3_errmsg(db));
+    t1 = bn_now();
     sqlite3_finalize(ins);
     sqlite3_finalize(b);
     sqlite3_finalize(c);
-    return what;
+    return t1 - t0;
 }
 
 #endif /* KZ_BENCH_WORKLOAD_H */
