@@ -167,12 +167,7 @@ on_ready(struct conn *conn, void *data)
     static const char sw[] = "kzsync/0.1.0";
 
     (void)conn;
-    memset(&m, 0, sizeof(m));
-    m.type = KZ_MSG_HELLO;
-    m.hello.min_version = KZ_PROTO_VERSION;
-    m.hello.max_version = KZ_PROTO_VERSION;
-    m.hello.software.p = sw;
-    m.hello.software.len = sizeof(sw) - 1;
+    kz_msg_hello(&m, sw);
     if (send_msg(s, &m) == 0)
         s->state = ST_WELCOME;
 }

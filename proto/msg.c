@@ -436,6 +436,17 @@ kz_msg_clear(struct kz_msg *m)
     memset(m, 0, sizeof(*m));
 }
 
+void
+kz_msg_hello(struct kz_msg *m, const char *software)
+{
+    memset(m, 0, sizeof(*m));
+    m->type = KZ_MSG_HELLO;
+    m->hello.min_version = KZ_PROTO_VERSION;
+    m->hello.max_version = KZ_PROTO_VERSION;
+    m->hello.software.p = software;
+    m->hello.software.len = strlen(software);
+}
+
 /* ---- encoding: first validate (→ -KZ_EINVAL), then write ---- */
 
 static int

@@ -259,6 +259,12 @@ KZ_MUST_CHECK int kz_msg_decode(struct kz_msg *m, const uint8_t *p, size_t len,
 void kz_msg_clear(struct kz_msg *m);
 
 /**
+ * kz_msg_hello(m, software): *${m} = a HELLO offering this build's protocol
+ * version only, from ${software} (borrowed, e.g. "kzsync/0.1.0").
+ */
+void kz_msg_hello(struct kz_msg *m, const char *software);
+
+/**
  * kz_msg_pack(m, w): appends ${m} as one msgpack array to ${w} (no length
  * prefix).  Returns 0; -KZ_EINVAL if ${m} holds anything the decoder would
  * refuse (then ${w} is untouched); or the writer's sticky error (-KZ_ENOMEM,

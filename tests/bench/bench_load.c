@@ -251,12 +251,7 @@ on_ready(struct conn *conn, void *data)
     struct kz_msg m;
     static const char sw[] = "bench_load/0.1";
 
-    memset(&m, 0, sizeof(m));
-    m.type = KZ_MSG_HELLO;
-    m.hello.min_version = KZ_PROTO_VERSION;
-    m.hello.max_version = KZ_PROTO_VERSION;
-    m.hello.software.p = sw;
-    m.hello.software.len = sizeof(sw) - 1;
+    kz_msg_hello(&m, sw);
     if (conn_send(conn, &m) != 0)
         gen_fail(c->g, "cannot send HELLO");
 }

@@ -141,12 +141,7 @@ on_ready(struct conn *conn, void *data)
     static const char sw[] = "kzsec-sectool/1";
 
     (void)data;
-    memset(&m, 0, sizeof(m));
-    m.type = KZ_MSG_HELLO;
-    m.hello.min_version = KZ_PROTO_VERSION;
-    m.hello.max_version = KZ_PROTO_VERSION;
-    m.hello.software.p = sw;
-    m.hello.software.len = sizeof(sw) - 1;
+    kz_msg_hello(&m, sw);
     send_or_die(conn, &m);
 }
 

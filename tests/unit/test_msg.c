@@ -361,6 +361,27 @@ TEST(round_trip_every_type)
     ASSERT_EQ(kz_msg_dir(19), 0);
 }
 
+TEST(hello_offers_this_version)
+{
+    struct kz_msg m, d;
+    uint8_t *p;
+    size_t len;
+
+    memset(&m, 0xff, sizeof(m));
+    kz_msg_hello(&m, "kzsync/9.9");
+    ASSERT_EQ(m.type, KZ_MSG_HELLO);
+    ASSERT(m.owned == NULL);
+    pack(&m, &p, &len);
+    ASSERT_OK(kz_msg_decode(&d, p, len, NULL));
+    ASSERT_EQ(d.type, KZ_MSG_HELLO);
+    ASSERT_EQ(d.hello.min_version, KZ_PROTO_VERSION);
+    ASSERT_EQ(d.hello.max_version, KZ_PROTO_VERSION);
+    ASSERT_EQ(d.hello.software.len, 10);
+    ASSERT(memcmp(d.hello.software.p, "kzsync/9.9", 10) == 0);
+    kz_msg_clear(&d);
+    kz_free(p);
+}
+
 TEST(oracle_reads_every_field_of_a_batch)
 {
     struct kz_msg m = sample(KZ_MSG_BATCH);
@@ -1371,8 +1392,9 @@ TEST(write_corpus)
     seed(dir, "type19", type19, sizeof(type19));
 }
 
-T_MAIN(T(round_trip_every_type), T(oracle_reads_every_field_of_a_batch),
-       T(exact_bytes), T(truncated_at_every_offset_and_trailing_byte),
+T_MAIN(T(round_trip_every_type), T(hello_offers_this_version),
+       T(oracle_reads_every_field_of_a_batch), T(exact_bytes),
+       T(truncated_at_every_offset_and_trailing_byte),
        T(unknown_type_and_wrong_shape),
        T(absurd_counts_fail_fast_without_allocating), T(bad_fields),
        T(limits_are_inclusive), T(encode_refuses_what_decode_would),
