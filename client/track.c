@@ -18,7 +18,7 @@
  *           write rules — network tables only at the admin, site tables
  *           only for the device's own site, nothing at an observer
  *
- * All of them are off while kz_state.applying = 1 (inside an apply).  `pk`
+ * None of them fires inside an apply (replica__set_applying).  `pk`
  * is the key value itself, or json_array(k1, k2, …) for composite keys.
  * `now` is wall-clock milliseconds; capture.c turns log rows into hlc
  * versions in log order.
@@ -374,7 +374,7 @@ write_rules(struct replica *r, struct kz_buf *b, const struct tracked *t)
             const char *row = i == 2 ? "OLD" : "NEW";
             bprintf(b,
                     "CREATE TRIGGER \"kz_%s_%w\" BEFORE %s ON \"%w\""
-                    " WHEN (SELECT applying FROM kz_state) = 0 AND (",
+                    " WHEN (",
                     tag[i], t->name, ev[i], t->name);
             bprintf(b, "%s.\"%w\" IS NOT (SELECT id FROM site WHERE code = %Q)",
                     row, t->owner_col, r->site);
@@ -396,7 +396,6 @@ write_rules(struct replica *r, struct kz_buf *b, const struct tracked *t)
     for (i = 0; i < 3; i++)
         bprintf(b,
                 "CREATE TRIGGER \"kz_%s_%w\" BEFORE %s ON \"%w\""
-                " WHEN (SELECT applying FROM kz_state) = 0"
                 " BEGIN SELECT RAISE(ABORT, %Q); END;",
                 tag[i], t->name, ev[i], t->name, msg);
 }
@@ -417,8 +416,7 @@ make_triggers(struct replica *r, const struct tracked *t)
 
     /* INSERT */
     bprintf(&b,
-            "CREATE TRIGGER \"kz_i_%w\" AFTER INSERT ON \"%w\""
-            " WHEN (SELECT applying FROM kz_state) = 0 BEGIN"
+            "CREATE TRIGGER \"kz_i_%w\" AFTER INSERT ON \"%w\" BEGIN"
             " INSERT INTO kz_log(tbl, pk, op, mask, ms) VALUES (%d, ",
             t->name, t->name, t->id);
     pk_expr(&b, t, "NEW");
@@ -428,9 +426,7 @@ make_triggers(struct replica *r, const struct tracked *t)
      * clause), so an update that changes nothing logs nothing; one
      * INSERT ... VALUES for the usual case, and a delete of the old key
      * first when the key changed. */
-    bprintf(&b,
-            "CREATE TRIGGER \"kz_u_%w\" AFTER UPDATE ON \"%w\""
-            " WHEN (SELECT applying FROM kz_state) = 0 AND (",
+    bprintf(&b, "CREATE TRIGGER \"kz_u_%w\" AFTER UPDATE ON \"%w\" WHEN (",
             t->name, t->name);
     pk_expr(&b, t, "NEW");
     bputs(&b, " IS NOT ");
@@ -459,8 +455,7 @@ make_triggers(struct replica *r, const struct tracked *t)
 
     /* DELETE */
     bprintf(&b,
-            "CREATE TRIGGER \"kz_d_%w\" AFTER DELETE ON \"%w\""
-            " WHEN (SELECT applying FROM kz_state) = 0 BEGIN"
+            "CREATE TRIGGER \"kz_d_%w\" AFTER DELETE ON \"%w\" BEGIN"
             " INSERT INTO kz_log(tbl, pk, op, mask, ms) VALUES (%d, ",
             t->name, t->name, t->id);
     pk_expr(&b, t, "OLD");

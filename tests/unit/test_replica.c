@@ -183,6 +183,44 @@ TEST(sync_converges_and_apply_is_not_recaptured)
     pair_free(&p);
 }
 
+/* No trigger fires inside an apply, a schema's own included, and every
+ * trigger fires again afterwards, also after an apply that failed. */
+TEST(apply_fires_no_trigger_and_capture_resumes)
+{
+    struct pair p;
+    struct replica_cs c1;
+    struct apply_stats st;
+
+    pair_new(&p, PARTNER);
+    sql_ok(p.b, "CREATE TABLE seen(id TEXT);"
+                "CREATE TRIGGER partner_seen AFTER INSERT ON partner"
+                " BEGIN INSERT INTO seen VALUES (NEW.id); END");
+    ASSERT_OK(replica_track(p.a, "partner", &NET));
+    ASSERT_OK(replica_track(p.b, "partner", &NET));
+    sql_ok(p.a, "INSERT INTO partner VALUES ('p1', 'A', NULL, 1, 0);"
+                "INSERT INTO partner VALUES ('p2', 'B', NULL, 2, 0)");
+    ASSERT_EQ(replica_build(p.a, 0), 1);
+    ASSERT_EQ(replica_outbox_get(p.a, "network", 0, &c1), 1);
+
+    /* Cut inside the second row: the apply fails after it began. */
+    ASSERT(replica_apply(p.b, &c1.hdr, c1.body, c1.body_len - 3, &st) < 0);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM partner"), 0);
+    sql_ok(p.b, "INSERT INTO partner VALUES ('b1', 'local', NULL, 0, 0)");
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM seen WHERE id = 'b1'"), 1);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_log"), 1);
+
+    ASSERT_OK(replica_apply(p.b, &c1.hdr, c1.body, c1.body_len, &st));
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM partner"), 3);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM seen"), 1);
+    /* The apply folded b1 into kz_clock first; the update is logged. */
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_log"), 0);
+    sql_ok(p.b, "UPDATE partner SET staff = 9 WHERE id = 'p1'");
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_log"), 1);
+    ASSERT_EQ(replica_build(p.b, 0), 1);
+    replica_cs_clear(&c1);
+    pair_free(&p);
+}
+
 TEST(duplicate_is_skipped_and_gap_refused)
 {
     struct pair p;
@@ -625,6 +663,7 @@ T_MAIN(T(track_refuses_table_without_key), T(track_refuses_rowid_alias),
        T(track_refuses_missing_table_and_column),
        T(capture_insert_update_delete), T(capture_from_a_plain_connection),
        T(sync_converges_and_apply_is_not_recaptured),
+       T(apply_fires_no_trigger_and_capture_resumes),
        T(duplicate_is_skipped_and_gap_refused),
        T(concurrent_edits_conflict_sequential_do_not),
        T(delete_wins_over_older_update_and_reinsert_revives),
