@@ -6,10 +6,10 @@
  * number N the engine creates:
  *
  *   kz_i_T  AFTER INSERT: kz_log(N, pk, op 1, every cell, now)
- *   kz_u_T  AFTER UPDATE, when the key or a value changed: kz_log(N, pk,
- *           op 1, mask of the cells whose value changed, now); a changed
- *           primary key logs a delete of the old key and an insert of the
- *           new one
+ *   kz_u_T  AFTER UPDATE keeping the key, when a value changed: kz_log(N,
+ *           pk, op 1, mask of the cells whose value changed, now)
+ *   kz_k_T  AFTER UPDATE OF the key columns, when the key changed: a delete
+ *           of the old key and an insert of the new one (every cell)
  *   kz_d_T  AFTER DELETE: kz_log(N, pk, op 2, every cell, now): a delete
  *           writes NULL to every column as well as the tombstone, so that
  *           an update made concurrently elsewhere meets it cell by cell
@@ -344,6 +344,17 @@ bprintf(struct kz_buf *b, const char *fmt, ...)
     sqlite3_free(s);
 }
 
+/* Appends "NEW.k1 IS OLD.k1 AND …": the row keeps its key. */
+static void
+pk_same(struct kz_buf *b, const struct tracked *t)
+{
+    uint32_t i;
+
+    for (i = 0; i < t->n_pk; i++)
+        bprintf(b, "%sNEW.\"%w\" IS OLD.\"%w\"", i ? " AND " : "", t->pk[i],
+                t->pk[i]);
+}
+
 /* The write rules, as BEFORE triggers raising one clear message. */
 static void
 write_rules(struct replica *r, struct kz_buf *b, const struct tracked *t)
@@ -403,7 +414,7 @@ write_rules(struct replica *r, struct kz_buf *b, const struct tracked *t)
 static int
 make_triggers(struct replica *r, const struct tracked *t)
 {
-    static const char *const tags[] = {"i", "u", "d", "wi", "wu", "wd"};
+    static const char *const tags[] = {"i", "u", "k", "d", "wi", "wu", "wd"};
     struct kz_buf b;
     uint64_t all = (UINT64_C(1) << (t->n_cols + 1)) - 1;
     uint32_t k;
@@ -422,36 +433,44 @@ make_triggers(struct replica *r, const struct tracked *t)
     pk_expr(&b, t, "NEW");
     bprintf(&b, ", 1, %lld, " NOW_MS_SQL "); END;", (long long)all);
 
-    /* UPDATE: fires only when the key or a column changed (the WHEN
-     * clause), so an update that changes nothing logs nothing; one
-     * INSERT ... VALUES for the usual case, and a delete of the old key
-     * first when the key changed. */
-    bprintf(&b, "CREATE TRIGGER \"kz_u_%w\" AFTER UPDATE ON \"%w\" WHEN (",
-            t->name, t->name);
-    pk_expr(&b, t, "NEW");
-    bputs(&b, " IS NOT ");
-    pk_expr(&b, t, "OLD");
-    for (k = 0; k < t->n_cols; k++)
-        bprintf(&b, " OR NEW.\"%w\" IS NOT OLD.\"%w\"", t->cols[k], t->cols[k]);
-    bprintf(&b, ") BEGIN INSERT INTO kz_log(tbl, pk, op, mask, ms) SELECT %d, ",
+    /* UPDATE, key unchanged: fires only when a column changed (the WHEN
+     * clause), so an update that changes nothing logs nothing. */
+    if (t->n_cols > 0) {
+        bprintf(&b, "CREATE TRIGGER \"kz_u_%w\" AFTER UPDATE ON \"%w\" WHEN ",
+                t->name, t->name);
+        pk_same(&b, t);
+        for (k = 0; k < t->n_cols; k++)
+            bprintf(&b, "%s NEW.\"%w\" IS NOT OLD.\"%w\"", k ? " OR" : " AND (",
+                    t->cols[k], t->cols[k]);
+        bprintf(&b,
+                ") BEGIN INSERT INTO kz_log(tbl, pk, op, mask, ms) VALUES"
+                " (%d, ",
+                t->id);
+        pk_expr(&b, t, "NEW");
+        bputs(&b, ", 1, 0");
+        for (k = 0; k < t->n_cols; k++)
+            bprintf(&b, " | ((NEW.\"%w\" IS NOT OLD.\"%w\") << %u)", t->cols[k],
+                    t->cols[k], k + 1);
+        bputs(&b, ", " NOW_MS_SQL "); END;");
+    }
+
+    /* UPDATE of the key: a delete of the old key and an insert of the new
+     * one.  "OF" the key columns, so that SQLite leaves it out of every
+     * UPDATE statement that does not set a key column. */
+    bprintf(&b, "CREATE TRIGGER \"kz_k_%w\" AFTER UPDATE OF ", t->name);
+    for (k = 0; k < t->n_pk; k++)
+        bprintf(&b, "%s\"%w\"", k ? ", " : "", t->pk[k]);
+    bprintf(&b, " ON \"%w\" WHEN NOT (", t->name);
+    pk_same(&b, t);
+    bprintf(&b,
+            ") BEGIN INSERT INTO kz_log(tbl, pk, op, mask, ms) VALUES (%d, ",
             t->id);
     pk_expr(&b, t, "OLD");
-    bprintf(&b, ", 2, %lld, " NOW_MS_SQL " WHERE ", (long long)all);
-    pk_expr(&b, t, "NEW");
-    bputs(&b, " IS NOT ");
-    pk_expr(&b, t, "OLD");
-    bprintf(&b, "; INSERT INTO kz_log(tbl, pk, op, mask, ms) VALUES (%d, ",
+    bprintf(&b, ", 2, %lld, " NOW_MS_SQL "); ", (long long)all);
+    bprintf(&b, "INSERT INTO kz_log(tbl, pk, op, mask, ms) VALUES (%d, ",
             t->id);
     pk_expr(&b, t, "NEW");
-    bputs(&b, ", 1, CASE WHEN ");
-    pk_expr(&b, t, "NEW");
-    bputs(&b, " IS NOT ");
-    pk_expr(&b, t, "OLD");
-    bprintf(&b, " THEN %lld ELSE 0", (long long)all);
-    for (k = 0; k < t->n_cols; k++)
-        bprintf(&b, " | ((NEW.\"%w\" IS NOT OLD.\"%w\") << %u)", t->cols[k],
-                t->cols[k], k + 1);
-    bputs(&b, " END, " NOW_MS_SQL "); END;");
+    bprintf(&b, ", 1, %lld, " NOW_MS_SQL "); END;", (long long)all);
 
     /* DELETE */
     bprintf(&b,

@@ -361,9 +361,14 @@ TEST(fold_in_key_order_keeps_log_order)
                 "UPDATE partner SET name = 'A2' WHERE id = 'a';"
                 "UPDATE partner SET name = 'Z2' WHERE id = 'z';"
                 "UPDATE partner SET staff = 1 WHERE id = 'a';"
-                "UPDATE partner SET id = 'm' WHERE id = 'a'");
-    /* 2 inserts, 3 updates, nothing for the no-op, 2 for the key change. */
-    ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_log"), 7);
+                "UPDATE partner SET id = 'm' WHERE id = 'a';"
+                "UPDATE partner SET id = id, staff = 7 WHERE id = 'z'");
+    /* 2 inserts, 3 updates, nothing for the no-op, 2 for the key change,
+     * 1 for an update that sets the key to itself. */
+    ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_log"), 8);
+    ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_log WHERE pk = 'z' AND"
+                           " op = 1 AND mask = 8"),
+              1);
     ASSERT_EQ(replica_build(p.a, 0), 1);
     ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_log"), 0);
     /* z: name (cell 1) was written after kind (cell 2), both after the
