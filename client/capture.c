@@ -19,7 +19,9 @@
  *   retracted from "site:SITE" with a fresh version (KZ_CELL_RETRACT).
  * Full changesets are stored in kz_outbox with contiguous author_seq per
  * scope, in the same transaction that clears the dirty bits: a crash leaves
- * either both or neither.
+ * either both or neither.  The build packs the rows of the log as it folds
+ * them (they are never stored dirty), then the rows an apply's fold left
+ * dirty, then, for filtered site tables, every row whose visibility moved.
  */
 #include <stdio.h>
 #include <string.h>
@@ -160,285 +162,6 @@ replica__public_mask(const struct tracked *t, int alive, int cond_holds,
     if (cond_holds)
         m &= ~t->cond_mask;
     return m;
-}
-
-/* Log rows folded per round: bounds the hlc table to 16 bytes each. */
-#define FOLD_CHUNK (1u << 17)
-
-/* The hlcs of one round's log rows, in seq order. */
-struct foldhlc {
-    int64_t *seq;  /* log seq, ascending */
-    uint64_t *hlc; /* its hlc, 0 for a table no longer tracked */
-    uint32_t n;    /* entries */
-};
-
-static uint64_t
-fold_hlc_of(const struct foldhlc *h, int64_t seq)
-{
-    uint32_t lo = 0, hi = h->n;
-
-    while (lo < hi) {
-        uint32_t mid = lo + (hi - lo) / 2;
-        if (h->seq[mid] < seq)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < h->n && h->seq[lo] == seq ? h->hlc[lo] : 0;
-}
-
-static int
-all_zero(const uint8_t *p, size_t len)
-{
-    size_t i;
-
-    for (i = 0; i < len; i++) {
-        if (p[i])
-            return 0;
-    }
-    return 1;
-}
-
-/* Whether two kz_log keys are the same value, byte for byte. */
-static int
-same_key(int id_a, sqlite3_value *a, int id_b, const int *type_b,
-         const void *p_b, size_t len_b, int64_t i_b)
-{
-    int ta = sqlite3_value_type(a);
-
-    if (id_a != id_b || ta != *type_b)
-        return 0;
-    switch (ta) {
-    case SQLITE_INTEGER: return sqlite3_value_int64(a) == i_b;
-    case SQLITE_TEXT:
-        return (size_t)sqlite3_value_bytes(a) == len_b &&
-               memcmp(sqlite3_value_text(a), p_b, len_b) == 0;
-    case SQLITE_BLOB:
-        return (size_t)sqlite3_value_bytes(a) == len_b &&
-               (len_b == 0 || memcmp(sqlite3_value_blob(a), p_b, len_b) == 0);
-    default: return 0; /* REAL and NULL keys: one log row at a time */
-    }
-}
-
-/*
- * capture__fold(r): kz_log → kz_clock, in rounds of at most FOLD_CHUNK log
- * rows.  First the round's rows are read in seq order and given their hlc
- * (exactly as one pass in log order would); then they are read again in
- * (tbl, pk, seq) order, the order of kz_clock's key, so that kz_clock is
- * read and written sequentially and a row logged many times is read and
- * written once.  Within a key the rows still come in seq order, so the
- * outcome is the one of folding the log row by row.
- */
-int
-capture__fold(struct replica *r)
-{
-    sqlite3_stmt *log1 = NULL, *log2 = NULL, *get = NULL, *put = NULL;
-    struct foldhlc fh = {NULL, NULL, 0};
-    uint8_t *v = NULL, *pb = NULL;
-    size_t v_cap = 0;
-    int64_t after = -1;
-    int rc, err = 0, any = 0;
-
-    fh.seq = kz_mallocarray(FOLD_CHUNK, sizeof(*fh.seq));
-    fh.hlc = kz_mallocarray(FOLD_CHUNK, sizeof(*fh.hlc));
-    v_cap = (size_t)(REPLICA_MAX_COLS + 1) * REPLICA_CELL_BYTES;
-    v = kz_calloc(1, v_cap);
-    pb = kz_calloc(1, v_cap);
-    if (fh.seq == NULL || fh.hlc == NULL || v == NULL || pb == NULL) {
-        err = -KZ_ENOMEM;
-        goto out;
-    }
-    rc = sqlite3_prepare_v2(r->db,
-                            "SELECT seq, tbl, ms FROM kz_log WHERE seq > ?"
-                            " ORDER BY seq LIMIT ?",
-                            -1, &log1, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v2(r->db,
-                                "SELECT seq, tbl, pk, op, mask FROM kz_log"
-                                " WHERE seq BETWEEN ? AND ?"
-                                " ORDER BY tbl, pk, seq",
-                                -1, &log2, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v2(r->db,
-                                "SELECT alive, v, dirty, pb FROM kz_clock"
-                                " WHERE tbl = ? AND pk = ?",
-                                -1, &get, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v2(r->db,
-                                "INSERT INTO kz_clock(tbl, pk, alive, v, dirty,"
-                                " pb) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
-                                " ON CONFLICT (tbl, pk) DO UPDATE SET"
-                                " alive = ?3, v = ?4, dirty = ?5, pb = ?6",
-                                -1, &put, NULL);
-    if (rc != SQLITE_OK) {
-        err = replica__dberr(r, rc, "fold");
-        goto out;
-    }
-    for (;;) {
-        /* Pass 1: hlcs in log order. */
-        fh.n = 0;
-        sqlite3_reset(log1);
-        sqlite3_bind_int64(log1, 1, after);
-        sqlite3_bind_int64(log1, 2, FOLD_CHUNK);
-        while ((rc = sqlite3_step(log1)) == SQLITE_ROW) {
-            int64_t ms = sqlite3_column_int64(log1, 2);
-            fh.seq[fh.n] = sqlite3_column_int64(log1, 0);
-            fh.hlc[fh.n] =
-                track__by_id(r, sqlite3_column_int(log1, 1)) == NULL
-                    ? 0 /* a table no longer tracked */
-                    : kz_hlc_tick(&r->clock, ms > 0 ? (uint64_t)ms : 0);
-            fh.n++;
-        }
-        sqlite3_reset(log1);
-        if (rc != SQLITE_DONE) {
-            err = replica__dberr(r, rc, "fold");
-            goto out;
-        }
-        if (fh.n == 0)
-            break;
-        any = 1;
-        after = fh.seq[fh.n - 1];
-
-        /* Pass 2: in key order, one read and one write per key. */
-        sqlite3_reset(log2);
-        sqlite3_bind_int64(log2, 1, fh.seq[0]);
-        sqlite3_bind_int64(log2, 2, after);
-        rc = sqlite3_step(log2);
-        while (rc == SQLITE_ROW) {
-            int id = sqlite3_column_int(log2, 1);
-            struct tracked *t = track__by_id(r, id);
-            sqlite3_value *key = sqlite3_column_value(log2, 2);
-            int ktype = sqlite3_value_type(key);
-            const void *kp = NULL;
-            size_t klen = 0, need;
-            int64_t ki = 0;
-            uint64_t dirty = 0;
-            int alive = 0;
-            uint32_t k;
-
-            if (t == NULL) {
-                rc = sqlite3_step(log2);
-                continue; /* a table no longer tracked */
-            }
-            need = (size_t)(t->n_cols + 1) * REPLICA_CELL_BYTES;
-            memset(v, 0, need);
-            memset(pb, 0, need);
-            sqlite3_reset(get);
-            sqlite3_bind_int(get, 1, id);
-            sqlite3_bind_value(get, 2, key);
-            sqlite3_bind_value(put, 2, key); /* a copy: key moves on */
-            rc = sqlite3_step(get);
-            if (rc == SQLITE_ROW) {
-                size_t old_len = (size_t)sqlite3_column_bytes(get, 1);
-                size_t old_pb = (size_t)sqlite3_column_bytes(get, 3);
-                alive = sqlite3_column_int(get, 0);
-                if (old_len)
-                    memcpy(v, sqlite3_column_blob(get, 1),
-                           KZ_MIN(old_len, need));
-                dirty = (uint64_t)sqlite3_column_int64(get, 2);
-                if (old_pb)
-                    memcpy(pb, sqlite3_column_blob(get, 3),
-                           KZ_MIN(old_pb, need));
-            } else if (rc != SQLITE_DONE) {
-                err = replica__dberr(r, rc, "fold");
-                goto out;
-            }
-            sqlite3_reset(get);
-            /* The key's bytes stay valid until log2 steps past them. */
-            if (ktype == SQLITE_INTEGER) {
-                ki = sqlite3_value_int64(key);
-            } else if (ktype == SQLITE_TEXT) {
-                kp = sqlite3_value_text(key);
-                klen = (size_t)sqlite3_value_bytes(key);
-            } else if (ktype == SQLITE_BLOB) {
-                kp = sqlite3_value_blob(key);
-                klen = (size_t)sqlite3_value_bytes(key);
-            }
-            {
-                /* kp points into log2's row: copy it before stepping. */
-                uint8_t kbuf[256], *kcopy = kbuf;
-                if (klen > sizeof(kbuf) && (kcopy = kz_malloc(klen)) == NULL) {
-                    err = -KZ_ENOMEM;
-                    goto out;
-                }
-                if (klen)
-                    memcpy(kcopy, kp, klen);
-                do {
-                    int op = sqlite3_column_int(log2, 3);
-                    uint64_t mask = (uint64_t)sqlite3_column_int64(log2, 4);
-                    struct cver c = {
-                        fold_hlc_of(&fh, sqlite3_column_int64(log2, 0)),
-                        r->self_dev};
-                    if (op == 2) {
-                        /* A delete is a tombstone plus NULL in every
-                         * column. */
-                        mask = (UINT64_C(1) << (t->n_cols + 1)) - 1;
-                        alive = 0;
-                    } else if (mask & 1) {
-                        alive = 1;
-                    }
-                    for (k = 0; k <= t->n_cols; k++) {
-                        if (!(mask & (UINT64_C(1) << k)))
-                            continue;
-                        if (!(dirty & (UINT64_C(1) << k)))
-                            cver_put(pb, k, cver_get(v, need, k));
-                        dirty |= UINT64_C(1) << k;
-                        cver_put(v, k, c);
-                    }
-                    rc = sqlite3_step(log2);
-                } while (rc == SQLITE_ROW &&
-                         same_key(id, sqlite3_column_value(log2, 2),
-                                  sqlite3_column_int(log2, 1), &ktype, kcopy,
-                                  klen, ki));
-                if (kcopy != kbuf)
-                    kz_free(kcopy);
-            }
-            if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-                break;
-            sqlite3_bind_int(put, 1, id);
-            sqlite3_bind_int(put, 3, alive);
-            sqlite3_bind_blob(put, 4, v, (int)need, SQLITE_STATIC);
-            sqlite3_bind_int64(put, 5, (int64_t)dirty);
-            /* No blob when every base is 0 (new rows): NULL reads as
-             * zeros everywhere (cver_get; apply.c). */
-            if (all_zero(pb, need))
-                sqlite3_bind_null(put, 6);
-            else
-                sqlite3_bind_blob(put, 6, pb, (int)need, SQLITE_STATIC);
-            {
-                int prc = sqlite3_step(put);
-                sqlite3_reset(put);
-                if (prc != SQLITE_DONE) {
-                    err = replica__dberr(r, prc, "fold");
-                    goto out;
-                }
-            }
-        }
-        sqlite3_reset(log2);
-        if (rc != SQLITE_DONE) {
-            err = replica__dberr(r, rc, "fold");
-            goto out;
-        }
-        if (fh.n < FOLD_CHUNK)
-            break;
-    }
-    if (any) {
-        /* Inside this transaction no one else writes kz_log, and every row
-         * of it was folded: empty it whole (no per-row delete). */
-        if ((err = replica__exec(r, "DELETE FROM kz_log")))
-            goto out;
-        err = replica__save_clock(r);
-    }
-out:
-    sqlite3_finalize(log1);
-    sqlite3_finalize(log2);
-    sqlite3_finalize(get);
-    sqlite3_finalize(put);
-    kz_free(fh.seq);
-    kz_free(fh.hlc);
-    kz_free(v);
-    kz_free(pb);
-    return err;
 }
 
 /* One scope's changeset under construction. */
@@ -624,9 +347,22 @@ emit_row(struct builder *b, struct outcs *o, uint32_t ti, struct tracked *t,
     return 0;
 }
 
-/* Emits one clock row's cells into the scopes they belong to. */
+/* One kz_clock row, as the build sees it. */
+struct clockrow {
+    sqlite3_value *pk; /* stored key */
+    int alive;         /* existence cell's value */
+    const uint8_t *v;  /* cell versions */
+    size_t v_len;      /* bytes at v */
+    uint64_t dirty;    /* cells not packed yet */
+    const uint8_t *pb; /* their bases; NULL: all 0 */
+    size_t pb_len;     /* bytes at pb */
+    uint64_t pub;      /* cells published to site:NAME */
+};
+
+/* Emits one clock row's cells into the scopes they belong to; *new_pub is
+ * what is published afterwards. */
 static int
-build_row(struct builder *b, uint32_t ti, sqlite3_stmt *cl, int *changed_pub,
+build_row(struct builder *b, uint32_t ti, const struct clockrow *c,
           uint64_t *new_pub)
 {
     struct replica *r = b->r;
@@ -636,17 +372,14 @@ build_row(struct builder *b, uint32_t ti, sqlite3_stmt *cl, int *changed_pub,
     uint32_t n_pub = 0, n_prv = 0, k;
     struct pkvals pv = {0};
     sqlite3_stmt *row = NULL;
-    const uint8_t *v = sqlite3_column_blob(cl, 3);
-    size_t v_len = (size_t)sqlite3_column_bytes(cl, 3);
-    uint64_t dirty = (uint64_t)sqlite3_column_int64(cl, 4);
-    const uint8_t *pb = sqlite3_column_blob(cl, 5);
-    size_t pb_len = (size_t)sqlite3_column_bytes(cl, 5);
-    uint64_t pub = (uint64_t)sqlite3_column_int64(cl, 6), now_pub;
-    int alive = sqlite3_column_int(cl, 2), cond = 0, filter_ok = 1, err;
+    const uint8_t *v = c->v, *pb = c->pb;
+    size_t v_len = c->v_len, pb_len = c->pb_len;
+    uint64_t dirty = c->dirty, pub = c->pub, now_pub;
+    int alive = c->alive, cond = 0, filter_ok = 1, err;
     struct outcs *o_pub, *o_prv;
 
-    *changed_pub = 0;
-    if ((err = replica__pk_split(r, t, sqlite3_column_value(cl, 1), &pv)))
+    *new_pub = pub;
+    if ((err = replica__pk_split(r, t, c->pk, &pv)))
         return err;
     if (alive) {
         if ((err = replica__row_stmt(r, t, &pv, &row)))
@@ -714,15 +447,315 @@ build_row(struct builder *b, uint32_t ti, sqlite3_stmt *cl, int *changed_pub,
         goto out;
     if ((err = emit_row(b, o_prv, ti, t, &pv, prv_cells, n_prv, row, alive)))
         goto out;
-    if (t->kind == TRACK_SITE && now_pub != pub) {
-        *changed_pub = 1;
+    if (t->kind == TRACK_SITE)
         *new_pub = now_pub;
-    }
 out:
     if (row)
         sqlite3_reset(row);
     replica__pk_free(&pv);
     return err;
+}
+
+/* Log rows folded per round: bounds the hlc table to 16 bytes each. */
+#define FOLD_CHUNK (1u << 17)
+
+/* The hlcs of one round's log rows, in seq order. */
+struct foldhlc {
+    int64_t *seq;  /* log seq, ascending */
+    uint64_t *hlc; /* its hlc, 0 for a table no longer tracked */
+    uint32_t n;    /* entries */
+};
+
+static uint64_t
+fold_hlc_of(const struct foldhlc *h, int64_t seq)
+{
+    uint32_t lo = 0, hi = h->n;
+
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (h->seq[mid] < seq)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < h->n && h->seq[lo] == seq ? h->hlc[lo] : 0;
+}
+
+static int
+all_zero(const uint8_t *p, size_t len)
+{
+    size_t i;
+
+    for (i = 0; i < len; i++) {
+        if (p[i])
+            return 0;
+    }
+    return 1;
+}
+
+/* Whether two kz_log keys are the same value, byte for byte. */
+static int
+same_key(int id_a, sqlite3_value *a, int id_b, const int *type_b,
+         const void *p_b, size_t len_b, int64_t i_b)
+{
+    int ta = sqlite3_value_type(a);
+
+    if (id_a != id_b || ta != *type_b)
+        return 0;
+    switch (ta) {
+    case SQLITE_INTEGER: return sqlite3_value_int64(a) == i_b;
+    case SQLITE_TEXT:
+        return (size_t)sqlite3_value_bytes(a) == len_b &&
+               memcmp(sqlite3_value_text(a), p_b, len_b) == 0;
+    case SQLITE_BLOB:
+        return (size_t)sqlite3_value_bytes(a) == len_b &&
+               (len_b == 0 || memcmp(sqlite3_value_blob(a), p_b, len_b) == 0);
+    default: return 0; /* REAL and NULL keys: one log row at a time */
+    }
+}
+
+/*
+ * capture__fold(r): kz_log → kz_clock, in rounds of at most FOLD_CHUNK log
+ * rows.  First the round's rows are read in seq order and given their hlc
+ * (exactly as one pass in log order would); then they are read again in
+ * (tbl, pk, seq) order, the order of kz_clock's key, so that kz_clock is
+ * read and written sequentially and a row logged many times is read and
+ * written once.  Within a key the rows still come in seq order, so the
+ * outcome is the one of folding the log row by row.
+ *
+ * With a builder (replica_build), each folded row is packed at once and
+ * stored clean (dirty 0, no base), with what it publishes: kz_clock is
+ * written once per row, never marked dirty and cleared again.  Without
+ * one (an apply folds local edits before merging remote ones), the rows
+ * stay dirty for the next build.
+ */
+static int
+fold(struct replica *r, struct builder *bld)
+{
+    sqlite3_stmt *log1 = NULL, *log2 = NULL, *get = NULL, *put = NULL;
+    struct foldhlc fh = {NULL, NULL, 0};
+    uint8_t *v = NULL, *pb = NULL;
+    size_t v_cap = 0;
+    int64_t after = -1;
+    int rc, err = 0, any = 0;
+
+    fh.seq = kz_mallocarray(FOLD_CHUNK, sizeof(*fh.seq));
+    fh.hlc = kz_mallocarray(FOLD_CHUNK, sizeof(*fh.hlc));
+    v_cap = (size_t)(REPLICA_MAX_COLS + 1) * REPLICA_CELL_BYTES;
+    v = kz_calloc(1, v_cap);
+    pb = kz_calloc(1, v_cap);
+    if (fh.seq == NULL || fh.hlc == NULL || v == NULL || pb == NULL) {
+        err = -KZ_ENOMEM;
+        goto out;
+    }
+    rc = sqlite3_prepare_v2(r->db,
+                            "SELECT seq, tbl, ms FROM kz_log WHERE seq > ?"
+                            " ORDER BY seq LIMIT ?",
+                            -1, &log1, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(r->db,
+                                "SELECT seq, tbl, pk, op, mask FROM kz_log"
+                                " WHERE seq BETWEEN ? AND ?"
+                                " ORDER BY tbl, pk, seq",
+                                -1, &log2, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(r->db,
+                                "SELECT alive, v, dirty, pb, pub FROM kz_clock"
+                                " WHERE tbl = ? AND pk = ?",
+                                -1, &get, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(r->db,
+                                "INSERT INTO kz_clock(tbl, pk, alive, v, dirty,"
+                                " pb, pub) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+                                " ON CONFLICT (tbl, pk) DO UPDATE SET"
+                                " alive = ?3, v = ?4, dirty = ?5, pb = ?6,"
+                                " pub = ?7",
+                                -1, &put, NULL);
+    if (rc != SQLITE_OK) {
+        err = replica__dberr(r, rc, "fold");
+        goto out;
+    }
+    for (;;) {
+        /* Pass 1: hlcs in log order. */
+        fh.n = 0;
+        sqlite3_reset(log1);
+        sqlite3_bind_int64(log1, 1, after);
+        sqlite3_bind_int64(log1, 2, FOLD_CHUNK);
+        while ((rc = sqlite3_step(log1)) == SQLITE_ROW) {
+            int64_t ms = sqlite3_column_int64(log1, 2);
+            fh.seq[fh.n] = sqlite3_column_int64(log1, 0);
+            fh.hlc[fh.n] =
+                track__by_id(r, sqlite3_column_int(log1, 1)) == NULL
+                    ? 0 /* a table no longer tracked */
+                    : kz_hlc_tick(&r->clock, ms > 0 ? (uint64_t)ms : 0);
+            fh.n++;
+        }
+        sqlite3_reset(log1);
+        if (rc != SQLITE_DONE) {
+            err = replica__dberr(r, rc, "fold");
+            goto out;
+        }
+        if (fh.n == 0)
+            break;
+        any = 1;
+        after = fh.seq[fh.n - 1];
+
+        /* Pass 2: in key order, one read and one write per key. */
+        sqlite3_reset(log2);
+        sqlite3_bind_int64(log2, 1, fh.seq[0]);
+        sqlite3_bind_int64(log2, 2, after);
+        rc = sqlite3_step(log2);
+        while (rc == SQLITE_ROW) {
+            int id = sqlite3_column_int(log2, 1);
+            struct tracked *t = track__by_id(r, id);
+            sqlite3_value *key;
+            int ktype;
+            const void *kp = NULL;
+            size_t klen = 0, need;
+            int64_t ki = 0;
+            uint64_t dirty = 0, pub = 0;
+            int alive = 0;
+            uint32_t k;
+
+            if (t == NULL) {
+                rc = sqlite3_step(log2);
+                continue; /* a table no longer tracked */
+            }
+            /* A copy: log2 moves on before the key is written. */
+            key = sqlite3_value_dup(sqlite3_column_value(log2, 2));
+            if (key == NULL) {
+                err = -KZ_ENOMEM;
+                goto out;
+            }
+            ktype = sqlite3_value_type(key);
+            need = (size_t)(t->n_cols + 1) * REPLICA_CELL_BYTES;
+            memset(v, 0, need);
+            memset(pb, 0, need);
+            sqlite3_reset(get);
+            sqlite3_bind_int(get, 1, id);
+            sqlite3_bind_value(get, 2, key);
+            rc = sqlite3_step(get);
+            if (rc == SQLITE_ROW) {
+                size_t old_len = (size_t)sqlite3_column_bytes(get, 1);
+                size_t old_pb = (size_t)sqlite3_column_bytes(get, 3);
+                alive = sqlite3_column_int(get, 0);
+                if (old_len)
+                    memcpy(v, sqlite3_column_blob(get, 1),
+                           KZ_MIN(old_len, need));
+                dirty = (uint64_t)sqlite3_column_int64(get, 2);
+                if (old_pb)
+                    memcpy(pb, sqlite3_column_blob(get, 3),
+                           KZ_MIN(old_pb, need));
+                pub = (uint64_t)sqlite3_column_int64(get, 4);
+            } else if (rc != SQLITE_DONE) {
+                sqlite3_value_free(key);
+                err = replica__dberr(r, rc, "fold");
+                goto out;
+            }
+            sqlite3_reset(get);
+            if (ktype == SQLITE_INTEGER) {
+                ki = sqlite3_value_int64(key);
+            } else if (ktype == SQLITE_TEXT) {
+                kp = sqlite3_value_text(key);
+                klen = (size_t)sqlite3_value_bytes(key);
+            } else if (ktype == SQLITE_BLOB) {
+                kp = sqlite3_value_blob(key);
+                klen = (size_t)sqlite3_value_bytes(key);
+            }
+            do {
+                int op = sqlite3_column_int(log2, 3);
+                uint64_t mask = (uint64_t)sqlite3_column_int64(log2, 4);
+                struct cver c = {
+                    fold_hlc_of(&fh, sqlite3_column_int64(log2, 0)),
+                    r->self_dev};
+                if (op == 2) {
+                    /* A delete is a tombstone plus NULL in every column. */
+                    mask = (UINT64_C(1) << (t->n_cols + 1)) - 1;
+                    alive = 0;
+                } else if (mask & 1) {
+                    alive = 1;
+                }
+                for (k = 0; k <= t->n_cols; k++) {
+                    if (!(mask & (UINT64_C(1) << k)))
+                        continue;
+                    if (!(dirty & (UINT64_C(1) << k)))
+                        cver_put(pb, k, cver_get(v, need, k));
+                    dirty |= UINT64_C(1) << k;
+                    cver_put(v, k, c);
+                }
+                rc = sqlite3_step(log2);
+            } while (rc == SQLITE_ROW &&
+                     same_key(id, sqlite3_column_value(log2, 2),
+                              sqlite3_column_int(log2, 1), &ktype, kp, klen,
+                              ki));
+            if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+                sqlite3_value_free(key);
+                break;
+            }
+            if (bld != NULL) {
+                struct clockrow cr = {key,   alive, v,    need,
+                                      dirty, pb,    need, pub};
+                if ((err = build_row(bld, (uint32_t)(t - r->tables), &cr,
+                                     &pub))) {
+                    sqlite3_value_free(key);
+                    goto out;
+                }
+                dirty = 0;
+                memset(pb, 0, need);
+            }
+            sqlite3_bind_int(put, 1, id);
+            sqlite3_bind_value(put, 2, key);
+            sqlite3_value_free(key);
+            sqlite3_bind_int(put, 3, alive);
+            sqlite3_bind_blob(put, 4, v, (int)need, SQLITE_STATIC);
+            sqlite3_bind_int64(put, 5, (int64_t)dirty);
+            /* No blob when every base is 0 (new rows, packed rows): NULL
+             * reads as zeros everywhere (cver_get; apply.c). */
+            if (all_zero(pb, need))
+                sqlite3_bind_null(put, 6);
+            else
+                sqlite3_bind_blob(put, 6, pb, (int)need, SQLITE_STATIC);
+            sqlite3_bind_int64(put, 7, (int64_t)pub);
+            {
+                int prc = sqlite3_step(put);
+                sqlite3_reset(put);
+                if (prc != SQLITE_DONE) {
+                    err = replica__dberr(r, prc, "fold");
+                    goto out;
+                }
+            }
+        }
+        sqlite3_reset(log2);
+        if (rc != SQLITE_DONE) {
+            err = replica__dberr(r, rc, "fold");
+            goto out;
+        }
+        if (fh.n < FOLD_CHUNK)
+            break;
+    }
+    if (any) {
+        /* Inside this transaction no one else writes kz_log, and every row
+         * of it was folded: empty it whole (no per-row delete). */
+        if ((err = replica__exec(r, "DELETE FROM kz_log")))
+            goto out;
+        err = replica__save_clock(r);
+    }
+out:
+    sqlite3_finalize(log1);
+    sqlite3_finalize(log2);
+    sqlite3_finalize(get);
+    sqlite3_finalize(put);
+    kz_free(fh.seq);
+    kz_free(fh.hlc);
+    kz_free(v);
+    kz_free(pb);
+    return err;
+}
+
+int
+capture__fold(struct replica *r)
+{
+    return fold(r, NULL);
 }
 
 int
@@ -749,7 +782,7 @@ replica_build(struct replica *r, uint32_t max_cells)
     }
     if ((err = replica__begin(r)))
         goto out;
-    if ((err = capture__fold(r)))
+    if ((err = fold(r, &b)))
         goto fail;
     rc = sqlite3_prepare_v2(
         r->db, "UPDATE kz_clock SET pub = ? WHERE tbl = ? AND pk = ?", -1,
@@ -778,11 +811,18 @@ replica_build(struct replica *r, uint32_t max_cells)
         }
         sqlite3_bind_int(cl, 1, t->id);
         while ((rc = sqlite3_step(cl)) == SQLITE_ROW) {
-            int changed = 0;
+            struct clockrow c = {sqlite3_column_value(cl, 1),
+                                 sqlite3_column_int(cl, 2),
+                                 sqlite3_column_blob(cl, 3),
+                                 (size_t)sqlite3_column_bytes(cl, 3),
+                                 (uint64_t)sqlite3_column_int64(cl, 4),
+                                 sqlite3_column_blob(cl, 5),
+                                 (size_t)sqlite3_column_bytes(cl, 5),
+                                 (uint64_t)sqlite3_column_int64(cl, 6)};
             uint64_t np = 0;
-            if ((err = build_row(&b, ti, cl, &changed, &np)))
+            if ((err = build_row(&b, ti, &c, &np)))
                 goto fail;
-            if (changed) {
+            if (np != c.pub) {
                 sqlite3_reset(setpub);
                 sqlite3_bind_int64(setpub, 1, (int64_t)np);
                 sqlite3_bind_int(setpub, 2, t->id);

@@ -390,6 +390,60 @@ TEST(fold_in_key_order_keeps_log_order)
     pair_free(&p);
 }
 
+/*
+ * An apply folds local edits without packing them (they stay dirty); the
+ * next build folds the rest of the log into the same rows and packs each
+ * row once, with every cell changed since the last build and the bases
+ * of the first edits.
+ */
+TEST(build_packs_rows_left_dirty_by_an_apply)
+{
+    struct pair p;
+    struct replica_cs cs;
+    char da[65], db[65];
+    uint32_t cells, rows;
+
+    pair_new(&p, PARTNER);
+    ASSERT_OK(replica_track(p.a, "partner", &NET));
+    ASSERT_OK(replica_track(p.b, "partner", &NET));
+    sql_ok(p.a, "INSERT INTO partner VALUES ('p1', 'A', NULL, 1, 0)");
+    ASSERT_EQ(replica_build(p.a, 0), 1);
+    ship(p.a, p.b, "network");
+    ASSERT_OK(replica_outbox_ack(p.a, "network", 1));
+    sql_ok(p.b, "INSERT INTO partner VALUES ('p2', 'B', NULL, 2, 0)");
+    ASSERT_EQ(replica_build(p.b, 0), 1);
+
+    sql_ok(p.a, "UPDATE partner SET name = 'A2' WHERE id = 'p1'");
+    ASSERT_EQ(ship(p.b, p.a, "network"), 1);
+    ASSERT_EQ(sql_int(p.a, "SELECT dirty FROM kz_clock WHERE pk = 'p1'"), 2);
+    sql_ok(p.a, "UPDATE partner SET kind = 'k' WHERE id = 'p1';"
+                "INSERT INTO partner VALUES ('p3', 'C', NULL, 3, 0)");
+    ASSERT_EQ(replica_build(p.a, 0), 1);
+    ASSERT_EQ(outbox_cells(p.a, &cells, &rows), 1);
+    ASSERT_EQ(rows, 2);
+    ASSERT_EQ(cells, 2 + 5);
+    ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_clock WHERE dirty <> 0"
+                           " OR pb IS NOT NULL"),
+              0);
+    ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_log"), 0);
+    /* Nothing is packed twice. */
+    ASSERT_EQ(replica_build(p.a, 0), 0);
+    ASSERT_EQ(replica_outbox_get(p.a, "network", 1, &cs), 1);
+    ASSERT_U64_EQ(cs.hdr.author_seq, 2);
+    replica_cs_clear(&cs);
+
+    ASSERT_OK(replica_outbox_ack(p.b, "network", 1));
+    ship(p.a, p.b, "network");
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_conflict"), 0);
+    ASSERT_EQ(sql_int(p.b, "SELECT name = 'A2' AND kind = 'k' FROM partner"
+                           " WHERE id = 'p1'"),
+              1);
+    digest_hex(p.a, "network", da);
+    digest_hex(p.b, "network", db);
+    ASSERT_STR_EQ(da, db);
+    pair_free(&p);
+}
+
 TEST(composite_key)
 {
     struct pair p;
@@ -672,7 +726,8 @@ T_MAIN(T(track_refuses_table_without_key), T(track_refuses_rowid_alias),
        T(duplicate_is_skipped_and_gap_refused),
        T(concurrent_edits_conflict_sequential_do_not),
        T(delete_wins_over_older_update_and_reinsert_revives),
-       T(fold_in_key_order_keeps_log_order), T(composite_key),
+       T(fold_in_key_order_keeps_log_order),
+       T(build_packs_rows_left_dirty_by_an_apply), T(composite_key),
        T(unknown_column_waits_in_quarantine_until_migration),
        T(constraint_refusal_is_quarantined_not_lost),
        T(future_hlc_waits_until_the_clock_reaches_it),
