@@ -279,6 +279,28 @@ struct ecell {
     struct cver base; /* base version */
 };
 
+/* The wire version of ${e}: its authors as indexes of ${w}'s list. */
+static int
+ecell_ver(struct replica *r, struct kz_cs_wr *w, const struct ecell *e,
+          struct kz_cs_ver *out)
+{
+    const uint8_t *ak = replica__dev_key(r, e->ver.dev);
+    const uint8_t *bk = e->base.hlc ? replica__dev_key(r, e->base.dev) : NULL;
+    int ai, bi = 0;
+
+    if (ak == NULL)
+        return -KZ_EDB;
+    if ((ai = kz_cs_wr_author(w, ak)) < 0)
+        return ai;
+    if (bk != NULL && (bi = kz_cs_wr_author(w, bk)) < 0)
+        return bi;
+    out->hlc = e->ver.hlc;
+    out->author = (uint32_t)ai;
+    out->base_hlc = e->base.hlc;
+    out->base_author = (uint32_t)(bk ? bi : ai);
+    return 0;
+}
+
 static int
 emit_row(struct builder *b, struct outcs *o, uint32_t ti, struct tracked *t,
          const struct pkvals *pv, const struct ecell *cells, uint32_t n,
@@ -286,6 +308,7 @@ emit_row(struct builder *b, struct outcs *o, uint32_t ti, struct tracked *t,
 {
     struct replica *r = b->r;
     struct kz_value pk[KZ_LIM_PK_COLS_MAX];
+    struct kz_cs_ver rv;
     uint32_t i;
     int err;
 
@@ -307,20 +330,17 @@ emit_row(struct builder *b, struct outcs *o, uint32_t ti, struct tracked *t,
     }
     for (i = 0; i < pv->n; i++)
         replica__value_from_sqlite(&pk[i], pv->v[i]);
-    kz_cs_wr_row(o->w, (uint32_t)o->tidx[ti], pk, pv->n, n);
+    /* The row carries its first cell's version: the cells that share it
+     * (all of an inserted row, usually) are written short. */
+    if ((err = ecell_ver(r, o->w, &cells[0], &rv)))
+        return err;
+    kz_cs_wr_row(o->w, (uint32_t)o->tidx[ti], pk, pv->n, n, &rv);
     for (i = 0; i < n; i++) {
         struct kz_cs_cell c;
-        const uint8_t *ak = replica__dev_key(r, cells[i].ver.dev);
-        const uint8_t *bk =
-            cells[i].base.hlc ? replica__dev_key(r, cells[i].base.dev) : NULL;
-        int ai, bi = 0;
+        struct kz_cs_ver cv;
 
-        if (ak == NULL)
-            return -KZ_EDB;
-        if ((ai = kz_cs_wr_author(o->w, ak)) < 0)
-            return ai;
-        if (bk != NULL && (bi = kz_cs_wr_author(o->w, bk)) < 0)
-            return bi;
+        if ((err = ecell_ver(r, o->w, &cells[i], &cv)))
+            return err;
         memset(&c, 0, sizeof(c));
         c.col = cells[i].k;
         c.flags = cells[i].flags;
@@ -334,10 +354,10 @@ emit_row(struct builder *b, struct outcs *o, uint32_t ti, struct tracked *t,
             replica__value_from_sqlite(
                 &c.value, sqlite3_column_value(row, (int)cells[i].k - 1));
         }
-        c.hlc = cells[i].ver.hlc;
-        c.author = (uint32_t)ai;
-        c.base_hlc = cells[i].base.hlc;
-        c.base_author = (uint32_t)(bk ? bi : ai);
+        c.hlc = cv.hlc;
+        c.author = cv.author;
+        c.base_hlc = cv.base_hlc;
+        c.base_author = cv.base_author;
         kz_cs_wr_cell(o->w, &c);
         if (c.hlc < o->hlc_min)
             o->hlc_min = c.hlc;

@@ -54,6 +54,9 @@ struct kz_cs_rd {
     uint32_t n_cells;           /* cells declared by the rows so far */
     uint32_t cells_left;        /* cells of the current row not yet read */
     uint32_t row_n_cols;        /* column count of the current row's table */
+    uint32_t format;            /* the body's format (1 or 2) */
+    int row_has_ver;            /* the current row carries a version */
+    struct kz_cs_ver row_ver;   /* … this one (format 2) */
 };
 
 struct kz_cs_wr {
@@ -70,8 +73,10 @@ struct kz_cs_wr {
     uint32_t n_cells_decl;          /* cells declared by kz_cs_wr_row */
     uint32_t n_cells;               /* cells written */
     uint32_t row_cells_left;        /* cells the current row still needs */
-    uint32_t row_n_cols; /* column count of the current row's table */
-    int err;             /* sticky error of row/cell */
+    uint32_t row_n_cols;      /* column count of the current row's table */
+    int row_has_ver;          /* the current row carries a version … */
+    struct kz_cs_ver row_ver; /* … this one: its cells may be short */
+    int err;                  /* sticky error of row/cell */
 };
 
 /* Records a decode failure in ${rd} (sticky; the first one wins). */
@@ -114,25 +119,34 @@ rd_name(struct kz_rd *rd, struct kz_str *s, const char *why_empty)
         RD_FAIL(rd, -KZ_EMALFORMED, "name contains a NUL byte");
 }
 
-/* rd_format(rd, want, why): an array of ${want} whose first item is 1. */
-static void
-rd_format(struct kz_rd *rd, uint32_t want, const char *why)
+/*
+ * rd_format(rd, want, max): an array of ${want} whose first item, the
+ * format, is 1..${max} (else a version error, checked before the length).
+ * Returns the format, or 0 after a failure.
+ */
+static uint32_t
+rd_format(struct kz_rd *rd, uint32_t want, uint32_t max, const char *why)
 {
     uint32_t n;
     uint64_t format;
 
     if (kz_mpk_array(rd, KZ_LIM_COUNT_MAX, &n) != 0)
-        return;
+        return 0;
     if (n == 0) {
         RD_FAIL(rd, -KZ_EMALFORMED, why);
-        return;
+        return 0;
     }
     if (kz_mpk_uint(rd, UINT64_MAX, &format) != 0)
-        return;
-    if (format != KZ_CS_FORMAT)
+        return 0;
+    if (format < 1 || format > max) {
         RD_FAIL(rd, -KZ_EVERSION, "unsupported changeset format");
-    else if (n != want)
+        return 0;
+    }
+    if (n != want) {
         RD_FAIL(rd, -KZ_EMALFORMED, why);
+        return 0;
+    }
+    return (uint32_t)format;
 }
 
 /* Header checks shared by encode (→ -KZ_EINVAL) and decode. */
@@ -212,7 +226,7 @@ kz_cs_header_decode(struct kz_cs_header *h, const uint8_t *p, size_t len,
     kz_rd_init(&rd, p, len);
     if (len > KZ_LIM_CS_HEADER_MAX)
         RD_FAIL(&rd, -KZ_ELIMIT, "header over limit");
-    rd_format(&rd, 9, "header is not an array of 9");
+    (void)rd_format(&rd, 9, KZ_CS_FORMAT, "header is not an array of 9");
     if (kz_mpk_str(&rd, KZ_LIM_NAME_MAX, &scope) == 0 &&
         memchr(scope.p, 0, scope.len) != NULL)
         RD_FAIL(&rd, -KZ_EMALFORMED, "scope contains a NUL byte");
@@ -354,7 +368,8 @@ kz_cs_rd_new(struct kz_cs_rd **out, const uint8_t *p, size_t len,
     kz_rd_init(&r->rd, p, len);
     if (len > KZ_LIM_CS_BODY_MAX)
         RD_FAIL(&r->rd, -KZ_ELIMIT, "body over limit");
-    rd_format(&r->rd, 4, "body is not an array of 4");
+    r->format =
+        rd_format(&r->rd, 4, KZ_CS_BODY_FORMAT, "body is not an array of 4");
     rd_tables(r);
     rd_authors(r);
     (void)kz_mpk_array(&r->rd, KZ_LIM_CS_ROWS_MAX, &r->n_rows);
@@ -447,8 +462,11 @@ kz_cs_rd_next_row(struct kz_cs_rd *r, struct kz_cs_row *row)
             RD_FAIL(rd, -KZ_EMALFORMED, "trailing bytes after body");
         return rd->err;
     }
-    if (kz_mpk_array(rd, KZ_LIM_COUNT_MAX, &n) == 0 && n != 3)
-        RD_FAIL(rd, -KZ_EMALFORMED, "row is not an array of 3");
+    if (kz_mpk_array(rd, KZ_LIM_COUNT_MAX, &n) == 0 && n != 3 &&
+        (n != 7 || r->format < 2))
+        RD_FAIL(rd, -KZ_EMALFORMED,
+                r->format < 2 ? "row is not an array of 3"
+                              : "row is not an array of 3 or 7");
     if (kz_mpk_u32(rd, &row->table) == 0 && row->table >= r->n_tables)
         RD_FAIL(rd, -KZ_EMALFORMED, "table index out of range");
     if (kz_mpk_array(rd, KZ_LIM_PK_COLS_MAX, &row->n_pk) == 0 && row->n_pk == 0)
@@ -456,6 +474,18 @@ kz_cs_rd_next_row(struct kz_cs_rd *r, struct kz_cs_row *row)
     for (i = 0; i < row->n_pk && rd->err == 0; i++)
         if (kz_mpk_value(rd, &row->pk[i]) == 0 && row->pk[i].type == KZ_V_NULL)
             RD_FAIL(rd, -KZ_EMALFORMED, "NULL in primary key");
+    r->row_has_ver = rd->err == 0 && n == 7;
+    if (r->row_has_ver) {
+        struct kz_cs_ver *v = &r->row_ver;
+        if (kz_mpk_uint(rd, UINT64_MAX, &v->hlc) == 0 && v->hlc == 0)
+            RD_FAIL(rd, -KZ_EMALFORMED, "row hlc 0");
+        if (kz_mpk_u32(rd, &v->author) == 0 && v->author >= r->n_authors)
+            RD_FAIL(rd, -KZ_EMALFORMED, "author index out of range");
+        (void)kz_mpk_uint(rd, UINT64_MAX, &v->base_hlc);
+        if (kz_mpk_u32(rd, &v->base_author) == 0 &&
+            v->base_author >= r->n_authors)
+            RD_FAIL(rd, -KZ_EMALFORMED, "base_author index out of range");
+    }
     if (kz_mpk_array(rd, KZ_LIM_COUNT_MAX, &row->n_cells) == 0 &&
         row->n_cells > KZ_LIM_CS_CELLS_MAX - r->n_cells)
         RD_FAIL(rd, -KZ_ELIMIT, "too many cells");
@@ -488,25 +518,36 @@ kz_cs_rd_next_cell(struct kz_cs_rd *r, struct kz_cs_cell *cell)
         return rd->err;
     if (r->cells_left == 0)
         return 0;
-    if (kz_mpk_array(rd, KZ_LIM_COUNT_MAX, &n) == 0 && n != 7)
-        RD_FAIL(rd, -KZ_EMALFORMED, "cell is not an array of 7");
+    if (kz_mpk_array(rd, KZ_LIM_COUNT_MAX, &n) == 0 && n != 7 &&
+        (n != 2 || !r->row_has_ver))
+        RD_FAIL(rd, -KZ_EMALFORMED,
+                r->row_has_ver ? "cell is not an array of 2 or 7"
+                               : "cell is not an array of 7");
     if (kz_mpk_u32(rd, &cell->col) == 0 && cell->col > r->row_n_cols)
         RD_FAIL(rd, -KZ_EMALFORMED, "column index out of range");
-    if (kz_mpk_u32(rd, &cell->flags) == 0 &&
+    if (n == 7 && kz_mpk_u32(rd, &cell->flags) == 0 &&
         (cell->flags & ~KZ_CELL_RETRACT) != 0)
         RD_FAIL(rd, -KZ_EMALFORMED, "unknown cell flag bits");
     if (kz_mpk_value(rd, &cell->value) == 0 && cell->col == 0 &&
         (cell->value.type != KZ_V_INT ||
          (cell->value.i != 0 && cell->value.i != 1)))
         RD_FAIL(rd, -KZ_EMALFORMED, "existence cell is not 0 or 1");
-    if (kz_mpk_uint(rd, UINT64_MAX, &cell->hlc) == 0 && cell->hlc == 0)
-        RD_FAIL(rd, -KZ_EMALFORMED, "cell hlc 0");
-    if (kz_mpk_u32(rd, &cell->author) == 0 && cell->author >= r->n_authors)
-        RD_FAIL(rd, -KZ_EMALFORMED, "author index out of range");
-    (void)kz_mpk_uint(rd, UINT64_MAX, &cell->base_hlc);
-    if (kz_mpk_u32(rd, &cell->base_author) == 0 &&
-        cell->base_author >= r->n_authors)
-        RD_FAIL(rd, -KZ_EMALFORMED, "base_author index out of range");
+    if (n == 2) {
+        /* A short cell: flags 0 and the row's version. */
+        cell->hlc = r->row_ver.hlc;
+        cell->author = r->row_ver.author;
+        cell->base_hlc = r->row_ver.base_hlc;
+        cell->base_author = r->row_ver.base_author;
+    } else {
+        if (kz_mpk_uint(rd, UINT64_MAX, &cell->hlc) == 0 && cell->hlc == 0)
+            RD_FAIL(rd, -KZ_EMALFORMED, "cell hlc 0");
+        if (kz_mpk_u32(rd, &cell->author) == 0 && cell->author >= r->n_authors)
+            RD_FAIL(rd, -KZ_EMALFORMED, "author index out of range");
+        (void)kz_mpk_uint(rd, UINT64_MAX, &cell->base_hlc);
+        if (kz_mpk_u32(rd, &cell->base_author) == 0 &&
+            cell->base_author >= r->n_authors)
+            RD_FAIL(rd, -KZ_EMALFORMED, "base_author index out of range");
+    }
     if (rd->err != 0) {
         memset(cell, 0, sizeof(*cell));
         return rd->err;
@@ -657,23 +698,27 @@ wr_fail(struct kz_cs_wr *w, int err)
 }
 
 /*
- * kz_cs_wr_row(w, table, pk, n_pk, n_cells): starts a row that will have
- * exactly ${n_cells} cells.  Errors are sticky (see kz_cs_wr_finish):
+ * kz_cs_wr_row(w, table, pk, n_pk, n_cells, ver): starts a row that will
+ * have exactly ${n_cells} cells.  With a version ${ver} (may be NULL), the
+ * row carries it, and each of its cells with flags 0 and exactly that
+ * version is written short.  Errors are sticky (see kz_cs_wr_finish):
  * -KZ_EINVAL (the previous row is short of cells, table out of range, n_pk
- * not 1..KZ_LIM_PK_COLS_MAX, a NULL or unknown-typed pk value),
- * -KZ_ELIMIT (rows or cells over their limits, or the body cap),
- * -KZ_ENOMEM.
+ * not 1..KZ_LIM_PK_COLS_MAX, a NULL or unknown-typed pk value, a version
+ * with hlc 0 or an undeclared author), -KZ_ELIMIT (rows or cells over
+ * their limits, or the body cap), -KZ_ENOMEM.
  */
 void
 kz_cs_wr_row(struct kz_cs_wr *w, uint32_t table, const struct kz_value *pk,
-             uint32_t n_pk, uint32_t n_cells)
+             uint32_t n_pk, uint32_t n_cells, const struct kz_cs_ver *ver)
 {
     uint32_t i;
 
     if (w->err != 0)
         return;
     if (w->row_cells_left != 0 || table >= w->n_tables || n_pk == 0 ||
-        n_pk > KZ_LIM_PK_COLS_MAX || pk == NULL) {
+        n_pk > KZ_LIM_PK_COLS_MAX || pk == NULL ||
+        (ver != NULL && (ver->hlc == 0 || ver->author >= w->n_authors ||
+                         ver->base_author >= w->n_authors))) {
         wr_fail(w, -KZ_EINVAL);
         return;
     }
@@ -688,11 +733,17 @@ kz_cs_wr_row(struct kz_cs_wr *w, uint32_t table, const struct kz_value *pk,
         wr_fail(w, -KZ_ELIMIT);
         return;
     }
-    kz_mpk_wr_array(&w->rows, 3);
+    kz_mpk_wr_array(&w->rows, ver != NULL ? 7 : 3);
     kz_mpk_wr_uint(&w->rows, table);
     kz_mpk_wr_array(&w->rows, n_pk);
     for (i = 0; i < n_pk; i++)
         kz_mpk_wr_value(&w->rows, &pk[i]);
+    if (ver != NULL) {
+        kz_mpk_wr_uint(&w->rows, ver->hlc);
+        kz_mpk_wr_uint(&w->rows, ver->author);
+        kz_mpk_wr_uint(&w->rows, ver->base_hlc);
+        kz_mpk_wr_uint(&w->rows, ver->base_author);
+    }
     kz_mpk_wr_array(&w->rows, n_cells);
     if (kz_mpk_wr_err(&w->rows) != 0) {
         wr_fail(w, kz_mpk_wr_err(&w->rows));
@@ -702,6 +753,9 @@ kz_cs_wr_row(struct kz_cs_wr *w, uint32_t table, const struct kz_value *pk,
     w->n_cells_decl += n_cells;
     w->row_cells_left = n_cells;
     w->row_n_cols = w->table_cols[table];
+    w->row_has_ver = ver != NULL;
+    if (ver != NULL)
+        w->row_ver = *ver;
 }
 
 /*
@@ -725,14 +779,23 @@ kz_cs_wr_cell(struct kz_cs_wr *w, const struct kz_cs_cell *cell)
         wr_fail(w, -KZ_EINVAL);
         return;
     }
-    kz_mpk_wr_array(&w->rows, 7);
-    kz_mpk_wr_uint(&w->rows, cell->col);
-    kz_mpk_wr_uint(&w->rows, cell->flags);
-    kz_mpk_wr_value(&w->rows, v);
-    kz_mpk_wr_uint(&w->rows, cell->hlc);
-    kz_mpk_wr_uint(&w->rows, cell->author);
-    kz_mpk_wr_uint(&w->rows, cell->base_hlc);
-    kz_mpk_wr_uint(&w->rows, cell->base_author);
+    if (w->row_has_ver && cell->flags == 0 && cell->hlc == w->row_ver.hlc &&
+        cell->author == w->row_ver.author &&
+        cell->base_hlc == w->row_ver.base_hlc &&
+        cell->base_author == w->row_ver.base_author) {
+        kz_mpk_wr_array(&w->rows, 2);
+        kz_mpk_wr_uint(&w->rows, cell->col);
+        kz_mpk_wr_value(&w->rows, v);
+    } else {
+        kz_mpk_wr_array(&w->rows, 7);
+        kz_mpk_wr_uint(&w->rows, cell->col);
+        kz_mpk_wr_uint(&w->rows, cell->flags);
+        kz_mpk_wr_value(&w->rows, v);
+        kz_mpk_wr_uint(&w->rows, cell->hlc);
+        kz_mpk_wr_uint(&w->rows, cell->author);
+        kz_mpk_wr_uint(&w->rows, cell->base_hlc);
+        kz_mpk_wr_uint(&w->rows, cell->base_author);
+    }
     if (kz_mpk_wr_err(&w->rows) != 0) {
         wr_fail(w, kz_mpk_wr_err(&w->rows));
         return;
@@ -774,6 +837,7 @@ wr_empty(struct kz_cs_wr *w)
     w->n_cells = 0;
     w->row_cells_left = 0;
     w->row_n_cols = 0;
+    w->row_has_ver = 0;
     w->err = 0;
 }
 
@@ -802,7 +866,7 @@ kz_cs_wr_finish(struct kz_cs_wr *w, uint8_t **out, size_t *out_len)
     }
     kz_mpk_wr_init(&body, w->max_len);
     kz_mpk_wr_array(&body, 4);
-    kz_mpk_wr_uint(&body, KZ_CS_FORMAT);
+    kz_mpk_wr_uint(&body, KZ_CS_BODY_FORMAT);
     kz_mpk_wr_array(&body, w->n_tables);
     kz_mpk_wr_raw(&body, w->tables.b.p, w->tables.b.len);
     kz_mpk_wr_array(&body, w->n_authors);

@@ -13,15 +13,23 @@
  *
  * Body, a msgpack array of 4:
  *
- *     [ format:uint (=1),
+ *     [ format:uint (=2; 1 is still read),
  *       tables:  [ [ name:str, [ col:str, … ] ], … ],
  *       authors: [ key:bin(32), … ],
  *       rows:    [ row, … ] ]
  *
  *     row  = [ table:uint, pk:[ value, … ], cells:[ cell, … ] ]
+ *          | [ table:uint, pk:[ value, … ], hlc:uint, author:uint,
+ *              base_hlc:uint, base_author:uint, cells:[ cell, … ] ]
  *     cell = [ col:uint, flags:uint, value, hlc:uint, author:uint,
  *              base_hlc:uint, base_author:uint ]
+ *          | [ col:uint, value ]
  *     value = nil | int | float64 | str | bin
+ *
+ * A row of 7 (format 2) carries a version; its short cells [col, value]
+ * have flags 0 and exactly that version.  In a row of 3, and in format 1,
+ * every cell is whole.  Most rows' cells share one version (a row
+ * inserted, or one column updated), so format 2 is about a fifth smaller.
  *
  * `table` indexes `tables`; `author` and `base_author` index `authors`.  `col`
  * 0 is the row's existence cell (value 1 = live, 0 = deleted); col k ≥ 1 is
@@ -44,8 +52,9 @@
 #include "kz.h"
 #include "limits.h"
 
-#define KZ_CS_FORMAT 1
-#define KZ_KEY_LEN 32 /* an author's Ed25519 public key */
+#define KZ_CS_FORMAT 1      /* the header's */
+#define KZ_CS_BODY_FORMAT 2 /* the body's written; 1 and 2 are read */
+#define KZ_KEY_LEN 32       /* an author's Ed25519 public key */
 #define KZ_CELL_RETRACT 0x1u
 
 enum kz_vtype {
@@ -92,6 +101,15 @@ struct kz_cs_cell {
     uint32_t author;       /* … and author (index into authors) */
     uint64_t base_hlc;     /* base version, 0 if none … */
     uint32_t base_author;  /* … and its author (index) */
+};
+
+/* A cell version: hlc and author, and the base version the author had
+ * seen (base_hlc 0: none).  Authors are indexes into the body's list. */
+struct kz_cs_ver {
+    uint64_t hlc;
+    uint32_t author;
+    uint64_t base_hlc;
+    uint32_t base_author;
 };
 
 struct kz_cs_row {
@@ -185,11 +203,13 @@ KZ_MUST_CHECK int kz_cs_wr_author(struct kz_cs_wr *w,
                                   const uint8_t key[KZ_KEY_LEN]);
 
 /**
- * kz_cs_wr_row(w, table, pk, n_pk, n_cells): starts a row that will have
- * exactly ${n_cells} cells.  Errors are sticky (see kz_cs_wr_finish).
+ * kz_cs_wr_row(w, table, pk, n_pk, n_cells, ver): starts a row that will
+ * have exactly ${n_cells} cells; with ${ver} (may be NULL) the row carries
+ * that version and its cells of flags 0 and that version are written
+ * short.  Errors are sticky (see kz_cs_wr_finish).
  */
 void kz_cs_wr_row(struct kz_cs_wr *w, uint32_t table, const struct kz_value *pk,
-                  uint32_t n_pk, uint32_t n_cells);
+                  uint32_t n_pk, uint32_t n_cells, const struct kz_cs_ver *ver);
 
 /** kz_cs_wr_cell(w, cell): appends one cell of the current row. */
 void kz_cs_wr_cell(struct kz_cs_wr *w, const struct kz_cs_cell *cell);

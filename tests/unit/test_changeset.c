@@ -100,7 +100,7 @@ sample_body(uint8_t **out, size_t *len)
         goto out;
     }
     pk[0] = v_text("HAN-2024-0001");
-    kz_cs_wr_row(w, (uint32_t)t0, pk, 1, 3);
+    kz_cs_wr_row(w, (uint32_t)t0, pk, 1, 3, NULL);
     kz_cs_wr_cell(w, &(struct kz_cs_cell){0, 0, v_int(1), 100, 0, 0, 0});
     c = cell(1, v_text("open"), 101, (uint32_t)a0);
     c.base_hlc = 90;
@@ -112,13 +112,13 @@ sample_body(uint8_t **out, size_t *len)
     kz_cs_wr_cell(w, &c);
     pk[0] = v_int(-7);
     pk[1] = (struct kz_value){KZ_V_REAL, 0, 2.5, NULL, 0};
-    kz_cs_wr_row(w, (uint32_t)t1, pk, 2, 2);
+    kz_cs_wr_row(w, (uint32_t)t1, pk, 2, 2, NULL);
     c = cell(1, (struct kz_value){KZ_V_NULL, 0, 0, NULL, 0}, 103, 0);
     kz_cs_wr_cell(w, &c);
     c = cell(0, v_int(0), UINT64_MAX, 1);
     kz_cs_wr_cell(w, &c);
     pk[0] = v_int(INT64_MIN);
-    kz_cs_wr_row(w, (uint32_t)t1, pk, 1, 1);
+    kz_cs_wr_row(w, (uint32_t)t1, pk, 1, 1, NULL);
     c = cell(1, v_text(""), 1, 0);
     kz_cs_wr_cell(w, &c);
     rc = kz_cs_wr_finish(w, out, len);
@@ -537,13 +537,13 @@ TEST(body_every_byte_flipped_never_crashes)
  * array header; the test then writes rows with the raw writer.
  */
 static void
-bw_begin(struct kz_mpk_wr *w, uint32_t n_rows)
+bw_begin2(struct kz_mpk_wr *w, uint32_t format, uint32_t n_rows)
 {
     static const uint8_t zeros[32];
 
     kz_mpk_wr_init(w, 4u << 20);
     kz_mpk_wr_array(w, 4);
-    kz_mpk_wr_uint(w, 1);
+    kz_mpk_wr_uint(w, format);
     kz_mpk_wr_array(w, 1); /* one table "t" with columns a, b */
     kz_mpk_wr_array(w, 2);
     kz_mpk_wr_str(w, "t", 1);
@@ -553,6 +553,13 @@ bw_begin(struct kz_mpk_wr *w, uint32_t n_rows)
     kz_mpk_wr_array(w, 1); /* one author */
     kz_mpk_wr_bin(w, zeros, 32);
     kz_mpk_wr_array(w, n_rows);
+}
+
+/* The same in format 1, which most hand-built bodies here use. */
+static void
+bw_begin(struct kz_mpk_wr *w, uint32_t n_rows)
+{
+    bw_begin2(w, 1, n_rows);
 }
 
 /* A row of table 0 with pk [1] and n cells. */
@@ -859,8 +866,10 @@ TEST(list_checks)
 
 TEST(body_format_and_shape)
 {
+    static const uint8_t v0[] = {0x94, 0x00, 0x90, 0x90, 0x90};
     static const uint8_t v2[] = {0x94, 0x02, 0x90, 0x90, 0x90};
-    static const uint8_t v2_long[] = {0x95, 0x02, 0x90, 0x90, 0x90, 0xc0};
+    static const uint8_t v3[] = {0x94, 0x03, 0x90, 0x90, 0x90};
+    static const uint8_t v3_long[] = {0x95, 0x03, 0x90, 0x90, 0x90, 0xc0};
     static const uint8_t five[] = {0x95, 0x01, 0x90, 0x90, 0x90, 0xc0};
     static const uint8_t empty_ok[] = {0x94, 0x01, 0x90, 0x90, 0x90};
     static const uint8_t zero[] = {0x90};
@@ -869,9 +878,11 @@ TEST(body_format_and_shape)
     uint32_t n;
 
     ASSERT_OK(decode_all(empty_ok, sizeof(empty_ok), &why, &n));
-    ASSERT_ERR(decode_all(v2, sizeof(v2), &why, &n), -KZ_EVERSION);
+    ASSERT_OK(decode_all(v2, sizeof(v2), &why, &n));
+    ASSERT_ERR(decode_all(v3, sizeof(v3), &why, &n), -KZ_EVERSION);
     ASSERT_STR_EQ(why, "unsupported changeset format");
-    ASSERT_ERR(decode_all(v2_long, sizeof(v2_long), &why, &n), -KZ_EVERSION);
+    ASSERT_ERR(decode_all(v0, sizeof(v0), &why, &n), -KZ_EVERSION);
+    ASSERT_ERR(decode_all(v3_long, sizeof(v3_long), &why, &n), -KZ_EVERSION);
     ASSERT_ERR(decode_all(five, sizeof(five), &why, &n), -KZ_EMALFORMED);
     ASSERT_STR_EQ(why, "body is not an array of 4");
     ASSERT_ERR(decode_all(zero, sizeof(zero), &why, &n), -KZ_EMALFORMED);
@@ -926,8 +937,10 @@ TEST(absurd_counts_fail_fast_without_allocating)
 
 TEST(protocol_md_example)
 {
-    /* The example body of PROTOCOL.md §Changesets, byte for byte. */
-    uint8_t in[9 + 3 + 32 + 14];
+    /* The example bodies of PROTOCOL.md §Changesets, byte for byte: format
+     * 2 as our writer makes it, and the same content in format 1. */
+    uint8_t in[9 + 3 + 32 + 13], v1[9 + 3 + 32 + 14];
+    struct kz_cs_ver ver = {5, 0, 0, 0};
     struct kz_cs_wr *w;
     struct kz_cs_rd *r;
     struct kz_cs_row row;
@@ -940,32 +953,41 @@ TEST(protocol_md_example)
     size_t len, o = 0;
 
     memcpy(in + o,
-           "\x94\x01\x91\x92\xa1t\x91\xa1"
+           "\x94\x02\x91\x92\xa1t\x91\xa1"
            "a",
            9),
         o += 9;
     memcpy(in + o, "\x91\xc4\x20", 3), o += 3;
     memset(in + o, 0, 32), o += 32;
-    memcpy(in + o,
+    memcpy(in + o, "\x91\x97\x00\x91\x01\x05\x00\x00\x00\x91\x92\x00\x01", 13),
+        o += 13;
+    ASSERT_EQ(o, sizeof(in));
+    memcpy(v1, in, 9 + 3 + 32);
+    v1[1] = 0x01;
+    memcpy(v1 + 44,
            "\x91\x93\x00\x91\x01\x91\x97\x00\x00\x01\x05\x00\x00"
            "\x00",
-           14),
-        o += 14;
-    ASSERT_EQ(o, sizeof(in));
-    ASSERT_OK(kz_cs_rd_new(&r, in, sizeof(in), &why));
-    ASSERT_EQ(kz_cs_rd_next_row(r, &row), 1);
-    ASSERT_EQ(kz_cs_rd_next_cell(r, &c), 1);
-    ASSERT_EQ(c.col, 0);
-    ASSERT_EQ(c.value.i, 1);
-    ASSERT_U64_EQ(c.hlc, 5);
-    ASSERT_EQ(kz_cs_rd_next_cell(r, &c), 0);
-    ASSERT_EQ(kz_cs_rd_next_row(r, &row), 0);
-    kz_cs_rd_free(r);
-    /* And our writer produces exactly these bytes. */
+           14);
+    for (o = 0; o < 2; o++) {
+        ASSERT_OK(
+            kz_cs_rd_new(&r, o ? v1 : in, o ? sizeof(v1) : sizeof(in), &why));
+        ASSERT_EQ(kz_cs_rd_next_row(r, &row), 1);
+        ASSERT_EQ(kz_cs_rd_next_cell(r, &c), 1);
+        ASSERT_EQ(c.col, 0);
+        ASSERT_EQ(c.flags, 0);
+        ASSERT_EQ(c.value.i, 1);
+        ASSERT_U64_EQ(c.hlc, 5);
+        ASSERT_EQ(c.author, 0);
+        ASSERT_U64_EQ(c.base_hlc, 0);
+        ASSERT_EQ(kz_cs_rd_next_cell(r, &c), 0);
+        ASSERT_EQ(kz_cs_rd_next_row(r, &row), 0);
+        kz_cs_rd_free(r);
+    }
+    /* And our writer produces exactly the format 2 bytes. */
     ASSERT_OK(kz_cs_wr_new(&w, 1024));
     ASSERT_EQ(kz_cs_wr_table(w, "t", cols, 1), 0);
     ASSERT_EQ(kz_cs_wr_author(w, zero_key), 0);
-    kz_cs_wr_row(w, 0, &pk, 1, 1);
+    kz_cs_wr_row(w, 0, &pk, 1, 1, &ver);
     c = cell(0, v_int(1), 5, 0);
     kz_cs_wr_cell(w, &c);
     ASSERT_OK(kz_cs_wr_finish(w, &p, &len));
@@ -973,6 +995,185 @@ TEST(protocol_md_example)
     ASSERT_MEM_EQ(p, in, len);
     kz_free(p);
     kz_cs_wr_free(w);
+}
+
+/* Format 2: rows of 7 carry a version, and their short cells [col, value]
+ * take it; everything else about a cell stays checked. */
+TEST(versioned_rows_and_short_cells)
+{
+    static const char *const cols[] = {"a", "b", "c"};
+    static const uint8_t key2[KZ_KEY_LEN] = {2};
+    struct kz_cs_ver ver = {UINT64_C(7) << 16, 0, 0, 0};
+    struct kz_cs_wr *w;
+    struct kz_cs_rd *r;
+    struct kz_cs_row row;
+    struct kz_cs_cell c;
+    struct kz_value pk = v_text("row-1");
+    const char *why;
+    uint8_t *p, *q;
+    size_t len, qlen;
+
+    /* Writer: cells of the row's version are short, others whole. */
+    ASSERT_OK(kz_cs_wr_new(&w, 1024));
+    ASSERT_EQ(kz_cs_wr_table(w, "t", cols, 3), 0);
+    ASSERT_EQ(kz_cs_wr_author(w, key_a), 0);
+    ASSERT_EQ(kz_cs_wr_author(w, key2), 1);
+    kz_cs_wr_row(w, 0, &pk, 1, 4, &ver);
+    kz_cs_wr_cell(w, &(struct kz_cs_cell){0, 0, v_int(1), ver.hlc, 0, 0, 0});
+    kz_cs_wr_cell(w, &(struct kz_cs_cell){1, 0, v_text("x"), ver.hlc, 0, 0, 0});
+    /* Another author's base: whole. */
+    kz_cs_wr_cell(w, &(struct kz_cs_cell){2, 0, v_int(5), ver.hlc, 0, 9, 1});
+    /* A retraction: whole, though of the row's version. */
+    kz_cs_wr_cell(
+        w,
+        &(struct kz_cs_cell){
+            3, KZ_CELL_RETRACT, {KZ_V_NULL, 0, 0, NULL, 0}, ver.hlc, 0, 0, 0});
+    ASSERT_OK(kz_cs_wr_finish(w, &p, &len));
+    /* The same cells in a row without a version: the row is 8 bytes
+     * shorter (hlc as uint32, 3 indexes) and each of the two short cells
+     * 9 bytes longer (flags, hlc, 3 indexes). */
+    kz_cs_wr_row(w, 0, &pk, 1, 0, NULL); /* tables were emptied: EINVAL */
+    ASSERT_ERR(kz_cs_wr_finish(w, &q, &qlen), -KZ_EINVAL);
+    ASSERT_EQ(kz_cs_wr_table(w, "t", cols, 3), 0);
+    ASSERT_EQ(kz_cs_wr_author(w, key_a), 0);
+    ASSERT_EQ(kz_cs_wr_author(w, key2), 1);
+    kz_cs_wr_row(w, 0, &pk, 1, 4, NULL);
+    kz_cs_wr_cell(w, &(struct kz_cs_cell){0, 0, v_int(1), ver.hlc, 0, 0, 0});
+    kz_cs_wr_cell(w, &(struct kz_cs_cell){1, 0, v_text("x"), ver.hlc, 0, 0, 0});
+    kz_cs_wr_cell(w, &(struct kz_cs_cell){2, 0, v_int(5), ver.hlc, 0, 9, 1});
+    kz_cs_wr_cell(
+        w,
+        &(struct kz_cs_cell){
+            3, KZ_CELL_RETRACT, {KZ_V_NULL, 0, 0, NULL, 0}, ver.hlc, 0, 0, 0});
+    ASSERT_OK(kz_cs_wr_finish(w, &q, &qlen));
+    ASSERT_EQ(qlen, len - 8 + 2 * 9);
+    kz_free(q);
+
+    /* Reader: every cell comes back whole. */
+    ASSERT_OK(kz_cs_rd_new(&r, p, len, &why));
+    ASSERT_EQ(kz_cs_rd_next_row(r, &row), 1);
+    ASSERT_EQ(row.n_cells, 4);
+    ASSERT_EQ(kz_cs_rd_next_cell(r, &c), 1);
+    ASSERT(c.col == 0 && c.value.i == 1 && c.flags == 0);
+    ASSERT_U64_EQ(c.hlc, ver.hlc);
+    ASSERT_EQ(kz_cs_rd_next_cell(r, &c), 1);
+    ASSERT(c.col == 1 && c.value.type == KZ_V_TEXT && c.value.len == 1);
+    ASSERT_U64_EQ(c.hlc, ver.hlc);
+    ASSERT(c.author == 0 && c.base_hlc == 0 && c.base_author == 0);
+    ASSERT_EQ(kz_cs_rd_next_cell(r, &c), 1);
+    ASSERT(c.col == 2 && c.base_hlc == 9 && c.base_author == 1);
+    ASSERT_EQ(kz_cs_rd_next_cell(r, &c), 1);
+    ASSERT(c.col == 3 && c.flags == KZ_CELL_RETRACT);
+    ASSERT_EQ(kz_cs_rd_next_cell(r, &c), 0);
+    ASSERT_EQ(kz_cs_rd_next_row(r, &row), 0);
+    kz_cs_rd_free(r);
+    kz_free(p);
+
+    /* Writer refuses a version the reader would. */
+    kz_cs_wr_row(w, 0, &pk, 1, 0, &(struct kz_cs_ver){0, 0, 0, 0});
+    ASSERT_ERR(kz_cs_wr_finish(w, &p, &len), -KZ_EINVAL);
+    ASSERT_EQ(kz_cs_wr_table(w, "t", cols, 3), 0);
+    ASSERT_EQ(kz_cs_wr_author(w, key_a), 0);
+    kz_cs_wr_row(w, 0, &pk, 1, 0, &(struct kz_cs_ver){5, 1, 0, 0});
+    ASSERT_ERR(kz_cs_wr_finish(w, &p, &len), -KZ_EINVAL);
+    kz_cs_wr_free(w);
+}
+
+/* A hand-built format 2 row of ${n} items: table 0, pk [1], then the
+ * version fields (when n is 7), then ${n_cells} cells follow. */
+static void
+bw_row2(struct kz_mpk_wr *w, uint32_t n, uint64_t hlc, uint64_t author,
+        uint64_t base_author, uint32_t n_cells)
+{
+    kz_mpk_wr_array(w, n);
+    kz_mpk_wr_uint(w, 0);
+    kz_mpk_wr_array(w, 1);
+    kz_mpk_wr_uint(w, 1);
+    if (n == 7) {
+        kz_mpk_wr_uint(w, hlc);
+        kz_mpk_wr_uint(w, author);
+        kz_mpk_wr_uint(w, 0);
+        kz_mpk_wr_uint(w, base_author);
+    }
+    kz_mpk_wr_array(w, n_cells);
+}
+
+TEST(versioned_row_checks)
+{
+    struct kz_mpk_wr w;
+    const char *why;
+
+    /* A short cell in a versioned row; one with two values is not. */
+    bw_begin2(&w, 2, 1);
+    bw_row2(&w, 7, 5, 0, 0, 1);
+    kz_mpk_wr_array(&w, 2);
+    kz_mpk_wr_uint(&w, 2);
+    kz_mpk_wr_str(&w, "v", 1);
+    ASSERT_OK(bw_decode(&w, &why));
+    bw_begin2(&w, 2, 1);
+    bw_row2(&w, 7, 5, 0, 0, 1);
+    kz_mpk_wr_array(&w, 3);
+    kz_mpk_wr_uint(&w, 2);
+    kz_mpk_wr_uint(&w, 0);
+    kz_mpk_wr_str(&w, "v", 1);
+    ASSERT_ERR(bw_decode(&w, &why), -KZ_EMALFORMED);
+    ASSERT_STR_EQ(why, "cell is not an array of 2 or 7");
+    /* Short cells need the row's version. */
+    bw_begin2(&w, 2, 1);
+    bw_row2(&w, 3, 0, 0, 0, 1);
+    kz_mpk_wr_array(&w, 2);
+    kz_mpk_wr_uint(&w, 1);
+    kz_mpk_wr_int(&w, 1);
+    ASSERT_ERR(bw_decode(&w, &why), -KZ_EMALFORMED);
+    ASSERT_STR_EQ(why, "cell is not an array of 7");
+    /* Rows of 7 are format 2 only. */
+    bw_begin2(&w, 1, 1);
+    bw_row2(&w, 7, 5, 0, 0, 0);
+    ASSERT_ERR(bw_decode(&w, &why), -KZ_EMALFORMED);
+    ASSERT_STR_EQ(why, "row is not an array of 3");
+    bw_begin2(&w, 2, 1);
+    bw_row2(&w, 5, 5, 0, 0, 0);
+    kz_mpk_wr_nil(&w);
+    kz_mpk_wr_nil(&w);
+    ASSERT_ERR(bw_decode(&w, &why), -KZ_EMALFORMED);
+    ASSERT_STR_EQ(why, "row is not an array of 3 or 7");
+    /* The row's version is checked like a cell's. */
+    bw_begin2(&w, 2, 1);
+    bw_row2(&w, 7, 0, 0, 0, 0);
+    ASSERT_ERR(bw_decode(&w, &why), -KZ_EMALFORMED);
+    ASSERT_STR_EQ(why, "row hlc 0");
+    bw_begin2(&w, 2, 1);
+    bw_row2(&w, 7, 5, 1, 0, 0);
+    ASSERT_ERR(bw_decode(&w, &why), -KZ_EMALFORMED);
+    ASSERT_STR_EQ(why, "author index out of range");
+    bw_begin2(&w, 2, 1);
+    bw_row2(&w, 7, 5, 0, 1, 0);
+    ASSERT_ERR(bw_decode(&w, &why), -KZ_EMALFORMED);
+    ASSERT_STR_EQ(why, "base_author index out of range");
+    /* A short existence cell is still 0 or 1, its column still in range. */
+    bw_begin2(&w, 2, 1);
+    bw_row2(&w, 7, 5, 0, 0, 1);
+    kz_mpk_wr_array(&w, 2);
+    kz_mpk_wr_uint(&w, 0);
+    kz_mpk_wr_int(&w, 2);
+    ASSERT_ERR(bw_decode(&w, &why), -KZ_EMALFORMED);
+    ASSERT_STR_EQ(why, "existence cell is not 0 or 1");
+    bw_begin2(&w, 2, 1);
+    bw_row2(&w, 7, 5, 0, 0, 1);
+    kz_mpk_wr_array(&w, 2);
+    kz_mpk_wr_uint(&w, 3);
+    kz_mpk_wr_int(&w, 1);
+    ASSERT_ERR(bw_decode(&w, &why), -KZ_EMALFORMED);
+    ASSERT_STR_EQ(why, "column index out of range");
+    /* The next row has no version: its cells must be whole again. */
+    bw_begin2(&w, 2, 2);
+    bw_row2(&w, 7, 5, 0, 0, 0);
+    bw_row2(&w, 3, 0, 0, 0, 1);
+    kz_mpk_wr_array(&w, 2);
+    kz_mpk_wr_uint(&w, 1);
+    kz_mpk_wr_int(&w, 1);
+    ASSERT_ERR(bw_decode(&w, &why), -KZ_EMALFORMED);
+    ASSERT_STR_EQ(why, "cell is not an array of 7");
 }
 
 TEST(body_over_limit)
@@ -1003,23 +1204,23 @@ TEST(writer_rejects_bad_rows_and_cells)
     ASSERT_EQ(kz_cs_wr_author(w, key_a), 0);
     ASSERT_EQ(kz_cs_wr_author(w, key_a), 0);
 
-    kz_cs_wr_row(w, 1, &pk, 1, 1); /* table out of range */
+    kz_cs_wr_row(w, 1, &pk, 1, 1, NULL); /* table out of range */
     ASSERT_ERR(kz_cs_wr_finish(w, &p, &len), -KZ_EINVAL);
     ASSERT(p == NULL);
     /* finish emptied the writer: the table must be declared again. */
     ASSERT_EQ(kz_cs_wr_table(w, "t", cols, 1), 0);
     ASSERT_EQ(kz_cs_wr_author(w, key_a), 0);
-    kz_cs_wr_row(w, 0, &nul, 1, 1);
+    kz_cs_wr_row(w, 0, &nul, 1, 1, NULL);
     ASSERT_ERR(kz_cs_wr_finish(w, &p, &len), -KZ_EINVAL);
 
     ASSERT_EQ(kz_cs_wr_table(w, "t", cols, 1), 0);
     ASSERT_EQ(kz_cs_wr_author(w, key_a), 0);
-    kz_cs_wr_row(w, 0, &pk, 0, 1);
+    kz_cs_wr_row(w, 0, &pk, 0, 1, NULL);
     ASSERT_ERR(kz_cs_wr_finish(w, &p, &len), -KZ_EINVAL);
 
     ASSERT_EQ(kz_cs_wr_table(w, "t", cols, 1), 0);
     ASSERT_EQ(kz_cs_wr_author(w, key_a), 0);
-    kz_cs_wr_row(w, 0, &pk, 1, 2);
+    kz_cs_wr_row(w, 0, &pk, 1, 2, NULL);
     c = cell(1, v_int(5), 1, 0);
     kz_cs_wr_cell(w, &c);
     ASSERT_EQ(kz_cs_wr_n_cells(w), 1);
@@ -1027,7 +1228,7 @@ TEST(writer_rejects_bad_rows_and_cells)
 
     ASSERT_EQ(kz_cs_wr_table(w, "t", cols, 1), 0);
     ASSERT_EQ(kz_cs_wr_author(w, key_a), 0);
-    kz_cs_wr_row(w, 0, &pk, 1, 1);
+    kz_cs_wr_row(w, 0, &pk, 1, 1, NULL);
     c = cell(2, v_int(5), 1, 0); /* col beyond the table */
     kz_cs_wr_cell(w, &c);
     c = cell(1, v_int(5), 1, 0); /* sticky: this one is ignored */
@@ -1049,7 +1250,7 @@ TEST(writer_rejects_bad_rows_and_cells)
         for (i = 0; i < KZ_ARRAY_SIZE(bad); i++) {
             ASSERT_EQ(kz_cs_wr_table(w, "t", cols, 1), 0);
             ASSERT_EQ(kz_cs_wr_author(w, key_a), 0);
-            kz_cs_wr_row(w, 0, &pk, 1, 1);
+            kz_cs_wr_row(w, 0, &pk, 1, 1, NULL);
             kz_cs_wr_cell(w, &bad[i]);
             ASSERT_ERR(kz_cs_wr_finish(w, &p, &len), -KZ_EINVAL);
         }
@@ -1096,7 +1297,7 @@ TEST(writer_table_and_author_errors_are_not_sticky)
     }
     key[1] = 1;
     ASSERT_ERR(kz_cs_wr_author(w, key), -KZ_ELIMIT);
-    kz_cs_wr_row(w, 255, &pk, 1, 1);
+    kz_cs_wr_row(w, 255, &pk, 1, 1, NULL);
     kz_cs_wr_cell(w, &c);
     ASSERT_OK(kz_cs_wr_finish(w, &p, &len));
     ASSERT_OK(decode_all(p, len, &why, &n));
@@ -1120,7 +1321,7 @@ TEST(writer_cap_and_limits)
     ASSERT_EQ(kz_cs_wr_table(w, "t", cols, 1), 0);
     ASSERT_EQ(kz_cs_wr_author(w, key_a), 0);
     for (i = 0; i < 10; i++) {
-        kz_cs_wr_row(w, 0, &pk, 1, 1);
+        kz_cs_wr_row(w, 0, &pk, 1, 1, NULL);
         c = cell(1, (struct kz_value){KZ_V_BLOB, 0, 0, (uint8_t *)big, 150}, 1,
                  0);
         kz_cs_wr_cell(w, &c);
@@ -1131,7 +1332,7 @@ TEST(writer_cap_and_limits)
     ASSERT_EQ(kz_cs_wr_table(w, "t", cols, 1), 0);
     ASSERT_EQ(kz_cs_wr_author(w, key_a), 0);
     for (i = 0; i < 6; i++) {
-        kz_cs_wr_row(w, 0, &pk, 1, 1);
+        kz_cs_wr_row(w, 0, &pk, 1, 1, NULL);
         c = cell(1, (struct kz_value){KZ_V_BLOB, 0, 0, (uint8_t *)big, 150}, 1,
                  0);
         kz_cs_wr_cell(w, &c);
@@ -1141,7 +1342,7 @@ TEST(writer_cap_and_limits)
     ASSERT_ERR(kz_cs_wr_finish(w, &p, &len), -KZ_ELIMIT);
     /* Cells over the changeset limit. */
     ASSERT_EQ(kz_cs_wr_table(w, "t", cols, 1), 0);
-    kz_cs_wr_row(w, 0, &pk, 1, KZ_LIM_CS_CELLS_MAX + 1);
+    kz_cs_wr_row(w, 0, &pk, 1, KZ_LIM_CS_CELLS_MAX + 1, NULL);
     ASSERT_ERR(kz_cs_wr_finish(w, &p, &len), -KZ_ELIMIT);
     kz_cs_wr_free(w);
 }
@@ -1263,6 +1464,7 @@ TEST(write_corpus)
     kz_free(p);
 
     ASSERT_OK(sample_body(&p, &len));
+    p[1] = 0x01; /* no row carries a version: a format 1 body too */
     seed(dir, "body_sample", p, len);
     /* Truncations and a trailing byte of the sample body. */
     for (i = 1; i < 8; i++) {
@@ -1296,7 +1498,7 @@ TEST(write_corpus)
             pk[0] = v_int(r * 1000 - 5000);
             pk[1] = v_text("HAN");
             pk[2] = (struct kz_value){KZ_V_REAL, 0, r / 3.0, NULL, 0};
-            kz_cs_wr_row(w, (uint32_t)t, pk, (uint32_t)(1 + r % 3), 2);
+            kz_cs_wr_row(w, (uint32_t)t, pk, (uint32_t)(1 + r % 3), 2, NULL);
             c = cell(0, v_int(r & 1), (uint64_t)(r + 1) << 16, 0);
             c.flags = (uint32_t)(r % 5 == 0);
             kz_cs_wr_cell(w, &c);
@@ -1308,7 +1510,44 @@ TEST(write_corpus)
             kz_cs_wr_cell(w, &c);
         }
         ASSERT_OK(kz_cs_wr_finish(w, &p, &len));
+        /* No row carries a version: the same bytes are a format 1 body. */
+        p[1] = 0x01;
         snprintf(name, sizeof(name), "body_rows%02d", i);
+        seed(dir, name, p, len);
+        kz_free(p);
+        kz_cs_wr_free(w);
+    }
+    /* Format 2 bodies: every other row carries its first cell's version,
+     * so short and whole cells mix. */
+    for (i = 0; i < 6; i++) {
+        struct kz_cs_wr *w;
+        struct kz_value pk[2];
+        struct kz_cs_cell c;
+        int r, t;
+
+        ASSERT_OK(kz_cs_wr_new(&w, 1 << 16));
+        t = kz_cs_wr_table(w, "person", cols, 4);
+        ASSERT_GE(t, 0);
+        ASSERT_EQ(kz_cs_wr_author(w, key_a), 0);
+        ASSERT_EQ(kz_cs_wr_author(w, key_b), 1);
+        for (r = 0; r < i * 5 + 1; r++) {
+            struct kz_cs_ver v = {(uint64_t)(r + 1) << 16, (uint32_t)(r & 1),
+                                  (uint64_t)r, 0};
+            pk[0] = v_text("HAN");
+            pk[1] = v_int(r);
+            kz_cs_wr_row(w, (uint32_t)t, pk, 2, 3, r % 2 ? NULL : &v);
+            c = cell(0, v_int(1), v.hlc, v.author);
+            c.base_hlc = v.base_hlc;
+            kz_cs_wr_cell(w, &c);
+            c = cell((uint32_t)(1 + r % 4), v_text("Müller"), v.hlc, v.author);
+            c.base_hlc = v.base_hlc;
+            kz_cs_wr_cell(w, &c);
+            c = cell(4, v_int(r * 1000), v.hlc + 1, 1);
+            c.flags = (uint32_t)(r % 3 == 0);
+            kz_cs_wr_cell(w, &c);
+        }
+        ASSERT_OK(kz_cs_wr_finish(w, &p, &len));
+        snprintf(name, sizeof(name), "body_v2_rows%02d", i);
         seed(dir, name, p, len);
         kz_free(p);
         kz_cs_wr_free(w);
@@ -1326,6 +1565,7 @@ T_MAIN(T(header_round_trip), T(header_longest_fits_the_limit),
        T(existence_cell_must_be_an_integer), T(row_checks),
        T(too_many_cells_in_all_rows), T(list_checks), T(body_format_and_shape),
        T(absurd_counts_fail_fast_without_allocating), T(protocol_md_example),
+       T(versioned_rows_and_short_cells), T(versioned_row_checks),
        T(body_over_limit), T(writer_rejects_bad_rows_and_cells),
        T(writer_table_and_author_errors_are_not_sticky),
        T(writer_cap_and_limits), T(writer_and_reader_alloc_failure_loop),
