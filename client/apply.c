@@ -21,9 +21,9 @@
  * a write outside the author's scope — is kept in kz_quarantine with the
  * reason, and tried again after every apply and after migrations.
  *
- * No trigger fires during an apply (replica__set_applying), so remote
- * changes are never recaptured as local ones.  One transaction per
- * changeset.
+ * Capture is off during an apply (kz_state.applying = 1), so remote changes
+ * are never recaptured as local ones; the schema's own triggers still fire
+ * (replica__set_applying).  One transaction per changeset.
  */
 #include <stdio.h>
 #include <string.h>

@@ -530,7 +530,14 @@ same_key(int id_a, sqlite3_value *a, int id_b, const int *type_b,
     case SQLITE_BLOB:
         return (size_t)sqlite3_value_bytes(a) == len_b &&
                (len_b == 0 || memcmp(sqlite3_value_blob(a), p_b, len_b) == 0);
-    default: return 0; /* REAL and NULL keys: one log row at a time */
+    case SQLITE_FLOAT: {
+        /* Bit for bit, as the key was logged. */
+        double d = sqlite3_value_double(a);
+        int64_t bits;
+        memcpy(&bits, &d, sizeof(bits));
+        return bits == i_b;
+    }
+    default: return 0; /* keys are never NULL */
     }
 }
 
@@ -543,11 +550,14 @@ same_key(int id_a, sqlite3_value *a, int id_b, const int *type_b,
  * written once.  Within a key the rows still come in seq order, so the
  * outcome is the one of folding the log row by row.
  *
- * With a builder (replica_build), each folded row is packed at once and
- * stored clean (dirty 0, no base), with what it publishes: kz_clock is
- * written once per row, never marked dirty and cleared again.  Without
- * one (an apply folds local edits before merging remote ones), the rows
- * stay dirty for the next build.
+ * With a builder (replica_build), each row folded in the last round is
+ * packed at once and stored clean (dirty 0, no base), with what it
+ * publishes: kz_clock is written once per row, never marked dirty and
+ * cleared again.  Rows of earlier rounds (over FOLD_CHUNK log rows) stay
+ * dirty, so that a row logged in two rounds is packed once, by the last
+ * round or by the build's pass over dirty rows.  Without a builder (an
+ * apply folds local edits before merging remote ones), every row stays
+ * dirty for the next build.
  */
 static int
 fold(struct replica *r, struct builder *bld)
@@ -557,10 +567,12 @@ fold(struct replica *r, struct builder *bld)
     uint8_t *v = NULL, *pb = NULL;
     size_t v_cap = 0;
     int64_t after = -1;
+    uint32_t chunk = r->fold_chunk ? r->fold_chunk : FOLD_CHUNK;
+    struct builder *b_now;
     int rc, err = 0, any = 0;
 
-    fh.seq = kz_mallocarray(FOLD_CHUNK, sizeof(*fh.seq));
-    fh.hlc = kz_mallocarray(FOLD_CHUNK, sizeof(*fh.hlc));
+    fh.seq = kz_mallocarray(chunk, sizeof(*fh.seq));
+    fh.hlc = kz_mallocarray(chunk, sizeof(*fh.hlc));
     v_cap = (size_t)(REPLICA_MAX_COLS + 1) * REPLICA_CELL_BYTES;
     v = kz_calloc(1, v_cap);
     pb = kz_calloc(1, v_cap);
@@ -600,7 +612,7 @@ fold(struct replica *r, struct builder *bld)
         fh.n = 0;
         sqlite3_reset(log1);
         sqlite3_bind_int64(log1, 1, after);
-        sqlite3_bind_int64(log1, 2, FOLD_CHUNK);
+        sqlite3_bind_int64(log1, 2, chunk);
         while ((rc = sqlite3_step(log1)) == SQLITE_ROW) {
             int64_t ms = sqlite3_column_int64(log1, 2);
             fh.seq[fh.n] = sqlite3_column_int64(log1, 0);
@@ -621,6 +633,7 @@ fold(struct replica *r, struct builder *bld)
         after = fh.seq[fh.n - 1];
 
         /* Pass 2: in key order, one read and one write per key. */
+        b_now = fh.n < chunk ? bld : NULL;
         sqlite3_reset(log2);
         sqlite3_bind_int64(log2, 1, fh.seq[0]);
         sqlite3_bind_int64(log2, 2, after);
@@ -675,6 +688,9 @@ fold(struct replica *r, struct builder *bld)
             sqlite3_reset(get);
             if (ktype == SQLITE_INTEGER) {
                 ki = sqlite3_value_int64(key);
+            } else if (ktype == SQLITE_FLOAT) {
+                double d = sqlite3_value_double(key);
+                memcpy(&ki, &d, sizeof(ki));
             } else if (ktype == SQLITE_TEXT) {
                 kp = sqlite3_value_text(key);
                 klen = (size_t)sqlite3_value_bytes(key);
@@ -712,10 +728,10 @@ fold(struct replica *r, struct builder *bld)
                 sqlite3_value_free(key);
                 break;
             }
-            if (bld != NULL) {
+            if (b_now != NULL) {
                 struct clockrow cr = {key,   alive, v,    need,
                                       dirty, pb,    need, pub};
-                if ((err = build_row(bld, (uint32_t)(t - r->tables), &cr,
+                if ((err = build_row(b_now, (uint32_t)(t - r->tables), &cr,
                                      &pub))) {
                     sqlite3_value_free(key);
                     goto out;
@@ -750,7 +766,7 @@ fold(struct replica *r, struct builder *bld)
             err = replica__dberr(r, rc, "fold");
             goto out;
         }
-        if (fh.n < FOLD_CHUNK)
+        if (fh.n < chunk)
             break;
     }
     if (any) {

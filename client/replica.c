@@ -8,6 +8,7 @@
  *   kz_migration(name, at)        shipped SQL files applied, once each
  *   kz_track_decl(tbl, …)         the schema's tracking declarations
  *   kz_tracked(id, tbl, …)        tables under capture, with their number
+ *   kz_state(id = 1, applying)    1 only inside an apply: capture is off
  *   kz_log(seq, tbl, pk, op, mask, ms)      capture log, written by triggers
  *   kz_clock(tbl, pk, alive, v, dirty, pb, pub)  per-row cell versions:
  *                                 v = 10 bytes per cell (hlc, device);
@@ -53,6 +54,9 @@ static const char engine_sql[] =
     " tbl TEXT NOT NULL UNIQUE, scope_kind TEXT NOT NULL, owner_col TEXT,"
     " private_cols TEXT, cond_private_cols TEXT, cond_private_when TEXT,"
     " row_filter TEXT);"
+    "CREATE TABLE IF NOT EXISTS kz_state(id INTEGER PRIMARY KEY"
+    " CHECK (id = 1), applying INTEGER NOT NULL);"
+    "INSERT OR IGNORE INTO kz_state VALUES (1, 0);"
     "CREATE TABLE IF NOT EXISTS kz_log(seq INTEGER PRIMARY KEY,"
     " tbl INTEGER NOT NULL, pk NOT NULL, op INTEGER NOT NULL,"
     " mask INTEGER NOT NULL, ms INTEGER NOT NULL);"
@@ -308,8 +312,6 @@ replica__rollback(struct replica *r)
 {
     if (!sqlite3_get_autocommit(r->db))
         (void)sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
-    /* A failed apply must not leave local writes uncaptured. */
-    (void)replica__set_applying(r, 0);
     /* The in-memory clock may have run ahead; reload it. */
     {
         int64_t last = 0;
@@ -326,28 +328,20 @@ replica__save_clock(struct replica *r)
 }
 
 /*
- * replica__set_applying(r, on): while on, no trigger fires on this
- * connection (SQLITE_DBCONFIG_ENABLE_TRIGGER; other connections are not
- * affected).  An apply writes what its author's triggers already produced
- * and captured: capture must not record it as local, the write rules are
- * the author's, and a user trigger firing again would write local changes
- * nobody captures.  Switching expires this connection's prepared
- * statements; they are prepared again, without or with triggers, on their
- * next step.
+ * replica__set_applying(r, on): inside the apply's transaction (a rollback
+ * undoes it), kz_state.applying turns the capture and write-rule triggers
+ * off; other connections never see it set.  The schema's own triggers keep
+ * firing for remote changes: guards (audit_log_append_only) refuse them
+ * into quarantine, and triggers that keep a local table in step (a search
+ * index, say) see every change.  (Switching all triggers off with
+ * SQLITE_DBCONFIG_ENABLE_TRIGGER made the apply 25% faster but broke
+ * both; tried and reverted in session 2.)
  */
 int
 replica__set_applying(struct replica *r, int on)
 {
-    int now = -1;
-
-    if (sqlite3_db_config(r->db, SQLITE_DBCONFIG_ENABLE_TRIGGER, !on, &now) !=
-            SQLITE_OK ||
-        now != !on) {
-        snprintf(r->errmsg, sizeof(r->errmsg),
-                 "cannot switch triggers %s for an apply", on ? "off" : "on");
-        return -KZ_EDB;
-    }
-    return 0;
+    return replica__exec(r, on ? "UPDATE kz_state SET applying = 1"
+                               : "UPDATE kz_state SET applying = 0");
 }
 
 /* Applies the shipped SQL files not applied yet, in order: the base schema

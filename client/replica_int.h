@@ -30,6 +30,8 @@ struct tracked {
     char **cols;          /* owned */
     uint64_t priv_mask;   /* bit k: cell k always travels in private:NAME */
     uint64_t cond_mask;   /* bit k: private while cond_when holds */
+    uint64_t blob_aff;    /* bit k: cell k's column has no type affinity */
+    uint32_t pk_blob_aff; /* bit i: so has key column i */
     char *cond_when;      /* SQL predicate or NULL; owned */
     char *row_filter;     /* SQL predicate or NULL; owned */
     char *owner_col;      /* site/private tables: owner column; owned */
@@ -69,7 +71,9 @@ struct replica {
     uint32_t n_tables;
     uint8_t (*dev_keys)[KZ_KEY_LEN]; /* kz_device idx → key cache; owned */
     uint32_t n_dev;                  /* entries in dev_keys */
-    char errmsg[256];                /* last error's detail */
+    uint32_t fold_chunk; /* log rows per fold round; 0: the default (tests
+                            make it small) */
+    char errmsg[256];    /* last error's detail */
 };
 
 /* replica.c */

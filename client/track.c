@@ -18,7 +18,7 @@
  *           write rules — network tables only at the admin, site tables
  *           only for the device's own site, nothing at an observer
  *
- * None of them fires inside an apply (replica__set_applying).  `pk`
+ * All of them are off while kz_state.applying = 1 (inside an apply).  `pk`
  * is the key value itself, or json_array(k1, k2, …) for composite keys.
  * `now` is wall-clock milliseconds; capture.c turns log rows into hlc
  * versions in log order.
@@ -32,6 +32,9 @@
 #include "err.h"
 
 #include "replica_int.h"
+
+/* The capture and write-rule triggers' condition: not inside an apply. */
+#define APPLYING_OFF "(SELECT applying FROM kz_state) = 0"
 
 #define NOW_MS_SQL                                                             \
     "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)"
@@ -139,6 +142,33 @@ mask_from_list(struct replica *r, const struct tracked *t, const char *list,
     return 0;
 }
 
+/*
+ * Whether a column declared ${type} has BLOB affinity (SQLite's rules: no
+ * INT, CHAR, CLOB or TEXT in it, and BLOB or nothing): its values keep the
+ * type they were written with, so 1 and 1.0 are different values there.
+ */
+static int
+blob_affinity(const char *type)
+{
+    static const char *const other[] = {"INT", "CHAR", "CLOB", "TEXT"};
+    char up[128];
+    size_t i, n;
+
+    if (type == NULL || type[0] == '\0')
+        return 1;
+    n = strlen(type);
+    if (n >= sizeof(up))
+        n = sizeof(up) - 1;
+    for (i = 0; i < n; i++)
+        up[i] =
+            type[i] >= 'a' && type[i] <= 'z' ? (char)(type[i] - 32) : type[i];
+    up[n] = '\0';
+    for (i = 0; i < KZ_ARRAY_SIZE(other); i++)
+        if (strstr(up, other[i]) != NULL)
+            return 0;
+    return strstr(up, "BLOB") != NULL;
+}
+
 /* Reads the columns of ${t->name} and checks that it can be tracked. */
 static int
 load_columns(struct replica *r, struct tracked *t)
@@ -182,6 +212,8 @@ load_columns(struct replica *r, struct tracked *t)
                 err = -KZ_ENOMEM;
                 break;
             }
+            if (blob_affinity(type))
+                t->pk_blob_aff |= 1u << (pk - 1);
             pk_n++;
             if (type && sqlite3_stricmp(type, "INTEGER") == 0)
                 n_int_pk++;
@@ -201,6 +233,8 @@ load_columns(struct replica *r, struct tracked *t)
             err = -KZ_ENOMEM;
             break;
         }
+        if (blob_affinity(type))
+            t->blob_aff |= UINT64_C(1) << (t->n_cols + 1);
         t->n_cols++;
     }
     if (err == 0 && rc != SQLITE_DONE)
@@ -344,15 +378,32 @@ bprintf(struct kz_buf *b, const char *fmt, ...)
     sqlite3_free(s);
 }
 
-/* Appends "NEW.k1 IS OLD.k1 AND …": the row keeps its key. */
+/*
+ * Appends "(NEW.c IS NOT OLD.c COLLATE BINARY …)": whether column ${c}
+ * changed, byte for byte: a column's own collation (NOCASE, say) would
+ * call 'x' and 'X' equal, and where the column has no affinity 1 and 1.0
+ * differ in type only, so its type is compared too.  (A key column is
+ * compared the same way: the log stores the key exactly.)
+ */
+static void
+col_changed(struct kz_buf *b, const char *c, int blob_aff)
+{
+    bprintf(b, "(NEW.\"%w\" IS NOT OLD.\"%w\" COLLATE BINARY", c, c);
+    if (blob_aff)
+        bprintf(b, " OR typeof(NEW.\"%w\") <> typeof(OLD.\"%w\")", c, c);
+    bputs(b, ")");
+}
+
+/* Appends "NOT (…) AND …": the row keeps its key, exactly. */
 static void
 pk_same(struct kz_buf *b, const struct tracked *t)
 {
     uint32_t i;
 
-    for (i = 0; i < t->n_pk; i++)
-        bprintf(b, "%sNEW.\"%w\" IS OLD.\"%w\"", i ? " AND " : "", t->pk[i],
-                t->pk[i]);
+    for (i = 0; i < t->n_pk; i++) {
+        bputs(b, i ? " AND NOT " : "NOT ");
+        col_changed(b, t->pk[i], (t->pk_blob_aff >> i) & 1);
+    }
 }
 
 /* The write rules, as BEFORE triggers raising one clear message. */
@@ -385,7 +436,7 @@ write_rules(struct replica *r, struct kz_buf *b, const struct tracked *t)
             const char *row = i == 2 ? "OLD" : "NEW";
             bprintf(b,
                     "CREATE TRIGGER \"kz_%s_%w\" BEFORE %s ON \"%w\""
-                    " WHEN (",
+                    " WHEN " APPLYING_OFF " AND (",
                     tag[i], t->name, ev[i], t->name);
             bprintf(b, "%s.\"%w\" IS NOT (SELECT id FROM site WHERE code = %Q)",
                     row, t->owner_col, r->site);
@@ -407,7 +458,7 @@ write_rules(struct replica *r, struct kz_buf *b, const struct tracked *t)
     for (i = 0; i < 3; i++)
         bprintf(b,
                 "CREATE TRIGGER \"kz_%s_%w\" BEFORE %s ON \"%w\""
-                " BEGIN SELECT RAISE(ABORT, %Q); END;",
+                " WHEN " APPLYING_OFF " BEGIN SELECT RAISE(ABORT, %Q); END;",
                 tag[i], t->name, ev[i], t->name, msg);
 }
 
@@ -427,7 +478,8 @@ make_triggers(struct replica *r, const struct tracked *t)
 
     /* INSERT */
     bprintf(&b,
-            "CREATE TRIGGER \"kz_i_%w\" AFTER INSERT ON \"%w\" BEGIN"
+            "CREATE TRIGGER \"kz_i_%w\" AFTER INSERT ON \"%w\""
+            " WHEN " APPLYING_OFF " BEGIN"
             " INSERT INTO kz_log(tbl, pk, op, mask, ms) VALUES (%d, ",
             t->name, t->name, t->id);
     pk_expr(&b, t, "NEW");
@@ -436,21 +488,26 @@ make_triggers(struct replica *r, const struct tracked *t)
     /* UPDATE, key unchanged: fires only when a column changed (the WHEN
      * clause), so an update that changes nothing logs nothing. */
     if (t->n_cols > 0) {
-        bprintf(&b, "CREATE TRIGGER \"kz_u_%w\" AFTER UPDATE ON \"%w\" WHEN ",
+        bprintf(&b,
+                "CREATE TRIGGER \"kz_u_%w\" AFTER UPDATE ON \"%w\""
+                " WHEN " APPLYING_OFF " AND ",
                 t->name, t->name);
         pk_same(&b, t);
-        for (k = 0; k < t->n_cols; k++)
-            bprintf(&b, "%s NEW.\"%w\" IS NOT OLD.\"%w\"", k ? " OR" : " AND (",
-                    t->cols[k], t->cols[k]);
+        for (k = 0; k < t->n_cols; k++) {
+            bputs(&b, k ? " OR " : " AND (");
+            col_changed(&b, t->cols[k], (t->blob_aff >> (k + 1)) & 1);
+        }
         bprintf(&b,
                 ") BEGIN INSERT INTO kz_log(tbl, pk, op, mask, ms) VALUES"
                 " (%d, ",
                 t->id);
         pk_expr(&b, t, "NEW");
         bputs(&b, ", 1, 0");
-        for (k = 0; k < t->n_cols; k++)
-            bprintf(&b, " | ((NEW.\"%w\" IS NOT OLD.\"%w\") << %u)", t->cols[k],
-                    t->cols[k], k + 1);
+        for (k = 0; k < t->n_cols; k++) {
+            bputs(&b, " | (");
+            col_changed(&b, t->cols[k], (t->blob_aff >> (k + 1)) & 1);
+            bprintf(&b, " << %u)", k + 1);
+        }
         bputs(&b, ", " NOW_MS_SQL "); END;");
     }
 
@@ -460,7 +517,7 @@ make_triggers(struct replica *r, const struct tracked *t)
     bprintf(&b, "CREATE TRIGGER \"kz_k_%w\" AFTER UPDATE OF ", t->name);
     for (k = 0; k < t->n_pk; k++)
         bprintf(&b, "%s\"%w\"", k ? ", " : "", t->pk[k]);
-    bprintf(&b, " ON \"%w\" WHEN NOT (", t->name);
+    bprintf(&b, " ON \"%w\" WHEN " APPLYING_OFF " AND NOT (", t->name);
     pk_same(&b, t);
     bprintf(&b,
             ") BEGIN INSERT INTO kz_log(tbl, pk, op, mask, ms) VALUES (%d, ",
@@ -474,7 +531,8 @@ make_triggers(struct replica *r, const struct tracked *t)
 
     /* DELETE */
     bprintf(&b,
-            "CREATE TRIGGER \"kz_d_%w\" AFTER DELETE ON \"%w\" BEGIN"
+            "CREATE TRIGGER \"kz_d_%w\" AFTER DELETE ON \"%w\""
+            " WHEN " APPLYING_OFF " BEGIN"
             " INSERT INTO kz_log(tbl, pk, op, mask, ms) VALUES (%d, ",
             t->name, t->name, t->id);
     pk_expr(&b, t, "OLD");

@@ -183,9 +183,10 @@ TEST(sync_converges_and_apply_is_not_recaptured)
     pair_free(&p);
 }
 
-/* No trigger fires inside an apply, a schema's own included, and every
- * trigger fires again afterwards, also after an apply that failed. */
-TEST(apply_fires_no_trigger_and_capture_resumes)
+/* An apply is not captured, but the schema's own triggers fire for it (a
+ * trigger keeping a local table in step sees remote rows); capture is
+ * back on after the apply, also after one that failed. */
+TEST(apply_is_not_captured_and_schema_triggers_fire)
 {
     struct pair p;
     struct replica_cs c1;
@@ -205,14 +206,16 @@ TEST(apply_fires_no_trigger_and_capture_resumes)
     /* Cut inside the second row: the apply fails after it began. */
     ASSERT(replica_apply(p.b, &c1.hdr, c1.body, c1.body_len - 3, &st) < 0);
     ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM partner"), 0);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM seen"), 0);
     sql_ok(p.b, "INSERT INTO partner VALUES ('b1', 'local', NULL, 0, 0)");
     ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM seen WHERE id = 'b1'"), 1);
     ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_log"), 1);
 
     ASSERT_OK(replica_apply(p.b, &c1.hdr, c1.body, c1.body_len, &st));
     ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM partner"), 3);
-    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM seen"), 1);
-    /* The apply folded b1 into kz_clock first; the update is logged. */
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM seen"), 3);
+    /* The apply folded b1 into kz_clock first and logged nothing itself;
+     * the next local update is logged. */
     ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_log"), 0);
     sql_ok(p.b, "UPDATE partner SET staff = 9 WHERE id = 'p1'");
     ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_log"), 1);
@@ -426,7 +429,7 @@ TEST(build_packs_rows_left_dirty_by_an_apply)
                            " OR pb IS NOT NULL"),
               0);
     ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_log"), 0);
-    /* Nothing is packed twice. */
+    /* Nothing is left to pack. */
     ASSERT_EQ(replica_build(p.a, 0), 0);
     ASSERT_EQ(replica_outbox_get(p.a, "network", 1, &cs), 1);
     ASSERT_U64_EQ(cs.hdr.author_seq, 2);
@@ -438,6 +441,44 @@ TEST(build_packs_rows_left_dirty_by_an_apply)
     ASSERT_EQ(sql_int(p.b, "SELECT name = 'A2' AND kind = 'k' FROM partner"
                            " WHERE id = 'p1'"),
               1);
+    digest_hex(p.a, "network", da);
+    digest_hex(p.b, "network", db);
+    ASSERT_STR_EQ(da, db);
+    pair_free(&p);
+}
+
+/* A row is packed once per build: also when its log rows fall in two
+ * fold rounds (here of 3 log rows) and when its key is a REAL. */
+TEST(build_packs_each_row_once)
+{
+    struct pair p;
+    char da[65], db[65];
+    uint32_t cells, rows;
+
+    pair_new(&p, PARTNER ";CREATE TABLE rk(k REAL PRIMARY KEY, v TEXT)");
+    ASSERT_OK(replica_track(p.a, "partner", &NET));
+    ASSERT_OK(replica_track(p.b, "partner", &NET));
+    ASSERT_OK(replica_track(p.a, "rk", &NET));
+    ASSERT_OK(replica_track(p.b, "rk", &NET));
+    p.a->fold_chunk = 3;
+    sql_ok(p.a, "INSERT INTO partner VALUES ('p1', 'A', NULL, 1, 0);"
+                "INSERT INTO partner VALUES ('p2', 'B', NULL, 2, 0);"
+                "INSERT INTO partner VALUES ('p3', 'C', NULL, 3, 0);"
+                "UPDATE partner SET name = 'A2' WHERE id = 'p1';"
+                "INSERT INTO rk VALUES (1.5, 'a');"
+                "UPDATE rk SET v = 'b';"
+                "UPDATE rk SET v = 'c'");
+    ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_log"), 7);
+    ASSERT_EQ(replica_build(p.a, 0), 1);
+    ASSERT_EQ(outbox_cells(p.a, &cells, &rows), 1);
+    ASSERT_EQ(rows, 4);
+    ASSERT_EQ(cells, 3 * 5 + 2);
+    ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_clock WHERE dirty <> 0"),
+              0);
+    ship(p.a, p.b, "network");
+    ASSERT_EQ(sql_int(p.b, "SELECT name = 'A2' FROM partner WHERE id = 'p1'"),
+              1);
+    ASSERT_EQ(sql_int(p.b, "SELECT v = 'c' FROM rk"), 1);
     digest_hex(p.a, "network", da);
     digest_hex(p.b, "network", db);
     ASSERT_STR_EQ(da, db);
@@ -539,6 +580,82 @@ TEST(constraint_refusal_is_quarantined_not_lost)
     ASSERT_EQ(
         sql_int(p.b, "SELECT count(*) FROM partner WHERE kind = 'health'"), 1);
     ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine"), 0);
+    pair_free(&p);
+}
+
+/* A schema's guard trigger refuses remote changes too: into quarantine,
+ * with the trigger's message, the local row unchanged. */
+TEST(guard_trigger_refuses_a_remote_update_into_quarantine)
+{
+    struct pair p;
+
+    pair_new(&p, PARTNER);
+    sql_ok(p.b, "CREATE TRIGGER partner_frozen BEFORE UPDATE ON partner"
+                " WHEN OLD.name IS NOT NEW.name"
+                " BEGIN SELECT RAISE(ABORT, 'partner names are frozen'); END");
+    ASSERT_OK(replica_track(p.a, "partner", &NET));
+    ASSERT_OK(replica_track(p.b, "partner", &NET));
+    sql_ok(p.a, "INSERT INTO partner VALUES ('p1', 'A', NULL, 1, 0)");
+    ASSERT_EQ(replica_build(p.a, 0), 1);
+    ship(p.a, p.b, "network");
+    ASSERT_OK(replica_outbox_ack(p.a, "network", 1));
+    p.clock.ms += 10;
+    sql_ok(p.a, "UPDATE partner SET name = 'A2' WHERE id = 'p1'");
+    ASSERT_EQ(replica_build(p.a, 0), 1);
+    ship(p.a, p.b, "network");
+    ASSERT_EQ(sql_int(p.b, "SELECT name = 'A' FROM partner"), 1);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine WHERE"
+                           " pk = 'p1' AND reason LIKE '%frozen%'"),
+              1);
+    pair_free(&p);
+}
+
+/*
+ * Capture compares values exactly: a change of case in a NOCASE column
+ * and a change of type only (1 -> 1.0 where the column has no affinity)
+ * are changes, in value columns and in key columns alike.
+ */
+TEST(capture_is_exact_about_case_and_type)
+{
+    struct pair p;
+    char da[65], db[65];
+    const char *sql = "CREATE TABLE cl(l TEXT COLLATE NOCASE, c, note TEXT"
+                      " COLLATE NOCASE, n, PRIMARY KEY (l, c));"
+                      "CREATE TABLE one(id TEXT COLLATE NOCASE PRIMARY KEY,"
+                      " v)";
+
+    pair_new(&p, sql);
+    ASSERT_OK(replica_track(p.a, "cl", &NET));
+    ASSERT_OK(replica_track(p.b, "cl", &NET));
+    ASSERT_OK(replica_track(p.a, "one", &NET));
+    ASSERT_OK(replica_track(p.b, "one", &NET));
+    sql_ok(p.a, "INSERT INTO cl VALUES ('x', 1, 'abc', 1);"
+                "INSERT INTO one VALUES ('a', 1)");
+    ASSERT_EQ(replica_build(p.a, 0), 1);
+    ship(p.a, p.b, "network");
+    ASSERT_OK(replica_outbox_ack(p.a, "network", 1));
+
+    sql_ok(p.a, "UPDATE cl SET note = 'ABC';"
+                "UPDATE cl SET n = 1.0;"
+                "UPDATE one SET v = 1.0");
+    ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_log"), 3);
+    sql_ok(p.a, "UPDATE cl SET l = 'X';"
+                "UPDATE cl SET c = 1.0;"
+                "UPDATE one SET id = 'A'");
+    /* Each key change: a delete and an insert. */
+    ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_log"), 3 + 6);
+    ASSERT_EQ(replica_build(p.a, 0), 1);
+    ship(p.a, p.b, "network");
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM cl WHERE l = 'X' COLLATE"
+                           " BINARY AND typeof(c) = 'real' AND note = 'ABC'"
+                           " COLLATE BINARY AND typeof(n) = 'real'"),
+              1);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM one WHERE id = 'A' COLLATE"
+                           " BINARY AND typeof(v) = 'real'"),
+              1);
+    digest_hex(p.a, "network", da);
+    digest_hex(p.b, "network", db);
+    ASSERT_STR_EQ(da, db);
     pair_free(&p);
 }
 
@@ -722,14 +839,16 @@ T_MAIN(T(track_refuses_table_without_key), T(track_refuses_rowid_alias),
        T(track_refuses_missing_table_and_column),
        T(capture_insert_update_delete), T(capture_from_a_plain_connection),
        T(sync_converges_and_apply_is_not_recaptured),
-       T(apply_fires_no_trigger_and_capture_resumes),
+       T(apply_is_not_captured_and_schema_triggers_fire),
        T(duplicate_is_skipped_and_gap_refused),
        T(concurrent_edits_conflict_sequential_do_not),
        T(delete_wins_over_older_update_and_reinsert_revives),
        T(fold_in_key_order_keeps_log_order),
-       T(build_packs_rows_left_dirty_by_an_apply), T(composite_key),
-       T(unknown_column_waits_in_quarantine_until_migration),
+       T(build_packs_rows_left_dirty_by_an_apply), T(build_packs_each_row_once),
+       T(composite_key), T(unknown_column_waits_in_quarantine_until_migration),
        T(constraint_refusal_is_quarantined_not_lost),
+       T(guard_trigger_refuses_a_remote_update_into_quarantine),
+       T(capture_is_exact_about_case_and_type),
        T(future_hlc_waits_until_the_clock_reaches_it),
        T(malformed_body_changes_nothing),
        T(batches_are_bounded_and_seq_contiguous),
