@@ -778,6 +778,82 @@ TEST(write_rules_refuse_with_a_clear_message)
     tmpdir_rm(dir);
 }
 
+/* Cells, and retractions among them, of the changeset ${seq} of ${scope}. */
+static void
+scope_cells(struct replica *r, const char *scope, uint64_t seq, uint32_t *cells,
+            uint32_t *retracts)
+{
+    struct replica_cs cs;
+    struct kz_cs_rd *rd;
+    struct kz_cs_row row;
+    struct kz_cs_cell c;
+
+    *cells = *retracts = 0;
+    ASSERT_EQ(replica_outbox_get(r, scope, seq - 1, &cs), 1);
+    ASSERT_U64_EQ(cs.hdr.author_seq, seq);
+    ASSERT_OK(kz_cs_rd_new(&rd, cs.body, cs.body_len, NULL));
+    while (kz_cs_rd_next_row(rd, &row) == 1)
+        while (kz_cs_rd_next_cell(rd, &c) == 1) {
+            (*cells)++;
+            *retracts += (c.flags & KZ_CELL_RETRACT) != 0;
+        }
+    kz_cs_rd_free(rd);
+    replica_cs_clear(&cs);
+}
+
+/*
+ * A site table's row goes to site:NAME while its row filter holds, without
+ * its private column (which goes to private:NAME); when the filter stops
+ * holding, every published cell is retracted from site:NAME; when it holds
+ * again, the cells are published anew.  kz_clock.pub follows.
+ */
+TEST(site_publication_follows_the_row_filter)
+{
+    char dir[256];
+    struct tclock c;
+    struct replica *s;
+    struct track_decl d = {"site", "site_id", "secret",
+                           NULL,   NULL,      "public = 1"};
+    uint32_t cells, retracts;
+
+    tmpdir_make(dir, sizeof(dir));
+    tclock_init(&c, T0);
+    s = replica_test_new(dir, "s", &c.env, REPLICA_ROLE_SITE, "HAN");
+    sql_ok(s, "CREATE TABLE site(id TEXT PRIMARY KEY, code TEXT);"
+              "INSERT INTO site VALUES ('s1', 'HAN');"
+              "CREATE TABLE doc(id TEXT PRIMARY KEY, site_id TEXT, title TEXT,"
+              " secret TEXT, public INTEGER)");
+    ASSERT_OK(replica_track(s, "doc", &d));
+
+    sql_ok(s, "INSERT INTO doc VALUES ('d1', 's1', 'T', 'S', 1)");
+    ASSERT_EQ(replica_build(s, 0), 2);
+    scope_cells(s, "site:HAN", 1, &cells, &retracts);
+    ASSERT(cells == 4 && retracts == 0); /* all but secret */
+    scope_cells(s, "private:HAN", 1, &cells, &retracts);
+    ASSERT(cells == 1 && retracts == 0);
+    ASSERT_EQ(sql_int(s, "SELECT pub FROM kz_clock"), 1 | 2 | 4 | 16);
+
+    c.ms += 10;
+    sql_ok(s, "UPDATE doc SET public = 0");
+    ASSERT_EQ(replica_build(s, 0), 2);
+    scope_cells(s, "site:HAN", 2, &cells, &retracts);
+    ASSERT(cells == 4 && retracts == 4);
+    scope_cells(s, "private:HAN", 2, &cells, &retracts);
+    ASSERT(cells == 1 && retracts == 0); /* public = 0 itself */
+    ASSERT_EQ(sql_int(s, "SELECT pub FROM kz_clock"), 0);
+
+    c.ms += 10;
+    sql_ok(s, "UPDATE doc SET public = 1");
+    ASSERT_EQ(replica_build(s, 0), 1);
+    scope_cells(s, "site:HAN", 3, &cells, &retracts);
+    ASSERT(cells == 4 && retracts == 0);
+    ASSERT_EQ(sql_int(s, "SELECT pub FROM kz_clock"), 1 | 2 | 4 | 16);
+    /* Nothing changed: nothing to publish or retract. */
+    ASSERT_EQ(replica_build(s, 0), 0);
+    replica_free(s);
+    tmpdir_rm(dir);
+}
+
 /* A shipped schema as replica_open runs it: base file, then migrations. */
 static const struct schema_file base_only[] = {
     {"base.sql",
@@ -853,4 +929,5 @@ T_MAIN(T(track_refuses_table_without_key), T(track_refuses_rowid_alias),
        T(malformed_body_changes_nothing),
        T(batches_are_bounded_and_seq_contiguous),
        T(write_rules_refuse_with_a_clear_message),
+       T(site_publication_follows_the_row_filter),
        T(migrations_apply_once_and_release_quarantine))
