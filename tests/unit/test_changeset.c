@@ -1098,73 +1098,61 @@ bw_row2(struct kz_mpk_wr *w, uint32_t n, uint64_t hlc, uint64_t author,
     kz_mpk_wr_array(w, n_cells);
 }
 
+/*
+ * One format-${format} body with one row of ${row_n} items (version hlc,
+ * author, base_author when 7) and, if ${cell_n}, one cell of 2 ([col,
+ * value]) or 3 ([col, 0, value]); expects ${why} (NULL: decodes).
+ */
+static void
+expect_v2(uint32_t format, uint32_t row_n, uint64_t hlc, uint64_t author,
+          uint64_t base_author, uint32_t cell_n, uint64_t col, int64_t value,
+          const char *why_want)
+{
+    struct kz_mpk_wr w;
+    const char *why = NULL;
+    int rc;
+
+    bw_begin2(&w, format, 1);
+    bw_row2(&w, row_n, hlc, author, base_author, cell_n ? 1 : 0);
+    if (row_n == 5) { /* the two extra items of a row of 5 */
+        kz_mpk_wr_nil(&w);
+        kz_mpk_wr_nil(&w);
+    }
+    if (cell_n) {
+        kz_mpk_wr_array(&w, cell_n);
+        kz_mpk_wr_uint(&w, col);
+        if (cell_n == 3)
+            kz_mpk_wr_uint(&w, 0);
+        kz_mpk_wr_int(&w, value);
+    }
+    rc = bw_decode(&w, &why);
+    if (why_want == NULL) {
+        ASSERT_OK(rc);
+    } else {
+        ASSERT_ERR(rc, -KZ_EMALFORMED);
+        ASSERT_STR_EQ(why, why_want);
+    }
+}
+
 TEST(versioned_row_checks)
 {
     struct kz_mpk_wr w;
     const char *why;
 
-    /* A short cell in a versioned row; one with two values is not. */
-    bw_begin2(&w, 2, 1);
-    bw_row2(&w, 7, 5, 0, 0, 1);
-    kz_mpk_wr_array(&w, 2);
-    kz_mpk_wr_uint(&w, 2);
-    kz_mpk_wr_str(&w, "v", 1);
-    ASSERT_OK(bw_decode(&w, &why));
-    bw_begin2(&w, 2, 1);
-    bw_row2(&w, 7, 5, 0, 0, 1);
-    kz_mpk_wr_array(&w, 3);
-    kz_mpk_wr_uint(&w, 2);
-    kz_mpk_wr_uint(&w, 0);
-    kz_mpk_wr_str(&w, "v", 1);
-    ASSERT_ERR(bw_decode(&w, &why), -KZ_EMALFORMED);
-    ASSERT_STR_EQ(why, "cell is not an array of 2 or 7");
-    /* Short cells need the row's version. */
-    bw_begin2(&w, 2, 1);
-    bw_row2(&w, 3, 0, 0, 0, 1);
-    kz_mpk_wr_array(&w, 2);
-    kz_mpk_wr_uint(&w, 1);
-    kz_mpk_wr_int(&w, 1);
-    ASSERT_ERR(bw_decode(&w, &why), -KZ_EMALFORMED);
-    ASSERT_STR_EQ(why, "cell is not an array of 7");
-    /* Rows of 7 are format 2 only. */
-    bw_begin2(&w, 1, 1);
-    bw_row2(&w, 7, 5, 0, 0, 0);
-    ASSERT_ERR(bw_decode(&w, &why), -KZ_EMALFORMED);
-    ASSERT_STR_EQ(why, "row is not an array of 3");
-    bw_begin2(&w, 2, 1);
-    bw_row2(&w, 5, 5, 0, 0, 0);
-    kz_mpk_wr_nil(&w);
-    kz_mpk_wr_nil(&w);
-    ASSERT_ERR(bw_decode(&w, &why), -KZ_EMALFORMED);
-    ASSERT_STR_EQ(why, "row is not an array of 3 or 7");
+    /* A short cell in a versioned row; one of 3 is neither form. */
+    expect_v2(2, 7, 5, 0, 0, 2, 2, 1, NULL);
+    expect_v2(2, 7, 5, 0, 0, 3, 2, 1, "cell is not an array of 2 or 7");
+    /* Short cells need the row's version; rows of 7 need format 2. */
+    expect_v2(2, 3, 0, 0, 0, 2, 1, 1, "cell is not an array of 7");
+    expect_v2(1, 7, 5, 0, 0, 0, 0, 0, "row is not an array of 3");
+    expect_v2(2, 5, 5, 0, 0, 0, 0, 0, "row is not an array of 3 or 7");
     /* The row's version is checked like a cell's. */
-    bw_begin2(&w, 2, 1);
-    bw_row2(&w, 7, 0, 0, 0, 0);
-    ASSERT_ERR(bw_decode(&w, &why), -KZ_EMALFORMED);
-    ASSERT_STR_EQ(why, "row hlc 0");
-    bw_begin2(&w, 2, 1);
-    bw_row2(&w, 7, 5, 1, 0, 0);
-    ASSERT_ERR(bw_decode(&w, &why), -KZ_EMALFORMED);
-    ASSERT_STR_EQ(why, "author index out of range");
-    bw_begin2(&w, 2, 1);
-    bw_row2(&w, 7, 5, 0, 1, 0);
-    ASSERT_ERR(bw_decode(&w, &why), -KZ_EMALFORMED);
-    ASSERT_STR_EQ(why, "base_author index out of range");
+    expect_v2(2, 7, 0, 0, 0, 0, 0, 0, "row hlc 0");
+    expect_v2(2, 7, 5, 1, 0, 0, 0, 0, "author index out of range");
+    expect_v2(2, 7, 5, 0, 1, 0, 0, 0, "base_author index out of range");
     /* A short existence cell is still 0 or 1, its column still in range. */
-    bw_begin2(&w, 2, 1);
-    bw_row2(&w, 7, 5, 0, 0, 1);
-    kz_mpk_wr_array(&w, 2);
-    kz_mpk_wr_uint(&w, 0);
-    kz_mpk_wr_int(&w, 2);
-    ASSERT_ERR(bw_decode(&w, &why), -KZ_EMALFORMED);
-    ASSERT_STR_EQ(why, "existence cell is not 0 or 1");
-    bw_begin2(&w, 2, 1);
-    bw_row2(&w, 7, 5, 0, 0, 1);
-    kz_mpk_wr_array(&w, 2);
-    kz_mpk_wr_uint(&w, 3);
-    kz_mpk_wr_int(&w, 1);
-    ASSERT_ERR(bw_decode(&w, &why), -KZ_EMALFORMED);
-    ASSERT_STR_EQ(why, "column index out of range");
+    expect_v2(2, 7, 5, 0, 0, 2, 0, 2, "existence cell is not 0 or 1");
+    expect_v2(2, 7, 5, 0, 0, 2, 3, 1, "column index out of range");
     /* The next row has no version: its cells must be whole again. */
     bw_begin2(&w, 2, 2);
     bw_row2(&w, 7, 5, 0, 0, 0);
