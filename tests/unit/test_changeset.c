@@ -997,12 +997,39 @@ TEST(protocol_md_example)
     kz_cs_wr_free(w);
 }
 
+/*
+ * four_cells(w, pk, ver, out, len): a body of one row of ${ver} (may be
+ * NULL) with four cells of version ${ver->hlc} by author 0: two of the
+ * row's version, one with another base, one retraction.
+ */
+static int
+four_cells(struct kz_cs_wr *w, const struct kz_value *pk,
+           const struct kz_cs_ver *ver, uint8_t **out, size_t *len)
+{
+    static const char *const cols[] = {"a", "b", "c"};
+    static const uint8_t key2[KZ_KEY_LEN] = {2};
+    const uint64_t h = UINT64_C(7) << 16;
+
+    if (kz_cs_wr_table(w, "t", cols, 3) != 0 ||
+        kz_cs_wr_author(w, key_a) != 0 || kz_cs_wr_author(w, key2) != 1)
+        return -KZ_EINVAL;
+    kz_cs_wr_row(w, 0, pk, 1, 4, ver);
+    kz_cs_wr_cell(w, &(struct kz_cs_cell){0, 0, v_int(1), h, 0, 0, 0});
+    kz_cs_wr_cell(w, &(struct kz_cs_cell){1, 0, v_text("x"), h, 0, 0, 0});
+    /* Another author's base: whole. */
+    kz_cs_wr_cell(w, &(struct kz_cs_cell){2, 0, v_int(5), h, 0, 9, 1});
+    /* A retraction: whole, though of the row's version. */
+    kz_cs_wr_cell(
+        w, &(struct kz_cs_cell){
+               3, KZ_CELL_RETRACT, {KZ_V_NULL, 0, 0, NULL, 0}, h, 0, 0, 0});
+    return kz_cs_wr_finish(w, out, len);
+}
+
 /* Format 2: rows of 7 carry a version, and their short cells [col, value]
  * take it; everything else about a cell stays checked. */
 TEST(versioned_rows_and_short_cells)
 {
     static const char *const cols[] = {"a", "b", "c"};
-    static const uint8_t key2[KZ_KEY_LEN] = {2};
     struct kz_cs_ver ver = {UINT64_C(7) << 16, 0, 0, 0};
     struct kz_cs_wr *w;
     struct kz_cs_rd *r;
@@ -1013,39 +1040,13 @@ TEST(versioned_rows_and_short_cells)
     uint8_t *p, *q;
     size_t len, qlen;
 
-    /* Writer: cells of the row's version are short, others whole. */
+    /* Writer: cells of the row's version are short, others whole.  The
+     * same cells in a row without a version: the row is 8 bytes shorter
+     * (hlc as uint32, 3 indexes) and each of the two short cells 9 bytes
+     * longer (flags, hlc, 3 indexes). */
     ASSERT_OK(kz_cs_wr_new(&w, 1024));
-    ASSERT_EQ(kz_cs_wr_table(w, "t", cols, 3), 0);
-    ASSERT_EQ(kz_cs_wr_author(w, key_a), 0);
-    ASSERT_EQ(kz_cs_wr_author(w, key2), 1);
-    kz_cs_wr_row(w, 0, &pk, 1, 4, &ver);
-    kz_cs_wr_cell(w, &(struct kz_cs_cell){0, 0, v_int(1), ver.hlc, 0, 0, 0});
-    kz_cs_wr_cell(w, &(struct kz_cs_cell){1, 0, v_text("x"), ver.hlc, 0, 0, 0});
-    /* Another author's base: whole. */
-    kz_cs_wr_cell(w, &(struct kz_cs_cell){2, 0, v_int(5), ver.hlc, 0, 9, 1});
-    /* A retraction: whole, though of the row's version. */
-    kz_cs_wr_cell(
-        w,
-        &(struct kz_cs_cell){
-            3, KZ_CELL_RETRACT, {KZ_V_NULL, 0, 0, NULL, 0}, ver.hlc, 0, 0, 0});
-    ASSERT_OK(kz_cs_wr_finish(w, &p, &len));
-    /* The same cells in a row without a version: the row is 8 bytes
-     * shorter (hlc as uint32, 3 indexes) and each of the two short cells
-     * 9 bytes longer (flags, hlc, 3 indexes). */
-    kz_cs_wr_row(w, 0, &pk, 1, 0, NULL); /* tables were emptied: EINVAL */
-    ASSERT_ERR(kz_cs_wr_finish(w, &q, &qlen), -KZ_EINVAL);
-    ASSERT_EQ(kz_cs_wr_table(w, "t", cols, 3), 0);
-    ASSERT_EQ(kz_cs_wr_author(w, key_a), 0);
-    ASSERT_EQ(kz_cs_wr_author(w, key2), 1);
-    kz_cs_wr_row(w, 0, &pk, 1, 4, NULL);
-    kz_cs_wr_cell(w, &(struct kz_cs_cell){0, 0, v_int(1), ver.hlc, 0, 0, 0});
-    kz_cs_wr_cell(w, &(struct kz_cs_cell){1, 0, v_text("x"), ver.hlc, 0, 0, 0});
-    kz_cs_wr_cell(w, &(struct kz_cs_cell){2, 0, v_int(5), ver.hlc, 0, 9, 1});
-    kz_cs_wr_cell(
-        w,
-        &(struct kz_cs_cell){
-            3, KZ_CELL_RETRACT, {KZ_V_NULL, 0, 0, NULL, 0}, ver.hlc, 0, 0, 0});
-    ASSERT_OK(kz_cs_wr_finish(w, &q, &qlen));
+    ASSERT_OK(four_cells(w, &pk, &ver, &p, &len));
+    ASSERT_OK(four_cells(w, &pk, NULL, &q, &qlen));
     ASSERT_EQ(qlen, len - 8 + 2 * 9);
     kz_free(q);
 

@@ -41,6 +41,17 @@ pair_free(struct pair *p)
     tmpdir_rm(p->dir);
 }
 
+/* p.a and p.b hold the same content of ${scope}. */
+static void
+same_digest(struct pair *p, const char *scope)
+{
+    char da[65], db[65];
+
+    digest_hex(p->a, scope, da);
+    digest_hex(p->b, scope, db);
+    ASSERT_STR_EQ(da, db);
+}
+
 #define PARTNER                                                                \
     "CREATE TABLE partner(id TEXT PRIMARY KEY, name TEXT NOT NULL,"            \
     " kind TEXT, staff INTEGER, score REAL)"
@@ -162,7 +173,6 @@ TEST(capture_from_a_plain_connection)
 TEST(sync_converges_and_apply_is_not_recaptured)
 {
     struct pair p;
-    char da[65], db[65];
 
     pair_new(&p, PARTNER);
     ASSERT_OK(replica_track(p.a, "partner", &NET));
@@ -174,9 +184,7 @@ TEST(sync_converges_and_apply_is_not_recaptured)
     ASSERT_EQ(ship(p.a, p.b, "network"), 1);
     ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM partner"), 2);
     ASSERT_EQ(sql_int(p.b, "SELECT staff FROM partner WHERE id = 'p1'"), 3);
-    digest_hex(p.a, "network", da);
-    digest_hex(p.b, "network", db);
-    ASSERT_STR_EQ(da, db);
+    same_digest(&p, "network");
     /* What b applied is not b's own change. */
     ASSERT_EQ(replica_build(p.b, 0), 0);
     ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_log"), 0);
@@ -353,7 +361,6 @@ TEST(delete_wins_over_older_update_and_reinsert_revives)
 TEST(fold_in_key_order_keeps_log_order)
 {
     struct pair p;
-    char da[65], db[65];
 
     pair_new(&p, PARTNER);
     ASSERT_OK(replica_track(p.a, "partner", &NET));
@@ -387,9 +394,7 @@ TEST(fold_in_key_order_keeps_log_order)
     ASSERT_EQ(sql_int(p.a, "SELECT alive FROM kz_clock WHERE pk = 'm'"), 1);
     ship(p.a, p.b, "network");
     ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM partner"), 2);
-    digest_hex(p.a, "network", da);
-    digest_hex(p.b, "network", db);
-    ASSERT_STR_EQ(da, db);
+    same_digest(&p, "network");
     pair_free(&p);
 }
 
@@ -403,7 +408,6 @@ TEST(build_packs_rows_left_dirty_by_an_apply)
 {
     struct pair p;
     struct replica_cs cs;
-    char da[65], db[65];
     uint32_t cells, rows;
 
     pair_new(&p, PARTNER);
@@ -441,9 +445,7 @@ TEST(build_packs_rows_left_dirty_by_an_apply)
     ASSERT_EQ(sql_int(p.b, "SELECT name = 'A2' AND kind = 'k' FROM partner"
                            " WHERE id = 'p1'"),
               1);
-    digest_hex(p.a, "network", da);
-    digest_hex(p.b, "network", db);
-    ASSERT_STR_EQ(da, db);
+    same_digest(&p, "network");
     pair_free(&p);
 }
 
@@ -452,7 +454,6 @@ TEST(build_packs_rows_left_dirty_by_an_apply)
 TEST(build_packs_each_row_once)
 {
     struct pair p;
-    char da[65], db[65];
     uint32_t cells, rows;
 
     pair_new(&p, PARTNER ";CREATE TABLE rk(k REAL PRIMARY KEY, v TEXT)");
@@ -479,9 +480,7 @@ TEST(build_packs_each_row_once)
     ASSERT_EQ(sql_int(p.b, "SELECT name = 'A2' FROM partner WHERE id = 'p1'"),
               1);
     ASSERT_EQ(sql_int(p.b, "SELECT v = 'c' FROM rk"), 1);
-    digest_hex(p.a, "network", da);
-    digest_hex(p.b, "network", db);
-    ASSERT_STR_EQ(da, db);
+    same_digest(&p, "network");
     pair_free(&p);
 }
 
@@ -490,7 +489,6 @@ TEST(composite_key)
     struct pair p;
     const char *sql = "CREATE TABLE code_list(list_name TEXT, code TEXT,"
                       " label TEXT, PRIMARY KEY (list_name, code))";
-    char da[65], db[65];
 
     pair_new(&p, sql);
     ASSERT_OK(replica_track(p.a, "code_list", &NET));
@@ -507,16 +505,13 @@ TEST(composite_key)
     ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM code_list"), 3);
     ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM code_list WHERE code = 'c'"),
               1);
-    digest_hex(p.a, "network", da);
-    digest_hex(p.b, "network", db);
-    ASSERT_STR_EQ(da, db);
+    same_digest(&p, "network");
     pair_free(&p);
 }
 
 TEST(unknown_column_waits_in_quarantine_until_migration)
 {
     struct pair p;
-    char da[65], db[65];
 
     tmpdir_make(p.dir, sizeof(p.dir));
     tclock_init(&p.clock, T0);
@@ -543,9 +538,7 @@ TEST(unknown_column_waits_in_quarantine_until_migration)
     ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine"), 0);
     ASSERT_EQ(sql_int(p.b, "SELECT website = 'https://a.example' FROM partner"),
               1);
-    digest_hex(p.a, "network", da);
-    digest_hex(p.b, "network", db);
-    ASSERT_STR_EQ(da, db);
+    same_digest(&p, "network");
     pair_free(&p);
 }
 
@@ -618,7 +611,6 @@ TEST(guard_trigger_refuses_a_remote_update_into_quarantine)
 TEST(capture_is_exact_about_case_and_type)
 {
     struct pair p;
-    char da[65], db[65];
     const char *sql = "CREATE TABLE cl(l TEXT COLLATE NOCASE, c, note TEXT"
                       " COLLATE NOCASE, n, PRIMARY KEY (l, c));"
                       "CREATE TABLE one(id TEXT COLLATE NOCASE PRIMARY KEY,"
@@ -653,9 +645,7 @@ TEST(capture_is_exact_about_case_and_type)
     ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM one WHERE id = 'A' COLLATE"
                            " BINARY AND typeof(v) = 'real'"),
               1);
-    digest_hex(p.a, "network", da);
-    digest_hex(p.b, "network", db);
-    ASSERT_STR_EQ(da, db);
+    same_digest(&p, "network");
     pair_free(&p);
 }
 
@@ -874,7 +864,6 @@ TEST(migrations_apply_once_and_release_quarantine)
 {
     struct pair p;
     int applied = 0;
-    char da[65], db[65];
 
     tmpdir_make(p.dir, sizeof(p.dir));
     tclock_init(&p.clock, T0);
@@ -905,9 +894,7 @@ TEST(migrations_apply_once_and_release_quarantine)
     sql_ok(p.b, "UPDATE partner SET website = 'https://b.example'");
     ASSERT_EQ(replica_build(p.b, 0), 1);
     ship(p.b, p.a, "network");
-    digest_hex(p.a, "network", da);
-    digest_hex(p.b, "network", db);
-    ASSERT_STR_EQ(da, db);
+    same_digest(&p, "network");
     pair_free(&p);
 }
 
