@@ -649,6 +649,31 @@ TEST(capture_is_exact_about_case_and_type)
     pair_free(&p);
 }
 
+/* A table whose every column is in its key: only key changes exist, and
+ * setting a key to itself logs nothing. */
+TEST(key_only_table)
+{
+    struct pair p;
+
+    pair_new(&p, "CREATE TABLE pair2(a TEXT, b INTEGER, PRIMARY KEY (a, b))");
+    ASSERT_OK(replica_track(p.a, "pair2", &NET));
+    ASSERT_OK(replica_track(p.b, "pair2", &NET));
+    sql_ok(p.a, "INSERT INTO pair2 VALUES ('x', 1), ('y', 2)");
+    ASSERT_EQ(replica_build(p.a, 0), 1);
+    ship(p.a, p.b, "network");
+    ASSERT_OK(replica_outbox_ack(p.a, "network", 1));
+    sql_ok(p.a, "UPDATE pair2 SET a = a;"
+                "UPDATE pair2 SET b = 3 WHERE a = 'x'");
+    ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_log"), 2);
+    ASSERT_EQ(replica_build(p.a, 0), 1);
+    ship(p.a, p.b, "network");
+    ASSERT_EQ(sql_int(p.b, "SELECT (SELECT group_concat(a || b, ',') FROM"
+                           " (SELECT * FROM pair2 ORDER BY a)) = 'x3,y2'"),
+              1);
+    same_digest(&p, "network");
+    pair_free(&p);
+}
+
 TEST(future_hlc_waits_until_the_clock_reaches_it)
 {
     struct pair p;
@@ -911,7 +936,7 @@ T_MAIN(T(track_refuses_table_without_key), T(track_refuses_rowid_alias),
        T(composite_key), T(unknown_column_waits_in_quarantine_until_migration),
        T(constraint_refusal_is_quarantined_not_lost),
        T(guard_trigger_refuses_a_remote_update_into_quarantine),
-       T(capture_is_exact_about_case_and_type),
+       T(capture_is_exact_about_case_and_type), T(key_only_table),
        T(future_hlc_waits_until_the_clock_reaches_it),
        T(malformed_body_changes_nothing),
        T(batches_are_bounded_and_seq_contiguous),
