@@ -355,6 +355,22 @@ write_row(struct replica *r, struct tracked *t, const struct kz_value *pk,
         int base = rc & 0xff;
         snprintf(r->errmsg, sizeof(r->errmsg), "%s", sqlite3_errmsg(r->db));
         sqlite3_reset(st);
+        if (sqlite3_get_autocommit(r->db)) {
+            /* RAISE(ROLLBACK) in a trigger, or ON CONFLICT ROLLBACK: the
+             * apply's whole transaction is gone, and with it every step
+             * before this one; nothing may be written after it. */
+            char why[sizeof(r->errmsg)];
+            int n;
+            memcpy(why, r->errmsg, sizeof(why));
+            n = snprintf(r->errmsg, sizeof(r->errmsg),
+                         "the whole apply was rolled back (a trigger's "
+                         "RAISE(ROLLBACK) or ON CONFLICT ROLLBACK on %.64s): ",
+                         t->name);
+            if (n > 0 && (size_t)n < sizeof(r->errmsg))
+                snprintf(r->errmsg + n, sizeof(r->errmsg) - (size_t)n, "%.*s",
+                         (int)(sizeof(r->errmsg) - (size_t)n - 1), why);
+            return -KZ_EDB;
+        }
         if (base == SQLITE_CONSTRAINT || base == SQLITE_MISMATCH)
             return 1;
         return replica__dberr(r, rc, "apply");
@@ -805,6 +821,7 @@ actx_fini(struct actx *a)
     sqlite3_finalize(a->quar);
     sqlite3_finalize(a->conf);
     sqlite3_finalize(a->touch);
+    a->get_clock = a->put_clock = a->quar = a->conf = a->touch = NULL;
 }
 
 /* Which scopes this replica reads (DESIGN.md §4). */

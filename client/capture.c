@@ -297,7 +297,7 @@ ecell_ver(struct replica *r, struct kz_cs_wr *w, const struct ecell *e,
     out->hlc = e->ver.hlc;
     out->author = (uint32_t)ai;
     out->base_hlc = e->base.hlc;
-    out->base_author = (uint32_t)(bk ? bi : ai);
+    out->base_author = (uint32_t)bi; /* 0 without a base (PROTOCOL.md) */
     return 0;
 }
 
@@ -531,11 +531,11 @@ same_key(int id_a, sqlite3_value *a, int id_b, const int *type_b,
         return (size_t)sqlite3_value_bytes(a) == len_b &&
                (len_b == 0 || memcmp(sqlite3_value_blob(a), p_b, len_b) == 0);
     case SQLITE_FLOAT: {
-        /* Bit for bit, as the key was logged. */
-        double d = sqlite3_value_double(a);
-        int64_t bits;
-        memcpy(&bits, &d, sizeof(bits));
-        return bits == i_b;
+        /* By value, as kz_clock's key compares (-0.0 is 0.0; SQLite stores
+         * no NaN). */
+        double d;
+        memcpy(&d, &i_b, sizeof(d));
+        return sqlite3_value_double(a) == d;
     }
     default: return 0; /* keys are never NULL */
     }

@@ -30,11 +30,11 @@ struct tracked {
     char **cols;          /* owned */
     uint64_t priv_mask;   /* bit k: cell k always travels in private:NAME */
     uint64_t cond_mask;   /* bit k: private while cond_when holds */
-    uint64_t blob_aff;    /* bit k: cell k's column has no type affinity */
-    uint32_t pk_blob_aff; /* bit i: so has key column i */
-    char *cond_when;      /* SQL predicate or NULL; owned */
-    char *row_filter;     /* SQL predicate or NULL; owned */
-    char *owner_col;      /* site/private tables: owner column; owned */
+    uint64_t keep_type; /* bit k: cell k's values keep their type (1 vs 1.0) */
+    uint32_t pk_keep_type; /* bit i: so do key column i's */
+    char *cond_when;       /* SQL predicate or NULL; owned */
+    char *row_filter;      /* SQL predicate or NULL; owned */
+    char *owner_col;       /* site/private tables: owner column; owned */
     sqlite3_stmt *row_st; /* cached: cols…, cond, filter WHERE pk = …; owned */
     struct wcache {
         int op;           /* 0 insert, 1 update, 2 delete */

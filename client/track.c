@@ -142,31 +142,34 @@ mask_from_list(struct replica *r, const struct tracked *t, const char *list,
     return 0;
 }
 
+/* Whether ${s} contains ${w}, ignoring ASCII case. */
+static int
+has_word(const char *s, const char *w)
+{
+    size_t n = strlen(w);
+
+    for (; *s; s++)
+        if (sqlite3_strnicmp(s, w, (int)n) == 0)
+            return 1;
+    return 0;
+}
+
 /*
- * Whether a column declared ${type} has BLOB affinity (SQLite's rules: no
- * INT, CHAR, CLOB or TEXT in it, and BLOB or nothing): its values keep the
- * type they were written with, so 1 and 1.0 are different values there.
+ * Whether the values of a column declared ${type} keep the type they were
+ * written with, so that 1 and 1.0 are different values there: BLOB
+ * affinity (SQLite's rules: no INT, CHAR, CLOB or TEXT in the type, and
+ * BLOB or nothing), and ANY (which in a STRICT table keeps every value as
+ * written; elsewhere it is NUMERIC, where the extra check costs only time).
  */
 static int
-blob_affinity(const char *type)
+keeps_type(const char *type)
 {
-    static const char *const other[] = {"INT", "CHAR", "CLOB", "TEXT"};
-    char up[128];
-    size_t i, n;
-
-    if (type == NULL || type[0] == '\0')
+    if (type == NULL || type[0] == '\0' || sqlite3_stricmp(type, "ANY") == 0)
         return 1;
-    n = strlen(type);
-    if (n >= sizeof(up))
-        n = sizeof(up) - 1;
-    for (i = 0; i < n; i++)
-        up[i] =
-            type[i] >= 'a' && type[i] <= 'z' ? (char)(type[i] - 32) : type[i];
-    up[n] = '\0';
-    for (i = 0; i < KZ_ARRAY_SIZE(other); i++)
-        if (strstr(up, other[i]) != NULL)
-            return 0;
-    return strstr(up, "BLOB") != NULL;
+    if (has_word(type, "INT") || has_word(type, "CHAR") ||
+        has_word(type, "CLOB") || has_word(type, "TEXT"))
+        return 0;
+    return has_word(type, "BLOB");
 }
 
 /* Reads the columns of ${t->name} and checks that it can be tracked. */
@@ -212,8 +215,8 @@ load_columns(struct replica *r, struct tracked *t)
                 err = -KZ_ENOMEM;
                 break;
             }
-            if (blob_affinity(type))
-                t->pk_blob_aff |= 1u << (pk - 1);
+            if (keeps_type(type))
+                t->pk_keep_type |= 1u << (pk - 1);
             pk_n++;
             if (type && sqlite3_stricmp(type, "INTEGER") == 0)
                 n_int_pk++;
@@ -233,8 +236,8 @@ load_columns(struct replica *r, struct tracked *t)
             err = -KZ_ENOMEM;
             break;
         }
-        if (blob_affinity(type))
-            t->blob_aff |= UINT64_C(1) << (t->n_cols + 1);
+        if (keeps_type(type))
+            t->keep_type |= UINT64_C(1) << (t->n_cols + 1);
         t->n_cols++;
     }
     if (err == 0 && rc != SQLITE_DONE)
@@ -380,16 +383,16 @@ bprintf(struct kz_buf *b, const char *fmt, ...)
 
 /*
  * Appends "(NEW.c IS NOT OLD.c COLLATE BINARY …)": whether column ${c}
- * changed, byte for byte: a column's own collation (NOCASE, say) would
- * call 'x' and 'X' equal, and where the column has no affinity 1 and 1.0
- * differ in type only, so its type is compared too.  (A key column is
- * compared the same way: the log stores the key exactly.)
+ * changed: a column's own collation (NOCASE, say) would call 'x' and 'X'
+ * equal, and where values keep their type (keeps_type) 1 and 1.0 differ
+ * in type only, so the type is compared too.  Key columns are compared
+ * the same way.  Not seen: 0.0 becoming -0.0, which compare equal.
  */
 static void
-col_changed(struct kz_buf *b, const char *c, int blob_aff)
+col_changed(struct kz_buf *b, const char *c, int keep_type)
 {
     bprintf(b, "(NEW.\"%w\" IS NOT OLD.\"%w\" COLLATE BINARY", c, c);
-    if (blob_aff)
+    if (keep_type)
         bprintf(b, " OR typeof(NEW.\"%w\") <> typeof(OLD.\"%w\")", c, c);
     bputs(b, ")");
 }
@@ -402,7 +405,7 @@ pk_same(struct kz_buf *b, const struct tracked *t)
 
     for (i = 0; i < t->n_pk; i++) {
         bputs(b, i ? " AND NOT " : "NOT ");
-        col_changed(b, t->pk[i], (t->pk_blob_aff >> i) & 1);
+        col_changed(b, t->pk[i], (t->pk_keep_type >> i) & 1);
     }
 }
 
@@ -495,7 +498,7 @@ make_triggers(struct replica *r, const struct tracked *t)
         pk_same(&b, t);
         for (k = 0; k < t->n_cols; k++) {
             bputs(&b, k ? " OR " : " AND (");
-            col_changed(&b, t->cols[k], (t->blob_aff >> (k + 1)) & 1);
+            col_changed(&b, t->cols[k], (t->keep_type >> (k + 1)) & 1);
         }
         bprintf(&b,
                 ") BEGIN INSERT INTO kz_log(tbl, pk, op, mask, ms) VALUES"
@@ -505,7 +508,7 @@ make_triggers(struct replica *r, const struct tracked *t)
         bputs(&b, ", 1, 0");
         for (k = 0; k < t->n_cols; k++) {
             bputs(&b, " | (");
-            col_changed(&b, t->cols[k], (t->blob_aff >> (k + 1)) & 1);
+            col_changed(&b, t->cols[k], (t->keep_type >> (k + 1)) & 1);
             bprintf(&b, " << %u)", k + 1);
         }
         bputs(&b, ", " NOW_MS_SQL "); END;");

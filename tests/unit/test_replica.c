@@ -674,6 +674,67 @@ TEST(key_only_table)
     pair_free(&p);
 }
 
+/*
+ * A schema trigger's RAISE(ROLLBACK) during an apply ends the apply's
+ * transaction: the apply fails with one clear error, nothing of the
+ * changeset stays (no row, no log entry, not marked seen), the same error
+ * comes again, and local writes are captured afterwards.
+ */
+TEST(rollback_trigger_fails_the_apply_cleanly)
+{
+    struct pair p;
+    struct replica_cs cs;
+    struct apply_stats st;
+
+    pair_new(&p, PARTNER);
+    sql_ok(p.b, "CREATE TRIGGER partner_no BEFORE UPDATE ON partner"
+                " BEGIN SELECT RAISE(ROLLBACK, 'no updates here'); END");
+    ASSERT_OK(replica_track(p.a, "partner", &NET));
+    ASSERT_OK(replica_track(p.b, "partner", &NET));
+    sql_ok(p.a, "INSERT INTO partner VALUES ('p1', 'A', NULL, 1, 0)");
+    ASSERT_EQ(replica_build(p.a, 0), 1);
+    ship(p.a, p.b, "network");
+    ASSERT_OK(replica_outbox_ack(p.a, "network", 1));
+    p.clock.ms += 10;
+    sql_ok(p.a, "UPDATE partner SET name = 'A2';"
+                "INSERT INTO partner VALUES ('p2', 'B', NULL, 2, 0)");
+    ASSERT_EQ(replica_build(p.a, 0), 1);
+    ASSERT_EQ(replica_outbox_get(p.a, "network", 1, &cs), 1);
+    ASSERT_ERR(replica_apply(p.b, &cs.hdr, cs.body, cs.body_len, &st), -KZ_EDB);
+    ASSERT(strstr(replica_errmsg(p.b), "rolled back") != NULL);
+    ASSERT(strstr(replica_errmsg(p.b), "no updates here") != NULL);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM partner"), 1);
+    ASSERT_EQ(sql_int(p.b, "SELECT name = 'A' FROM partner"), 1);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_log"), 0);
+    ASSERT_ERR(replica_apply(p.b, &cs.hdr, cs.body, cs.body_len, &st), -KZ_EDB);
+    sql_ok(p.b, "INSERT INTO partner VALUES ('b1', 'local', NULL, 0, 0)");
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_log"), 1);
+    replica_cs_clear(&cs);
+    pair_free(&p);
+}
+
+/* In a STRICT table an ANY column keeps 1 and 1.0 apart: a change of
+ * type only is captured. */
+TEST(capture_sees_type_changes_in_strict_any)
+{
+    struct pair p;
+
+    pair_new(&p, "CREATE TABLE s(id TEXT PRIMARY KEY, v ANY) STRICT");
+    ASSERT_OK(replica_track(p.a, "s", &NET));
+    ASSERT_OK(replica_track(p.b, "s", &NET));
+    sql_ok(p.a, "INSERT INTO s VALUES ('x', 1)");
+    ASSERT_EQ(replica_build(p.a, 0), 1);
+    ship(p.a, p.b, "network");
+    ASSERT_OK(replica_outbox_ack(p.a, "network", 1));
+    sql_ok(p.a, "UPDATE s SET v = 1.0");
+    ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_log"), 1);
+    ASSERT_EQ(replica_build(p.a, 0), 1);
+    ship(p.a, p.b, "network");
+    ASSERT_EQ(sql_int(p.b, "SELECT typeof(v) = 'real' FROM s"), 1);
+    same_digest(&p, "network");
+    pair_free(&p);
+}
+
 TEST(future_hlc_waits_until_the_clock_reaches_it)
 {
     struct pair p;
@@ -937,6 +998,8 @@ T_MAIN(T(track_refuses_table_without_key), T(track_refuses_rowid_alias),
        T(constraint_refusal_is_quarantined_not_lost),
        T(guard_trigger_refuses_a_remote_update_into_quarantine),
        T(capture_is_exact_about_case_and_type), T(key_only_table),
+       T(rollback_trigger_fails_the_apply_cleanly),
+       T(capture_sees_type_changes_in_strict_any),
        T(future_hlc_waits_until_the_clock_reaches_it),
        T(malformed_body_changes_nothing),
        T(batches_are_bounded_and_seq_contiguous),
