@@ -38,6 +38,13 @@
 
 #define REPLICA_FORMAT 1
 
+/*
+ * The generation of the capture triggers (track.c).  A replica whose
+ * triggers are older gets them anew when it is opened: 2 = session 2's
+ * exact comparisons (COLLATE BINARY, types) and the key-change trigger.
+ */
+#define REPLICA_TRIGGERS 2
+
 /* The detail of the last failed replica_create/replica_open of this thread. */
 static _Thread_local char last_err[256];
 
@@ -547,6 +554,7 @@ replica_create(struct replica **out, const char *dir,
         goto fail_tx;
     sodium_bin2hex(hex, sizeof(hex), o->device_key, KZ_KEY_LEN);
     if ((err = replica__meta_set_int(r, "format", REPLICA_FORMAT)) ||
+        (err = replica__meta_set_int(r, "triggers", REPLICA_TRIGGERS)) ||
         (err = replica__meta_set_text(r, "site", o->site)) ||
         (err = replica__meta_set_text(r, "device",
                                       o->device ? o->device : o->site)) ||
@@ -573,6 +581,23 @@ fail_tx:
     replica__rollback(r);
 fail:
     return open_failed(r, err);
+}
+
+/* Makes the tracked tables' triggers anew when they are older than this
+ * engine's (REPLICA_TRIGGERS); inside the open's transaction. */
+static int
+update_triggers(struct replica *r)
+{
+    int64_t gen = 0;
+    int err = replica__meta_get_int(r, "triggers", &gen);
+
+    if (err && err != -KZ_ENOENT)
+        return err;
+    if (gen == REPLICA_TRIGGERS)
+        return 0;
+    if ((err = track__retrack_all(r)))
+        return err;
+    return replica__meta_set_int(r, "triggers", REPLICA_TRIGGERS);
 }
 
 int
@@ -604,6 +629,8 @@ replica_open(struct replica **out, const char *dir, const struct kz_env *env)
     if (applied > 0 && (err = track__apply_decls(r)))
         goto fail_tx;
     if ((err = track__load(r)))
+        goto fail_tx;
+    if ((err = update_triggers(r)))
         goto fail_tx;
     if ((err = replica__commit(r)))
         goto fail_tx;
