@@ -513,7 +513,9 @@ all_zero(const uint8_t *p, size_t len)
     return 1;
 }
 
-/* Whether two kz_log keys are the same value, byte for byte. */
+/* Whether two kz_log keys are the same key: of the same table and type,
+ * text and blobs byte for byte, numbers by value (${i_b} holds a REAL's
+ * bits). */
 static int
 same_key(int id_a, sqlite3_value *a, int id_b, const int *type_b,
          const void *p_b, size_t len_b, int64_t i_b)
