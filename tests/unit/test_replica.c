@@ -52,9 +52,36 @@ same_digest(struct pair *p, const char *scope)
     ASSERT_STR_EQ(da, db);
 }
 
+/* a packs its changes into one changeset, b applies it, a's outbox is
+ * acknowledged (as a sync through the server would). */
+static void
+a_to_b(struct pair *p)
+{
+    ASSERT_EQ(replica_build(p->a, 0), 1);
+    ASSERT_EQ(ship(p->a, p->b, "network"), 1);
+    ASSERT_OK(replica_outbox_ack(p->a, "network", INT64_MAX));
+}
+
+/* A pair with ${tables}, the tables named in ${names} (NULL-terminated)
+ * tracked as network tables at both, and ${rows} written at a and synced. */
+static void
+pair_synced(struct pair *p, const char *tables, const char *const *names,
+            const char *rows)
+{
+    pair_new(p, tables);
+    for (; *names; names++) {
+        ASSERT_OK(replica_track(p->a, *names, &NET));
+        ASSERT_OK(replica_track(p->b, *names, &NET));
+    }
+    sql_ok(p->a, rows);
+    a_to_b(p);
+}
+
 #define PARTNER                                                                \
     "CREATE TABLE partner(id TEXT PRIMARY KEY, name TEXT NOT NULL,"            \
     " kind TEXT, staff INTEGER, score REAL)"
+
+static const char *const PARTNER_ONLY[] = {"partner", NULL};
 
 /* Counts the cells of every outbox changeset of scope network. */
 static int
@@ -582,20 +609,14 @@ TEST(guard_trigger_refuses_a_remote_update_into_quarantine)
 {
     struct pair p;
 
-    pair_new(&p, PARTNER);
+    pair_synced(&p, PARTNER, PARTNER_ONLY,
+                "INSERT INTO partner VALUES ('p1', 'A', NULL, 1, 0)");
     sql_ok(p.b, "CREATE TRIGGER partner_frozen BEFORE UPDATE ON partner"
                 " WHEN OLD.name IS NOT NEW.name"
                 " BEGIN SELECT RAISE(ABORT, 'partner names are frozen'); END");
-    ASSERT_OK(replica_track(p.a, "partner", &NET));
-    ASSERT_OK(replica_track(p.b, "partner", &NET));
-    sql_ok(p.a, "INSERT INTO partner VALUES ('p1', 'A', NULL, 1, 0)");
-    ASSERT_EQ(replica_build(p.a, 0), 1);
-    ship(p.a, p.b, "network");
-    ASSERT_OK(replica_outbox_ack(p.a, "network", 1));
     p.clock.ms += 10;
     sql_ok(p.a, "UPDATE partner SET name = 'A2' WHERE id = 'p1'");
-    ASSERT_EQ(replica_build(p.a, 0), 1);
-    ship(p.a, p.b, "network");
+    a_to_b(&p);
     ASSERT_EQ(sql_int(p.b, "SELECT name = 'A' FROM partner"), 1);
     ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine WHERE"
                            " pk = 'p1' AND reason LIKE '%frozen%'"),
@@ -616,16 +637,11 @@ TEST(capture_is_exact_about_case_and_type)
                       "CREATE TABLE one(id TEXT COLLATE NOCASE PRIMARY KEY,"
                       " v)";
 
-    pair_new(&p, sql);
-    ASSERT_OK(replica_track(p.a, "cl", &NET));
-    ASSERT_OK(replica_track(p.b, "cl", &NET));
-    ASSERT_OK(replica_track(p.a, "one", &NET));
-    ASSERT_OK(replica_track(p.b, "one", &NET));
-    sql_ok(p.a, "INSERT INTO cl VALUES ('x', 1, 'abc', 1);"
+    static const char *const names[] = {"cl", "one", NULL};
+
+    pair_synced(&p, sql, names,
+                "INSERT INTO cl VALUES ('x', 1, 'abc', 1);"
                 "INSERT INTO one VALUES ('a', 1)");
-    ASSERT_EQ(replica_build(p.a, 0), 1);
-    ship(p.a, p.b, "network");
-    ASSERT_OK(replica_outbox_ack(p.a, "network", 1));
 
     sql_ok(p.a, "UPDATE cl SET note = 'ABC';"
                 "UPDATE cl SET n = 1.0;"
@@ -655,18 +671,14 @@ TEST(key_only_table)
 {
     struct pair p;
 
-    pair_new(&p, "CREATE TABLE pair2(a TEXT, b INTEGER, PRIMARY KEY (a, b))");
-    ASSERT_OK(replica_track(p.a, "pair2", &NET));
-    ASSERT_OK(replica_track(p.b, "pair2", &NET));
-    sql_ok(p.a, "INSERT INTO pair2 VALUES ('x', 1), ('y', 2)");
-    ASSERT_EQ(replica_build(p.a, 0), 1);
-    ship(p.a, p.b, "network");
-    ASSERT_OK(replica_outbox_ack(p.a, "network", 1));
+    static const char *const names[] = {"pair2", NULL};
+
+    pair_synced(&p, "CREATE TABLE pair2(a TEXT, b INTEGER, PRIMARY KEY (a, b))",
+                names, "INSERT INTO pair2 VALUES ('x', 1), ('y', 2)");
     sql_ok(p.a, "UPDATE pair2 SET a = a;"
                 "UPDATE pair2 SET b = 3 WHERE a = 'x'");
     ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_log"), 2);
-    ASSERT_EQ(replica_build(p.a, 0), 1);
-    ship(p.a, p.b, "network");
+    a_to_b(&p);
     ASSERT_EQ(sql_int(p.b, "SELECT (SELECT group_concat(a || b, ',') FROM"
                            " (SELECT * FROM pair2 ORDER BY a)) = 'x3,y2'"),
               1);
@@ -686,15 +698,10 @@ TEST(rollback_trigger_fails_the_apply_cleanly)
     struct replica_cs cs;
     struct apply_stats st;
 
-    pair_new(&p, PARTNER);
+    pair_synced(&p, PARTNER, PARTNER_ONLY,
+                "INSERT INTO partner VALUES ('p1', 'A', NULL, 1, 0)");
     sql_ok(p.b, "CREATE TRIGGER partner_no BEFORE UPDATE ON partner"
                 " BEGIN SELECT RAISE(ROLLBACK, 'no updates here'); END");
-    ASSERT_OK(replica_track(p.a, "partner", &NET));
-    ASSERT_OK(replica_track(p.b, "partner", &NET));
-    sql_ok(p.a, "INSERT INTO partner VALUES ('p1', 'A', NULL, 1, 0)");
-    ASSERT_EQ(replica_build(p.a, 0), 1);
-    ship(p.a, p.b, "network");
-    ASSERT_OK(replica_outbox_ack(p.a, "network", 1));
     p.clock.ms += 10;
     sql_ok(p.a, "UPDATE partner SET name = 'A2';"
                 "INSERT INTO partner VALUES ('p2', 'B', NULL, 2, 0)");
@@ -719,17 +726,13 @@ TEST(capture_sees_type_changes_in_strict_any)
 {
     struct pair p;
 
-    pair_new(&p, "CREATE TABLE s(id TEXT PRIMARY KEY, v ANY) STRICT");
-    ASSERT_OK(replica_track(p.a, "s", &NET));
-    ASSERT_OK(replica_track(p.b, "s", &NET));
-    sql_ok(p.a, "INSERT INTO s VALUES ('x', 1)");
-    ASSERT_EQ(replica_build(p.a, 0), 1);
-    ship(p.a, p.b, "network");
-    ASSERT_OK(replica_outbox_ack(p.a, "network", 1));
+    static const char *const names[] = {"s", NULL};
+
+    pair_synced(&p, "CREATE TABLE s(id TEXT PRIMARY KEY, v ANY) STRICT", names,
+                "INSERT INTO s VALUES ('x', 1)");
     sql_ok(p.a, "UPDATE s SET v = 1.0");
     ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_log"), 1);
-    ASSERT_EQ(replica_build(p.a, 0), 1);
-    ship(p.a, p.b, "network");
+    a_to_b(&p);
     ASSERT_EQ(sql_int(p.b, "SELECT typeof(v) = 'real' FROM s"), 1);
     same_digest(&p, "network");
     pair_free(&p);
