@@ -84,9 +84,9 @@ bind_kz(sqlite3_stmt *st, int i, const struct kz_value *v)
 
 /*
  * The kz_clock key of a row: the key value itself (bound straight from the
- * changeset), or json_array(k1, k2, …) for a composite key, made by the
- * table's cached statement t->key_st, whose result row stays valid until
- * ckey_done().  Bound with bind_ckey().
+ * changeset), or for a composite key the JSON array of track__key_sql, made
+ * by the table's cached statement t->key_st, whose result row stays valid
+ * until ckey_done().  Bound with bind_ckey().
  */
 struct ckey {
     const struct kz_value *v; /* single-column key, borrowed; or NULL */
@@ -108,20 +108,8 @@ clock_key(struct replica *r, struct tracked *t, const struct kz_value *pk,
         out->v = &pk[0];
         return 0;
     }
-    if (t->key_st == NULL) {
-        char sql[160];
-        size_t off = (size_t)snprintf(sql, sizeof(sql), "SELECT json_array(");
-        for (i = 0; i < n_pk; i++)
-            off += (size_t)snprintf(sql + off, sizeof(sql) - off, "%s?",
-                                    i ? ", " : "");
-        snprintf(sql + off, sizeof(sql) - off, ")");
-        rc = sqlite3_prepare_v3(r->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
-                                &t->key_st, NULL);
-        if (rc != SQLITE_OK) {
-            t->key_st = NULL;
-            return replica__dberr(r, rc, "key");
-        }
-    }
+    if (t->key_st == NULL && (rc = track__key_stmt(r, n_pk, &t->key_st)))
+        return rc;
     sqlite3_reset(t->key_st);
     for (i = 0; i < n_pk; i++)
         bind_kz(t->key_st, (int)i + 1, &pk[i]);
@@ -129,6 +117,11 @@ clock_key(struct replica *r, struct tracked *t, const struct kz_value *pk,
     if (rc != SQLITE_ROW) {
         sqlite3_reset(t->key_st);
         return replica__dberr(r, rc, "key");
+    }
+    if (!sqlite3_column_int(t->key_st, 1)) {
+        /* A part our capture would have refused (track.c). */
+        sqlite3_reset(t->key_st);
+        return -KZ_EMALFORMED;
     }
     out->sv = sqlite3_column_value(t->key_st, 0);
     out->st = t->key_st;
@@ -438,19 +431,28 @@ apply_row(struct actx *a, struct tracked *t, struct kz_str tname,
 
     snprintf(tbuf, sizeof(tbuf), "%.*s", (int)tname.len, tname.p);
     if (t == NULL) {
-        /* Unknown table: keep the cells under a best-effort key. */
+        /* Unknown table: keep the cells under the key a table with that
+         * many key columns gets, for replica_retry_quarantine. */
+        struct ckey uk = {n_pk == 1 ? &pk[0] : NULL, NULL, NULL};
         sqlite3_stmt *st = NULL;
-        rc = sqlite3_prepare_v2(r->db, "SELECT json_array(?,?,?,?,?,?,?,?)", -1,
-                                &st, NULL);
-        if (rc != SQLITE_OK)
-            return replica__dberr(r, rc, "apply");
-        for (i = 0; i < n_pk; i++)
-            bind_kz(st, (int)i + 1, &pk[i]);
-        if (sqlite3_step(st) == SQLITE_ROW) {
-            struct ckey uk = {NULL, sqlite3_column_value(st, 0), NULL};
-            for (i = 0; i < n && err == 0; i++)
-                err = quarantine(a, "no such table here yet", tbuf, &uk, &c[i]);
+
+        if (n_pk > 1) {
+            if ((err = track__key_stmt(r, n_pk, &st)))
+                return err == -KZ_EINVAL ? 0 : err;
+            for (i = 0; i < n_pk; i++)
+                bind_kz(st, (int)i + 1, &pk[i]);
+            rc = sqlite3_step(st);
+            if (rc != SQLITE_ROW) {
+                err = replica__dberr(r, rc, "key");
+                sqlite3_finalize(st);
+                return err;
+            }
+            uk.sv = sqlite3_column_value(st, 0);
+            if (!sqlite3_column_int(st, 1))
+                n = 0; /* a part our capture would have refused */
         }
+        for (i = 0; i < n && err == 0; i++)
+            err = quarantine(a, "no such table here yet", tbuf, &uk, &c[i]);
         sqlite3_finalize(st);
         return err;
     }

@@ -26,6 +26,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "alloc.h"
 #include "err.h"
 
@@ -70,12 +72,68 @@ replica__pk_free(struct pkvals *pv)
     pv->n = 0;
 }
 
+/* kz_unhex(text): the BLOB a stored key's {"b": hex} part was made from. */
+static void
+unhex_func(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    const char *hex = (const char *)sqlite3_value_text(argv[0]);
+    size_t len = (size_t)sqlite3_value_bytes(argv[0]), n = 0;
+    uint8_t *bin;
+
+    (void)argc;
+    if (hex == NULL || len % 2 != 0) {
+        sqlite3_result_error(ctx, "kz_unhex: not hex", -1);
+        return;
+    }
+    if ((bin = sqlite3_malloc64(len / 2 + 1)) == NULL) {
+        sqlite3_result_error_nomem(ctx);
+        return;
+    }
+    if (sodium_hex2bin(bin, len / 2 + 1, hex, len, NULL, &n, NULL) != 0 ||
+        n != len / 2) {
+        sqlite3_free(bin);
+        sqlite3_result_error(ctx, "kz_unhex: not hex", -1);
+        return;
+    }
+    sqlite3_result_blob64(ctx, bin, n, sqlite3_free);
+}
+
+int
+replica__pk_split_init(struct replica *r)
+{
+    int rc = sqlite3_create_function_v2(r->db, "kz_unhex", 1,
+                                        SQLITE_UTF8 | SQLITE_DETERMINISTIC |
+                                            SQLITE_INNOCUOUS,
+                                        NULL, unhex_func, NULL, NULL, NULL);
+
+    if (rc != SQLITE_OK)
+        return replica__dberr(r, rc, "kz_unhex");
+    return 0;
+}
+
+/*
+ * The parts of a composite key as track__key_sql stored it: each part
+ * itself, or a REAL as {"r": text}, a BLOB as {"b": hex}.  Second column:
+ * whether the part is one of those.
+ */
+static const char split_sql[] =
+    "SELECT CASE WHEN type <> 'object' THEN value"
+    " WHEN json_type(value, '$.b') = 'text'"
+    " THEN kz_unhex(json_extract(value, '$.b'))"
+    " WHEN json_extract(value, '$.r') = 'Inf' THEN 9e999"
+    " WHEN json_extract(value, '$.r') = '-Inf' THEN -9e999"
+    " WHEN json_type(value, '$.r') = 'text'"
+    " THEN CAST(json_extract(value, '$.r') AS REAL) END,"
+    " CASE WHEN type <> 'object' THEN 1 ELSE json_type(value, '$.b') ="
+    " 'text' OR json_type(value, '$.r') = 'text' END"
+    " FROM json_each(?) ORDER BY key";
+
 int
 replica__pk_split(struct replica *r, const struct tracked *t, sqlite3_value *pk,
                   struct pkvals *out)
 {
-    sqlite3_stmt *st = NULL;
-    int rc;
+    sqlite3_stmt *st;
+    int rc, ok = 1;
 
     out->n = 0;
     if (t->n_pk == 1) {
@@ -85,22 +143,32 @@ replica__pk_split(struct replica *r, const struct tracked *t, sqlite3_value *pk,
         out->n = 1;
         return 0;
     }
-    rc = sqlite3_prepare_v2(
-        r->db, "SELECT value FROM json_each(?) ORDER BY key", -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return replica__dberr(r, rc, "key");
+    if (r->split_st == NULL) {
+        rc = sqlite3_prepare_v3(r->db, split_sql, -1, SQLITE_PREPARE_PERSISTENT,
+                                &r->split_st, NULL);
+        if (rc != SQLITE_OK) {
+            r->split_st = NULL;
+            return replica__dberr(r, rc, "key");
+        }
+    }
+    st = r->split_st;
     sqlite3_bind_value(st, 1, pk);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW && out->n < t->n_pk) {
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && out->n < t->n_pk &&
+           (ok = sqlite3_column_int(st, 1))) {
         out->v[out->n] = sqlite3_value_dup(sqlite3_column_value(st, 0));
         if (out->v[out->n] == NULL) {
-            sqlite3_finalize(st);
+            sqlite3_reset(st);
             replica__pk_free(out);
             return -KZ_ENOMEM;
         }
         out->n++;
     }
-    sqlite3_finalize(st);
-    if (out->n != t->n_pk) {
+    sqlite3_reset(st);
+    if (rc == SQLITE_NOMEM) {
+        replica__pk_free(out);
+        return -KZ_ENOMEM;
+    }
+    if (out->n != t->n_pk || !ok || (rc != SQLITE_ROW && rc != SQLITE_DONE)) {
         replica__pk_free(out);
         snprintf(r->errmsg, sizeof(r->errmsg), "bad stored key for %s",
                  t->name);
@@ -190,8 +258,13 @@ outcs_flush(struct builder *b, struct outcs *o)
     int64_t next = 1;
     int rc, err;
 
-    if (o->w == NULL || kz_cs_wr_n_rows(o->w) == 0)
+    if (o->w == NULL)
         return 0;
+    if (kz_cs_wr_n_rows(o->w) == 0) {
+        /* Nothing written, or the first row refused: its error counts. */
+        err = kz_cs_wr_finish(o->w, &body, &body_len);
+        goto out;
+    }
     memset(&h, 0, sizeof(h));
     h.format = KZ_CS_FORMAT;
     snprintf(h.scope, sizeof(h.scope), "%s", o->scope);

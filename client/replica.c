@@ -41,9 +41,11 @@
 /*
  * The generation of the capture triggers (track.c).  A replica whose
  * triggers are older gets them anew when it is opened: 2 = session 2's
- * exact comparisons (COLLATE BINARY, types) and the key-change trigger.
+ * exact comparisons (COLLATE BINARY, types) and the key-change trigger;
+ * 3 = composite keys with REAL and BLOB parts kept exactly (track.c), and
+ * no NULL key parts.
  */
-#define REPLICA_TRIGGERS 2
+#define REPLICA_TRIGGERS 3
 
 /* The detail of the last failed replica_create/replica_open of this thread. */
 static _Thread_local char last_err[256];
@@ -466,6 +468,8 @@ db_open(struct replica *r, const char *dir, int create)
         return replica__dberr(r, rc, "open");
     sqlite3_busy_timeout(r->db, 10000);
     sqlite3_extended_result_codes(r->db, 1);
+    if ((rc = replica__pk_split_init(r)))
+        return rc;
     return replica__exec(r, "PRAGMA journal_mode = WAL;"
                             "PRAGMA synchronous = NORMAL;"
                             "PRAGMA foreign_keys = ON;"
@@ -595,6 +599,8 @@ update_triggers(struct replica *r)
         return err;
     if (gen == REPLICA_TRIGGERS)
         return 0;
+    if (gen < 3 && (err = track__rekey(r)))
+        return err;
     if ((err = track__retrack_all(r)))
         return err;
     return replica__meta_set_int(r, "triggers", REPLICA_TRIGGERS);
@@ -658,6 +664,7 @@ replica_free(struct replica *r)
     if (r == NULL)
         return;
     track__free_all(r);
+    sqlite3_finalize(r->split_st);
     if (r->db)
         sqlite3_close(r->db);
     kz_free(r->dev_keys);

@@ -71,9 +71,10 @@ struct replica {
     uint32_t n_tables;
     uint8_t (*dev_keys)[KZ_KEY_LEN]; /* kz_device idx → key cache; owned */
     uint32_t n_dev;                  /* entries in dev_keys */
-    uint32_t fold_chunk; /* log rows per fold round; 0: the default (tests
-                            make it small) */
-    char errmsg[256];    /* last error's detail */
+    sqlite3_stmt *split_st; /* cached: a composite key's parts (capture.c) */
+    uint32_t fold_chunk;    /* log rows per fold round; 0: the default (tests
+                               make it small) */
+    char errmsg[256];       /* last error's detail */
 };
 
 /* replica.c */
@@ -105,14 +106,22 @@ struct tracked *track__by_name(struct replica *r, const char *name, size_t len);
 struct tracked *track__by_id(struct replica *r, int id);
 int track__apply_decls(struct replica *r);
 int track__retrack_all(struct replica *r);
-/* Binds the row's primary key (pk value or JSON array) for kz_clock. */
-int track__pk_from_values(struct replica *r, const struct tracked *t,
-                          const struct kz_value *pk, uint32_t n_pk,
-                          sqlite3_value **out);
+/* Stored keys of composite-key tables from before trigger generation 3
+ * (json_array() alone) in the form of track__key_sql. */
+int track__rekey(struct replica *r);
+/* The kz_clock key of a key of ${n} parts, given as SQL expressions: the
+ * value itself, or for n > 1 a JSON array (track.c says how). */
+struct kz_buf;
+void track__key_sql(struct kz_buf *b, uint32_t n, const char *const *parts,
+                    const char *fail);
+/* "SELECT key, exact" for a key of ${n} > 1 parts bound as ?1…?n; exact is
+ * 0 when a part is NULL or a REAL that cannot be kept exactly. */
+int track__key_stmt(struct replica *r, uint32_t n, sqlite3_stmt **out);
 char *track__sql_quote_ident(const char *name);
 
 /* capture.c */
 int capture__fold(struct replica *r);
+int replica__pk_split_init(struct replica *r);
 int replica__pk_split(struct replica *r, const struct tracked *t,
                       sqlite3_value *pk, struct pkvals *out);
 void replica__pk_free(struct pkvals *pv);

@@ -334,30 +334,6 @@ tracked_init(struct replica *r, struct tracked *t, int id, const char *tbl,
     return 0;
 }
 
-/* Appends "P.pk" or "json_array(P.k1, …)". */
-static void
-pk_expr(struct kz_buf *b, const struct tracked *t, const char *p)
-{
-    uint32_t i;
-    char *q;
-
-    if (t->n_pk > 1)
-        kz_buf_append(b, "json_array(", 11);
-    for (i = 0; i < t->n_pk; i++) {
-        if (i)
-            kz_buf_append(b, ", ", 2);
-        q = sqlite3_mprintf("%s.\"%w\"", p, t->pk[i]);
-        if (q == NULL) {
-            b->err = -KZ_ENOMEM;
-            return;
-        }
-        kz_buf_append(b, q, strlen(q));
-        sqlite3_free(q);
-    }
-    if (t->n_pk > 1)
-        kz_buf_u8(b, ')');
-}
-
 static void
 bputs(struct kz_buf *b, const char *s)
 {
@@ -379,6 +355,107 @@ bprintf(struct kz_buf *b, const char *fmt, ...)
     }
     bputs(b, s);
     sqlite3_free(s);
+}
+
+/*
+ * The kz_clock key of a row: a single key column's value itself; for a
+ * composite key json_array() of its parts, each part as itself except a
+ * REAL, which becomes {"r": quote(x)}, and a BLOB, which becomes {"b":
+ * hex(x)}: json_array() alone keeps 15 digits of a REAL (so 0.1 + 0.2 and
+ * 0.3 would share a key) and refuses a BLOB.  quote() writes a REAL exactly
+ * when SQLite reads its text back as the same value, which holds for every
+ * value not far beyond ±1e±100; ±Inf is written "Inf" and "-Inf".  A REAL
+ * part that does not, or a NULL part (SQLite lets a rowid table's key hold
+ * one; a changeset does not), gets ${fail}: RAISE in the triggers, NULL in
+ * the engine's own statements.  capture.c reads the parts back.
+ */
+static void
+key_part(struct kz_buf *b, const char *x, const char *fail)
+{
+    bprintf(b,
+            "CASE typeof(%s) WHEN 'real' THEN CASE WHEN CAST(quote(%s) AS"
+            " REAL) = %s OR abs(%s) = 9e999 THEN json_object('r', quote(%s))"
+            " ELSE %s END WHEN 'blob' THEN json_object('b', hex(%s)) WHEN"
+            " 'null' THEN %s ELSE %s END",
+            x, x, x, x, x, fail, x, fail, x);
+}
+
+void
+track__key_sql(struct kz_buf *b, uint32_t n, const char *const *parts,
+               const char *fail)
+{
+    uint32_t i;
+
+    if (n == 1) {
+        bprintf(b, "CASE WHEN %s IS NULL THEN %s ELSE %s END", parts[0], fail,
+                parts[0]);
+        return;
+    }
+    bputs(b, "json_array(");
+    for (i = 0; i < n; i++) {
+        if (i)
+            bputs(b, ", ");
+        key_part(b, parts[i], fail);
+    }
+    bputs(b, ")");
+}
+
+int
+track__key_stmt(struct replica *r, uint32_t n, sqlite3_stmt **out)
+{
+    static const char *const params[KZ_LIM_PK_COLS_MAX] = {
+        "?1", "?2", "?3", "?4", "?5", "?6", "?7", "?8"};
+    struct kz_buf b;
+    uint32_t i;
+    int rc, err;
+
+    *out = NULL;
+    if (n < 2 || n > KZ_LIM_PK_COLS_MAX)
+        return -KZ_EINVAL;
+    kz_buf_init(&b, 1u << 16);
+    bputs(&b, "SELECT ");
+    track__key_sql(&b, n, params, "NULL");
+    for (i = 0; i < n; i++)
+        bprintf(&b,
+                " %s %s IS NOT NULL AND (typeof(%s) <> 'real' OR"
+                " CAST(quote(%s) AS REAL) = %s OR abs(%s) = 9e999)",
+                i ? "AND" : ",", params[i], params[i], params[i], params[i],
+                params[i]);
+    kz_buf_u8(&b, 0);
+    if ((err = b.err) == 0) {
+        rc = sqlite3_prepare_v3(r->db, (const char *)b.p, -1,
+                                SQLITE_PREPARE_PERSISTENT, out, NULL);
+        if (rc != SQLITE_OK) {
+            *out = NULL;
+            err = replica__dberr(r, rc, "key");
+        }
+    }
+    kz_buf_free(&b);
+    return err;
+}
+
+/* Appends the key of the row P (NEW or OLD): see track__key_sql. */
+static void
+pk_expr(struct kz_buf *b, const struct tracked *t, const char *p)
+{
+    char *parts[KZ_LIM_PK_COLS_MAX] = {0}, *fail;
+    uint32_t i;
+
+    fail = sqlite3_mprintf("RAISE(ABORT, 'kzsync: the key of %q must have"
+                           " no NULL part, and a REAL in it must be one that"
+                           " SQLite writes and reads back exactly')",
+                           t->name);
+    if (fail == NULL)
+        b->err = -KZ_ENOMEM;
+    for (i = 0; i < t->n_pk; i++) {
+        if ((parts[i] = sqlite3_mprintf("%s.\"%w\"", p, t->pk[i])) == NULL)
+            b->err = -KZ_ENOMEM;
+    }
+    if (b->err == 0)
+        track__key_sql(b, t->n_pk, (const char *const *)parts, fail);
+    for (i = 0; i < t->n_pk; i++)
+        sqlite3_free(parts[i]);
+    sqlite3_free(fail);
 }
 
 /*
@@ -672,6 +749,211 @@ track__retrack_all(struct replica *r)
     for (i = 0; i < r->n_tables && err == 0; i++)
         err = make_triggers(r, &r->tables[i]);
     return err;
+}
+
+/* Runs ${sql} with ?1 = ${key}, ?2 = table id or name, ?3 = ${old}. */
+static int
+rekey_run(struct replica *r, const char *sql, sqlite3_value *key,
+          const struct tracked *t, int by_name, sqlite3_value *old)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(r->db, sql, -1, &st, NULL);
+
+    if (rc != SQLITE_OK)
+        return replica__dberr(r, rc, "rekey");
+    sqlite3_bind_value(st, 1, key);
+    if (by_name)
+        sqlite3_bind_text(st, 2, t->name, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_int(st, 2, t->id);
+    sqlite3_bind_value(st, 3, old);
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : replica__dberr(r, rc, "rekey");
+}
+
+/* Live rows of ${t} with a REAL key part: the key json_array() made of the
+ * row becomes the exact one. */
+static int
+rekey_live(struct replica *r, const struct tracked *t)
+{
+    static const char *const upd[3] = {
+        "UPDATE kz_clock SET pk = ?1 WHERE tbl = ?2 AND pk = ?3",
+        "UPDATE kz_log SET pk = ?1 WHERE tbl = ?2 AND pk = ?3",
+        "UPDATE kz_quarantine SET pk = ?1 WHERE tbl = ?2 AND pk = ?3"};
+    char *parts[KZ_LIM_PK_COLS_MAX] = {0};
+    struct kz_buf b;
+    sqlite3_stmt *st = NULL;
+    uint32_t i;
+    int rc, err = 0;
+
+    kz_buf_init(&b, 1u << 16);
+    for (i = 0; i < t->n_pk; i++)
+        if ((parts[i] = sqlite3_mprintf("\"%w\"", t->pk[i])) == NULL)
+            b.err = -KZ_ENOMEM;
+    bputs(&b, "SELECT json_array(");
+    for (i = 0; i < t->n_pk && b.err == 0; i++)
+        bprintf(&b, "%s%s", i ? ", " : "", parts[i]);
+    bputs(&b, "), ");
+    if (b.err == 0)
+        track__key_sql(&b, t->n_pk, (const char *const *)parts, "NULL");
+    bprintf(&b, " FROM \"%w\" WHERE (", t->name);
+    for (i = 0; i < t->n_pk && b.err == 0; i++)
+        bprintf(&b, "%stypeof(%s) = 'real'", i ? " OR " : "", parts[i]);
+    bputs(&b, ")");
+    for (i = 0; i < t->n_pk && b.err == 0; i++)
+        bprintf(&b, " AND typeof(%s) NOT IN ('blob', 'null')", parts[i]);
+    kz_buf_u8(&b, 0);
+    for (i = 0; i < t->n_pk; i++)
+        sqlite3_free(parts[i]);
+    if ((err = b.err))
+        goto out;
+    rc = sqlite3_prepare_v2(r->db, (const char *)b.p, -1, &st, NULL);
+    if (rc != SQLITE_OK) {
+        err = replica__dberr(r, rc, "rekey");
+        goto out;
+    }
+    while (err == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (sqlite3_column_type(st, 1) == SQLITE_NULL)
+            continue; /* not exact: the new triggers refuse such a key */
+        for (i = 0; i < 3 && err == 0; i++)
+            err = rekey_run(r, upd[i], sqlite3_column_value(st, 1), t, i == 2,
+                            sqlite3_column_value(st, 0));
+    }
+    if (err == 0 && rc != SQLITE_DONE)
+        err = replica__dberr(r, rc, "rekey");
+out:
+    sqlite3_finalize(st);
+    kz_buf_free(&b);
+    return err;
+}
+
+/* Every other stored key of ${t} (tombstones, conflicts) with a REAL part:
+ * the part, as json_array() cut it, as {"r": quote(x)}. */
+static int
+rekey_rest(struct replica *r, const struct tracked *t)
+{
+    static const char *const tabs[4] = {"kz_clock", "kz_log", "kz_quarantine",
+                                        "kz_conflict"};
+    struct kz_buf b;
+    uint32_t i, k;
+    int err;
+
+    kz_buf_init(&b, 1u << 16);
+    for (k = 0; k < 4; k++) {
+        bprintf(&b, "UPDATE %s SET pk = json_array(", tabs[k]);
+        for (i = 0; i < t->n_pk; i++)
+            bprintf(&b,
+                    "%sCASE json_type(pk, '$[%u]') WHEN 'real' THEN"
+                    " json_object('r', quote(json_extract(pk, '$[%u]'))) ELSE"
+                    " json_extract(pk, '$[%u]') END",
+                    i ? ", " : "", i, i, i);
+        if (k < 2)
+            bprintf(&b, ") WHERE tbl = %d", t->id);
+        else
+            bprintf(&b, ") WHERE tbl = %Q", t->name);
+        bputs(&b, " AND json_valid(pk) AND json_type(pk) = 'array' AND"
+                  " EXISTS (SELECT 1 FROM json_each(pk) WHERE type = 'real')");
+        if (k == 2)
+            bputs(&b, " AND reason <> 'no such table here yet'");
+        bputs(&b, ";");
+    }
+    kz_buf_u8(&b, 0);
+    err = b.err ? b.err : replica__exec(r, (const char *)b.p);
+    kz_buf_free(&b);
+    return err;
+}
+
+/* Cells kept for a table this replica did not have: their key was
+ * json_array() of eight parts, padded with nulls; now it is the key a
+ * table with that many key columns gets. */
+static int
+rekey_unknown(struct replica *r)
+{
+    sqlite3_stmt *q = NULL, *parts = NULL, *key = NULL, *put = NULL;
+    sqlite3_value *v[KZ_LIM_PK_COLS_MAX] = {0};
+    uint32_t n, i;
+    int rc, err = 0;
+
+    rc = sqlite3_prepare_v2(r->db,
+                            "SELECT id, pk FROM kz_quarantine WHERE reason ="
+                            " 'no such table here yet' AND json_valid(pk) AND"
+                            " json_array_length(pk) = 8",
+                            -1, &q, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(r->db,
+                                "SELECT value FROM json_each(?) ORDER BY key",
+                                -1, &parts, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(r->db,
+                                "UPDATE kz_quarantine SET pk = ? WHERE id = ?",
+                                -1, &put, NULL);
+    if (rc != SQLITE_OK) {
+        err = replica__dberr(r, rc, "rekey");
+        goto out;
+    }
+    while (err == 0 && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+        n = 0;
+        sqlite3_reset(parts);
+        sqlite3_bind_value(parts, 1, sqlite3_column_value(q, 1));
+        for (i = 0;
+             i < KZ_LIM_PK_COLS_MAX && (rc = sqlite3_step(parts)) == SQLITE_ROW;
+             i++) {
+            if ((v[i] = sqlite3_value_dup(sqlite3_column_value(parts, 0))) ==
+                NULL) {
+                err = -KZ_ENOMEM;
+                break;
+            }
+            if (sqlite3_value_type(v[i]) != SQLITE_NULL)
+                n = i + 1;
+        }
+        sqlite3_reset(parts);
+        if (err == 0 && n > 1 && (err = track__key_stmt(r, n, &key)) == 0) {
+            for (i = 0; i < n; i++)
+                sqlite3_bind_value(key, (int)i + 1, v[i]);
+            if (sqlite3_step(key) != SQLITE_ROW)
+                err = replica__dberr(r, sqlite3_errcode(r->db), "rekey");
+            else if (sqlite3_column_int(key, 1))
+                sqlite3_bind_value(put, 1, sqlite3_column_value(key, 0));
+        } else if (err == 0 && n == 1) {
+            sqlite3_bind_value(put, 1, v[0]);
+        }
+        if (err == 0 && n > 0) {
+            sqlite3_bind_int64(put, 2, sqlite3_column_int64(q, 0));
+            if (sqlite3_step(put) != SQLITE_DONE)
+                err = replica__dberr(r, sqlite3_errcode(r->db), "rekey");
+            sqlite3_reset(put);
+            sqlite3_clear_bindings(put);
+        }
+        sqlite3_finalize(key);
+        key = NULL;
+        for (i = 0; i < KZ_LIM_PK_COLS_MAX; i++) {
+            sqlite3_value_free(v[i]);
+            v[i] = NULL;
+        }
+    }
+    if (err == 0 && rc != SQLITE_DONE)
+        err = replica__dberr(r, rc, "rekey");
+out:
+    sqlite3_finalize(q);
+    sqlite3_finalize(parts);
+    sqlite3_finalize(put);
+    return err;
+}
+
+int
+track__rekey(struct replica *r)
+{
+    uint32_t i;
+    int err = 0;
+
+    for (i = 0; i < r->n_tables && err == 0; i++) {
+        if (r->tables[i].n_pk < 2)
+            continue;
+        if ((err = rekey_live(r, &r->tables[i])) == 0)
+            err = rekey_rest(r, &r->tables[i]);
+    }
+    return err ? err : rekey_unknown(r);
 }
 
 /* Loads r->tables from kz_tracked and the tables' current columns. */

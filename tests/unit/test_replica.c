@@ -540,6 +540,64 @@ TEST(composite_key)
     pair_free(&p);
 }
 
+TEST(composite_keys_keep_every_value_exact)
+{
+    static const char *const bad[] = {
+        "INSERT INTO m VALUES ('y', -1.1352904205810249e-307, X'01', 'bad')",
+        "INSERT INTO m VALUES ('y', 1, NULL, 'bad')",
+        "UPDATE m SET tag = NULL WHERE v = 'text'",
+        "INSERT INTO one VALUES (NULL, 'bad')"};
+    struct pair p;
+    char *msg = NULL;
+    size_t i;
+    const char *sql = "CREATE TABLE m(site TEXT, at REAL, tag BLOB, v TEXT,"
+                      " PRIMARY KEY (site, at, tag))";
+
+    pair_new(&p, sql);
+    ASSERT_OK(replica_track(p.a, "m", &NET));
+    ASSERT_OK(replica_track(p.b, "m", &NET));
+    sql_ok(p.a, "INSERT INTO m VALUES ('x', 0.1 + 0.2, X'00ff', 'sum'),"
+                " ('x', 0.3, X'00ff', 'three'), ('x', 0.3, '00ff', 'text'),"
+                " ('x', 9e999, X'', 'inf'), ('x', -9e999, -0.5, '-inf'),"
+                " ('x', 2460000.5 + 1.0 / 86400000, 'ms', 'julian')");
+    a_to_b(&p);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM m"), 6);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM m WHERE at = 0.1 + 0.2 AND"
+                           " tag = X'00ff' AND v = 'sum'"),
+              1);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM m WHERE at = 0.3 AND"
+                           " typeof(tag) = 'text' AND v = 'text'"),
+              1);
+    sql_ok(p.a, "UPDATE m SET v = 'three!' WHERE at = 0.3 AND tag = X'00ff'");
+    sql_ok(p.a, "DELETE FROM m WHERE v = 'sum'");
+    a_to_b(&p);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM m"), 5);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM m WHERE v = 'three!'"), 1);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_clock"), 6);
+    same_digest(&p, "network");
+    /* A REAL that SQLite 3.40 does not write exactly, and a NULL part,
+     * are refused, clearly; a NULL single-column key as well. */
+    sql_ok(p.a, "CREATE TABLE one(k REAL PRIMARY KEY, v TEXT)");
+    ASSERT_OK(replica_track(p.a, "one", &NET));
+    for (i = 0; i < KZ_ARRAY_SIZE(bad); i++) {
+        ASSERT_NE(sqlite3_exec(replica_db(p.a), bad[i], NULL, NULL, &msg),
+                  SQLITE_OK);
+        ASSERT(msg && strstr(msg, "must have no NULL part") != NULL);
+        sqlite3_free(msg);
+        msg = NULL;
+    }
+    ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM m WHERE v = 'bad'"), 0);
+    ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM one"), 0);
+    ASSERT_EQ(replica_build(p.a, 0), 0);
+    /* Such a key logged before these checks: the build fails whole and
+     * keeps it, rather than dropping the rows silently. */
+    sql_ok(p.a, "INSERT INTO kz_log(tbl, pk, op, mask, ms) SELECT id,"
+                " '[\"y\",1,null]', 1, 3, 1 FROM kz_tracked WHERE tbl = 'm'");
+    ASSERT_EQ(replica_build(p.a, 0), -KZ_EINVAL);
+    ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_log"), 1);
+    pair_free(&p);
+}
+
 TEST(unknown_column_waits_in_quarantine_until_migration)
 {
     struct pair p;
@@ -759,12 +817,77 @@ TEST(open_renews_older_triggers)
                          " type = 'trigger' AND name = 'kz_k_partner'"),
               1);
     ASSERT_EQ(sql_int(r, "SELECT value FROM kz_meta WHERE key = 'triggers'"),
-              2);
+              3);
     sql_ok(r, "INSERT INTO partner VALUES ('p1', 'A', NULL, 1, 0);"
               "UPDATE partner SET id = 'p2'");
     ASSERT_EQ(sql_int(r, "SELECT count(*) FROM kz_log"), 3);
     replica_free(r);
     tmpdir_rm(dir);
+}
+
+/* Composite keys as triggers of generation 2 stored them: json_array(),
+ * REAL parts cut to 15 digits; unknown tables' keys padded to 8 parts. */
+#define OLD_KEY                                                                \
+    "json_array(json_extract(pk, '$[0]'), CAST(json_extract(pk, '$[1].r')"     \
+    " AS REAL))"
+
+TEST(open_rekeys_composite_keys_of_older_triggers)
+{
+    static const char *const m_only[] = {"m", NULL};
+    struct pair p;
+    char path[512];
+    int64_t keys_before;
+
+    pair_synced(&p,
+                "CREATE TABLE m(site TEXT, at REAL, v TEXT,"
+                " PRIMARY KEY (site, at))",
+                m_only,
+                "INSERT INTO m VALUES ('x', 0.1 + 0.2, 'sum'),"
+                " ('x', 0.5, 'half'), ('y', 0.25, 'gone');"
+                "DELETE FROM m WHERE v = 'gone'");
+    sql_ok(p.a, "INSERT INTO m VALUES ('z', 0.75, 'pending')");
+    keys_before = sql_int(p.a, "SELECT (SELECT count(*) FROM kz_clock) +"
+                               " (SELECT count(*) FROM kz_log)");
+    sql_ok(p.a, "CREATE TABLE keys_now AS SELECT tbl, pk FROM kz_clock"
+                " UNION ALL SELECT tbl, pk FROM kz_log;"
+                "UPDATE kz_clock SET pk = " OLD_KEY ";"
+                "UPDATE kz_log SET pk = " OLD_KEY ";"
+                "INSERT INTO kz_quarantine(at, reason, scope, tbl, pk, col,"
+                " flags, value, hlc, author, base_hlc) VALUES ('', 'no such"
+                " table here yet', 'network', 'later', json_array('k', NULL,"
+                " NULL, NULL, NULL, NULL, NULL, NULL), '', 0, 1, 1, X'00', 0),"
+                " ('', 'no such table here yet', 'network', 'later',"
+                " json_array('k', 0.5, NULL, NULL, NULL, NULL, NULL, NULL), '',"
+                " 0, 1, 1, X'00', 0);"
+                "UPDATE kz_meta SET value = 2 WHERE key = 'triggers'");
+    /* The cut key of 0.1 + 0.2 is that of 0.3: */
+    ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_clock WHERE pk ="
+                           " '[\"x\",0.3]'"),
+              1);
+    replica_free(p.a);
+    snprintf(path, sizeof(path), "%s/a", p.dir);
+    ASSERT_OK(replica_open(&p.a, path, &p.clock.env));
+    ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM (SELECT tbl, pk FROM"
+                           " kz_clock UNION ALL SELECT tbl, pk FROM kz_log"
+                           " EXCEPT SELECT tbl, pk FROM keys_now)"),
+              0);
+    /* (the open may have folded the log into kz_clock) */
+    ASSERT_EQ(sql_int(p.a, "SELECT (SELECT count(*) FROM kz_clock) +"
+                           " (SELECT count(*) FROM kz_log)"),
+              keys_before);
+    ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_quarantine WHERE pk = 'k'"
+                           " OR pk = '[\"k\",{\"r\":\"0.5\"}]'"),
+              2);
+    /* The repaired keys sync: the pending row, then an edit of 0.1 + 0.2. */
+    a_to_b(&p);
+    sql_ok(p.a, "UPDATE m SET v = 'sum!' WHERE v = 'sum'");
+    a_to_b(&p);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM m WHERE at = 0.1 + 0.2 AND"
+                           " v = 'sum!'"),
+              1);
+    sql_ok(p.a, "DROP TABLE keys_now");
+    same_digest(&p, "network");
+    pair_free(&p);
 }
 
 TEST(future_hlc_waits_until_the_clock_reaches_it)
@@ -978,6 +1101,60 @@ static const struct schema_file base_and_0001[] = {
      "ALTER TABLE partner ADD COLUMN website TEXT;"},
     {NULL, NULL}};
 
+/* Two tables b gets only with its first migration. */
+#define NEW_TABLES                                                             \
+    "CREATE TABLE note(id TEXT PRIMARY KEY, txt TEXT);"                        \
+    "CREATE TABLE reading(site TEXT, at REAL, tag BLOB, v INTEGER,"            \
+    " PRIMARY KEY (site, at, tag));"                                           \
+    "INSERT INTO kz_track_decl(tbl, scope_kind) VALUES ('note', 'network'),"   \
+    " ('reading', 'network');"
+
+static const struct schema_file with_new_tables[] = {
+    {"base.sql",
+     "CREATE TABLE partner(id TEXT PRIMARY KEY, name TEXT NOT NULL);"
+     "INSERT INTO kz_track_decl(tbl, scope_kind) VALUES ('partner',"
+     " 'network');"},
+    {"migrations/0001_tables.sql", NEW_TABLES},
+    {NULL, NULL}};
+
+TEST(unknown_tables_wait_in_quarantine_until_migration)
+{
+    struct pair p;
+    int applied = 0;
+
+    pair_new(&p, NULL); /* the two schemas differ */
+    ASSERT_OK(replica__migrate(p.a, with_new_tables, &applied));
+    ASSERT_OK(replica__migrate(p.b, base_only, &applied));
+    sql_ok(p.a, "INSERT INTO note VALUES ('n1', 'one'), ('n2', 'two');"
+                "INSERT INTO reading VALUES ('x', 0.1 + 0.2, X'0a', 1),"
+                " ('x', 0.3, X'0a', 2), ('y', 9e999, 'tag', 3)");
+    a_to_b(&p);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine WHERE reason ="
+                           " 'no such table here yet'"),
+              2 * 2 + 3 * 2); /* existence and one column each */
+    ASSERT_OK(replica__migrate(p.b, with_new_tables, &applied));
+    ASSERT_EQ(applied, 1);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine"), 0);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM note WHERE (id, txt) IN"
+                           " (VALUES ('n1', 'one'), ('n2', 'two'))"),
+              2);
+    ASSERT_EQ(sql_int(p.b, "SELECT sum(v) FROM reading WHERE"
+                           " (site = 'x' AND at = 0.1 + 0.2 AND tag = X'0a'"
+                           " AND v = 1) OR (at = 0.3 AND v = 2) OR"
+                           " (at = 9e999 AND tag = 'tag' AND v = 3)"),
+              6);
+    same_digest(&p, "network");
+    /* The released rows are b's to change like any other. */
+    sql_ok(p.b, "UPDATE reading SET v = v * 10; DELETE FROM note WHERE"
+                " id = 'n1'");
+    ASSERT_EQ(replica_build(p.b, 0), 1);
+    ASSERT_EQ(ship(p.b, p.a, "network"), 1);
+    ASSERT_EQ(sql_int(p.a, "SELECT sum(v) FROM reading"), 60);
+    ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM note"), 1);
+    same_digest(&p, "network");
+    pair_free(&p);
+}
+
 TEST(migrations_apply_once_and_release_quarantine)
 {
     struct pair p;
@@ -1023,13 +1200,16 @@ T_MAIN(T(track_refuses_table_without_key), T(track_refuses_rowid_alias),
        T(delete_wins_over_older_update_and_reinsert_revives),
        T(fold_in_key_order_keeps_log_order),
        T(build_packs_rows_left_dirty_by_an_apply), T(build_packs_each_row_once),
-       T(composite_key), T(unknown_column_waits_in_quarantine_until_migration),
+       T(composite_key), T(composite_keys_keep_every_value_exact),
+       T(unknown_tables_wait_in_quarantine_until_migration),
+       T(unknown_column_waits_in_quarantine_until_migration),
        T(constraint_refusal_is_quarantined_not_lost),
        T(guard_trigger_refuses_a_remote_update_into_quarantine),
        T(capture_is_exact_about_case_and_type), T(key_only_table),
        T(rollback_trigger_fails_the_apply_cleanly),
        T(capture_sees_type_changes_in_strict_any),
        T(open_renews_older_triggers),
+       T(open_rekeys_composite_keys_of_older_triggers),
        T(future_hlc_waits_until_the_clock_reaches_it),
        T(malformed_body_changes_nothing),
        T(batches_are_bounded_and_seq_contiguous),
