@@ -47,6 +47,8 @@ replica__value_from_sqlite(struct kz_value *out, sqlite3_value *v)
     case SQLITE_FLOAT:
         out->type = KZ_V_REAL;
         out->d = sqlite3_value_double(v);
+        if (out->d == 0.0)
+            out->d = 0.0; /* sent as 0.0: see digest.c */
         break;
     case SQLITE_TEXT:
         out->type = KZ_V_TEXT;

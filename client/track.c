@@ -463,7 +463,8 @@ pk_expr(struct kz_buf *b, const struct tracked *t, const char *p)
  * changed: a column's own collation (NOCASE, say) would call 'x' and 'X'
  * equal, and where values keep their type (keeps_type) 1 and 1.0 differ
  * in type only, so the type is compared too.  Key columns are compared
- * the same way.  Not seen: 0.0 becoming -0.0, which compare equal.
+ * the same way.  Not seen: 0.0 becoming -0.0, which compare equal and are
+ * one value to kzsync (digest.c).
  */
 static void
 col_changed(struct kz_buf *b, const char *c, int keep_type)

@@ -797,6 +797,22 @@ TEST(capture_sees_type_changes_in_strict_any)
 /* A replica whose capture triggers are older than the engine's (here:
  * without the key-change trigger, no generation noted) gets them anew
  * when it is opened. */
+/* -0.0 and 0.0 are one value to SQL, to capture and so to the digest. */
+TEST(negative_zero_is_zero)
+{
+    static const char *const z_only[] = {"z", NULL};
+    struct pair p;
+
+    pair_synced(&p, "CREATE TABLE z(id TEXT PRIMARY KEY, v)", z_only,
+                "INSERT INTO z VALUES ('r', -0.0)");
+    same_digest(&p, "network");
+    /* Not captured (they compare equal), and no difference in content. */
+    sql_ok(p.a, "UPDATE z SET v = 0.0");
+    ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_log"), 0);
+    same_digest(&p, "network");
+    pair_free(&p);
+}
+
 TEST(open_renews_older_triggers)
 {
     char dir[256], path[512];
@@ -1207,7 +1223,7 @@ T_MAIN(T(track_refuses_table_without_key), T(track_refuses_rowid_alias),
        T(guard_trigger_refuses_a_remote_update_into_quarantine),
        T(capture_is_exact_about_case_and_type), T(key_only_table),
        T(rollback_trigger_fails_the_apply_cleanly),
-       T(capture_sees_type_changes_in_strict_any),
+       T(capture_sees_type_changes_in_strict_any), T(negative_zero_is_zero),
        T(open_renews_older_triggers),
        T(open_rekeys_composite_keys_of_older_triggers),
        T(future_hlc_waits_until_the_clock_reaches_it),
