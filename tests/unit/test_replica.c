@@ -86,6 +86,7 @@ pair_synced(struct pair *p, const char *tables, const char *const *names,
     " kind TEXT, staff INTEGER, score REAL)"
 
 static const char *const PARTNER_ONLY[] = {"partner", NULL};
+static const char *const M_ONLY[] = {"m", NULL};
 
 /* Counts the cells of every outbox changeset of scope network. */
 static int
@@ -550,17 +551,15 @@ TEST(composite_keys_keep_every_value_exact)
     struct pair p;
     char *msg = NULL;
     size_t i;
-    const char *sql = "CREATE TABLE m(site TEXT, at REAL, tag BLOB, v TEXT,"
-                      " PRIMARY KEY (site, at, tag))";
 
-    pair_new(&p, sql);
-    ASSERT_OK(replica_track(p.a, "m", &NET));
-    ASSERT_OK(replica_track(p.b, "m", &NET));
-    sql_ok(p.a, "INSERT INTO m VALUES ('x', 0.1 + 0.2, X'00ff', 'sum'),"
+    pair_synced(&p,
+                "CREATE TABLE m(site TEXT, at REAL, tag BLOB, v TEXT,"
+                " PRIMARY KEY (site, at, tag))",
+                M_ONLY,
+                "INSERT INTO m VALUES ('x', 0.1 + 0.2, X'00ff', 'sum'),"
                 " ('x', 0.3, X'00ff', 'three'), ('x', 0.3, '00ff', 'text'),"
                 " ('x', 9e999, X'', 'inf'), ('x', -9e999, -0.5, '-inf'),"
                 " ('x', 2460000.5 + 1.0 / 86400000, 'ms', 'julian')");
-    a_to_b(&p);
     ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM m"), 6);
     ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM m WHERE at = 0.1 + 0.2 AND"
                            " tag = X'00ff' AND v = 'sum'"),
@@ -849,7 +848,6 @@ TEST(open_renews_older_triggers)
 
 TEST(open_rekeys_composite_keys_of_older_triggers)
 {
-    static const char *const m_only[] = {"m", NULL};
     struct pair p;
     char path[512];
     int64_t keys_before;
@@ -857,7 +855,7 @@ TEST(open_rekeys_composite_keys_of_older_triggers)
     pair_synced(&p,
                 "CREATE TABLE m(site TEXT, at REAL, v TEXT,"
                 " PRIMARY KEY (site, at))",
-                m_only,
+                M_ONLY,
                 "INSERT INTO m VALUES ('x', 0.1 + 0.2, 'sum'),"
                 " ('x', 0.5, 'half'), ('y', 0.25, 'gone');"
                 "DELETE FROM m WHERE v = 'gone'");
