@@ -24,14 +24,21 @@
 
 #include "replica_int.h"
 
+/* The digest's state; err is the first failure of an update. */
+struct hasher {
+    crypto_generichash_state st;
+    int err;
+};
+
 static void
-h_bytes(crypto_generichash_state *h, const void *p, size_t n)
+h_bytes(struct hasher *h, const void *p, size_t n)
 {
-    (void)crypto_generichash_update(h, p, n);
+    if (h->err == 0 && crypto_generichash_update(&h->st, p, n) != 0)
+        h->err = -KZ_ECRYPTO;
 }
 
 static void
-h_u32(crypto_generichash_state *h, uint32_t v)
+h_u32(struct hasher *h, uint32_t v)
 {
     uint8_t b[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8),
                     (uint8_t)v};
@@ -39,14 +46,14 @@ h_u32(crypto_generichash_state *h, uint32_t v)
 }
 
 static void
-h_u64(crypto_generichash_state *h, uint64_t v)
+h_u64(struct hasher *h, uint64_t v)
 {
     h_u32(h, (uint32_t)(v >> 32));
     h_u32(h, (uint32_t)v);
 }
 
 static void
-h_str(crypto_generichash_state *h, const char *s)
+h_str(struct hasher *h, const char *s)
 {
     size_t n = strlen(s);
     h_u32(h, (uint32_t)n);
@@ -54,7 +61,7 @@ h_str(crypto_generichash_state *h, const char *s)
 }
 
 static void
-h_value(crypto_generichash_state *h, sqlite3_value *v)
+h_value(struct hasher *h, sqlite3_value *v)
 {
     uint8_t t = (uint8_t)sqlite3_value_type(v);
     double d;
@@ -106,7 +113,7 @@ table_part(const struct tracked *t, const char *scope, const char **site)
 
 static int
 digest_table(struct replica *r, struct tracked *t, const char *scope,
-             crypto_generichash_state *h)
+             struct hasher *h)
 {
     const char *site = NULL;
     enum part part = table_part(t, scope, &site);
@@ -188,7 +195,7 @@ digest_table(struct replica *r, struct tracked *t, const char *scope,
 int
 replica_digest(struct replica *r, const char *scope, uint8_t out[32])
 {
-    crypto_generichash_state h;
+    struct hasher h = {.err = 0};
     uint32_t i;
     int err = 0;
 
@@ -199,7 +206,7 @@ replica_digest(struct replica *r, const char *scope, uint8_t out[32])
                  scope);
         return -KZ_EINVAL;
     }
-    if (crypto_generichash_init(&h, NULL, 0, 32) != 0)
+    if (crypto_generichash_init(&h.st, NULL, 0, 32) != 0)
         return -KZ_ECRYPTO;
     /* Read in one transaction, so that the digest is of one state. */
     if ((err = replica__exec(r, "BEGIN")))
@@ -207,7 +214,9 @@ replica_digest(struct replica *r, const char *scope, uint8_t out[32])
     for (i = 0; i < r->n_tables && err == 0; i++)
         err = digest_table(r, &r->tables[i], scope, &h);
     (void)replica__exec(r, "COMMIT");
-    if (err == 0 && crypto_generichash_final(&h, out, 32) != 0)
+    if (err == 0)
+        err = h.err;
+    if (err == 0 && crypto_generichash_final(&h.st, out, 32) != 0)
         err = -KZ_ECRYPTO;
     sodium_memzero(&h, sizeof(h));
     return err;
