@@ -92,6 +92,7 @@ struct ckey {
     const struct kz_value *v; /* single-column key, borrowed; or NULL */
     sqlite3_value *sv;        /* else the key as an SQLite value, borrowed */
     sqlite3_stmt *st;         /* statement holding sv, reset by ckey_done */
+    int unkeyable;            /* no key can be kept: sv only shows the parts */
 };
 
 static int
@@ -118,12 +119,9 @@ clock_key(struct replica *r, struct tracked *t, const struct kz_value *pk,
         sqlite3_reset(t->key_st);
         return replica__dberr(r, rc, "key");
     }
-    if (!sqlite3_column_int(t->key_st, 1)) {
-        /* A part our capture would have refused (track.c). */
-        sqlite3_reset(t->key_st);
-        return -KZ_EMALFORMED;
-    }
-    out->sv = sqlite3_column_value(t->key_st, 0);
+    /* A key our capture would have refused (track.c): shown, not kept. */
+    out->unkeyable = !sqlite3_column_int(t->key_st, 1);
+    out->sv = sqlite3_column_value(t->key_st, out->unkeyable ? 2 : 0);
     out->st = t->key_st;
     return 0;
 }
@@ -433,7 +431,8 @@ apply_row(struct actx *a, struct tracked *t, struct kz_str tname,
     if (t == NULL) {
         /* Unknown table: keep the cells under the key a table with that
          * many key columns gets, for replica_retry_quarantine. */
-        struct ckey uk = {n_pk == 1 ? &pk[0] : NULL, NULL, NULL};
+        struct ckey uk = {n_pk == 1 ? &pk[0] : NULL, NULL, NULL, 0};
+        const char *why = "no such table here yet";
         sqlite3_stmt *st = NULL;
 
         if (n_pk > 1) {
@@ -447,17 +446,22 @@ apply_row(struct actx *a, struct tracked *t, struct kz_str tname,
                 sqlite3_finalize(st);
                 return err;
             }
-            uk.sv = sqlite3_column_value(st, 0);
-            if (!sqlite3_column_int(st, 1))
-                n = 0; /* a part our capture would have refused */
+            uk.unkeyable = !sqlite3_column_int(st, 1);
+            uk.sv = sqlite3_column_value(st, uk.unkeyable ? 2 : 0);
+            if (uk.unkeyable)
+                why = REPLICA_Q_UNKEYABLE;
         }
         for (i = 0; i < n && err == 0; i++)
-            err = quarantine(a, "no such table here yet", tbuf, &uk, &c[i]);
+            err = quarantine(a, why, tbuf, &uk, &c[i]);
         sqlite3_finalize(st);
         return err;
     }
     if ((err = clock_key(r, t, pk, n_pk, &ck)))
         return err == -KZ_EMALFORMED ? 0 : err;
+    if (ck.unkeyable) {
+        reason = REPLICA_Q_UNKEYABLE;
+        goto quarantine_all;
+    }
     /* Only a table with a foreign key can show up in foreign_key_check. */
     if (t->has_fk && (err = touch(r, a->touch, t->id, &ck)))
         goto out;
@@ -859,20 +863,25 @@ retry_quarantine(struct actx *a)
     sqlite3_stmt *rows = NULL, *cells = NULL, *del = NULL;
     int rc, err = 0;
 
-    rc = sqlite3_prepare_v2(r->db, "SELECT DISTINCT tbl, pk FROM kz_quarantine",
+    /* Cells whose key cannot be kept here are never retried. */
+    rc = sqlite3_prepare_v2(r->db,
+                            "SELECT DISTINCT tbl, pk FROM kz_quarantine"
+                            " WHERE reason <> '" REPLICA_Q_UNKEYABLE "'",
                             -1, &rows, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_prepare_v2(r->db,
                                 "SELECT id, scope, col, flags, value, hlc,"
                                 " author, base_hlc, base_author, reason FROM"
-                                " kz_quarantine WHERE tbl = ? AND pk = ?"
+                                " kz_quarantine WHERE tbl = ? AND pk = ? AND"
+                                " reason <> '" REPLICA_Q_UNKEYABLE "'"
                                 " ORDER BY id",
                                 -1, &cells, NULL);
     if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v2(r->db,
-                                "DELETE FROM kz_quarantine WHERE tbl = ? AND"
-                                " pk = ? AND id <= ?",
-                                -1, &del, NULL);
+        rc = sqlite3_prepare_v2(
+            r->db,
+            "DELETE FROM kz_quarantine WHERE tbl = ? AND"
+            " pk = ? AND id <= ? AND reason <> '" REPLICA_Q_UNKEYABLE "'",
+            -1, &del, NULL);
     if (rc != SQLITE_OK) {
         err = replica__dberr(r, rc, "quarantine");
         goto out;

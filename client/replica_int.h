@@ -99,6 +99,10 @@ struct schema_file;
 int replica__migrate(struct replica *r, const struct schema_file *files,
                      int *applied);
 
+/* The kz_quarantine reason of cells whose row key cannot be kept exactly
+ * here (track.c): kept and reported, never retried. */
+#define REPLICA_Q_UNKEYABLE "key that cannot be kept exactly here"
+
 /* track.c */
 int track__load(struct replica *r);
 void track__free_all(struct replica *r);
@@ -114,8 +118,9 @@ int track__rekey(struct replica *r);
 struct kz_buf;
 void track__key_sql(struct kz_buf *b, uint32_t n, const char *const *parts,
                     const char *fail);
-/* "SELECT key, exact" for a key of ${n} > 1 parts bound as ?1…?n; exact is
- * 0 when a part is NULL or a REAL that cannot be kept exactly. */
+/* "SELECT key, ok, shown" for a key of ${n} > 1 parts bound as ?1…?n: ok
+ * is 0 when the key cannot be kept (track.c), and shown is then a JSON
+ * array of the parts' quote() to keep with the cells. */
 int track__key_stmt(struct replica *r, uint32_t n, sqlite3_stmt **out);
 char *track__sql_quote_ident(const char *name);
 

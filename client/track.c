@@ -362,12 +362,18 @@ bprintf(struct kz_buf *b, const char *fmt, ...)
  * composite key json_array() of its parts, each part as itself except a
  * REAL, which becomes {"r": quote(x)}, and a BLOB, which becomes {"b":
  * hex(x)}: json_array() alone keeps 15 digits of a REAL (so 0.1 + 0.2 and
- * 0.3 would share a key) and refuses a BLOB.  quote() writes a REAL exactly
- * when SQLite reads its text back as the same value, which holds for every
- * value not far beyond ±1e±100; ±Inf is written "Inf" and "-Inf".  A REAL
- * part that does not, or a NULL part (SQLite lets a rowid table's key hold
- * one; a changeset does not), gets ${fail}: RAISE in the triggers, NULL in
- * the engine's own statements.  capture.c reads the parts back.
+ * 0.3 would share a key) and refuses a BLOB.  A TEXT part loses the JSON
+ * subtype json_object() or json() may have given it (x || ''), or it would
+ * be embedded as JSON.  quote() writes a REAL exactly when SQLite reads its
+ * text back as the same value, which holds for every value not far beyond
+ * ±1e±100; ±Inf is written "Inf" and "-Inf".
+ *
+ * A key that cannot be kept so (key_ok is false): a NULL part (SQLite lets
+ * a rowid table's key hold one; a changeset does not), and in a composite
+ * key a REAL that quote() does not write exactly or a TEXT with a NUL
+ * (json_each() ends it there).  Its part gets ${fail}: RAISE in the
+ * triggers, NULL in the engine's own statements.  capture.c reads the
+ * parts back.
  */
 static void
 key_part(struct kz_buf *b, const char *x, const char *fail)
@@ -376,8 +382,9 @@ key_part(struct kz_buf *b, const char *x, const char *fail)
             "CASE typeof(%s) WHEN 'real' THEN CASE WHEN CAST(quote(%s) AS"
             " REAL) = %s OR abs(%s) = 9e999 THEN json_object('r', quote(%s))"
             " ELSE %s END WHEN 'blob' THEN json_object('b', hex(%s)) WHEN"
-            " 'null' THEN %s ELSE %s END",
-            x, x, x, x, x, fail, x, fail, x);
+            " 'text' THEN CASE WHEN instr(%s, char(0)) = 0 THEN %s || '' ELSE"
+            " %s END WHEN 'null' THEN %s ELSE %s END",
+            x, x, x, x, x, fail, x, x, x, fail, fail, x);
 }
 
 void
@@ -400,11 +407,31 @@ track__key_sql(struct kz_buf *b, uint32_t n, const char *const *parts,
     bputs(b, ")");
 }
 
+/* Appends "(… AND …)": whether the key of ${parts} can be kept (above). */
+static void
+key_ok(struct kz_buf *b, uint32_t n, const char *const *parts)
+{
+    uint32_t i;
+
+    bputs(b, "(");
+    for (i = 0; i < n; i++) {
+        bprintf(b, "%s%s IS NOT NULL", i ? " AND " : "", parts[i]);
+        if (n > 1)
+            bprintf(b,
+                    " AND (typeof(%s) <> 'real' OR CAST(quote(%s) AS REAL) ="
+                    " %s OR abs(%s) = 9e999) AND (typeof(%s) <> 'text' OR"
+                    " instr(%s, char(0)) = 0)",
+                    parts[i], parts[i], parts[i], parts[i], parts[i], parts[i]);
+    }
+    bputs(b, ")");
+}
+
+static const char *const key_params[KZ_LIM_PK_COLS_MAX] = {
+    "?1", "?2", "?3", "?4", "?5", "?6", "?7", "?8"};
+
 int
 track__key_stmt(struct replica *r, uint32_t n, sqlite3_stmt **out)
 {
-    static const char *const params[KZ_LIM_PK_COLS_MAX] = {
-        "?1", "?2", "?3", "?4", "?5", "?6", "?7", "?8"};
     struct kz_buf b;
     uint32_t i;
     int rc, err;
@@ -414,13 +441,13 @@ track__key_stmt(struct replica *r, uint32_t n, sqlite3_stmt **out)
         return -KZ_EINVAL;
     kz_buf_init(&b, 1u << 16);
     bputs(&b, "SELECT ");
-    track__key_sql(&b, n, params, "NULL");
+    track__key_sql(&b, n, key_params, "NULL");
+    bputs(&b, ", ");
+    key_ok(&b, n, key_params);
+    bputs(&b, ", json_array(");
     for (i = 0; i < n; i++)
-        bprintf(&b,
-                " %s %s IS NOT NULL AND (typeof(%s) <> 'real' OR"
-                " CAST(quote(%s) AS REAL) = %s OR abs(%s) = 9e999)",
-                i ? "AND" : ",", params[i], params[i], params[i], params[i],
-                params[i]);
+        bprintf(&b, "%squote(%s)", i ? ", " : "", key_params[i]);
+    bputs(&b, ")");
     kz_buf_u8(&b, 0);
     if ((err = b.err) == 0) {
         rc = sqlite3_prepare_v3(r->db, (const char *)b.p, -1,
@@ -434,28 +461,63 @@ track__key_stmt(struct replica *r, uint32_t n, sqlite3_stmt **out)
     return err;
 }
 
-/* Appends the key of the row P (NEW or OLD): see track__key_sql. */
+/* The parts of row P's key ("NEW.\"k\"", …), sqlite3_free'd by the caller;
+ * NULL entries on ENOMEM (b->err set). */
+static void
+row_parts(struct kz_buf *b, const struct tracked *t, const char *p,
+          char **parts)
+{
+    uint32_t i;
+
+    for (i = 0; i < t->n_pk; i++)
+        if ((parts[i] = sqlite3_mprintf("%s.\"%w\"", p, t->pk[i])) == NULL)
+            b->err = -KZ_ENOMEM;
+}
+
+static void
+free_parts(char **parts, uint32_t n)
+{
+    uint32_t i;
+
+    for (i = 0; i < n; i++)
+        sqlite3_free(parts[i]);
+}
+
+/* Appends the key of the row P (NEW or OLD): see track__key_sql.  NEW's
+ * must be one that can be kept: the write is refused otherwise. */
 static void
 pk_expr(struct kz_buf *b, const struct tracked *t, const char *p)
 {
     char *parts[KZ_LIM_PK_COLS_MAX] = {0}, *fail;
-    uint32_t i;
 
     fail = sqlite3_mprintf("RAISE(ABORT, 'kzsync: the key of %q must have"
-                           " no NULL part, and a REAL in it must be one that"
-                           " SQLite writes and reads back exactly')",
+                           " no NULL part; in a key of several columns, no"
+                           " NUL character in a text and no REAL that SQLite"
+                           " does not write and read back exactly')",
                            t->name);
     if (fail == NULL)
         b->err = -KZ_ENOMEM;
-    for (i = 0; i < t->n_pk; i++) {
-        if ((parts[i] = sqlite3_mprintf("%s.\"%w\"", p, t->pk[i])) == NULL)
-            b->err = -KZ_ENOMEM;
-    }
+    row_parts(b, t, p, parts);
     if (b->err == 0)
-        track__key_sql(b, t->n_pk, (const char *const *)parts, fail);
-    for (i = 0; i < t->n_pk; i++)
-        sqlite3_free(parts[i]);
+        track__key_sql(b, t->n_pk, (const char *const *)parts,
+                       strcmp(p, "OLD") == 0 ? "NULL" : fail);
+    free_parts(parts, t->n_pk);
     sqlite3_free(fail);
+}
+
+/* Appends whether row P's key can be kept.  An OLD key that cannot was
+ * never sent (the triggers of generation 3 refuse it; older ones stored it,
+ * but it could not travel): its delete is not logged, so that such a row
+ * can still be deleted or given a proper key. */
+static void
+pk_ok(struct kz_buf *b, const struct tracked *t, const char *p)
+{
+    char *parts[KZ_LIM_PK_COLS_MAX] = {0};
+
+    row_parts(b, t, p, parts);
+    if (b->err == 0)
+        key_ok(b, t->n_pk, (const char *const *)parts);
+    free_parts(parts, t->n_pk);
 }
 
 /*
@@ -600,11 +662,12 @@ make_triggers(struct replica *r, const struct tracked *t)
         bprintf(&b, "%s\"%w\"", k ? ", " : "", t->pk[k]);
     bprintf(&b, " ON \"%w\" WHEN " APPLYING_OFF " AND NOT (", t->name);
     pk_same(&b, t);
-    bprintf(&b,
-            ") BEGIN INSERT INTO kz_log(tbl, pk, op, mask, ms) VALUES (%d, ",
+    bprintf(&b, ") BEGIN INSERT INTO kz_log(tbl, pk, op, mask, ms) SELECT %d, ",
             t->id);
     pk_expr(&b, t, "OLD");
-    bprintf(&b, ", 2, %lld, " NOW_MS_SQL "); ", (long long)all);
+    bprintf(&b, ", 2, %lld, " NOW_MS_SQL " WHERE ", (long long)all);
+    pk_ok(&b, t, "OLD");
+    bputs(&b, "; ");
     bprintf(&b, "INSERT INTO kz_log(tbl, pk, op, mask, ms) VALUES (%d, ",
             t->id);
     pk_expr(&b, t, "NEW");
@@ -613,9 +676,11 @@ make_triggers(struct replica *r, const struct tracked *t)
     /* DELETE */
     bprintf(&b,
             "CREATE TRIGGER \"kz_d_%w\" AFTER DELETE ON \"%w\""
-            " WHEN " APPLYING_OFF " BEGIN"
-            " INSERT INTO kz_log(tbl, pk, op, mask, ms) VALUES (%d, ",
-            t->name, t->name, t->id);
+            " WHEN " APPLYING_OFF " AND ",
+            t->name, t->name);
+    pk_ok(&b, t, "OLD");
+    bprintf(&b, " BEGIN INSERT INTO kz_log(tbl, pk, op, mask, ms) VALUES (%d, ",
+            t->id);
     pk_expr(&b, t, "OLD");
     bprintf(&b, ", 2, %lld, " NOW_MS_SQL "); END;", (long long)all);
 
@@ -752,85 +817,191 @@ track__retrack_all(struct replica *r)
     return err;
 }
 
-/* Runs ${sql} with ?1 = ${key}, ?2 = table id or name, ?3 = ${old}. */
-static int
-rekey_run(struct replica *r, const char *sql, sqlite3_value *key,
-          const struct tracked *t, int by_name, sqlite3_value *old)
-{
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(r->db, sql, -1, &st, NULL);
-
-    if (rc != SQLITE_OK)
-        return replica__dberr(r, rc, "rekey");
-    sqlite3_bind_value(st, 1, key);
-    if (by_name)
-        sqlite3_bind_text(st, 2, t->name, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_int(st, 2, t->id);
-    sqlite3_bind_value(st, 3, old);
-    rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : replica__dberr(r, rc, "rekey");
-}
+/*
+ * Rekeying (trigger generation 3).  Generation 2 keyed a composite key with
+ * json_array() alone: a REAL part cut to 15 digits, ±Inf as the bare
+ * tokens Inf and -Inf (not JSON), NULL parts allowed.  Live rows get their
+ * exact key from the table; the rest (tombstones, pending deletes,
+ * conflicts) from the cut value; keys with a NULL part, which no changeset
+ * can carry, are dropped from kz_log and kz_clock (they never left this
+ * replica).  Two live rows that shared one cut key shared its kz_clock row
+ * too: the first keeps it, the other starts anew at its next write.
+ */
 
 /* Live rows of ${t} with a REAL key part: the key json_array() made of the
- * row becomes the exact one. */
+ * row becomes the exact one, in kz_clock, kz_log, kz_quarantine and
+ * kz_conflict, through a temp table of (old, new). */
 static int
 rekey_live(struct replica *r, const struct tracked *t)
 {
-    static const char *const upd[3] = {
-        "UPDATE kz_clock SET pk = ?1 WHERE tbl = ?2 AND pk = ?3",
-        "UPDATE kz_log SET pk = ?1 WHERE tbl = ?2 AND pk = ?3",
-        "UPDATE kz_quarantine SET pk = ?1 WHERE tbl = ?2 AND pk = ?3"};
+    static const char *const tabs[4] = {"kz_clock", "kz_log", "kz_quarantine",
+                                        "kz_conflict"};
     char *parts[KZ_LIM_PK_COLS_MAX] = {0};
     struct kz_buf b;
-    sqlite3_stmt *st = NULL;
     uint32_t i;
-    int rc, err = 0;
+    int err;
 
     kz_buf_init(&b, 1u << 16);
     for (i = 0; i < t->n_pk; i++)
         if ((parts[i] = sqlite3_mprintf("\"%w\"", t->pk[i])) == NULL)
             b.err = -KZ_ENOMEM;
-    bputs(&b, "SELECT json_array(");
-    for (i = 0; i < t->n_pk && b.err == 0; i++)
+    if (b.err)
+        goto out;
+    bputs(&b, "DROP TABLE IF EXISTS temp.kz_rekey;"
+              "CREATE TEMP TABLE kz_rekey(old PRIMARY KEY, new NOT NULL)"
+              " WITHOUT ROWID;"
+              "INSERT OR IGNORE INTO kz_rekey SELECT json_array(");
+    for (i = 0; i < t->n_pk; i++)
         bprintf(&b, "%s%s", i ? ", " : "", parts[i]);
     bputs(&b, "), ");
-    if (b.err == 0)
-        track__key_sql(&b, t->n_pk, (const char *const *)parts, "NULL");
+    track__key_sql(&b, t->n_pk, (const char *const *)parts, "NULL");
     bprintf(&b, " FROM \"%w\" WHERE (", t->name);
-    for (i = 0; i < t->n_pk && b.err == 0; i++)
+    for (i = 0; i < t->n_pk; i++)
         bprintf(&b, "%stypeof(%s) = 'real'", i ? " OR " : "", parts[i]);
     bputs(&b, ")");
-    for (i = 0; i < t->n_pk && b.err == 0; i++)
-        bprintf(&b, " AND typeof(%s) NOT IN ('blob', 'null')", parts[i]);
-    kz_buf_u8(&b, 0);
     for (i = 0; i < t->n_pk; i++)
-        sqlite3_free(parts[i]);
-    if ((err = b.err))
-        goto out;
-    rc = sqlite3_prepare_v2(r->db, (const char *)b.p, -1, &st, NULL);
-    if (rc != SQLITE_OK) {
-        err = replica__dberr(r, rc, "rekey");
-        goto out;
+        bprintf(&b, " AND typeof(%s) <> 'blob'", parts[i]);
+    bputs(&b, " AND ");
+    key_ok(&b, t->n_pk, (const char *const *)parts);
+    bputs(&b, ";");
+    for (i = 0; i < 4; i++) {
+        bprintf(&b,
+                "UPDATE %s%s SET pk = k.new FROM kz_rekey AS k WHERE"
+                " %s.pk = k.old AND %s.tbl = ",
+                i == 0 ? "OR IGNORE " : "", tabs[i], tabs[i], tabs[i]);
+        if (i < 2)
+            bprintf(&b, "%d;", t->id);
+        else
+            bprintf(&b, "%Q;", t->name);
     }
-    while (err == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (sqlite3_column_type(st, 1) == SQLITE_NULL)
-            continue; /* not exact: the new triggers refuse such a key */
-        for (i = 0; i < 3 && err == 0; i++)
-            err = rekey_run(r, upd[i], sqlite3_column_value(st, 1), t, i == 2,
-                            sqlite3_column_value(st, 0));
-    }
-    if (err == 0 && rc != SQLITE_DONE)
-        err = replica__dberr(r, rc, "rekey");
+    bputs(&b, "DROP TABLE temp.kz_rekey;");
+    kz_buf_u8(&b, 0);
 out:
-    sqlite3_finalize(st);
+    free_parts(parts, t->n_pk);
+    err = b.err ? b.err : replica__exec(r, (const char *)b.p);
     kz_buf_free(&b);
     return err;
 }
 
-/* Every other stored key of ${t} (tombstones, conflicts) with a REAL part:
- * the part, as json_array() cut it, as {"r": quote(x)}. */
+/* ${in} with each bare Inf and -Inf (outside strings) as {"r":"Inf"} and
+ * {"r":"-Inf"}; kz_free it.  NULL on ENOMEM. */
+static char *
+inf_fixed(const char *in)
+{
+    size_t n = strlen(in), i, o = 0;
+    char *out = kz_malloc(n * 4 + 1);
+    int in_str = 0;
+
+    if (out == NULL)
+        return NULL;
+    for (i = 0; i < n; i++) {
+        if (in_str) {
+            out[o++] = in[i];
+            if (in[i] == '\\' && i + 1 < n)
+                out[o++] = in[++i];
+            else if (in[i] == '"')
+                in_str = 0;
+        } else if (in[i] == '"') {
+            in_str = 1;
+            out[o++] = in[i];
+        } else if (strncmp(in + i, "-Inf", 4) == 0) {
+            memcpy(out + o, "{\"r\":\"-Inf\"}", 12);
+            o += 12;
+            i += 3;
+        } else if (strncmp(in + i, "Inf", 3) == 0) {
+            memcpy(out + o, "{\"r\":\"Inf\"}", 11);
+            o += 11;
+            i += 2;
+        } else {
+            out[o++] = in[i];
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
+/* Keys of ${t} in table ${tab} that are not JSON because of Inf tokens:
+ * collected first, then rewritten. */
+static int
+rekey_inf(struct replica *r, const struct tracked *t, const char *tab,
+          int by_name)
+{
+    sqlite3_stmt *q = NULL, *put = NULL;
+    char *sql_q = NULL, *sql_put = NULL, **keys = NULL, *fixed;
+    size_t n = 0, cap = 0, i;
+    int rc, err = 0;
+
+    sql_q = sqlite3_mprintf("SELECT DISTINCT pk FROM %s WHERE tbl = ?1 AND"
+                            " typeof(pk) = 'text' AND NOT json_valid(pk)",
+                            tab);
+    sql_put = sqlite3_mprintf("UPDATE OR IGNORE %s SET pk = ?2 WHERE"
+                              " tbl = ?1 AND pk = ?3",
+                              tab);
+    if (sql_q == NULL || sql_put == NULL) {
+        err = -KZ_ENOMEM;
+        goto out;
+    }
+    rc = sqlite3_prepare_v2(r->db, sql_q, -1, &q, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(r->db, sql_put, -1, &put, NULL);
+    if (rc != SQLITE_OK) {
+        err = replica__dberr(r, rc, "rekey");
+        goto out;
+    }
+    if (by_name) {
+        sqlite3_bind_text(q, 1, t->name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(put, 1, t->name, -1, SQLITE_STATIC);
+    } else {
+        sqlite3_bind_int(q, 1, t->id);
+        sqlite3_bind_int(put, 1, t->id);
+    }
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        if (n == cap) {
+            char **p = kz_reallocarray(keys, cap ? cap * 2 : 16, sizeof(*p));
+            if (p == NULL) {
+                err = -KZ_ENOMEM;
+                goto out;
+            }
+            keys = p;
+            cap = cap ? cap * 2 : 16;
+        }
+        if ((keys[n] = kz_strdup((const char *)sqlite3_column_text(q, 0))) ==
+            NULL) {
+            err = -KZ_ENOMEM;
+            goto out;
+        }
+        n++;
+    }
+    if (rc != SQLITE_DONE) {
+        err = replica__dberr(r, rc, "rekey");
+        goto out;
+    }
+    for (i = 0; i < n && err == 0; i++) {
+        if ((fixed = inf_fixed(keys[i])) == NULL) {
+            err = -KZ_ENOMEM;
+            break;
+        }
+        sqlite3_bind_text(put, 2, fixed, -1, SQLITE_STATIC);
+        sqlite3_bind_text(put, 3, keys[i], -1, SQLITE_STATIC);
+        if ((rc = sqlite3_step(put)) != SQLITE_DONE)
+            err = replica__dberr(r, rc, "rekey");
+        sqlite3_reset(put);
+        kz_free(fixed);
+    }
+out:
+    for (i = 0; i < n; i++)
+        kz_free(keys[i]);
+    kz_free(keys);
+    sqlite3_finalize(q);
+    sqlite3_finalize(put);
+    sqlite3_free(sql_q);
+    sqlite3_free(sql_put);
+    return err;
+}
+
+/* Every other stored key of ${t} with a REAL part: the part, as
+ * json_array() cut it, as {"r": quote(x)}; then keys with a NULL part out
+ * of kz_log and kz_clock. */
 static int
 rekey_rest(struct replica *r, const struct tracked *t)
 {
@@ -838,11 +1009,16 @@ rekey_rest(struct replica *r, const struct tracked *t)
                                         "kz_conflict"};
     struct kz_buf b;
     uint32_t i, k;
-    int err;
+    int err = 0;
 
+    for (k = 0; k < 4 && err == 0; k++)
+        err = rekey_inf(r, t, tabs[k], k >= 2);
+    if (err)
+        return err;
     kz_buf_init(&b, 1u << 16);
     for (k = 0; k < 4; k++) {
-        bprintf(&b, "UPDATE %s SET pk = json_array(", tabs[k]);
+        bprintf(&b, "UPDATE %s%s SET pk = json_array(", k ? "" : "OR IGNORE ",
+                tabs[k]);
         for (i = 0; i < t->n_pk; i++)
             bprintf(&b,
                     "%sCASE json_type(pk, '$[%u]') WHEN 'real' THEN"
@@ -858,6 +1034,12 @@ rekey_rest(struct replica *r, const struct tracked *t)
         if (k == 2)
             bputs(&b, " AND reason <> 'no such table here yet'");
         bputs(&b, ";");
+        if (k < 2)
+            bprintf(&b,
+                    "DELETE FROM %s WHERE tbl = %d AND json_valid(pk) AND"
+                    " json_type(pk) = 'array' AND EXISTS (SELECT 1 FROM"
+                    " json_each(pk) WHERE type = 'null');",
+                    tabs[k], t->id);
     }
     kz_buf_u8(&b, 0);
     err = b.err ? b.err : replica__exec(r, (const char *)b.p);
@@ -867,14 +1049,16 @@ rekey_rest(struct replica *r, const struct tracked *t)
 
 /* Cells kept for a table this replica did not have: their key was
  * json_array() of eight parts, padded with nulls; now it is the key a
- * table with that many key columns gets. */
+ * table with that many key columns gets, or, where no such key can be
+ * kept, the reason says so and they are not retried. */
 static int
 rekey_unknown(struct replica *r)
 {
-    sqlite3_stmt *q = NULL, *parts = NULL, *key = NULL, *put = NULL;
+    sqlite3_stmt *q = NULL, *parts = NULL, *put = NULL, *mark = NULL;
+    sqlite3_stmt *key[KZ_LIM_PK_COLS_MAX + 1] = {0};
     sqlite3_value *v[KZ_LIM_PK_COLS_MAX] = {0};
     uint32_t n, i;
-    int rc, err = 0;
+    int rc, prc, err = 0;
 
     rc = sqlite3_prepare_v2(r->db,
                             "SELECT id, pk FROM kz_quarantine WHERE reason ="
@@ -889,16 +1073,22 @@ rekey_unknown(struct replica *r)
         rc = sqlite3_prepare_v2(r->db,
                                 "UPDATE kz_quarantine SET pk = ? WHERE id = ?",
                                 -1, &put, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(
+            r->db,
+            "UPDATE kz_quarantine SET reason = '" REPLICA_Q_UNKEYABLE
+            "' WHERE id = ?",
+            -1, &mark, NULL);
     if (rc != SQLITE_OK) {
         err = replica__dberr(r, rc, "rekey");
         goto out;
     }
     while (err == 0 && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+        sqlite3_stmt *st = put;
         n = 0;
-        sqlite3_reset(parts);
         sqlite3_bind_value(parts, 1, sqlite3_column_value(q, 1));
-        for (i = 0;
-             i < KZ_LIM_PK_COLS_MAX && (rc = sqlite3_step(parts)) == SQLITE_ROW;
+        for (i = 0; i < KZ_LIM_PK_COLS_MAX &&
+                    (prc = sqlite3_step(parts)) == SQLITE_ROW;
              i++) {
             if ((v[i] = sqlite3_value_dup(sqlite3_column_value(parts, 0))) ==
                 NULL) {
@@ -908,26 +1098,33 @@ rekey_unknown(struct replica *r)
             if (sqlite3_value_type(v[i]) != SQLITE_NULL)
                 n = i + 1;
         }
+        if (err == 0 && prc != SQLITE_ROW && prc != SQLITE_DONE)
+            err = replica__dberr(r, prc, "rekey");
         sqlite3_reset(parts);
-        if (err == 0 && n > 1 && (err = track__key_stmt(r, n, &key)) == 0) {
-            for (i = 0; i < n; i++)
-                sqlite3_bind_value(key, (int)i + 1, v[i]);
-            if (sqlite3_step(key) != SQLITE_ROW)
-                err = replica__dberr(r, sqlite3_errcode(r->db), "rekey");
-            else if (sqlite3_column_int(key, 1))
-                sqlite3_bind_value(put, 1, sqlite3_column_value(key, 0));
-        } else if (err == 0 && n == 1) {
+        if (err == 0 && n == 1) {
             sqlite3_bind_value(put, 1, v[0]);
+        } else if (err == 0 && n > 1) {
+            if (key[n] == NULL && (err = track__key_stmt(r, n, &key[n])))
+                break;
+            for (i = 0; i < n; i++)
+                sqlite3_bind_value(key[n], (int)i + 1, v[i]);
+            if ((prc = sqlite3_step(key[n])) != SQLITE_ROW)
+                err = replica__dberr(r, prc, "rekey");
+            else if (sqlite3_column_int(key[n], 1))
+                sqlite3_bind_value(put, 1, sqlite3_column_value(key[n], 0));
+            else
+                st = mark;
         }
         if (err == 0 && n > 0) {
-            sqlite3_bind_int64(put, 2, sqlite3_column_int64(q, 0));
-            if (sqlite3_step(put) != SQLITE_DONE)
-                err = replica__dberr(r, sqlite3_errcode(r->db), "rekey");
-            sqlite3_reset(put);
-            sqlite3_clear_bindings(put);
+            sqlite3_bind_int64(st, st == put ? 2 : 1,
+                               sqlite3_column_int64(q, 0));
+            if ((prc = sqlite3_step(st)) != SQLITE_DONE)
+                err = replica__dberr(r, prc, "rekey");
+            sqlite3_reset(st);
+            sqlite3_clear_bindings(st);
         }
-        sqlite3_finalize(key);
-        key = NULL;
+        if (n > 1 && key[n] != NULL)
+            sqlite3_reset(key[n]);
         for (i = 0; i < KZ_LIM_PK_COLS_MAX; i++) {
             sqlite3_value_free(v[i]);
             v[i] = NULL;
@@ -939,6 +1136,9 @@ out:
     sqlite3_finalize(q);
     sqlite3_finalize(parts);
     sqlite3_finalize(put);
+    sqlite3_finalize(mark);
+    for (i = 0; i <= KZ_LIM_PK_COLS_MAX; i++)
+        sqlite3_finalize(key[i]);
     return err;
 }
 

@@ -546,6 +546,7 @@ TEST(composite_keys_keep_every_value_exact)
     static const char *const bad[] = {
         "INSERT INTO m VALUES ('y', -1.1352904205810249e-307, X'01', 'bad')",
         "INSERT INTO m VALUES ('y', 1, NULL, 'bad')",
+        "INSERT INTO m VALUES ('y', 1, 'a' || char(0) || 'b', 'bad')",
         "UPDATE m SET tag = NULL WHERE v = 'text'",
         "INSERT INTO one VALUES (NULL, 'bad')"};
     struct pair p;
@@ -559,8 +560,19 @@ TEST(composite_keys_keep_every_value_exact)
                 "INSERT INTO m VALUES ('x', 0.1 + 0.2, X'00ff', 'sum'),"
                 " ('x', 0.3, X'00ff', 'three'), ('x', 0.3, '00ff', 'text'),"
                 " ('x', 9e999, X'', 'inf'), ('x', -9e999, -0.5, '-inf'),"
-                " ('x', 2460000.5 + 1.0 / 86400000, 'ms', 'julian')");
-    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM m"), 6);
+                " ('x', 2460000.5 + 1.0 / 86400000, 'ms', 'julian');"
+                /* TEXT that json_object() made, in the shape of a part */
+                "INSERT INTO m VALUES ('z', json_object('r', '0.3'), X'01',"
+                " 'json-r');"
+                "INSERT INTO m VALUES ('z', 0.3, json('{\"b\":\"01\"}'),"
+                " 'json-b');"
+                "INSERT INTO m VALUES ('z', 0.3, X'01', 'real-blob')");
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM m"), 9);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM m WHERE site = 'z' AND"
+                           " ((typeof(at) = 'text' AND v = 'json-r') OR"
+                           " (typeof(tag) = 'text' AND v = 'json-b') OR"
+                           " (tag = X'01' AND at = 0.3 AND v = 'real-blob'))"),
+              3);
     ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM m WHERE at = 0.1 + 0.2 AND"
                            " tag = X'00ff' AND v = 'sum'"),
               1);
@@ -570,9 +582,9 @@ TEST(composite_keys_keep_every_value_exact)
     sql_ok(p.a, "UPDATE m SET v = 'three!' WHERE at = 0.3 AND tag = X'00ff'");
     sql_ok(p.a, "DELETE FROM m WHERE v = 'sum'");
     a_to_b(&p);
-    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM m"), 5);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM m"), 8);
     ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM m WHERE v = 'three!'"), 1);
-    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_clock"), 6);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_clock"), 9);
     same_digest(&p, "network");
     /* A REAL that SQLite 3.40 does not write exactly, and a NULL part,
      * are refused, clearly; a NULL single-column key as well. */
@@ -812,6 +824,28 @@ TEST(negative_zero_is_zero)
     pair_free(&p);
 }
 
+/* A row written while the triggers were missing is sent whole at its
+ * first captured update. */
+TEST(update_of_an_uncaptured_row_sends_it_whole)
+{
+    struct pair p;
+
+    pair_synced(&p, PARTNER, PARTNER_ONLY,
+                "INSERT INTO partner VALUES ('p0', 'Z', NULL, 1, 0)");
+    sql_ok(p.a, "UPDATE kz_state SET applying = 1;"
+                "INSERT INTO partner VALUES ('p1', 'A', 'clinic', 3, 0.5);"
+                "UPDATE kz_state SET applying = 0;"
+                "UPDATE partner SET staff = 4 WHERE id = 'p1'");
+    ASSERT_EQ(replica_build(p.a, 0), 1);
+    ASSERT_EQ(ship(p.a, p.b, "network"), 1);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM partner WHERE id = 'p1' AND"
+                           " name = 'A' AND kind = 'clinic' AND staff = 4 AND"
+                           " score = 0.5"),
+              1);
+    same_digest(&p, "network");
+    pair_free(&p);
+}
+
 TEST(open_renews_older_triggers)
 {
     char dir[256], path[512];
@@ -885,7 +919,8 @@ TEST(open_rekeys_composite_keys_of_older_triggers)
                            " kz_clock UNION ALL SELECT tbl, pk FROM kz_log"
                            " EXCEPT SELECT tbl, pk FROM keys_now)"),
               0);
-    /* (the open may have folded the log into kz_clock) */
+    /* (the open may fold the log into kz_clock: it retries the quarantine
+     * when the shipped schema's migrations ran) */
     ASSERT_EQ(sql_int(p.a, "SELECT (SELECT count(*) FROM kz_clock) +"
                            " (SELECT count(*) FROM kz_log)"),
               keys_before);
@@ -900,6 +935,65 @@ TEST(open_rekeys_composite_keys_of_older_triggers)
                            " v = 'sum!'"),
               1);
     sql_ok(p.a, "DROP TABLE keys_now");
+    same_digest(&p, "network");
+    pair_free(&p);
+}
+
+/* What generation 2 stored and generation 3 cannot key the same way: two
+ * rows sharing one cut key, a REAL that quote() does not keep, a NULL
+ * part, ±Inf (not JSON), an unknown table's inexact key.  The open must not
+ * fail, the build must not stick, and every row that can travel does. */
+TEST(open_rekeys_what_older_triggers_could_not_key)
+{
+    struct pair p;
+    char path[512];
+
+    pair_synced(&p,
+                "CREATE TABLE m(site TEXT, at REAL, v TEXT,"
+                " PRIMARY KEY (site, at))",
+                M_ONLY, "INSERT INTO m VALUES ('i', 9e999, 'inf')");
+    sql_ok(
+        p.a,
+        "INSERT INTO m VALUES ('c', 0.1 + 0.2, 'sum'), ('c', 0.3, 'three');"
+        "DELETE FROM m WHERE site = 'i';"
+        /* as generation 2 logged them */
+        "UPDATE kz_log SET pk = '[\"c\",0.3]' WHERE op = 1;"
+        "UPDATE kz_log SET pk = '[\"i\",Inf]' WHERE op = 2;"
+        /* rows generation 3 refuses, written with the triggers off */
+        "UPDATE kz_state SET applying = 1;"
+        "INSERT INTO m VALUES ('w', -1.1352904205810249e-307, 'tiny'),"
+        " ('n', NULL, 'null');"
+        "UPDATE kz_state SET applying = 0;"
+        "INSERT INTO kz_log(tbl, pk, op, mask, ms) SELECT id, json_array('w',"
+        " -1.1352904205810249e-307), 1, 3, 1 FROM kz_tracked UNION ALL"
+        " SELECT id, '[\"n\",null]', 1, 3, 1 FROM kz_tracked;"
+        "INSERT INTO kz_quarantine(at, reason, scope, tbl, pk, col, flags,"
+        " value, hlc, author, base_hlc) VALUES ('', 'no such table here"
+        " yet', 'network', 'later', '[\"k\",7.20070033014937e-298,null,"
+        "null,null,null,null,null]', '', 0, 1, 1, X'00', 0);"
+        "UPDATE kz_meta SET value = 2 WHERE key = 'triggers'");
+    replica_free(p.a);
+    snprintf(path, sizeof(path), "%s/a", p.dir);
+    ASSERT_OK(replica_open(&p.a, path, &p.clock.env));
+    ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_quarantine WHERE reason ="
+                           " '" REPLICA_Q_UNKEYABLE "'"),
+              1);
+    ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_log WHERE NOT"
+                           " json_valid(pk) OR pk LIKE '%null%'"),
+              0);
+    a_to_b(&p);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM m WHERE site = 'i'"), 0);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM m WHERE site = 'c'"), 1);
+    /* The next write of each row logs it under its exact key; the NULL part
+     * can be given a value, the inexact row deleted. */
+    sql_ok(p.a, "UPDATE m SET v = v || '!' WHERE site = 'c';"
+                "UPDATE m SET at = 1.5 WHERE site = 'n';"
+                "DELETE FROM m WHERE site = 'w'");
+    a_to_b(&p);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM m WHERE (at = 0.1 + 0.2 AND"
+                           " v = 'sum!') OR (at = 0.3 AND v = 'three!') OR"
+                           " (site = 'n' AND at = 1.5)"),
+              3);
     same_digest(&p, "network");
     pair_free(&p);
 }
@@ -928,6 +1022,44 @@ TEST(future_hlc_waits_until_the_clock_reaches_it)
     p.clock.ms += 3600 * 1000;
     ASSERT_OK(replica_retry_quarantine(p.b, NULL));
     ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM partner"), 2);
+    pair_free(&p);
+}
+
+/* A received key that this replica cannot keep (an older sender's REAL
+ * that quote() does not write exactly): its cells wait in quarantine,
+ * shown, and are not retried under another key. */
+TEST(unkeyable_received_key_is_quarantined)
+{
+    static const uint8_t half[9] = {0xcb, 0x3f, 0xe0, 0, 0, 0, 0, 0, 0};
+    static const uint8_t tiny[9] = {0xcb, 0x80, 0x34, 0x68, 0xb6,
+                                    0xb6, 0x10, 0xa9, 0xf7};
+    struct pair p;
+    struct replica_cs cs;
+    uint8_t *at = NULL;
+    size_t i;
+
+    pair_new(&p, "CREATE TABLE m(site TEXT, at REAL, v TEXT,"
+                 " PRIMARY KEY (site, at))");
+    ASSERT_OK(replica_track(p.a, "m", &NET));
+    ASSERT_OK(replica_track(p.b, "m", &NET));
+    sql_ok(p.a, "INSERT INTO m VALUES ('w', 0.5, 'tiny')");
+    ASSERT_EQ(replica_build(p.a, 0), 1);
+    ASSERT_EQ(replica_outbox_get(p.a, "network", 0, &cs), 1);
+    for (i = 0; at == NULL && i + sizeof(half) <= cs.body_len; i++)
+        if (memcmp(cs.body + i, half, sizeof(half)) == 0)
+            at = cs.body + i;
+    ASSERT(at != NULL);
+    memcpy(at, tiny, sizeof(tiny)); /* -1.1352904205810249e-307 */
+    ASSERT_OK(replica_apply(p.b, &cs.hdr, cs.body, cs.body_len, NULL));
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM m"), 0);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine WHERE reason ="
+                           " '" REPLICA_Q_UNKEYABLE "' AND pk LIKE"
+                           " '[\"''w''\",\"-1.13529042058102%'"),
+              2);
+    ASSERT_OK(replica_retry_quarantine(p.b, NULL));
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine"), 2);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM m"), 0);
+    replica_cs_clear(&cs);
     pair_free(&p);
 }
 
@@ -1222,9 +1354,12 @@ T_MAIN(T(track_refuses_table_without_key), T(track_refuses_rowid_alias),
        T(capture_is_exact_about_case_and_type), T(key_only_table),
        T(rollback_trigger_fails_the_apply_cleanly),
        T(capture_sees_type_changes_in_strict_any), T(negative_zero_is_zero),
+       T(update_of_an_uncaptured_row_sends_it_whole),
        T(open_renews_older_triggers),
        T(open_rekeys_composite_keys_of_older_triggers),
+       T(open_rekeys_what_older_triggers_could_not_key),
        T(future_hlc_waits_until_the_clock_reaches_it),
+       T(unkeyable_received_key_is_quarantined),
        T(malformed_body_changes_nothing),
        T(batches_are_bounded_and_seq_contiguous),
        T(write_rules_refuse_with_a_clear_message),
