@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "buf.h"
 #include "err.h"
 #include "hex.h"
 
@@ -855,6 +856,28 @@ kind_fits_scope(enum track_kind kind, const char *scope)
     }
 }
 
+/* Marks the cells kept under (tbl, pk) as having a key that cannot be
+ * kept here. */
+static int
+mark_unkeyable(struct replica *r, const char *tbl, sqlite3_value *pk)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(
+        r->db,
+        "UPDATE kz_quarantine SET reason = '" REPLICA_Q_UNKEYABLE
+        "' WHERE tbl = ? AND"
+        " pk = ?",
+        -1, &st, NULL);
+
+    if (rc != SQLITE_OK)
+        return replica__dberr(r, rc, "quarantine");
+    sqlite3_bind_text(st, 1, tbl, -1, SQLITE_STATIC);
+    sqlite3_bind_value(st, 2, pk);
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : replica__dberr(r, rc, "quarantine");
+}
+
 /* Tries all quarantined cells again, row by row. */
 static int
 retry_quarantine(struct actx *a)
@@ -922,7 +945,14 @@ retry_quarantine(struct actx *a)
 
             if (t == NULL)
                 continue;
-            if ((err = replica__pk_split(r, t, qr[i].pk, &pv)))
+            if ((err = replica__pk_split(r, t, qr[i].pk, &pv)) ==
+                -KZ_EMALFORMED) {
+                /* Kept under a key this table's cannot be read from
+                 * (another number of parts, say): shown, not retried. */
+                err = mark_unkeyable(r, qr[i].tbl, qr[i].pk);
+                continue;
+            }
+            if (err)
                 break;
             for (j = 0; j < pv.n; j++)
                 replica__value_from_sqlite(&pk[j], pv.v[j]);
@@ -1041,6 +1071,31 @@ row_sql(struct replica *r, const char *sql, int tbl, sqlite3_value *pk)
  * rows of this batch that violate a foreign key move to quarantine (with
  * their versions) and out of the table; they come back when the parent does.
  */
+/* "SELECT key, * FROM T WHERE rowid = ?"; sqlite3_free it; NULL on ENOMEM. */
+static char *
+fk_row_sql(const struct tracked *t)
+{
+    char *parts[KZ_LIM_PK_COLS_MAX] = {0}, *sql = NULL;
+    struct kz_buf b;
+    uint32_t i;
+
+    kz_buf_init(&b, 1u << 16);
+    for (i = 0; i < t->n_pk; i++)
+        if ((parts[i] = sqlite3_mprintf("\"%w\"", t->pk[i])) == NULL)
+            b.err = -KZ_ENOMEM;
+    kz_buf_append(&b, "SELECT ", 7);
+    if (b.err == 0)
+        track__key_sql(&b, t->n_pk, (const char *const *)parts, "NULL");
+    kz_buf_u8(&b, 0);
+    if (b.err == 0)
+        sql = sqlite3_mprintf("%s, * FROM \"%w\" WHERE rowid = ?",
+                              (const char *)b.p, t->name);
+    for (i = 0; i < t->n_pk; i++)
+        sqlite3_free(parts[i]);
+    kz_buf_free(&b);
+    return sql;
+}
+
 static int
 quarantine_fk_violations(struct actx *a)
 {
@@ -1060,23 +1115,15 @@ quarantine_fk_violations(struct actx *a)
             int64_t rowid = sqlite3_column_int64(chk, 1);
             struct tracked *t = tn ? track__by_name(r, tn, strlen(tn)) : NULL;
             sqlite3_stmt *q = NULL;
-            struct ckey qk = {NULL, NULL, NULL};
-            sqlite3_str *sb;
+            struct ckey qk = {NULL, NULL, NULL, 0};
             char *sql;
-            uint32_t i, k;
+            uint32_t k;
 
             if (t == NULL)
                 continue;
-            /* Only rows this apply wrote: local rows are not ours to move. */
-            sb = sqlite3_str_new(r->db);
-            sqlite3_str_appendf(sb, "SELECT %s",
-                                t->n_pk > 1 ? "json_array(" : "");
-            for (i = 0; i < t->n_pk; i++)
-                sqlite3_str_appendf(sb, "%s\"%w\"", i ? ", " : "", t->pk[i]);
-            sqlite3_str_appendf(sb, "%s, * FROM \"%w\" WHERE rowid = ?",
-                                t->n_pk > 1 ? ")" : "", t->name);
-            sql = sqlite3_str_finish(sb);
-            if (sql == NULL) {
+            /* Only rows this apply wrote: local rows are not ours to move.
+             * Its kz_clock key as the triggers make it (track.c). */
+            if ((sql = fk_row_sql(t)) == NULL) {
                 err = -KZ_ENOMEM;
                 break;
             }

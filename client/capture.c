@@ -170,11 +170,11 @@ replica__pk_split(struct replica *r, const struct tracked *t, sqlite3_value *pk,
         replica__pk_free(out);
         return -KZ_ENOMEM;
     }
-    if (out->n != t->n_pk || !ok || (rc != SQLITE_ROW && rc != SQLITE_DONE)) {
+    if (out->n != t->n_pk || !ok || rc != SQLITE_DONE) {
         replica__pk_free(out);
         snprintf(r->errmsg, sizeof(r->errmsg), "bad stored key for %s",
                  t->name);
-        return -KZ_EDB;
+        return -KZ_EMALFORMED;
     }
     return 0;
 }
@@ -724,7 +724,7 @@ fold(struct replica *r, struct builder *bld)
             size_t klen = 0, need;
             int64_t ki = 0;
             uint64_t dirty = 0, pub = 0;
-            int alive = 0, found = 0;
+            int alive = 0;
             uint32_t k;
 
             if (t == NULL) {
@@ -748,7 +748,6 @@ fold(struct replica *r, struct builder *bld)
             if (rc == SQLITE_ROW) {
                 size_t old_len = (size_t)sqlite3_column_bytes(get, 1);
                 size_t old_pb = (size_t)sqlite3_column_bytes(get, 3);
-                found = 1;
                 alive = sqlite3_column_int(get, 0);
                 if (old_len)
                     memcpy(v, sqlite3_column_blob(get, 1),
@@ -787,10 +786,10 @@ fold(struct replica *r, struct builder *bld)
                     mask = (UINT64_C(1) << (t->n_cols + 1)) - 1;
                     alive = 0;
                 } else {
-                    /* An update of a row never captured (written with the
-                     * triggers missing, or keyed anew by track.c): the
-                     * whole row, as an insert. */
-                    if (!found && !alive)
+                    /* An update of a row not alive here (written with the
+                     * triggers missing, or keyed anew by track.c): it
+                     * exists, so the whole row, as an insert. */
+                    if (!alive)
                         mask = (UINT64_C(1) << (t->n_cols + 1)) - 1;
                     if (mask & 1)
                         alive = 1;

@@ -380,7 +380,8 @@ key_part(struct kz_buf *b, const char *x, const char *fail)
 {
     bprintf(b,
             "CASE typeof(%s) WHEN 'real' THEN CASE WHEN CAST(quote(%s) AS"
-            " REAL) = %s OR abs(%s) = 9e999 THEN json_object('r', quote(%s))"
+            " REAL) = %s OR %s IN (9e999, -9e999) THEN json_object('r',"
+            " quote(%s))"
             " ELSE %s END WHEN 'blob' THEN json_object('b', hex(%s)) WHEN"
             " 'text' THEN CASE WHEN instr(%s, char(0)) = 0 THEN %s || '' ELSE"
             " %s END WHEN 'null' THEN %s ELSE %s END",
@@ -419,7 +420,7 @@ key_ok(struct kz_buf *b, uint32_t n, const char *const *parts)
         if (n > 1)
             bprintf(b,
                     " AND (typeof(%s) <> 'real' OR CAST(quote(%s) AS REAL) ="
-                    " %s OR abs(%s) = 9e999) AND (typeof(%s) <> 'text' OR"
+                    " %s OR %s IN (9e999, -9e999)) AND (typeof(%s) <> 'text' OR"
                     " instr(%s, char(0)) = 0)",
                     parts[i], parts[i], parts[i], parts[i], parts[i], parts[i]);
     }
@@ -590,8 +591,8 @@ write_rules(struct replica *r, struct kz_buf *b, const struct tracked *t)
                         t->owner_col, r->site);
             bprintf(b,
                     ") BEGIN SELECT RAISE(ABORT, 'kzsync rule SITE-OWNER: "
-                    "a %w row of another site; this device writes only "
-                    "rows of site %w (%w must be its site id)'); END;",
+                    "a %q row of another site; this device writes only "
+                    "rows of site %q (%q must be its site id)'); END;",
                     t->name, r->site, t->owner_col);
         }
         return;
@@ -820,7 +821,8 @@ track__retrack_all(struct replica *r)
 /*
  * Rekeying (trigger generation 3).  Generation 2 keyed a composite key with
  * json_array() alone: a REAL part cut to 15 digits, ±Inf as the bare
- * tokens Inf and -Inf (not JSON), NULL parts allowed.  Live rows get their
+ * tokens Inf and -Inf (not JSON), a text part with a JSON subtype embedded
+ * as JSON, NULL parts allowed.  Live rows get their
  * exact key from the table; the rest (tombstones, pending deletes,
  * conflicts) from the cut value; keys with a NULL part, which no changeset
  * can carry, are dropped from kz_log and kz_clock (they never left this
@@ -883,6 +885,42 @@ out:
     return err;
 }
 
+/* Parts of ${t}'s stored keys that generation 2 embedded as JSON (a text
+ * part with a JSON subtype, from json_object() or json()): the string of
+ * their text, as the part is now, before anything else is matched. */
+static int
+rekey_objects(struct replica *r, const struct tracked *t)
+{
+    static const char *const tabs[4] = {"kz_clock", "kz_log", "kz_quarantine",
+                                        "kz_conflict"};
+    struct kz_buf b;
+    uint32_t i, k;
+    int err;
+
+    kz_buf_init(&b, 1u << 16);
+    for (k = 0; k < 4; k++) {
+        bprintf(&b, "UPDATE %s%s SET pk = json_array(", k ? "" : "OR IGNORE ",
+                tabs[k]);
+        for (i = 0; i < t->n_pk; i++)
+            bprintf(&b,
+                    "%sCASE WHEN json_type(pk, '$[%u]') IN ('object', 'array')"
+                    " THEN json_extract(pk, '$[%u]') || '' ELSE"
+                    " json_extract(pk, '$[%u]') END",
+                    i ? ", " : "", i, i, i);
+        if (k < 2)
+            bprintf(&b, ") WHERE tbl = %d", t->id);
+        else
+            bprintf(&b, ") WHERE tbl = %Q", t->name);
+        bputs(&b, " AND json_valid(pk) AND json_type(pk) = 'array' AND"
+                  " EXISTS (SELECT 1 FROM json_each(pk) WHERE type IN"
+                  " ('object', 'array'));");
+    }
+    kz_buf_u8(&b, 0);
+    err = b.err ? b.err : replica__exec(r, (const char *)b.p);
+    kz_buf_free(&b);
+    return err;
+}
+
 /* ${in} with each bare Inf and -Inf (outside strings) as {"r":"Inf"} and
  * {"r":"-Inf"}; kz_free it.  NULL on ENOMEM. */
 static char *
@@ -920,23 +958,23 @@ inf_fixed(const char *in)
     return out;
 }
 
-/* Keys of ${t} in table ${tab} that are not JSON because of Inf tokens:
- * collected first, then rewritten. */
+/* Keys in table ${tab} whose ${col} is ${text} (or ${id}) that are not
+ * JSON because of Inf tokens: collected first, then rewritten. */
 static int
-rekey_inf(struct replica *r, const struct tracked *t, const char *tab,
-          int by_name)
+rekey_inf(struct replica *r, const char *tab, const char *col, const char *text,
+          int id)
 {
     sqlite3_stmt *q = NULL, *put = NULL;
     char *sql_q = NULL, *sql_put = NULL, **keys = NULL, *fixed;
     size_t n = 0, cap = 0, i;
     int rc, err = 0;
 
-    sql_q = sqlite3_mprintf("SELECT DISTINCT pk FROM %s WHERE tbl = ?1 AND"
+    sql_q = sqlite3_mprintf("SELECT DISTINCT pk FROM %s WHERE %s = ?1 AND"
                             " typeof(pk) = 'text' AND NOT json_valid(pk)",
-                            tab);
+                            tab, col);
     sql_put = sqlite3_mprintf("UPDATE OR IGNORE %s SET pk = ?2 WHERE"
-                              " tbl = ?1 AND pk = ?3",
-                              tab);
+                              " %s = ?1 AND pk = ?3",
+                              tab, col);
     if (sql_q == NULL || sql_put == NULL) {
         err = -KZ_ENOMEM;
         goto out;
@@ -948,12 +986,12 @@ rekey_inf(struct replica *r, const struct tracked *t, const char *tab,
         err = replica__dberr(r, rc, "rekey");
         goto out;
     }
-    if (by_name) {
-        sqlite3_bind_text(q, 1, t->name, -1, SQLITE_STATIC);
-        sqlite3_bind_text(put, 1, t->name, -1, SQLITE_STATIC);
+    if (text) {
+        sqlite3_bind_text(q, 1, text, -1, SQLITE_STATIC);
+        sqlite3_bind_text(put, 1, text, -1, SQLITE_STATIC);
     } else {
-        sqlite3_bind_int(q, 1, t->id);
-        sqlite3_bind_int(put, 1, t->id);
+        sqlite3_bind_int(q, 1, id);
+        sqlite3_bind_int(put, 1, id);
     }
     while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
         if (n == cap) {
@@ -1012,7 +1050,7 @@ rekey_rest(struct replica *r, const struct tracked *t)
     int err = 0;
 
     for (k = 0; k < 4 && err == 0; k++)
-        err = rekey_inf(r, t, tabs[k], k >= 2);
+        err = rekey_inf(r, tabs[k], "tbl", k >= 2 ? t->name : NULL, t->id);
     if (err)
         return err;
     kz_buf_init(&b, 1u << 16);
@@ -1058,17 +1096,24 @@ rekey_unknown(struct replica *r)
     sqlite3_stmt *key[KZ_LIM_PK_COLS_MAX + 1] = {0};
     sqlite3_value *v[KZ_LIM_PK_COLS_MAX] = {0};
     uint32_t n, i;
-    int rc, prc, err = 0;
+    int rc, prc, err;
 
+    if ((err = rekey_inf(r, "kz_quarantine", "reason", "no such table here yet",
+                         0)))
+        return err;
     rc = sqlite3_prepare_v2(r->db,
                             "SELECT id, pk FROM kz_quarantine WHERE reason ="
                             " 'no such table here yet' AND json_valid(pk) AND"
                             " json_array_length(pk) = 8",
                             -1, &q, NULL);
     if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v2(r->db,
-                                "SELECT value FROM json_each(?) ORDER BY key",
-                                -1, &parts, NULL);
+        rc = sqlite3_prepare_v2(
+            r->db,
+            /* ±Inf as rekey_inf wrote them; other parts as they are */
+            "SELECT CASE WHEN type <> 'object' THEN value WHEN value ="
+            " '{\"r\":\"Inf\"}' THEN 9e999 WHEN value = '{\"r\":\"-Inf\"}'"
+            " THEN -9e999 ELSE value END FROM json_each(?) ORDER BY key",
+            -1, &parts, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_prepare_v2(r->db,
                                 "UPDATE kz_quarantine SET pk = ? WHERE id = ?",
@@ -1133,6 +1178,8 @@ rekey_unknown(struct replica *r)
     if (err == 0 && rc != SQLITE_DONE)
         err = replica__dberr(r, rc, "rekey");
 out:
+    for (i = 0; i < KZ_LIM_PK_COLS_MAX; i++)
+        sqlite3_value_free(v[i]);
     sqlite3_finalize(q);
     sqlite3_finalize(parts);
     sqlite3_finalize(put);
@@ -1151,7 +1198,8 @@ track__rekey(struct replica *r)
     for (i = 0; i < r->n_tables && err == 0; i++) {
         if (r->tables[i].n_pk < 2)
             continue;
-        if ((err = rekey_live(r, &r->tables[i])) == 0)
+        if ((err = rekey_objects(r, &r->tables[i])) == 0 &&
+            (err = rekey_live(r, &r->tables[i])) == 0)
             err = rekey_rest(r, &r->tables[i]);
     }
     return err ? err : rekey_unknown(r);

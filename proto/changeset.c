@@ -32,6 +32,7 @@
  * against its limit and the bytes left (kz_mpk_array does both), and then
  * preallocates min(n, 64) entries and grows.
  */
+#include <math.h>
 #include <string.h>
 
 #include "alloc.h"
@@ -472,8 +473,10 @@ kz_cs_rd_next_row(struct kz_cs_rd *r, struct kz_cs_row *row)
     if (kz_mpk_array(rd, KZ_LIM_PK_COLS_MAX, &row->n_pk) == 0 && row->n_pk == 0)
         RD_FAIL(rd, -KZ_EMALFORMED, "empty primary key");
     for (i = 0; i < row->n_pk && rd->err == 0; i++)
-        if (kz_mpk_value(rd, &row->pk[i]) == 0 && row->pk[i].type == KZ_V_NULL)
-            RD_FAIL(rd, -KZ_EMALFORMED, "NULL in primary key");
+        if (kz_mpk_value(rd, &row->pk[i]) == 0 &&
+            (row->pk[i].type == KZ_V_NULL ||
+             (row->pk[i].type == KZ_V_REAL && isnan(row->pk[i].d))))
+            RD_FAIL(rd, -KZ_EMALFORMED, "NULL or NaN in primary key");
     r->row_has_ver = rd->err == 0 && n == 7;
     if (r->row_has_ver) {
         struct kz_cs_ver *v = &r->row_ver;
@@ -703,7 +706,7 @@ wr_fail(struct kz_cs_wr *w, int err)
  * row carries it, and each of its cells with flags 0 and exactly that
  * version is written short.  Errors are sticky (see kz_cs_wr_finish):
  * -KZ_EINVAL (the previous row is short of cells, table out of range, n_pk
- * not 1..KZ_LIM_PK_COLS_MAX, a NULL or unknown-typed pk value, a version
+ * not 1..KZ_LIM_PK_COLS_MAX, a NULL, NaN or unknown-typed pk value, a version
  * with hlc 0 or an undeclared author), -KZ_ELIMIT (rows or cells over
  * their limits, or the body cap), -KZ_ENOMEM.
  */
@@ -723,7 +726,8 @@ kz_cs_wr_row(struct kz_cs_wr *w, uint32_t table, const struct kz_value *pk,
         return;
     }
     for (i = 0; i < n_pk; i++) {
-        if (pk[i].type == KZ_V_NULL) {
+        if (pk[i].type == KZ_V_NULL ||
+            (pk[i].type == KZ_V_REAL && isnan(pk[i].d))) {
             wr_fail(w, -KZ_EINVAL);
             return;
         }

@@ -9,6 +9,7 @@
  * With KZ_WRITE_CORPUS=DIR set, the test write_corpus writes fuzz seeds
  * (headers and bodies from our encoder) to DIR/changeset/.
  */
+#include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -697,7 +698,16 @@ TEST(row_checks)
     kz_mpk_wr_nil(&w);
     kz_mpk_wr_array(&w, 0);
     ASSERT_ERR(bw_decode(&w, &why), -KZ_EMALFORMED);
-    ASSERT_STR_EQ(why, "NULL in primary key");
+    ASSERT_STR_EQ(why, "NULL or NaN in primary key");
+    /* NaN in the pk (SQLite would bind it as NULL). */
+    bw_begin(&w, 1);
+    kz_mpk_wr_array(&w, 3);
+    kz_mpk_wr_uint(&w, 0);
+    kz_mpk_wr_array(&w, 1);
+    kz_mpk_wr_f64(&w, NAN);
+    kz_mpk_wr_array(&w, 0);
+    ASSERT_ERR(bw_decode(&w, &why), -KZ_EMALFORMED);
+    ASSERT_STR_EQ(why, "NULL or NaN in primary key");
     /* A bool is not a value. */
     bw_begin(&w, 1);
     kz_mpk_wr_array(&w, 3);

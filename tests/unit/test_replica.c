@@ -586,6 +586,20 @@ TEST(composite_keys_keep_every_value_exact)
     ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM m WHERE v = 'three!'"), 1);
     ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_clock"), 9);
     same_digest(&p, "network");
+    /* The integer extremes (abs() of the smallest overflows in SQL). */
+    sql_ok(p.a, "CREATE TABLE ik(a TEXT, n INTEGER, v TEXT, PRIMARY KEY (a,"
+                " n))");
+    sql_ok(p.b, "CREATE TABLE ik(a TEXT, n INTEGER, v TEXT, PRIMARY KEY (a,"
+                " n))");
+    ASSERT_OK(replica_track(p.a, "ik", &NET));
+    ASSERT_OK(replica_track(p.b, "ik", &NET));
+    sql_ok(p.a, "INSERT INTO ik VALUES ('i', -9223372036854775807 - 1, 'min'),"
+                " ('i', 9223372036854775807, 'max')");
+    a_to_b(&p);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM ik WHERE (n ="
+                           " -9223372036854775807 - 1 AND v = 'min') OR"
+                           " (n = 9223372036854775807 AND v = 'max')"),
+              2);
     /* A REAL that SQLite 3.40 does not write exactly, and a NULL part,
      * are refused, clearly; a NULL single-column key as well. */
     sql_ok(p.a, "CREATE TABLE one(k REAL PRIMARY KEY, v TEXT)");
@@ -672,6 +686,47 @@ TEST(constraint_refusal_is_quarantined_not_lost)
 
 /* A schema's guard trigger refuses remote changes too: into quarantine,
  * with the trigger's message, the local row unchanged. */
+/* A child row that arrives before its parent (another author's) waits in
+ * quarantine and comes back with it, whatever its key is made of. */
+TEST(foreign_key_wait_with_real_and_blob_key_parts)
+{
+    static const char *const both[] = {"child", "parent", NULL};
+    static const char tables[] =
+        "CREATE TABLE parent(id TEXT PRIMARY KEY, name TEXT);"
+        "CREATE TABLE child(site TEXT, at REAL, tag BLOB, pid TEXT REFERENCES"
+        " parent(id) DEFERRABLE INITIALLY DEFERRED, PRIMARY KEY (site, at,"
+        " tag))";
+    const char *const *n;
+    struct pair p;
+    struct replica *c;
+
+    pair_new(&p, tables);
+    c = replica_test_new(p.dir, "c", &p.clock.env, REPLICA_ROLE_ADMIN, "LAND");
+    sql_ok(c, tables);
+    for (n = both; *n; n++) {
+        ASSERT_OK(replica_track(p.a, *n, &NET));
+        ASSERT_OK(replica_track(p.b, *n, &NET));
+        ASSERT_OK(replica_track(c, *n, &NET));
+    }
+    sql_ok(c, "INSERT INTO parent VALUES ('P', 'parent')");
+    ASSERT_EQ(replica_build(c, 0), 1);
+    ASSERT_EQ(ship(c, p.a, "network"), 1);
+    sql_ok(p.a, "INSERT INTO child VALUES ('x', 0.1 + 0.2, X'01', 'P')");
+    ASSERT_EQ(replica_build(p.a, 0), 1);
+    ASSERT_EQ(ship(p.a, p.b, "network"), 1);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM child"), 0);
+    ASSERT(sql_int(p.b, "SELECT count(*) FROM kz_quarantine WHERE tbl ="
+                        " 'child'") > 0);
+    ASSERT_EQ(ship(c, p.b, "network"), 1);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM child WHERE at = 0.1 + 0.2"
+                           " AND tag = X'01' AND pid = 'P'"),
+              1);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine"), 0);
+    same_digest(&p, "network");
+    replica_free(c);
+    pair_free(&p);
+}
+
 TEST(guard_trigger_refuses_a_remote_update_into_quarantine)
 {
     struct pair p;
@@ -817,6 +872,9 @@ TEST(negative_zero_is_zero)
     pair_synced(&p, "CREATE TABLE z(id TEXT PRIMARY KEY, v)", z_only,
                 "INSERT INTO z VALUES ('r', -0.0)");
     same_digest(&p, "network");
+    /* sent as 0.0 (atan2 shows the sign: pi, not -pi) */
+    ASSERT_EQ(sql_int(p.a, "SELECT atan2(v, -1) < 0 FROM z"), 1);
+    ASSERT_EQ(sql_int(p.b, "SELECT atan2(v, -1) > 0 FROM z"), 1);
     /* Not captured (they compare equal), and no difference in content. */
     sql_ok(p.a, "UPDATE z SET v = 0.0");
     ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_log"), 0);
@@ -836,8 +894,18 @@ TEST(update_of_an_uncaptured_row_sends_it_whole)
                 "INSERT INTO partner VALUES ('p1', 'A', 'clinic', 3, 0.5);"
                 "UPDATE kz_state SET applying = 0;"
                 "UPDATE partner SET staff = 4 WHERE id = 'p1'");
+    /* and one deleted, put back without them, then updated */
+    sql_ok(p.a, "DELETE FROM partner WHERE id = 'p0'");
+    a_to_b(&p);
+    sql_ok(p.a, "UPDATE kz_state SET applying = 1;"
+                "INSERT INTO partner VALUES ('p0', 'Z', 'school', 1, 0);"
+                "UPDATE kz_state SET applying = 0;"
+                "UPDATE partner SET staff = 2 WHERE id = 'p0'");
     ASSERT_EQ(replica_build(p.a, 0), 1);
     ASSERT_EQ(ship(p.a, p.b, "network"), 1);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM partner WHERE id = 'p0' AND"
+                           " kind = 'school' AND staff = 2"),
+              1);
     ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM partner WHERE id = 'p1' AND"
                            " name = 'A' AND kind = 'clinic' AND staff = 4 AND"
                            " score = 0.5"),
@@ -962,14 +1030,17 @@ TEST(open_rekeys_what_older_triggers_could_not_key)
         /* rows generation 3 refuses, written with the triggers off */
         "UPDATE kz_state SET applying = 1;"
         "INSERT INTO m VALUES ('w', -1.1352904205810249e-307, 'tiny'),"
-        " ('n', NULL, 'null');"
+        " ('n', NULL, 'null'), ('z', '{\"a\":1}', 'object');"
         "UPDATE kz_state SET applying = 0;"
         "INSERT INTO kz_log(tbl, pk, op, mask, ms) SELECT id, json_array('w',"
         " -1.1352904205810249e-307), 1, 3, 1 FROM kz_tracked UNION ALL"
-        " SELECT id, '[\"n\",null]', 1, 3, 1 FROM kz_tracked;"
+        " SELECT id, '[\"n\",null]', 1, 3, 1 FROM kz_tracked UNION ALL"
+        " SELECT id, '[\"z\",{\"a\":1}]', 1, 3, 1 FROM kz_tracked;"
         "INSERT INTO kz_quarantine(at, reason, scope, tbl, pk, col, flags,"
         " value, hlc, author, base_hlc) VALUES ('', 'no such table here"
         " yet', 'network', 'later', '[\"k\",7.20070033014937e-298,null,"
+        "null,null,null,null,null]', '', 0, 1, 1, X'00', 0), ('', 'no"
+        " such table here yet', 'network', 'later', '[\"k2\",-Inf,null,"
         "null,null,null,null,null]', '', 0, 1, 1, X'00', 0);"
         "UPDATE kz_meta SET value = 2 WHERE key = 'triggers'");
     replica_free(p.a);
@@ -978,12 +1049,33 @@ TEST(open_rekeys_what_older_triggers_could_not_key)
     ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_quarantine WHERE reason ="
                            " '" REPLICA_Q_UNKEYABLE "'"),
               1);
-    ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_log WHERE NOT"
+    ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM (SELECT pk FROM kz_clock"
+                           " UNION ALL SELECT pk FROM kz_log) WHERE NOT"
                            " json_valid(pk) OR pk LIKE '%null%'"),
               0);
+    ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_clock WHERE pk ="
+                           " '[\"i\",{\"r\":\"Inf\"}]' OR pk ="
+                           " '[\"z\",\"{\\\"a\\\":1}\"]'"),
+              2);
+    ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_quarantine WHERE pk ="
+                           " '[\"k2\",{\"r\":\"-Inf\"}]' AND reason ="
+                           " 'no such table here yet'"),
+              1);
+    /* A key kept with another number of parts than m's: not retried. */
+    sql_ok(p.a, "INSERT INTO kz_quarantine(at, reason, scope, tbl, pk, col,"
+                " flags, value, hlc, author, base_hlc) VALUES ('', 'hlc"
+                " beyond', 'network', 'm', '[\"q\",1,2]', 'v', 0, 1, 1,"
+                " X'00', 0)");
+    ASSERT_OK(replica_retry_quarantine(p.a, NULL));
+    ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_quarantine WHERE reason ="
+                           " '" REPLICA_Q_UNKEYABLE "'"),
+              2);
     a_to_b(&p);
     ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM m WHERE site = 'i'"), 0);
     ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM m WHERE site = 'c'"), 1);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM m WHERE site = 'z' AND"
+                           " at = '{\"a\":1}'"),
+              1);
     /* The next write of each row logs it under its exact key; the NULL part
      * can be given a value, the inexact row deleted. */
     sql_ok(p.a, "UPDATE m SET v = v || '!' WHERE site = 'c';"
@@ -1150,6 +1242,26 @@ TEST(write_rules_refuse_with_a_clear_message)
               SQLITE_OK);
     ASSERT(msg && strstr(msg, "READ-ONLY") != NULL);
     sqlite3_free(msg);
+    msg = NULL;
+    /* Quotes in the names the SITE-OWNER message carries. */
+    {
+        static const struct track_decl odd = {"site", "o'c", NULL,
+                                              NULL,   NULL,  NULL};
+        struct replica *s2 =
+            replica_test_new(dir, "s2", &c.env, REPLICA_ROLE_SITE, "O'B");
+        sql_ok(s2, "CREATE TABLE site(id TEXT PRIMARY KEY, code TEXT);"
+                   "INSERT INTO site VALUES ('s1', 'O''B'), ('s2', 'X');"
+                   "CREATE TABLE \"it's\"(id TEXT PRIMARY KEY, \"o'c\" TEXT)");
+        ASSERT_OK(replica_track(s2, "it's", &odd));
+        sql_ok(s2, "INSERT INTO \"it's\" VALUES ('r1', 's1')");
+        ASSERT_NE(sqlite3_exec(replica_db(s2),
+                               "INSERT INTO \"it's\" VALUES ('r2', 's2')", NULL,
+                               NULL, &msg),
+                  SQLITE_OK);
+        ASSERT(msg && strstr(msg, "a it's row of another site") != NULL);
+        sqlite3_free(msg);
+        replica_free(s2);
+    }
     replica_free(site);
     replica_free(obs);
     tmpdir_rm(dir);
@@ -1350,6 +1462,7 @@ T_MAIN(T(track_refuses_table_without_key), T(track_refuses_rowid_alias),
        T(unknown_tables_wait_in_quarantine_until_migration),
        T(unknown_column_waits_in_quarantine_until_migration),
        T(constraint_refusal_is_quarantined_not_lost),
+       T(foreign_key_wait_with_real_and_blob_key_parts),
        T(guard_trigger_refuses_a_remote_update_into_quarantine),
        T(capture_is_exact_about_case_and_type), T(key_only_table),
        T(rollback_trigger_fails_the_apply_cleanly),
