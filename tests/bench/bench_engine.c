@@ -24,6 +24,10 @@
  *      same rows in one transaction.
  *   d. (first repetition) on-disk size of the engine's tables after (a), by
  *      dbstat: kz_clock and kz_outbox against the table itself.
+ *   f. the floor any capture trigger sets on this SQLite: (a) and (b) on
+ *      plain databases whose table has an AFTER INSERT and an AFTER UPDATE
+ *      trigger that does nothing, or that only appends the key to a log
+ *      table.
  *   e. peak RSS of a process doing only the apply, for two changeset sizes
  *      and for a quarter of the rows: it follows the changeset size, not the
  *      number of changesets.  Each measurement is a fresh exec of this
@@ -62,6 +66,16 @@ static const char PRAGMAS[] = "PRAGMA journal_mode = WAL;"
 static const char UPDATE_SQL[] = "UPDATE item SET qty = qty + 1";
 
 static const struct track_decl NET = {"network", NULL, NULL, NULL, NULL, NULL};
+
+/* (f): a trigger that does nothing, and one that only logs the key. */
+static const char *const FLOOR_SQL[2] = {
+    "CREATE TRIGGER fi AFTER INSERT ON item BEGIN SELECT 1; END;"
+    "CREATE TRIGGER fu AFTER UPDATE ON item BEGIN SELECT 1; END;",
+    "CREATE TABLE lg(seq INTEGER PRIMARY KEY, pk NOT NULL);"
+    "CREATE TRIGGER fi AFTER INSERT ON item BEGIN"
+    " INSERT INTO lg(pk) VALUES (NEW.id); END;"
+    "CREATE TRIGGER fu AFTER UPDATE ON item BEGIN"
+    " INSERT INTO lg(pk) VALUES (NEW.id); END;"};
 
 /* A plain database with the engine's settings and the same table. */
 static sqlite3 *
@@ -365,7 +379,7 @@ main(int argc, char **argv)
     ssize_t sl;
     struct rowdata *d;
     double ins_k[64], ins_p[64], bld[64], upd_k[64], upd_p[64], bld2[64],
-        app_k[64], app_p[64];
+        app_k[64], app_p[64], fl_ins[2][64], fl_upd[2][64];
     int n_cs = 0, n_cs2 = 0;
     uint64_t cells_applied = 0, cs_bytes = 0, cs_cells = 0;
     int dbstat = -1;
@@ -501,6 +515,15 @@ main(int argc, char **argv)
         }
         bld2[r] = build(a, 0, &n_cs2);
 
+        /* f. the same on plain databases with a trigger of FLOOR_SQL. */
+        for (i = 0; i < 2; i++) {
+            sqlite3 *fl = plain_open(dir, i ? "floor_log.db" : "floor_nop.db");
+            exec_ok(fl, FLOOR_SQL[i]);
+            fl_ins[i][r] = insert_rows(fl, d, rows);
+            fl_upd[i][r] = update_rows(fl, rows);
+            sqlite3_close(fl);
+        }
+
         replica_free(a);
         sqlite3_close(p1);
         bn_rm_rf(dir);
@@ -557,6 +580,18 @@ main(int argc, char **argv)
         printf("   rates: insert %.0f vs %.0f rows/s; build %.0f rows/s; "
                "update %.0f vs %.0f rows/s\n",
                rows / ik, rows / ip, rows / b1, rows / uk, rows / up);
+        printf("\nf. the floor of trigger capture on SQLite %s: plain SQLite"
+               " with one trigger, no kzsync\n",
+               sqlite3_libversion());
+        printf("   %-41s %8s   %8s\n", "", "insert", "update");
+        printf("   %-41s %6.2fx   %6.2fx\n", "kzsync's capture triggers (a, b)",
+               ik / ip, uk / up);
+        for (i = 0; i < 2; i++)
+            printf("   %-41s %6.2fx   %6.2fx\n",
+                   i ? "a trigger appending the key to a log"
+                     : "a trigger doing nothing",
+                   bn_median(fl_ins[i], reps) / ip,
+                   bn_median(fl_upd[i], reps) / up);
     }
 
     printf("\nd. on-disk size after (a) + build, first repetition");
