@@ -830,14 +830,42 @@ track__retrack_all(struct replica *r)
  * too: the first keeps it, the other starts anew at its next write.
  */
 
+/* The tables that hold row keys: kz_clock and kz_log by table id, the
+ * others by name. */
+static const char *const rekey_tabs[4] = {"kz_clock", "kz_log", "kz_quarantine",
+                                          "kz_conflict"};
+
+/* Appends "UPDATE rekey_tabs[k] SET pk = json_array(part…) WHERE …" for
+ * ${t}'s keys with a part of a type in ${types}: each part rewritten by
+ * ${part} (an SQL format taking the part's index three times). */
+static void
+rewrite_parts(struct kz_buf *b, const struct tracked *t, uint32_t k,
+              const char *part, const char *types)
+{
+    uint32_t i;
+
+    bprintf(b, "UPDATE %s%s SET pk = json_array(", k ? "" : "OR IGNORE ",
+            rekey_tabs[k]);
+    for (i = 0; i < t->n_pk; i++) {
+        bputs(b, i ? ", " : "");
+        bprintf(b, part, i, i, i);
+    }
+    if (k < 2)
+        bprintf(b, ") WHERE tbl = %d", t->id);
+    else
+        bprintf(b, ") WHERE tbl = %Q", t->name);
+    bprintf(b,
+            " AND json_valid(pk) AND json_type(pk) = 'array' AND EXISTS"
+            " (SELECT 1 FROM json_each(pk) WHERE type IN (%s))",
+            types);
+}
+
 /* Live rows of ${t} with a REAL key part: the key json_array() made of the
  * row becomes the exact one, in kz_clock, kz_log, kz_quarantine and
  * kz_conflict, through a temp table of (old, new). */
 static int
 rekey_live(struct replica *r, const struct tracked *t)
 {
-    static const char *const tabs[4] = {"kz_clock", "kz_log", "kz_quarantine",
-                                        "kz_conflict"};
     char *parts[KZ_LIM_PK_COLS_MAX] = {0};
     struct kz_buf b;
     uint32_t i;
@@ -870,7 +898,8 @@ rekey_live(struct replica *r, const struct tracked *t)
         bprintf(&b,
                 "UPDATE %s%s SET pk = k.new FROM kz_rekey AS k WHERE"
                 " %s.pk = k.old AND %s.tbl = ",
-                i == 0 ? "OR IGNORE " : "", tabs[i], tabs[i], tabs[i]);
+                i == 0 ? "OR IGNORE " : "", rekey_tabs[i], rekey_tabs[i],
+                rekey_tabs[i]);
         if (i < 2)
             bprintf(&b, "%d;", t->id);
         else
@@ -891,29 +920,18 @@ out:
 static int
 rekey_objects(struct replica *r, const struct tracked *t)
 {
-    static const char *const tabs[4] = {"kz_clock", "kz_log", "kz_quarantine",
-                                        "kz_conflict"};
     struct kz_buf b;
-    uint32_t i, k;
+    uint32_t k;
     int err;
 
     kz_buf_init(&b, 1u << 16);
     for (k = 0; k < 4; k++) {
-        bprintf(&b, "UPDATE %s%s SET pk = json_array(", k ? "" : "OR IGNORE ",
-                tabs[k]);
-        for (i = 0; i < t->n_pk; i++)
-            bprintf(&b,
-                    "%sCASE WHEN json_type(pk, '$[%u]') IN ('object', 'array')"
-                    " THEN json_extract(pk, '$[%u]') || '' ELSE"
-                    " json_extract(pk, '$[%u]') END",
-                    i ? ", " : "", i, i, i);
-        if (k < 2)
-            bprintf(&b, ") WHERE tbl = %d", t->id);
-        else
-            bprintf(&b, ") WHERE tbl = %Q", t->name);
-        bputs(&b, " AND json_valid(pk) AND json_type(pk) = 'array' AND"
-                  " EXISTS (SELECT 1 FROM json_each(pk) WHERE type IN"
-                  " ('object', 'array'));");
+        rewrite_parts(&b, t, k,
+                      "CASE WHEN json_type(pk, '$[%u]') IN ('object', 'array')"
+                      " THEN json_extract(pk, '$[%u]') || '' ELSE"
+                      " json_extract(pk, '$[%u]') END",
+                      "'object', 'array'");
+        bputs(&b, ";");
     }
     kz_buf_u8(&b, 0);
     err = b.err ? b.err : replica__exec(r, (const char *)b.p);
@@ -1043,32 +1061,22 @@ out:
 static int
 rekey_rest(struct replica *r, const struct tracked *t)
 {
-    static const char *const tabs[4] = {"kz_clock", "kz_log", "kz_quarantine",
-                                        "kz_conflict"};
     struct kz_buf b;
-    uint32_t i, k;
+    uint32_t k;
     int err = 0;
 
     for (k = 0; k < 4 && err == 0; k++)
-        err = rekey_inf(r, tabs[k], "tbl", k >= 2 ? t->name : NULL, t->id);
+        err =
+            rekey_inf(r, rekey_tabs[k], "tbl", k >= 2 ? t->name : NULL, t->id);
     if (err)
         return err;
     kz_buf_init(&b, 1u << 16);
     for (k = 0; k < 4; k++) {
-        bprintf(&b, "UPDATE %s%s SET pk = json_array(", k ? "" : "OR IGNORE ",
-                tabs[k]);
-        for (i = 0; i < t->n_pk; i++)
-            bprintf(&b,
-                    "%sCASE json_type(pk, '$[%u]') WHEN 'real' THEN"
-                    " json_object('r', quote(json_extract(pk, '$[%u]'))) ELSE"
-                    " json_extract(pk, '$[%u]') END",
-                    i ? ", " : "", i, i, i);
-        if (k < 2)
-            bprintf(&b, ") WHERE tbl = %d", t->id);
-        else
-            bprintf(&b, ") WHERE tbl = %Q", t->name);
-        bputs(&b, " AND json_valid(pk) AND json_type(pk) = 'array' AND"
-                  " EXISTS (SELECT 1 FROM json_each(pk) WHERE type = 'real')");
+        rewrite_parts(&b, t, k,
+                      "CASE json_type(pk, '$[%u]') WHEN 'real' THEN"
+                      " json_object('r', quote(json_extract(pk, '$[%u]')))"
+                      " ELSE json_extract(pk, '$[%u]') END",
+                      "'real'");
         if (k == 2)
             bputs(&b, " AND reason <> 'no such table here yet'");
         bputs(&b, ";");
@@ -1077,7 +1085,7 @@ rekey_rest(struct replica *r, const struct tracked *t)
                     "DELETE FROM %s WHERE tbl = %d AND json_valid(pk) AND"
                     " json_type(pk) = 'array' AND EXISTS (SELECT 1 FROM"
                     " json_each(pk) WHERE type = 'null');",
-                    tabs[k], t->id);
+                    rekey_tabs[k], t->id);
     }
     kz_buf_u8(&b, 0);
     err = b.err ? b.err : replica__exec(r, (const char *)b.p);
