@@ -45,6 +45,17 @@ pair_free(struct pair *p)
     tmpdir_rm(p->dir);
 }
 
+/* Closes p.a and opens it again, as a new process would. */
+static void
+reopen_a(struct pair *p)
+{
+    char path[512];
+
+    replica_free(p->a);
+    snprintf(path, sizeof(path), "%s/a", p->dir);
+    ASSERT_OK(replica_open(&p->a, path, &p->clock.env));
+}
+
 /* p.a and p.b hold the same content of ${scope}. */
 static void
 same_digest(struct pair *p, const char *scope)
@@ -951,7 +962,6 @@ TEST(open_renews_older_triggers)
 TEST(open_rekeys_composite_keys_of_older_triggers)
 {
     struct pair p;
-    char path[512];
     int64_t keys_before;
 
     pair_synced(&p,
@@ -980,9 +990,7 @@ TEST(open_rekeys_composite_keys_of_older_triggers)
     ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_clock WHERE pk ="
                            " '[\"x\",0.3]'"),
               1);
-    replica_free(p.a);
-    snprintf(path, sizeof(path), "%s/a", p.dir);
-    ASSERT_OK(replica_open(&p.a, path, &p.clock.env));
+    reopen_a(&p);
     ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM (SELECT tbl, pk FROM"
                            " kz_clock UNION ALL SELECT tbl, pk FROM kz_log"
                            " EXCEPT SELECT tbl, pk FROM keys_now)"),
@@ -1014,7 +1022,6 @@ TEST(open_rekeys_composite_keys_of_older_triggers)
 TEST(open_rekeys_what_older_triggers_could_not_key)
 {
     struct pair p;
-    char path[512];
 
     pair_synced(&p,
                 "CREATE TABLE m(site TEXT, at REAL, v TEXT,"
@@ -1043,9 +1050,7 @@ TEST(open_rekeys_what_older_triggers_could_not_key)
         " such table here yet', 'network', 'later', '[\"k2\",-Inf,null,"
         "null,null,null,null,null]', '', 0, 1, 1, X'00', 0);"
         "UPDATE kz_meta SET value = 2 WHERE key = 'triggers'");
-    replica_free(p.a);
-    snprintf(path, sizeof(path), "%s/a", p.dir);
-    ASSERT_OK(replica_open(&p.a, path, &p.clock.env));
+    reopen_a(&p);
     ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_quarantine WHERE reason ="
                            " '" REPLICA_Q_UNKEYABLE "'"),
               1);
