@@ -1079,7 +1079,7 @@ fk_row_sql(const struct tracked *t)
     struct kz_buf b;
     uint32_t i;
 
-    kz_buf_init(&b, 1u << 16);
+    kz_buf_init(&b, 1u << 20);
     for (i = 0; i < t->n_pk; i++)
         if ((parts[i] = sqlite3_mprintf("\"%w\"", t->pk[i])) == NULL)
             b.err = -KZ_ENOMEM;

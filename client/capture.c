@@ -30,6 +30,7 @@
 
 #include "alloc.h"
 #include "err.h"
+#include "log.h"
 
 #include "replica_int.h"
 
@@ -474,7 +475,16 @@ build_row(struct builder *b, uint32_t ti, const struct clockrow *c,
     struct outcs *o_pub, *o_prv;
 
     *new_pub = pub;
-    if ((err = replica__pk_split(r, t, c->pk, &pv)))
+    if ((err = replica__pk_split(r, t, c->pk, &pv)) == -KZ_EMALFORMED) {
+        /* Not one key this engine wrote: skipped, not a reason to stop
+         * every build.  The key itself is not logged (it may be personal
+         * data). */
+        kz_log_warn("kzsync: a stored row key of %s cannot be read; that"
+                    " row is skipped",
+                    t->name);
+        return 0;
+    }
+    if (err)
         return err;
     if (alive) {
         if ((err = replica__row_stmt(r, t, &pv, &row)))

@@ -440,7 +440,7 @@ track__key_stmt(struct replica *r, uint32_t n, sqlite3_stmt **out)
     *out = NULL;
     if (n < 2 || n > KZ_LIM_PK_COLS_MAX)
         return -KZ_EINVAL;
-    kz_buf_init(&b, 1u << 16);
+    kz_buf_init(&b, 1u << 20);
     bputs(&b, "SELECT ");
     track__key_sql(&b, n, key_params, "NULL");
     bputs(&b, ", ");
@@ -835,29 +835,69 @@ track__retrack_all(struct replica *r)
 static const char *const rekey_tabs[4] = {"kz_clock", "kz_log", "kz_quarantine",
                                           "kz_conflict"};
 
-/* Appends "UPDATE rekey_tabs[k] SET pk = json_array(part…) WHERE …" for
- * ${t}'s keys with a part of a type in ${types}: each part rewritten by
- * ${part} (an SQL format taking the part's index three times). */
+/* The mask of every cell of ${t}: a whole row. */
+static long long
+all_cells(const struct tracked *t)
+{
+    return (long long)((UINT64_C(1) << (t->n_cols + 1)) - 1);
+}
+
+/* Appends "json_array(part…)" of ${t}'s stored key pk, each part rewritten
+ * by ${part} (an SQL format taking the part's index three times). */
 static void
-rewrite_parts(struct kz_buf *b, const struct tracked *t, uint32_t k,
-              const char *part, const char *types)
+parts_expr(struct kz_buf *b, const struct tracked *t, const char *part)
 {
     uint32_t i;
 
-    bprintf(b, "UPDATE %s%s SET pk = json_array(", k ? "" : "OR IGNORE ",
-            rekey_tabs[k]);
+    bputs(b, "json_array(");
     for (i = 0; i < t->n_pk; i++) {
         bputs(b, i ? ", " : "");
         bprintf(b, part, i, i, i);
     }
+    bputs(b, ")");
+}
+
+/* Appends the condition on rekey_tabs[k]'s rows: ${t}'s keys with a part
+ * of a type in ${types}, and ${extra} (" AND …" or ""). */
+static void
+parts_where(struct kz_buf *b, const struct tracked *t, uint32_t k,
+            const char *types, const char *extra)
+{
     if (k < 2)
-        bprintf(b, ") WHERE tbl = %d", t->id);
+        bprintf(b, " WHERE tbl = %d", t->id);
     else
-        bprintf(b, ") WHERE tbl = %Q", t->name);
+        bprintf(b, " WHERE tbl = %Q", t->name);
     bprintf(b,
             " AND json_valid(pk) AND json_type(pk) = 'array' AND EXISTS"
-            " (SELECT 1 FROM json_each(pk) WHERE type IN (%s))",
-            types);
+            " (SELECT 1 FROM json_each(pk) WHERE type IN (%s))%s",
+            types, extra);
+}
+
+/*
+ * Appends the rewrite of ${t}'s keys in rekey_tabs[k] (see parts_expr and
+ * parts_where), ending in ';'.  In kz_clock two stored keys of one row may
+ * become one (generation 2 logged a subtyped text part as JSON at the
+ * insert and as a string at later updates): the one left over goes, and
+ * the row is logged whole under the new key, so that its next build sends
+ * it with fresh versions rather than stop on a key it cannot read.
+ */
+static void
+rewrite_parts(struct kz_buf *b, const struct tracked *t, uint32_t k,
+              const char *part, const char *types, const char *extra)
+{
+    bprintf(b, "UPDATE %s%s SET pk = ", k ? "" : "OR IGNORE ", rekey_tabs[k]);
+    parts_expr(b, t, part);
+    parts_where(b, t, k, types, extra);
+    bputs(b, ";");
+    if (k != 0)
+        return;
+    bprintf(b, "INSERT INTO kz_log(tbl, pk, op, mask, ms) SELECT tbl, ");
+    parts_expr(b, t, part);
+    bprintf(b, ", 1, %lld, " NOW_MS_SQL " FROM kz_clock", all_cells(t));
+    parts_where(b, t, k, types, extra);
+    bputs(b, "; DELETE FROM kz_clock");
+    parts_where(b, t, k, types, extra);
+    bputs(b, ";");
 }
 
 /* Live rows of ${t} with a REAL key part: the key json_array() made of the
@@ -871,7 +911,7 @@ rekey_live(struct replica *r, const struct tracked *t)
     uint32_t i;
     int err;
 
-    kz_buf_init(&b, 1u << 16);
+    kz_buf_init(&b, 1u << 20);
     for (i = 0; i < t->n_pk; i++)
         if ((parts[i] = sqlite3_mprintf("\"%w\"", t->pk[i])) == NULL)
             b.err = -KZ_ENOMEM;
@@ -904,6 +944,16 @@ rekey_live(struct replica *r, const struct tracked *t)
             bprintf(&b, "%d;", t->id);
         else
             bprintf(&b, "%Q;", t->name);
+        if (i == 0)
+            /* A new key already there (see rewrite_parts): the row goes
+             * whole under it, the old one goes. */
+            bprintf(&b,
+                    "INSERT INTO kz_log(tbl, pk, op, mask, ms) SELECT %d,"
+                    " k.new, 1, %lld, " NOW_MS_SQL " FROM kz_clock AS c"
+                    " JOIN kz_rekey AS k ON c.pk = k.old WHERE c.tbl = %d;"
+                    "DELETE FROM kz_clock WHERE tbl = %d AND pk IN (SELECT"
+                    " old FROM kz_rekey);",
+                    t->id, all_cells(t), t->id, t->id);
     }
     bputs(&b, "DROP TABLE temp.kz_rekey;");
     kz_buf_u8(&b, 0);
@@ -924,14 +974,13 @@ rekey_objects(struct replica *r, const struct tracked *t)
     uint32_t k;
     int err;
 
-    kz_buf_init(&b, 1u << 16);
+    kz_buf_init(&b, 1u << 20);
     for (k = 0; k < 4; k++) {
         rewrite_parts(&b, t, k,
                       "CASE WHEN json_type(pk, '$[%u]') IN ('object', 'array')"
                       " THEN json_extract(pk, '$[%u]') || '' ELSE"
                       " json_extract(pk, '$[%u]') END",
-                      "'object', 'array'");
-        bputs(&b, ";");
+                      "'object', 'array'", "");
     }
     kz_buf_u8(&b, 0);
     err = b.err ? b.err : replica__exec(r, (const char *)b.p);
@@ -974,6 +1023,28 @@ inf_fixed(const char *in)
     }
     out[o] = '\0';
     return out;
+}
+
+/* kz_clock's ${old} key of table ${id} could not become ${now}, which is
+ * there already: the row goes whole under ${now} (see rewrite_parts). */
+static int
+rekey_collided(struct replica *r, int id, const char *old, const char *now)
+{
+    const struct tracked *t = track__by_id(r, id);
+    char *sql;
+    int err;
+
+    if (t == NULL)
+        return 0;
+    sql = sqlite3_mprintf("INSERT INTO kz_log(tbl, pk, op, mask, ms) VALUES"
+                          " (%d, %Q, 1, %lld, " NOW_MS_SQL ");"
+                          "DELETE FROM kz_clock WHERE tbl = %d AND pk = %Q;",
+                          id, now, all_cells(t), id, old);
+    if (sql == NULL)
+        return -KZ_ENOMEM;
+    err = replica__exec(r, sql);
+    sqlite3_free(sql);
+    return err;
 }
 
 /* Keys in table ${tab} whose ${col} is ${text} (or ${id}) that are not
@@ -1041,6 +1112,8 @@ rekey_inf(struct replica *r, const char *tab, const char *col, const char *text,
         sqlite3_bind_text(put, 3, keys[i], -1, SQLITE_STATIC);
         if ((rc = sqlite3_step(put)) != SQLITE_DONE)
             err = replica__dberr(r, rc, "rekey");
+        else if (sqlite3_changes(r->db) == 0 && strcmp(tab, "kz_clock") == 0)
+            err = rekey_collided(r, id, keys[i], fixed);
         sqlite3_reset(put);
         kz_free(fixed);
     }
@@ -1070,16 +1143,14 @@ rekey_rest(struct replica *r, const struct tracked *t)
             rekey_inf(r, rekey_tabs[k], "tbl", k >= 2 ? t->name : NULL, t->id);
     if (err)
         return err;
-    kz_buf_init(&b, 1u << 16);
+    kz_buf_init(&b, 1u << 20);
     for (k = 0; k < 4; k++) {
         rewrite_parts(&b, t, k,
                       "CASE json_type(pk, '$[%u]') WHEN 'real' THEN"
                       " json_object('r', quote(json_extract(pk, '$[%u]')))"
                       " ELSE json_extract(pk, '$[%u]') END",
-                      "'real'");
-        if (k == 2)
-            bputs(&b, " AND reason <> 'no such table here yet'");
-        bputs(&b, ";");
+                      "'real'",
+                      k == 2 ? " AND reason <> 'no such table here yet'" : "");
         if (k < 2)
             bprintf(&b,
                     "DELETE FROM %s WHERE tbl = %d AND json_valid(pk) AND"

@@ -1095,6 +1095,44 @@ TEST(open_rekeys_what_older_triggers_could_not_key)
     pair_free(&p);
 }
 
+/* Generation 2 logged a text part that json() made as JSON at the insert
+ * and as a string at later updates: one row, two kz_clock keys, which the
+ * rekey makes one.  The build must go on, and the row travel whole. */
+TEST(open_rekeys_two_keys_of_one_row)
+{
+    struct pair p;
+
+    pair_new(&p, "CREATE TABLE m(site TEXT, at, v TEXT, PRIMARY KEY (site,"
+                 " at))");
+    ASSERT_OK(replica_track(p.a, "m", &NET));
+    ASSERT_OK(replica_track(p.b, "m", &NET));
+    sql_ok(p.a, "INSERT INTO m VALUES ('z', '{\"a\":1}', 'one');"
+                "UPDATE kz_log SET pk = '[\"z\",{\"a\":1}]'");
+    ASSERT_OK(capture__fold(p.a));
+    sql_ok(p.a, "UPDATE m SET v = 'two'");
+    ASSERT_OK(capture__fold(p.a));
+    ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_clock"), 2);
+    sql_ok(p.a, "UPDATE kz_meta SET value = 2 WHERE key = 'triggers'");
+    reopen_a(&p);
+    ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_clock WHERE pk ="
+                           " '[\"z\",{\"a\":1}]'"),
+              0);
+    a_to_b(&p);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM m WHERE at = '{\"a\":1}'"
+                           " AND v = 'two'"),
+              1);
+    same_digest(&p, "network");
+    /* A stored key no engine wrote is skipped (with a warning), not a
+     * reason to stop every build. */
+    sql_ok(p.a, "INSERT INTO kz_clock(tbl, pk, alive, v, dirty) SELECT id,"
+                " '[\"q\",{\"x\":1}]', 1, zeroblob(30), 1 FROM kz_tracked"
+                " WHERE tbl = 'm';"
+                "UPDATE m SET v = 'three'");
+    a_to_b(&p);
+    ASSERT_EQ(sql_int(p.b, "SELECT v = 'three' FROM m"), 1);
+    pair_free(&p);
+}
+
 TEST(future_hlc_waits_until_the_clock_reaches_it)
 {
     struct pair p;
@@ -1476,6 +1514,7 @@ T_MAIN(T(track_refuses_table_without_key), T(track_refuses_rowid_alias),
        T(open_renews_older_triggers),
        T(open_rekeys_composite_keys_of_older_triggers),
        T(open_rekeys_what_older_triggers_could_not_key),
+       T(open_rekeys_two_keys_of_one_row),
        T(future_hlc_waits_until_the_clock_reaches_it),
        T(unkeyable_received_key_is_quarantined),
        T(malformed_body_changes_nothing),
