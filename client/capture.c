@@ -166,11 +166,15 @@ replica__pk_split(struct replica *r, const struct tracked *t, sqlite3_value *pk,
         }
         out->n++;
     }
-    sqlite3_reset(st);
-    if (rc == SQLITE_NOMEM) {
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE && rc != SQLITE_ERROR) {
+        /* Not the key's fault (I/O, memory): the caller must not take
+         * it for an unreadable key and skip the row. */
+        int err = replica__dberr(r, rc, "key");
+        sqlite3_reset(st);
         replica__pk_free(out);
-        return -KZ_ENOMEM;
+        return err;
     }
+    sqlite3_reset(st);
     if (out->n != t->n_pk || !ok || rc != SQLITE_DONE) {
         replica__pk_free(out);
         snprintf(r->errmsg, sizeof(r->errmsg), "bad stored key for %s",
