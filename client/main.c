@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include <sodium.h>
+#include <sqlite3.h>
 
 #include "cli.h"
 
@@ -63,6 +64,10 @@ main(int argc, char **argv)
         puts("kzsync 0.1.0");
         return KZ_EXIT_OK;
     }
+    /* Before any other SQLite call: SQLite's memory statistics, which
+     * nothing here reads, take a global mutex on every allocation (3% of
+     * a build or an apply).  Refused only after SQLite started: harmless. */
+    (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
     if (sodium_init() < 0) {
         fputs("kzsync: libsodium failed to initialise\n", stderr);
         return KZ_EXIT_FAIL;

@@ -389,6 +389,8 @@ main(int argc, char **argv)
     int digest_ok = -1;
     const char *tmpbase = getenv("TMPDIR");
 
+    /* As kzsync and kzsyncd do (client/main.c), for both sides. */
+    (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
     bn_prog = "bench_engine";
     if (argc == 4 && strcmp(argv[1], "--apply-child") == 0)
         return apply_child(argv[2], argv[3]);

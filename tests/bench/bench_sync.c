@@ -580,6 +580,9 @@ main(int argc, char **argv)
     struct cryptofig cf;
 
     bn_prog = "bench_sync";
+    /* As kzsync and kzsyncd do (client/main.c), for the in-process
+     * insert of both sides. */
+    (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
     for (i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc)
             reps = atoi(argv[++i]);
