@@ -8,7 +8,7 @@
  *   kz_migration(name, at)        shipped SQL files applied, once each
  *   kz_track_decl(tbl, …)         the schema's tracking declarations
  *   kz_tracked(id, tbl, …)        tables under capture, with their number
- *   kz_state(id = 1, applying)    1 only inside an apply: capture is off
+ *   kz_state(id = 1, applying)    1 only inside an apply: write rules off
  *   kz_log(seq, tbl, pk, op, mask, ms)      capture log, written by triggers
  *   kz_clock(tbl, pk, alive, v, dirty, pb, pub)  per-row cell versions:
  *                                 v = 10 bytes per cell (hlc, device);
@@ -43,9 +43,10 @@
  * triggers are older gets them anew when it is opened: 2 = session 2's
  * exact comparisons (COLLATE BINARY, types) and the key-change trigger;
  * 3 = composite keys with REAL and BLOB parts kept exactly (track.c), and
- * no NULL key parts.
+ * no NULL key parts; 4 = capture without a condition on kz_state (an apply
+ * drops what it logged, replica__set_applying).
  */
-#define REPLICA_TRIGGERS 3
+#define REPLICA_TRIGGERS 4
 
 /* The detail of the last failed replica_create/replica_open of this thread. */
 static _Thread_local char last_err[256];
@@ -338,19 +339,43 @@ replica__save_clock(struct replica *r)
 
 /*
  * replica__set_applying(r, on): inside the apply's transaction (a rollback
- * undoes it), kz_state.applying turns the capture and write-rule triggers
- * off; other connections never see it set.  The schema's own triggers keep
- * firing for remote changes: guards (audit_log_append_only) refuse them
- * into quarantine, and triggers that keep a local table in step (a search
- * index, say) see every change.  (Switching all triggers off with
+ * undoes it), kz_state.applying turns the write-rule triggers off; other
+ * connections never see it set.  The capture triggers keep logging, and
+ * turning it off again deletes what they logged since it was turned on:
+ * remote changes are never recaptured as local ones.  The caller folds the
+ * log first (capture__fold), so that is normally all of kz_log.  The schema's
+ * own triggers keep firing for remote changes: guards (audit_log_append_only)
+ * refuse them into quarantine, and triggers that keep a local table in step (a
+ * search index, say) see every change.  (Switching all triggers off with
  * SQLITE_DBCONFIG_ENABLE_TRIGGER made the apply 25% faster but broke
  * both; tried and reverted in session 2.)
  */
 int
 replica__set_applying(struct replica *r, int on)
 {
-    return replica__exec(r, on ? "UPDATE kz_state SET applying = 1"
-                               : "UPDATE kz_state SET applying = 0");
+    char sql[128];
+    int err;
+
+    if (on) {
+        sqlite3_stmt *st = NULL;
+        int rc = sqlite3_prepare_v2(r->db, "SELECT max(seq) FROM kz_log", -1,
+                                    &st, NULL);
+        if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW)
+            r->apply_log_floor = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        if (rc != SQLITE_ROW)
+            return replica__dberr(r, rc, "apply");
+        return replica__exec(r, "UPDATE kz_state SET applying = 1");
+    }
+    /* Without a WHERE, SQLite drops the table's pages at once. */
+    if (r->apply_log_floor <= 0)
+        snprintf(sql, sizeof(sql), "DELETE FROM kz_log;");
+    else
+        snprintf(sql, sizeof(sql), "DELETE FROM kz_log WHERE seq > %lld;",
+                 (long long)r->apply_log_floor);
+    if ((err = replica__exec(r, sql)))
+        return err;
+    return replica__exec(r, "UPDATE kz_state SET applying = 0");
 }
 
 /* Applies the shipped SQL files not applied yet, in order: the base schema

@@ -71,10 +71,11 @@ struct replica {
     uint32_t n_tables;
     uint8_t (*dev_keys)[KZ_KEY_LEN]; /* kz_device idx → key cache; owned */
     uint32_t n_dev;                  /* entries in dev_keys */
-    sqlite3_stmt *split_st; /* cached: a composite key's parts (capture.c) */
-    uint32_t fold_chunk;    /* log rows per fold round; 0: the default (tests
-                               make it small) */
-    char errmsg[256];       /* last error's detail */
+    sqlite3_stmt *split_st;  /* cached: a composite key's parts (capture.c) */
+    uint32_t fold_chunk;     /* log rows per fold round; 0: the default (tests
+                                make it small) */
+    int64_t apply_log_floor; /* kz_log's last seq when the apply began */
+    char errmsg[256];        /* last error's detail */
 };
 
 /* replica.c */

@@ -18,10 +18,13 @@
  *           write rules — network tables only at the admin, site tables
  *           only for the device's own site, nothing at an observer
  *
- * All of them are off while kz_state.applying = 1 (inside an apply).  `pk`
- * is the key value itself, or json_array(k1, k2, …) for composite keys.
- * `now` is wall-clock milliseconds; capture.c turns log rows into hlc
- * versions in log order.
+ * The write rules are off while kz_state.applying = 1 (inside an apply).
+ * The capture triggers are not: they log an apply's writes like any other,
+ * and the apply empties the log before it commits (replica__set_applying),
+ * which is cheaper for local writes than a condition every trigger would
+ * evaluate on every row.  `pk` is the key value itself, or a JSON array
+ * for composite keys (track__key_sql).  `now` is wall-clock milliseconds;
+ * capture.c turns log rows into hlc versions in log order.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -33,7 +36,7 @@
 
 #include "replica_int.h"
 
-/* The capture and write-rule triggers' condition: not inside an apply. */
+/* The write-rule triggers' condition: not inside an apply. */
 #define APPLYING_OFF "(SELECT applying FROM kz_state) = 0"
 
 #define NOW_MS_SQL                                                             \
@@ -485,16 +488,20 @@ free_parts(char **parts, uint32_t n)
 }
 
 /* Appends the key of the row P (NEW or OLD): see track__key_sql.  NEW's
- * must be one that can be kept: the write is refused otherwise. */
+ * must be one that can be kept: the write is refused otherwise, except
+ * inside an apply, which never writes such a key itself (apply.c
+ * quarantines it) and whose log rows are dropped: a schema trigger's write
+ * there is logged under '' instead of failing the apply. */
 static void
 pk_expr(struct kz_buf *b, const struct tracked *t, const char *p)
 {
     char *parts[KZ_LIM_PK_COLS_MAX] = {0}, *fail;
 
-    fail = sqlite3_mprintf("RAISE(ABORT, 'kzsync: the key of %q must have"
-                           " no NULL part; in a key of several columns, no"
-                           " NUL character in a text and no REAL that SQLite"
-                           " does not write and read back exactly')",
+    fail = sqlite3_mprintf("CASE WHEN " APPLYING_OFF " THEN RAISE(ABORT,"
+                           " 'kzsync: the key of %q must have no NULL part;"
+                           " in a key of several columns, no NUL character in"
+                           " a text and no REAL that SQLite does not write and"
+                           " read back exactly') ELSE '' END",
                            t->name);
     if (fail == NULL)
         b->err = -KZ_ENOMEM;
@@ -622,8 +629,7 @@ make_triggers(struct replica *r, const struct tracked *t)
 
     /* INSERT */
     bprintf(&b,
-            "CREATE TRIGGER \"kz_i_%w\" AFTER INSERT ON \"%w\""
-            " WHEN " APPLYING_OFF " BEGIN"
+            "CREATE TRIGGER \"kz_i_%w\" AFTER INSERT ON \"%w\" BEGIN"
             " INSERT INTO kz_log(tbl, pk, op, mask, ms) VALUES (%d, ",
             t->name, t->name, t->id);
     pk_expr(&b, t, "NEW");
@@ -632,9 +638,7 @@ make_triggers(struct replica *r, const struct tracked *t)
     /* UPDATE, key unchanged: fires only when a column changed (the WHEN
      * clause), so an update that changes nothing logs nothing. */
     if (t->n_cols > 0) {
-        bprintf(&b,
-                "CREATE TRIGGER \"kz_u_%w\" AFTER UPDATE ON \"%w\""
-                " WHEN " APPLYING_OFF " AND ",
+        bprintf(&b, "CREATE TRIGGER \"kz_u_%w\" AFTER UPDATE ON \"%w\" WHEN ",
                 t->name, t->name);
         pk_same(&b, t);
         for (k = 0; k < t->n_cols; k++) {
@@ -661,7 +665,7 @@ make_triggers(struct replica *r, const struct tracked *t)
     bprintf(&b, "CREATE TRIGGER \"kz_k_%w\" AFTER UPDATE OF ", t->name);
     for (k = 0; k < t->n_pk; k++)
         bprintf(&b, "%s\"%w\"", k ? ", " : "", t->pk[k]);
-    bprintf(&b, " ON \"%w\" WHEN " APPLYING_OFF " AND NOT (", t->name);
+    bprintf(&b, " ON \"%w\" WHEN NOT (", t->name);
     pk_same(&b, t);
     bprintf(&b, ") BEGIN INSERT INTO kz_log(tbl, pk, op, mask, ms) SELECT %d, ",
             t->id);
@@ -675,9 +679,7 @@ make_triggers(struct replica *r, const struct tracked *t)
     bprintf(&b, ", 1, %lld, " NOW_MS_SQL "); END;", (long long)all);
 
     /* DELETE */
-    bprintf(&b,
-            "CREATE TRIGGER \"kz_d_%w\" AFTER DELETE ON \"%w\""
-            " WHEN " APPLYING_OFF " AND ",
+    bprintf(&b, "CREATE TRIGGER \"kz_d_%w\" AFTER DELETE ON \"%w\" WHEN ",
             t->name, t->name);
     pk_ok(&b, t, "OLD");
     bprintf(&b, " BEGIN INSERT INTO kz_log(tbl, pk, op, mask, ms) VALUES (%d, ",

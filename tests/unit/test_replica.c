@@ -99,6 +99,15 @@ pair_synced(struct pair *p, const char *tables, const char *const *names,
 static const char *const PARTNER_ONLY[] = {"partner", NULL};
 static const char *const M_ONLY[] = {"m", NULL};
 
+/* SQL that writes ${sql} as if the triggers were missing: as an apply
+ * does, with the write rules off and what capture logged dropped (and a
+ * key the triggers refuse logged under '' meanwhile). */
+#define UNCAPTURED(sql)                                                        \
+    "CREATE TEMP TABLE kz_mark AS SELECT coalesce(max(seq), 0) AS s FROM"      \
+    " kz_log; UPDATE kz_state SET applying = 1;" sql                           \
+    "; DELETE FROM kz_log WHERE seq > (SELECT s FROM temp.kz_mark);"           \
+    " UPDATE kz_state SET applying = 0; DROP TABLE temp.kz_mark;"
+
 /* Counts the cells of every outbox changeset of scope network. */
 static int
 outbox_cells(struct replica *r, uint32_t *cells, uint32_t *rows)
@@ -272,6 +281,60 @@ TEST(apply_is_not_captured_and_schema_triggers_fire)
     ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_log"), 1);
     ASSERT_EQ(replica_build(p.b, 0), 1);
     replica_cs_clear(&c1);
+    pair_free(&p);
+}
+
+/*
+ * Capture stays on during an apply and the apply drops what it logged
+ * before it commits: nothing applied is logged, neither the rows written
+ * nor what a schema trigger wrote into another tracked table, not even a
+ * key the triggers would refuse from a local write (it must not fail the
+ * apply); a local edit made before the apply still travels.
+ */
+TEST(apply_drops_what_capture_logged)
+{
+    struct pair p;
+
+    pair_new(&p, PARTNER "; CREATE TABLE echo(k TEXT PRIMARY KEY, v TEXT)");
+    sql_ok(p.b, "CREATE TRIGGER partner_echo AFTER INSERT ON partner BEGIN"
+                " INSERT INTO echo VALUES (NEW.id, 'copy');"
+                " INSERT INTO echo VALUES (NULL, NEW.id); END");
+    ASSERT_OK(replica_track(p.a, "partner", &NET));
+    ASSERT_OK(replica_track(p.b, "partner", &NET));
+    ASSERT_OK(replica_track(p.a, "echo", &NET));
+    ASSERT_OK(replica_track(p.b, "echo", &NET));
+    /* A local write with such a key is refused. */
+    ASSERT(sqlite3_exec(replica_db(p.b), "INSERT INTO echo VALUES (NULL, 'x')",
+                        NULL, NULL, NULL) != SQLITE_OK);
+    sql_ok(p.b, "INSERT INTO echo VALUES ('mine', 'local')");
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_log"), 1);
+
+    sql_ok(p.a, "INSERT INTO partner VALUES ('p1', 'A', NULL, 1, 0);"
+                "INSERT INTO partner VALUES ('p2', 'B', NULL, 2, 0)");
+    ASSERT_EQ(replica_build(p.a, 0), 1);
+    ASSERT_EQ(ship(p.a, p.b, "network"), 1);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM partner"), 2);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM echo"), 5);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_log"), 0);
+    ASSERT_EQ(sql_int(p.b, "SELECT applying FROM kz_state"), 0);
+    /* Only b's own edit leaves b: one changeset, one row. */
+    ASSERT_EQ(replica_build(p.b, 0), 1);
+    {
+        struct replica_cs cs, cs2;
+        struct apply_stats st;
+        ASSERT_EQ(replica_outbox_get(p.b, "network", 0, &cs), 1);
+        ASSERT_OK(replica_apply(p.a, &cs.hdr, cs.body, cs.body_len, &st));
+        ASSERT_EQ(st.rows, 1);
+        ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM echo"), 1);
+        ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM echo WHERE k = 'mine'"
+                               " AND v = 'local'"),
+                  1);
+        ASSERT_EQ(replica_outbox_get(p.b, "network", 1, &cs2), 0);
+        replica_cs_clear(&cs);
+    }
+    /* Capture is on again for local writes. */
+    sql_ok(p.b, "UPDATE partner SET staff = 5 WHERE id = 'p1'");
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_log"), 1);
     pair_free(&p);
 }
 
@@ -901,17 +964,15 @@ TEST(update_of_an_uncaptured_row_sends_it_whole)
 
     pair_synced(&p, PARTNER, PARTNER_ONLY,
                 "INSERT INTO partner VALUES ('p0', 'Z', NULL, 1, 0)");
-    sql_ok(p.a, "UPDATE kz_state SET applying = 1;"
-                "INSERT INTO partner VALUES ('p1', 'A', 'clinic', 3, 0.5);"
-                "UPDATE kz_state SET applying = 0;"
-                "UPDATE partner SET staff = 4 WHERE id = 'p1'");
+    sql_ok(p.a,
+           UNCAPTURED("INSERT INTO partner VALUES ('p1', 'A', 'clinic', 3, "
+                      "0.5)") "UPDATE partner SET staff = 4 WHERE id = 'p1'");
     /* and one deleted, put back without them, then updated */
     sql_ok(p.a, "DELETE FROM partner WHERE id = 'p0'");
     a_to_b(&p);
-    sql_ok(p.a, "UPDATE kz_state SET applying = 1;"
-                "INSERT INTO partner VALUES ('p0', 'Z', 'school', 1, 0);"
-                "UPDATE kz_state SET applying = 0;"
-                "UPDATE partner SET staff = 2 WHERE id = 'p0'");
+    sql_ok(p.a,
+           UNCAPTURED("INSERT INTO partner VALUES ('p0', 'Z', 'school', 1, "
+                      "0)") "UPDATE partner SET staff = 2 WHERE id = 'p0'");
     ASSERT_EQ(replica_build(p.a, 0), 1);
     ASSERT_EQ(ship(p.a, p.b, "network"), 1);
     ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM partner WHERE id = 'p0' AND"
@@ -945,7 +1006,7 @@ TEST(open_renews_older_triggers)
                          " type = 'trigger' AND name = 'kz_k_partner'"),
               1);
     ASSERT_EQ(sql_int(r, "SELECT value FROM kz_meta WHERE key = 'triggers'"),
-              3);
+              4);
     sql_ok(r, "INSERT INTO partner VALUES ('p1', 'A', NULL, 1, 0);"
               "UPDATE partner SET id = 'p2'");
     ASSERT_EQ(sql_int(r, "SELECT count(*) FROM kz_log"), 3);
@@ -1035,21 +1096,30 @@ TEST(open_rekeys_what_older_triggers_could_not_key)
         "UPDATE kz_log SET pk = '[\"c\",0.3]' WHERE op = 1;"
         "UPDATE kz_log SET pk = '[\"i\",Inf]' WHERE op = 2;"
         /* rows generation 3 refuses, written with the triggers off */
-        "UPDATE kz_state SET applying = 1;"
-        "INSERT INTO m VALUES ('w', -1.1352904205810249e-307, 'tiny'),"
-        " ('n', NULL, 'null'), ('z', '{\"a\":1}', 'object');"
-        "UPDATE kz_state SET applying = 0;"
-        "INSERT INTO kz_log(tbl, pk, op, mask, ms) SELECT id, json_array('w',"
-        " -1.1352904205810249e-307), 1, 3, 1 FROM kz_tracked UNION ALL"
-        " SELECT id, '[\"n\",null]', 1, 3, 1 FROM kz_tracked UNION ALL"
-        " SELECT id, '[\"z\",{\"a\":1}]', 1, 3, 1 FROM kz_tracked;"
-        "INSERT INTO kz_quarantine(at, reason, scope, tbl, pk, col, flags,"
-        " value, hlc, author, base_hlc) VALUES ('', 'no such table here"
-        " yet', 'network', 'later', '[\"k\",7.20070033014937e-298,null,"
-        "null,null,null,null,null]', '', 0, 1, 1, X'00', 0), ('', 'no"
-        " such table here yet', 'network', 'later', '[\"k2\",-Inf,null,"
-        "null,null,null,null,null]', '', 0, 1, 1, X'00', 0);"
-        "UPDATE kz_meta SET value = 2 WHERE key = 'triggers'");
+        UNCAPTURED(
+            "INSERT INTO m VALUES ('w', -1.1352904205810249e-307,"
+            " 'tiny'), ('n', NULL, 'null'), ('z', '{\"a\":1}',"
+            " 'object')") "INSERT INTO kz_log(tbl, pk, op, mask, ms) SELECT "
+                          "id, json_array('w',"
+                          " -1.1352904205810249e-307), 1, 3, 1 FROM kz_tracked "
+                          "UNION ALL"
+                          " SELECT id, '[\"n\",null]', 1, 3, 1 FROM kz_tracked "
+                          "UNION ALL"
+                          " SELECT id, '[\"z\",{\"a\":1}]', 1, 3, 1 FROM "
+                          "kz_tracked;"
+                          "INSERT INTO kz_quarantine(at, reason, scope, tbl, "
+                          "pk, col, flags,"
+                          " value, hlc, author, base_hlc) VALUES ('', 'no such "
+                          "table here"
+                          " yet', 'network', 'later', "
+                          "'[\"k\",7.20070033014937e-298,null,"
+                          "null,null,null,null,null]', '', 0, 1, 1, X'00', 0), "
+                          "('', 'no"
+                          " such table here yet', 'network', 'later', "
+                          "'[\"k2\",-Inf,null,"
+                          "null,null,null,null,null]', '', 0, 1, 1, X'00', 0);"
+                          "UPDATE kz_meta SET value = 2 WHERE key = "
+                          "'triggers'");
     reopen_a(&p);
     ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_quarantine WHERE reason ="
                            " '" REPLICA_Q_UNKEYABLE "'"),
@@ -1495,6 +1565,7 @@ T_MAIN(T(track_refuses_table_without_key), T(track_refuses_rowid_alias),
        T(track_refuses_missing_table_and_column),
        T(capture_insert_update_delete), T(capture_from_a_plain_connection),
        T(sync_converges_and_apply_is_not_recaptured),
+       T(apply_drops_what_capture_logged),
        T(apply_is_not_captured_and_schema_triggers_fire),
        T(duplicate_is_skipped_and_gap_refused),
        T(concurrent_edits_conflict_sequential_do_not),
