@@ -24,6 +24,10 @@
  *        engine's pragmas, one transaction (same code as bench_engine).
  *   checked: HAN holds every row, and replica_digest("network") of LAND
  *   and HAN are equal.
+ * Then as many repetitions with HAN already running `kzsync run`: timed
+ * from the first insert at LAND, through `kzsync sync LAND`, until HAN's
+ * cursor reaches the last changeset LAND stored (HAN pulls on each NOTIFY
+ * while LAND still pushes); checked the same way.
  *
  * Then the cryptography of the path, measured in this process with the
  * product's own code (kz_chan, libsodium through common/crypto.h): a whole
@@ -240,6 +244,69 @@ run_rep(int r, const struct rowdata *d, int rows, struct rep *o)
             r + 1, o->ins, o->plain, o->push, o->pull, o->e2e,
             (long long)o->n_cs, o->cs_bytes / 1e6, o->cpu_push, o->cpu_pull,
             o->cpu_srv);
+}
+
+/*
+ * The same, with HAN already running `kzsync run` (connected, subscribed):
+ * LAND inserts and runs `kzsync sync`, and HAN pulls on each NOTIFY while
+ * LAND still pushes.  Timed from the start of the insert until HAN's
+ * cursor reaches the last changeset LAND stored.  Returns that time.
+ */
+static double
+run_rep_live(const struct rowdata *d, int rows)
+{
+    struct bn_net n;
+    char han[700], path[800];
+    char *push_argv[] = {bn_kzsync, (char *)"sync", NULL, NULL};
+    char *run_argv[] = {bn_kzsync, (char *)"run", han, NULL};
+    struct replica *land;
+    sqlite3 *hdb = NULL, *sdb = NULL;
+    pid_t run;
+    double t0, t1;
+    int64_t last = 0;
+    int i;
+
+    setup_rep(&n, han, sizeof(han));
+    push_argv[2] = n.land;
+    run = bn_spawn(run_argv, n.log);
+    snprintf(path, sizeof(path), "%s/replica.db", han);
+    if (sqlite3_open_v2(path, &hdb, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+        bn_die("open %s", path);
+    sqlite3_busy_timeout(hdb, 10000);
+    /* Its first round done (it then subscribes): at most 30 s. */
+    for (i = 0; i < 3000 && sql_int(hdb, "SELECT count(*) FROM kz_meta WHERE"
+                                         " key = 'last_sync'") == 0;
+         i++)
+        usleep(10000);
+    if (i == 3000)
+        bn_die("kzsync run HAN did not finish its first round; see %s", n.log);
+    usleep(200000);
+    land = open_replica(n.land);
+    t0 = bn_now();
+    (void)insert_rows(replica_db(land), d, rows);
+    replica_free(land);
+    (void)bn_time_cmd(push_argv, n.log);
+    snprintf(path, sizeof(path), "%s/store.db", n.srv);
+    if (sqlite3_open_v2(path, &sdb, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+        bn_die("open %s", path);
+    sqlite3_busy_timeout(sdb, 10000);
+    last = sql_int(sdb, "SELECT max(server_seq) FROM kzs_cs WHERE scope ="
+                        " 'network'");
+    sqlite3_close(sdb);
+    /* HAN done: at most 120 s more. */
+    for (i = 0; i < 60000 && sql_int(hdb, "SELECT coalesce(max(server_seq), 0)"
+                                          " FROM kz_cursor WHERE scope ="
+                                          " 'network'") < last;
+         i++)
+        usleep(2000);
+    t1 = bn_now();
+    sqlite3_close(hdb);
+    if (i == 60000)
+        bn_die("HAN did not pull everything within 120 s; see %s", n.log);
+    bn_stop(run, SIGTERM);
+    check_rep(&n, han, rows);
+    bn_teardown(&n);
+    return t1 - t0;
 }
 
 /* ---- perf ---------------------------------------------------------------- */
@@ -576,7 +643,8 @@ main(int argc, char **argv)
     struct rowdata *d;
     struct rep rp[64];
     double v_ins[64], v_plain[64], v_push[64], v_pull[64], v_e2e[64],
-        v_cpush[64], v_cpull[64], v_csrv[64], v_ncs[64], v_bytes[64], v_med[64];
+        v_cpush[64], v_cpull[64], v_csrv[64], v_ncs[64], v_bytes[64], v_med[64],
+        v_live[64];
     struct cryptofig cf;
 
     bn_prog = "bench_sync";
@@ -627,6 +695,10 @@ main(int argc, char **argv)
         v_bytes[r] = (double)rp[r].cs_bytes;
         v_med[r] = (double)rp[r].cs_median;
     }
+    for (r = 0; r < reps; r++) {
+        v_live[r] = run_rep_live(d, rows);
+        fprintf(stderr, "live rep %d: e2e %.3f s\n", r + 1, v_live[r]);
+    }
 
     {
         double ins = bn_median(v_ins, reps), pl = bn_median(v_plain, reps);
@@ -656,6 +728,14 @@ main(int argc, char **argv)
                e2e, rows / e2e, e2e / pl);
         printf("   (vs two plain inserts, one at each end: %.2fx)\n",
                e2e / (2 * pl));
+        {
+            double lv = bn_median(v_live, reps);
+            printf("end to end, HAN running kzsync run         %8.3f s %9.0f"
+                   "  %8.2fx\n",
+                   lv, rows / lv, lv / pl);
+            printf("   (a, then b while HAN pulls on NOTIFY, until HAN's "
+                   "cursor reaches LAND's last changeset)\n");
+        }
         printf("   %.0f changesets, %.1f MB (hdr+body+sig), median changeset "
                "%.0f bytes\n",
                ncs, bytes / 1e6, csz);
