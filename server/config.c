@@ -85,8 +85,11 @@ on_value(void *user, const char *section, const char *name, const char *value)
                 what = "idle_timeout_ms must be 1000..86400000";
             c->idle_timeout_ms = (uint32_t)v;
         } else if (strcmp(name, "max_output_bytes") == 0) {
-            if (parse_u64(value, 1u << 20, UINT64_C(1) << 32, &v))
-                what = "max_output_bytes must be 1 MiB..4 GiB";
+            /* At least one whole frame (a BATCH is one) and its records'
+             * overhead; below 1 GiB, as libuv writes lengths as unsigned. */
+            if (parse_u64(value, CONFIG_MIN_OUTPUT_BYTES, UINT64_C(1) << 30,
+                          &v))
+                what = "max_output_bytes must be 17 MiB..1 GiB";
             c->max_output_bytes = v;
         } else if (strcmp(name, "log_level") == 0) {
             static const char *const lv[] = {"error", "warning", "info",

@@ -8,7 +8,8 @@
  *   max_connections = 1024
  *   handshake_timeout_ms = 10000
  *   idle_timeout_ms = 300000
- *   max_output_bytes = 33554432    ; per connection, then "slow reader"
+ *   max_output_bytes = 33554432    ; per connection, then "slow reader";
+ *                                  ; 17 MiB (one BATCH) .. 1 GiB
  *   log_level = info               ; error, warning, info, debug
  *   [store]
  *   path = store.db                ; relative to DIR
@@ -21,6 +22,10 @@
 #include <stdint.h>
 
 #include "kz.h"
+
+/* The least max_output_bytes: one frame of KZ_LIM_FRAME_MAX (16 MiB) and
+ * the overhead of its transport records, with room to spare. */
+#define CONFIG_MIN_OUTPUT_BYTES (UINT64_C(17) * 1024 * 1024)
 
 struct config {
     char listen[256];              /* HOST:PORT */

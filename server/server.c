@@ -41,11 +41,15 @@ on_roster_loaded(void *data, int status, uint64_t version, const uint8_t *bytes,
         kz_log_error("cannot read the stored roster: %s", kz_err_name(status));
         return;
     }
-    if (auth_load(srv, bytes, len, &why) != 0)
+    if (auth_load(srv, bytes, len, &why) != 0) {
         kz_log_error("the stored roster (version %llu) does not verify: %s",
                      (unsigned long long)version, why ? why : "?");
-    else
-        kz_log_info("roster version %llu loaded", (unsigned long long)version);
+        return;
+    }
+    kz_log_info("roster version %llu loaded", (unsigned long long)version);
+    /* Sessions admitted before it was read (provisional) are members now,
+     * or refused. */
+    server_roster_changed(srv);
 }
 
 int

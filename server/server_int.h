@@ -20,8 +20,9 @@
 #define SESSION_MAGIC 0x6b7a7373u     /* "kzss": debug check */
 #define SESSION_READ_BUF (64u * 1024) /* one socket read */
 #define SESSION_MSGS_PER_TICK 64u     /* messages handled per wakeup */
-#define SESSION_PUSHES_IN_FLIGHT 64u  /* then reading pauses */
-#define SESSION_SUBS_MAX 1024u        /* subscribed scopes */
+#define SESSION_REQS_IN_FLIGHT 64     /* requests pending: reading pauses */
+#define SESSION_HELD_BYTES_MAX (32u * 1024 * 1024) /* their bytes: likewise */
+#define SESSION_SUBS_MAX 1024u                     /* subscribed scopes */
 
 /* A member of the roster, as the server needs it. */
 struct member {
@@ -79,6 +80,9 @@ struct session {
     char peer[64];               /* address, for the log */
     uint64_t id;                 /* session number, for the log */
     uint32_t pushes;             /* PUSHes waiting for the store */
+    size_t held;                 /* bytes of requests pending (PUSH, KEYS_PUT,
+                                    ROSTER_PUT) */
+    int keys_get;                /* a KEYS_GET is being answered */
     int reading;                 /* uv_read_start active */
     struct sub *subs;            /* subscribed scopes; owned */
     uint32_t n_subs;

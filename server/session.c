@@ -280,6 +280,16 @@ push_ctx_free(struct push_ctx *x)
     kz_free(x);
 }
 
+/* A queued PUSH is finished with: the session holds it no longer. */
+static void
+push_done(struct session *s, struct push_ctx *x)
+{
+    s->refs--;
+    s->pushes--;
+    s->held -= x->cs.hdr_len + x->cs.body_len;
+    push_ctx_free(x);
+}
+
 static void
 on_appended(void *data, int status, const struct store_append_res *res)
 {
@@ -287,12 +297,10 @@ on_appended(void *data, int status, const struct store_append_res *res)
     struct session *s = x->s;
     struct kz_msg m;
 
-    s->refs--;
-    s->pushes--;
     if (s->state == SS_CLOSING) {
         if (status == 0 && !res->duplicate)
             server_scope_grew(s->srv, NULL, x->scope, res->server_seq);
-        push_ctx_free(x);
+        push_done(s, x);
         maybe_free(s);
         return;
     }
@@ -320,7 +328,7 @@ on_appended(void *data, int status, const struct store_append_res *res)
         send_error(s, x->req, KZ_WIRE_STORE,
                    "the server could not store the changeset; retry later");
     }
-    push_ctx_free(x);
+    push_done(s, x);
     session_flush(s);
     session_pump(s);
 }
@@ -350,9 +358,7 @@ push_drain(struct session *s)
         x->next = NULL;
         if (s->state == SS_CLOSING || x->vrc) {
             int bad = s->state != SS_CLOSING;
-            s->refs--;
-            s->pushes--;
-            push_ctx_free(x);
+            push_done(s, x);
             if (bad)
                 protocol_error(s, KZ_WIRE_SIGNATURE,
                                "the changeset signature is bad");
@@ -360,12 +366,12 @@ push_drain(struct session *s)
         }
         err = store_append(s->srv->store, &x->cs, on_appended, x);
         if (err) {
-            send_error(s, x->req,
-                       err == -KZ_EAGAIN ? KZ_WIRE_BUSY : KZ_WIRE_STORE,
-                       "the server is busy; retry later");
-            s->refs--;
-            s->pushes--;
-            push_ctx_free(x);
+            send_error(
+                s, x->req, err == -KZ_EAGAIN ? KZ_WIRE_BUSY : KZ_WIRE_STORE,
+                err == -KZ_EAGAIN ? "the server is busy; retry later"
+                                  : "the server could not store the changeset;"
+                                    " retry later");
+            push_done(s, x);
         }
     }
 }
@@ -415,10 +421,21 @@ on_push(struct session *s, const struct kz_msg_push *p)
         protocol_error(s, KZ_WIRE_PROTOCOL, why ? why : "bad changeset header");
         return;
     }
-    if (strcmp(h.scope, scope) != 0 ||
-        memcmp(h.author, s->member.sign_pk, 32) != 0) {
+    if (strcmp(h.scope, scope) != 0) {
+        protocol_error(s, KZ_WIRE_PROTOCOL,
+                       "the PUSH scope differs from its header's");
+        return;
+    }
+    if (memcmp(h.author, s->member.sign_pk, 32) != 0) {
         send_error(s, p->req, KZ_WIRE_PERM,
-                   "a device pushes only its own changesets, in their scope");
+                   "a device pushes only its own changesets");
+        return;
+    }
+    if (p->body.len == 0 || h.author_seq == 0 || h.author_seq > INT64_MAX) {
+        /* The store keeps neither; a retry would not help. */
+        protocol_error(s, KZ_WIRE_PROTOCOL,
+                       p->body.len == 0 ? "an empty changeset body"
+                                        : "author_seq out of range");
         return;
     }
     x = kz_calloc(1, sizeof(*x));
@@ -459,6 +476,7 @@ on_push(struct session *s, const struct kz_msg_push *p)
     s->vq_tail = x;
     s->refs++;
     s->pushes++;
+    s->held += x->cs.hdr_len + x->cs.body_len;
     s->srv->pending_work++;
 }
 
@@ -509,7 +527,7 @@ on_pulled(void *data, int status, struct store_pull_res *res)
         if (items == NULL) {
             send_error(s, s->pull.req, KZ_WIRE_BUSY, "out of memory");
             s->pull.active = 0;
-            session_flush(s);
+            session_pump(s); /* flushes; reading paused during the PULL */
             return;
         }
     }
@@ -543,8 +561,9 @@ on_pulled(void *data, int status, struct store_pull_res *res)
         return;
     if (s->pull.active)
         pull_step(s);
-    else
-        session_pump(s); /* reading paused during the PULL */
+    /* Reading paused during the PULL; also when pull_step refused. */
+    if (s->state != SS_CLOSING && !s->pull.active)
+        session_pump(s);
 }
 
 static void
@@ -552,6 +571,15 @@ pull_step(struct session *s)
 {
     int err;
 
+    /* A roster that changed meanwhile may have taken the scope away. */
+    if (!auth_may_read(s->srv, &s->member, s->pull.cur[s->pull.i].scope)) {
+        char text[320];
+        snprintf(text, sizeof(text), "%s may not read scope %s", s->member.name,
+                 s->pull.cur[s->pull.i].scope);
+        send_error(s, s->pull.req, KZ_WIRE_PERM, text);
+        s->pull.active = 0;
+        return;
+    }
     err = store_pull(s->srv->store, s->pull.cur[s->pull.i].scope,
                      s->pull.cur[s->pull.i].after, s->pull.budget,
                      BATCH_ITEMS_MAX, on_pulled, s);
@@ -644,7 +672,7 @@ session_reads(const struct session *s, const char *scope)
         return 0;
     for (i = 0; i < s->n_subs; i++)
         if (strcmp(s->subs[i].scope, scope) == 0)
-            return 1;
+            return auth_may_read(s->srv, &s->member, scope);
     return 0;
 }
 
@@ -664,11 +692,33 @@ session_notify(struct session *s, const char *scope, uint64_t seq)
 
 /* ---- ROSTER -------------------------------------------------------- */
 
+/*
+ * A ROSTER_PUT on its way: the signature check and the parse (up to 1 MiB)
+ * run on libuv's thread pool, as a PUSH's check does, with a copy of the
+ * trusted admin key; back on the loop the version is compared and the
+ * roster stored, and put in force once durable.
+ */
 struct roster_ctx {
-    struct session *s; /* borrowed; refs held */
-    uint32_t req;      /* the ROSTER_PUT */
-    struct roster *r;  /* decoded and verified; in force once durable */
+    struct session *s;       /* borrowed; refs held */
+    uint32_t req;            /* the ROSTER_PUT */
+    uv_work_t work;          /* the check */
+    uint8_t *bytes;          /* the roster as sent; owned until stored */
+    size_t len;              /* held by the session meanwhile */
+    struct kz_sign_pk admin; /* the trusted admin key, copied */
+    struct roster *r;        /* decoded and verified; in force once durable */
+    int vrc;                 /* the check's result */
+    const char *why;         /* its reason (static text) */
 };
+
+static void
+roster_done(struct session *s, struct roster_ctx *x)
+{
+    s->refs--;
+    s->held -= x->len;
+    roster_free(x->r);
+    kz_free(x->bytes);
+    kz_free(x);
+}
 
 static void
 on_roster_stored(void *data, int status, uint64_t version)
@@ -677,11 +727,10 @@ on_roster_stored(void *data, int status, uint64_t version)
     struct session *s = x->s;
     int err = status;
 
-    s->refs--;
-    if (err == 0)
+    if (err == 0) {
         err = auth_install(s->srv, x->r);
-    else
-        roster_free(x->r);
+        x->r = NULL; /* taken, installed or freed */
+    }
     if (err == 0) {
         kz_log_info("roster version %llu stored", (unsigned long long)version);
         server_roster_changed(s->srv);
@@ -700,51 +749,100 @@ on_roster_stored(void *data, int status, uint64_t version)
             send_error(s, x->req, KZ_WIRE_STORE,
                        "the roster could not be stored");
         }
-        session_flush(s);
     }
-    kz_free(x);
-    maybe_free(s);
+    roster_done(s, x);
+    if (s->state == SS_CLOSING) {
+        maybe_free(s);
+    } else {
+        session_flush(s);
+        session_pump(s);
+    }
+}
+
+/* On the thread pool: touches only the context's own bytes. */
+static void
+roster_check(uv_work_t *w)
+{
+    struct roster_ctx *x = w->data;
+
+    x->vrc = roster_decode(&x->r, x->bytes, x->len, &x->admin, &x->why);
+}
+
+static void
+roster_checked(uv_work_t *w, int status)
+{
+    struct roster_ctx *x = w->data;
+    struct session *s = x->s;
+    struct server *srv = s->srv;
+    int err;
+
+    if (status != 0 && x->vrc == 0)
+        x->vrc = -KZ_ECLOSED; /* cancelled */
+    if (s->state == SS_CLOSING) {
+        roster_done(s, x);
+        maybe_free(s);
+        server_work_done(srv);
+        return;
+    }
+    if (x->vrc == 0 && roster_version(x->r) <= srv->roster_version) {
+        x->vrc = -KZ_EVERSION;
+        x->why = "the server has this roster version or a newer one";
+    }
+    if (x->vrc) {
+        kz_log_warn("session %llu: roster refused: %s",
+                    (unsigned long long)s->id,
+                    x->why ? x->why : kz_err_name(x->vrc));
+        send_error(s, x->req, KZ_WIRE_ROSTER,
+                   x->why ? x->why : "roster refused");
+        roster_done(s, x);
+    } else {
+        err = store_roster_put(srv->store, roster_version(x->r), &x->bytes,
+                               x->len, on_roster_stored, x);
+        if (err) {
+            send_error(s, x->req, KZ_WIRE_BUSY,
+                       "the server is busy; retry later");
+            roster_done(s, x);
+        }
+        /* else: the store has the bytes; the ref is held until stored */
+    }
+    session_flush(s);
+    session_pump(s);
+    server_work_done(srv);
 }
 
 static void
 on_roster_put(struct session *s, const struct kz_msg_roster_put *p)
 {
     struct roster_ctx *x;
-    struct roster *r = NULL;
-    uint8_t *copy;
-    const char *why = NULL;
-    int err;
 
-    err = auth_decode(s->srv, p->roster.p, p->roster.len, &r, &why);
-    if (err) {
-        kz_log_warn("session %llu: roster refused: %s",
-                    (unsigned long long)s->id, why ? why : kz_err_name(err));
-        send_error(s, p->req, KZ_WIRE_ROSTER, why ? why : "roster refused");
+    if (!s->srv->have_admin) {
+        send_error(s, p->req, KZ_WIRE_ROSTER,
+                   "this server trusts no admin key yet (kzsyncd trust)");
         return;
     }
     x = kz_calloc(1, sizeof(*x));
-    copy = kz_malloc(p->roster.len);
-    if (x == NULL || copy == NULL) {
-        roster_free(r);
+    if (x == NULL ||
+        (x->bytes = kz_malloc(p->roster.len ? p->roster.len : 1)) == NULL) {
         kz_free(x);
-        kz_free(copy);
         send_error(s, p->req, KZ_WIRE_BUSY, "out of memory");
         return;
     }
-    memcpy(copy, p->roster.p, p->roster.len);
+    memcpy(x->bytes, p->roster.p, p->roster.len);
+    x->len = p->roster.len;
     x->s = s;
     x->req = p->req;
-    x->r = r;
-    err = store_roster_put(s->srv->store, roster_version(r), &copy,
-                           p->roster.len, on_roster_stored, x);
-    if (err) {
-        kz_free(copy);
-        roster_free(r);
+    memcpy(x->admin.b, s->srv->admin_pk, sizeof(x->admin.b));
+    x->work.data = x;
+    if (uv_queue_work(s->srv->loop, &x->work, roster_check, roster_checked) !=
+        0) {
+        kz_free(x->bytes);
         kz_free(x);
         send_error(s, p->req, KZ_WIRE_BUSY, "the server is busy; retry later");
         return;
     }
     s->refs++;
+    s->held += x->len;
+    s->srv->pending_work++;
 }
 
 struct rget_ctx {
@@ -808,14 +906,47 @@ struct keys_ctx {
     uint32_t req;      /* the request */
 };
 
+/*
+ * A KEYS_PUT on its way.  Key envelopes are relayed, never opened: the
+ * server checks that each is signed by the member it names as sealer (on
+ * libuv's thread pool: up to 1024 signatures), then, back on the loop,
+ * that this member is the one connected, that it may hold the scope, and
+ * that the recipient is a member entitled to it — then stores them all for
+ * their recipients.
+ */
+struct kput_ctx {
+    struct session *s;        /* borrowed; refs held */
+    uint32_t req;             /* the KEYS_PUT */
+    uv_work_t work;           /* the signature checks */
+    uint32_t n;               /* envelopes */
+    struct store_key *keys;   /* their copies; bytes owned until stored */
+    struct kz_env_info *info; /* decoded on the thread pool */
+    size_t bytes;             /* held by the session meanwhile */
+    int vrc;                  /* the checks' result */
+    const char *why;          /* its reason (static text) */
+};
+
+static void
+kput_done(struct session *s, struct kput_ctx *x)
+{
+    uint32_t i;
+
+    s->refs--;
+    s->held -= x->bytes;
+    for (i = 0; i < x->n; i++)
+        kz_free(x->keys[i].bytes);
+    kz_free(x->keys);
+    kz_free(x->info);
+    kz_free(x);
+}
+
 static void
 on_keys_stored(void *data, int status, uint64_t last_id)
 {
-    struct keys_ctx *x = data;
+    struct kput_ctx *x = data;
     struct session *s = x->s;
 
     (void)last_id;
-    s->refs--;
     if (s->state != SS_CLOSING) {
         if (status == 0) {
             struct kz_msg m;
@@ -827,94 +958,129 @@ on_keys_stored(void *data, int status, uint64_t last_id)
             send_error(s, x->req, KZ_WIRE_STORE,
                        "the key envelopes could not be stored");
         }
-        session_flush(s);
     }
-    kz_free(x);
-    maybe_free(s);
+    kput_done(s, x);
+    if (s->state == SS_CLOSING) {
+        maybe_free(s);
+    } else {
+        session_flush(s);
+        session_pump(s);
+    }
 }
 
-/*
- * Key envelopes are relayed, never opened: the server checks that each is
- * signed by the member it names as sealer, that this member is the one
- * connected, that it may hold the scope, and that the recipient is a member
- * entitled to it — then stores it for the recipient.
- */
+/* On the thread pool: touches only the context's own bytes. */
+static void
+keys_check(uv_work_t *w)
+{
+    struct kput_ctx *x = w->data;
+    uint32_t i;
+
+    for (i = 0; i < x->n && x->vrc == 0; i++)
+        x->vrc = kz_env_decode(&x->info[i], x->keys[i].bytes, x->keys[i].len,
+                               &x->why);
+}
+
+static void
+keys_checked(uv_work_t *w, int status)
+{
+    struct kput_ctx *x = w->data;
+    struct session *s = x->s;
+    struct server *srv = s->srv;
+    uint32_t i;
+    int err = x->vrc;
+
+    if (status != 0 && err == 0)
+        err = -KZ_ECLOSED; /* cancelled */
+    if (s->state == SS_CLOSING) {
+        kput_done(s, x);
+        maybe_free(s);
+        server_work_done(srv);
+        return;
+    }
+    for (i = 0; i < x->n && err == 0; i++) {
+        const struct kz_env_info *info = &x->info[i];
+        struct member to;
+
+        if (memcmp(info->sealer.b, s->member.sign_pk, 32) != 0) {
+            err = -KZ_EPERM;
+            x->why = "an envelope sealed by another member";
+        } else if (!auth_may_read(srv, &s->member, info->scope)) {
+            err = -KZ_EPERM;
+            x->why = "the sealer may not hold this scope";
+        } else if (auth_admit(srv, &info->recipient, &to) != 0 ||
+                   !auth_may_read(srv, &to, info->scope)) {
+            err = -KZ_EPERM;
+            x->why = "the recipient may not hold this scope";
+        }
+    }
+    if (err) {
+        send_error(s, x->req,
+                   err == -KZ_EAUTH   ? KZ_WIRE_SIGNATURE
+                   : err == -KZ_EPERM ? KZ_WIRE_PERM
+                                      : KZ_WIRE_PROTOCOL,
+                   x->why ? x->why : "envelope refused");
+        kput_done(s, x);
+    } else {
+        for (i = 0; i < x->n; i++)
+            memcpy(x->keys[i].recipient, x->info[i].recipient.b, 32);
+        if (store_keys_put(srv->store, x->keys, x->n, on_keys_stored, x) != 0) {
+            send_error(s, x->req, KZ_WIRE_BUSY,
+                       "the server is busy; retry later");
+            kput_done(s, x);
+        }
+        /* else: the store has the bytes; the ref is held until stored */
+    }
+    session_flush(s);
+    session_pump(s);
+    server_work_done(srv);
+}
+
 static void
 on_keys_put(struct session *s, const struct kz_msg_keys_put *p)
 {
-    struct store_key *keys;
-    struct keys_ctx *x;
+    struct kput_ctx *x;
     uint32_t i;
-    int err;
 
     if (p->n_envs == 0) {
         send_error(s, p->req, KZ_WIRE_PROTOCOL, "no envelopes");
         return;
     }
-    keys = kz_calloc(p->n_envs, sizeof(*keys));
     x = kz_calloc(1, sizeof(*x));
-    if (keys == NULL || x == NULL) {
-        kz_free(keys);
-        kz_free(x);
-        send_error(s, p->req, KZ_WIRE_BUSY, "out of memory");
-        return;
-    }
-    for (i = 0; i < p->n_envs; i++) {
-        struct kz_env_info info;
-        struct member to;
-        const char *why = NULL;
-
-        err = kz_env_decode(&info, p->envs[i].p, p->envs[i].len, &why);
-        if (err == 0 && memcmp(info.sealer.b, s->member.sign_pk, 32) != 0) {
-            err = -KZ_EPERM;
-            why = "an envelope sealed by another member";
-        }
-        if (err == 0 && !auth_may_read(s->srv, &s->member, info.scope)) {
-            err = -KZ_EPERM;
-            why = "the sealer may not hold this scope";
-        }
-        if (err == 0 && (auth_admit(s->srv, &info.recipient, &to) != 0 ||
-                         !auth_may_read(s->srv, &to, info.scope))) {
-            err = -KZ_EPERM;
-            why = "the recipient may not hold this scope";
-        }
-        if (err) {
-            uint32_t j;
-            for (j = 0; j < i; j++)
-                kz_free(keys[j].bytes);
-            kz_free(keys);
-            kz_free(x);
-            send_error(s, p->req,
-                       err == -KZ_EAUTH ? KZ_WIRE_SIGNATURE : KZ_WIRE_PERM,
-                       why ? why : "envelope refused");
-            return;
-        }
-        memcpy(keys[i].recipient, info.recipient.b, 32);
-        keys[i].bytes = kz_malloc(p->envs[i].len);
-        if (keys[i].bytes == NULL) {
-            uint32_t j;
-            for (j = 0; j < i; j++)
-                kz_free(keys[j].bytes);
-            kz_free(keys);
-            kz_free(x);
-            send_error(s, p->req, KZ_WIRE_BUSY, "out of memory");
-            return;
-        }
-        memcpy(keys[i].bytes, p->envs[i].p, p->envs[i].len);
-        keys[i].len = p->envs[i].len;
-    }
+    if (x == NULL)
+        goto oom;
     x->s = s;
     x->req = p->req;
-    err = store_keys_put(s->srv->store, keys, p->n_envs, on_keys_stored, x);
-    if (err) {
-        for (i = 0; i < p->n_envs; i++)
-            kz_free(keys[i].bytes);
-        kz_free(x);
-        send_error(s, p->req, KZ_WIRE_BUSY, "the server is busy; retry later");
-    } else {
-        s->refs++;
+    x->keys = kz_calloc(p->n_envs, sizeof(*x->keys));
+    x->info = kz_calloc(p->n_envs, sizeof(*x->info));
+    if (x->keys == NULL || x->info == NULL)
+        goto oom;
+    for (i = 0; i < p->n_envs; i++) {
+        x->keys[i].bytes = kz_malloc(p->envs[i].len ? p->envs[i].len : 1);
+        if (x->keys[i].bytes == NULL)
+            goto oom;
+        x->n = i + 1;
+        memcpy(x->keys[i].bytes, p->envs[i].p, p->envs[i].len);
+        x->keys[i].len = p->envs[i].len;
+        x->bytes += p->envs[i].len;
     }
-    kz_free(keys);
+    x->work.data = x;
+    if (uv_queue_work(s->srv->loop, &x->work, keys_check, keys_checked) != 0) {
+        s->refs++; /* kput_done drops it */
+        s->held += x->bytes;
+        kput_done(s, x);
+        send_error(s, p->req, KZ_WIRE_BUSY, "the server is busy; retry later");
+        return;
+    }
+    s->refs++;
+    s->held += x->bytes;
+    s->srv->pending_work++;
+    return;
+oom:
+    if (x) {
+        s->refs++;
+        kput_done(s, x);
+    }
+    send_error(s, p->req, KZ_WIRE_BUSY, "out of memory");
 }
 
 static void
@@ -924,6 +1090,7 @@ on_keys_got(void *data, int status, struct store_keys_res *res)
     struct session *s = x->s;
 
     s->refs--;
+    s->keys_get = 0;
     if (s->state != SS_CLOSING) {
         if (status != 0) {
             send_error(s, x->req, KZ_WIRE_STORE, "cannot read key envelopes");
@@ -960,8 +1127,13 @@ on_keys_got(void *data, int status, struct store_keys_res *res)
 static void
 on_keys_get(struct session *s, const struct kz_msg_keys_get *g)
 {
-    struct keys_ctx *x = kz_calloc(1, sizeof(*x));
+    struct keys_ctx *x;
 
+    if (s->keys_get) {
+        send_error(s, g->req, KZ_WIRE_STATE, "one KEYS_GET at a time");
+        return;
+    }
+    x = kz_calloc(1, sizeof(*x));
     if (x == NULL) {
         send_error(s, g->req, KZ_WIRE_BUSY, "out of memory");
         return;
@@ -975,6 +1147,7 @@ on_keys_get(struct session *s, const struct kz_msg_keys_get *g)
         return;
     }
     s->refs++;
+    s->keys_get = 1;
 }
 
 /* ---- dispatch ------------------------------------------------------ */
@@ -998,19 +1171,6 @@ on_message(struct session *s, const uint8_t *p, size_t len)
         protocol_error(s, KZ_WIRE_STATE, "a message only the server sends");
         goto out;
     }
-    if (m.type == KZ_MSG_PING) {
-        struct kz_msg r = m;
-        r.type = KZ_MSG_PONG;
-        (void)send_msg(s, &r);
-        goto out;
-    }
-    if (m.type == KZ_MSG_PONG || m.type == KZ_MSG_ERROR) {
-        if (m.type == KZ_MSG_ERROR)
-            kz_log_info("session %llu: client reports %s",
-                        (unsigned long long)s->id,
-                        kz_wire_err_name(m.error.code));
-        goto out;
-    }
     if (s->state == SS_HELLO) {
         if (m.type != KZ_MSG_HELLO)
             protocol_error(s, KZ_WIRE_STATE, "HELLO comes first");
@@ -1018,11 +1178,26 @@ on_message(struct session *s, const uint8_t *p, size_t len)
             on_hello(s, &m.hello);
         goto out;
     }
+    if (m.type == KZ_MSG_PING) {
+        struct kz_msg r = m;
+        r.type = KZ_MSG_PONG;
+        (void)send_msg(s, &r);
+        goto out;
+    }
+    if (m.type == KZ_MSG_PONG)
+        goto out;
+    if (m.type == KZ_MSG_ERROR) {
+        /* The client gives up on the session: so does the server. */
+        kz_log_info("session %llu: client reports %s",
+                    (unsigned long long)s->id, kz_wire_err_name(m.error.code));
+        session_close(s, "the client reported an error");
+        goto out;
+    }
     if (s->provisional && m.type != KZ_MSG_ROSTER_PUT &&
         m.type != KZ_MSG_ROSTER_GET) {
-        send_error(s, 0, KZ_WIRE_AUTH,
-                   "not in the roster yet: only the admin's first roster is "
-                   "accepted");
+        protocol_error(s, KZ_WIRE_AUTH,
+                       "not in the roster yet: only the admin's first roster "
+                       "is accepted");
         goto out;
     }
     switch (m.type) {
@@ -1067,6 +1242,19 @@ on_admitted(struct session *s)
     s->state = SS_HELLO;
 }
 
+/*
+ * Whether the session has enough requests waiting for the store or the
+ * thread pool (of any kind: a client that floods KEYS_GET must not fill
+ * the store queue all sessions share), or holds enough of their bytes,
+ * that it should not read more for now.
+ */
+static int
+session_busy(const struct session *s)
+{
+    return s->refs >= SESSION_REQS_IN_FLIGHT ||
+           s->held >= SESSION_HELD_BYTES_MAX;
+}
+
 /* Handles buffered messages, at most SESSION_MSGS_PER_TICK. */
 static void
 session_pump(struct session *s)
@@ -1074,8 +1262,7 @@ session_pump(struct session *s)
     uint32_t n = 0;
 
     while (s->state != SS_CLOSING && s->state != SS_HANDSHAKE &&
-           s->pushes < SESSION_PUSHES_IN_FLIGHT && n < SESSION_MSGS_PER_TICK &&
-           !s->pull.active) {
+           !session_busy(s) && n < SESSION_MSGS_PER_TICK && !s->pull.active) {
         const uint8_t *p;
         size_t len;
         int got = kz_chan_next(s->chan, &p, &len);
@@ -1102,7 +1289,7 @@ session_pump(struct session *s)
         uv_timer_start(&s->kick, on_kick, 0, 0);
         return;
     }
-    if (s->pushes >= SESSION_PUSHES_IN_FLIGHT || s->pull.active || s->writing) {
+    if (session_busy(s) || s->pull.active || s->writing) {
         if (s->reading) {
             uv_read_stop((uv_stream_t *)&s->tcp);
             s->reading = 0;

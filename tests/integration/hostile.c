@@ -22,6 +22,12 @@
  *   nohello  HOST PORT DIR SECS handshake, then silence (no HELLO)
  *   newversion HOST PORT DIR  HELLO offering only versions 2..7
  *   badrec   HOST PORT DIR      handshake, HELLO, then a record with a bad tag
+ *   pingfirst HOST PORT DIR     handshake, then PING before HELLO
+ *   scopediff HOST PORT DIR     a PUSH whose scope is not its header's
+ *   twokeys  HOST PORT DIR      two KEYS_GET at once: the second must be
+ *                               refused (ERROR STATE with its req) and the
+ *                               session kept (a PING gets its PONG); prints
+ *                               "twokeys: second refused, still open"
  *
  * Every mode prints lines "local=IP:PORT" (its side of each connection, so
  * the test can find the session in the server's log) and a last line
@@ -52,6 +58,8 @@
 #include "ctx.h"
 #include "errcode.h"
 #include "msg.h"
+#include "alloc.h"
+#include "changeset.h"
 
 static const char *g_host;
 static const char *g_port;
@@ -702,6 +710,167 @@ mode_newversion(const char *dir)
     return rc;
 }
 
+/* Encodes and sends ${m}; 0 or -1. */
+static int
+send_msg(struct dev *d, const struct kz_msg *m)
+{
+    struct kz_buf b;
+    int rc;
+
+    kz_buf_init(&b, (size_t)1 << 20);
+    rc = kz_msg_encode(m, &b) == 0 ? send_frame_bytes(d, b.p, b.len) : -1;
+    kz_buf_free(&b);
+    return rc;
+}
+
+/* PING before HELLO: only HELLO is allowed then (ERROR STATE, close). */
+static int
+mode_pingfirst(const char *dir)
+{
+    struct dev d;
+    struct kz_msg m;
+    uint64_t t0;
+    int rc;
+
+    if (dev_open(&d, dir, 0) != 0) {
+        dev_close(&d);
+        return 2;
+    }
+    memset(&m, 0, sizeof(m));
+    m.type = KZ_MSG_PING;
+    m.ping.nonce = 1;
+    t0 = now_ms();
+    (void)send_msg(&d, &m);
+    rc = expect_error_and_close(&d, "pingfirst", t0);
+    dev_close(&d);
+    return rc;
+}
+
+/* A PUSH for scope site:HAN carrying a header of scope network. */
+static int
+mode_scopediff(const char *dir)
+{
+    struct dev d;
+    struct kz_msg m;
+    struct kz_cs_header h;
+    uint8_t *hdr = NULL, body[16] = {0}, sig[64] = {0};
+    size_t hdr_len = 0;
+    uint64_t t0;
+    int rc;
+
+    if (dev_open(&d, dir, 1) != 0) {
+        dev_close(&d);
+        return 2;
+    }
+    memset(&h, 0, sizeof(h));
+    h.format = KZ_CS_FORMAT;
+    snprintf(h.scope, sizeof(h.scope), "network");
+    memcpy(h.author, d.k.id.sign_pk.b, sizeof(h.author));
+    h.author_seq = 1;
+    h.epoch = 1;
+    h.n_cells = 1;
+    h.n_rows = 1;
+    h.hlc_min = h.hlc_max = 1;
+    if (kz_cs_header_encode(&h, &hdr, &hdr_len) != 0) {
+        dev_close(&d);
+        return 2;
+    }
+    memset(&m, 0, sizeof(m));
+    m.type = KZ_MSG_PUSH;
+    m.push.req = 1;
+    m.push.scope.p = "site:HAN";
+    m.push.scope.len = 8;
+    m.push.hdr.p = hdr;
+    m.push.hdr.len = hdr_len;
+    m.push.body.p = body;
+    m.push.body.len = sizeof(body);
+    m.push.sig = sig;
+    t0 = now_ms();
+    (void)send_msg(&d, &m);
+    kz_free(hdr);
+    rc = expect_error_and_close(&d, "scopediff", t0);
+    dev_close(&d);
+    return rc;
+}
+
+struct want_req {
+    uint32_t type, req; /* wanted */
+    uint32_t code;      /* its ERROR code, if an ERROR */
+    int open;           /* 0 once the session closed */
+};
+
+/* Reads messages until one of ${w}'s type and req arrives. */
+static int
+got_reply(struct dev *d, void *arg)
+{
+    struct want_req *w = arg;
+    struct kz_msg m;
+
+    while (got_msg(d, &m)) {
+        uint32_t req = m.type == KZ_MSG_ERROR  ? m.error.req
+                       : m.type == KZ_MSG_KEYS ? m.keys.req
+                       : m.type == KZ_MSG_PONG ? (uint32_t)m.ping.nonce
+                                               : 0;
+        int hit = m.type == w->type && req == w->req;
+        if (hit && m.type == KZ_MSG_ERROR)
+            w->code = m.error.code;
+        kz_msg_clear(&m);
+        if (hit)
+            return 1;
+    }
+    return 0;
+}
+
+static int
+mode_twokeys(const char *dir)
+{
+    struct dev d;
+    struct kz_msg m;
+    struct want_req w;
+    uint64_t t0;
+    int ok = 0;
+
+    if (dev_open(&d, dir, 1) != 0) {
+        dev_close(&d);
+        return 2;
+    }
+    /* Both in one write, so that the server reads them together, before
+     * the store has answered the first. */
+    memset(&m, 0, sizeof(m));
+    m.type = KZ_MSG_KEYS_GET;
+    t0 = now_ms();
+    for (m.keys_get.req = 1; m.keys_get.req <= 2; m.keys_get.req++) {
+        struct kz_buf b;
+        kz_buf_init(&b, 4096);
+        if (kz_msg_encode(&m, &b) != 0 || kz_chan_send(d.c, b.p, b.len) != 0) {
+            kz_buf_free(&b);
+            dev_close(&d);
+            return 2;
+        }
+        kz_buf_free(&b);
+    }
+    (void)flush_out(&d);
+    memset(&w, 0, sizeof(w));
+    w.type = KZ_MSG_ERROR;
+    w.req = 2;
+    if (pump_until(&d, got_reply, &w, now_ms() + 5000) == 1 &&
+        w.code == KZ_WIRE_STATE) {
+        memset(&m, 0, sizeof(m));
+        m.type = KZ_MSG_PING;
+        m.ping.nonce = 3;
+        (void)send_msg(&d, &m);
+        memset(&w, 0, sizeof(w));
+        w.type = KZ_MSG_PONG;
+        w.req = 3;
+        ok = pump_until(&d, got_reply, &w, now_ms() + 5000) == 1;
+    }
+    printf("twokeys: %s after %llu ms\n",
+           ok ? "second refused, still open" : "not as required",
+           (unsigned long long)(now_ms() - t0));
+    dev_close(&d);
+    return ok ? 0 : 1;
+}
+
 static int
 usage(void)
 {
@@ -746,5 +915,11 @@ main(int argc, char **argv)
         return mode_badrec(argv[4]);
     if (strcmp(mode, "newversion") == 0 && argc == 5)
         return mode_newversion(argv[4]);
+    if (strcmp(mode, "pingfirst") == 0 && argc == 5)
+        return mode_pingfirst(argv[4]);
+    if (strcmp(mode, "scopediff") == 0 && argc == 5)
+        return mode_scopediff(argv[4]);
+    if (strcmp(mode, "twokeys") == 0 && argc == 5)
+        return mode_twokeys(argv[4]);
     return usage();
 }

@@ -110,6 +110,16 @@ peers+=("$LAST_LOCAL") expect+=(".")
 hostile newversion evil || fail "new version: not closed"
 grep -q "ERROR VERSION" <<<"$LAST_OUT" || fail "new version: no ERROR VERSION: $LAST_OUT"
 peers+=("$LAST_LOCAL") expect+=("VERSION")
+# The session state machine of PROTOCOL.md: only HELLO before HELLO; a
+# PUSH whose scope is not its header's is malformed; a second KEYS_GET
+# while one is answered is refused, and the session stays.
+hostile pingfirst evil || fail "PING before HELLO: not closed"
+grep -q "ERROR STATE" <<<"$LAST_OUT" || fail "PING before HELLO: no ERROR STATE: $LAST_OUT"
+peers+=("$LAST_LOCAL") expect+=("STATE")
+hostile scopediff evil || fail "PUSH scope differs from its header's: not closed"
+grep -q "ERROR PROTOCOL" <<<"$LAST_OUT" || fail "PUSH scope differs: no ERROR PROTOCOL: $LAST_OUT"
+peers+=("$LAST_LOCAL") expect+=("PROTOCOL")
+hostile twokeys evil || fail "two KEYS_GET at once: $LAST_OUT"
 rss_mid=$(rss_kb "$pid")
 
 # A handshake without HELLO: PROTOCOL.md wants it closed within the
