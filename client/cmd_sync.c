@@ -105,7 +105,8 @@ on_done(void *data, int err, const char *why, const struct sync_stats *st)
         /* A session that ran for a while starts the backoff afresh. */
         if (uv_now(&x->loop) - x->started_ms > 60000)
             x->backoff_ms = 1000;
-        delay = x->backoff_ms + randombytes_uniform(x->backoff_ms / 2 + 1);
+        /* Jitter below the step, so that 5 min stays the longest wait. */
+        delay = x->backoff_ms / 2 + randombytes_uniform(x->backoff_ms / 2 + 1);
         fprintf(stderr, "kzsync run: %s; retrying in %.1f s\n",
                 why && why[0] ? why : "disconnected", delay / 1000.0);
         uv_timer_start(&x->retry, on_retry, delay, 0);

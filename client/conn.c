@@ -2,6 +2,7 @@
  * conn.c: a libuv TCP connection carrying the Noise channel (see conn.h).
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -26,6 +27,7 @@ struct conn {
     uv_tcp_t tcp;              /* the socket */
     uv_timer_t timer;          /* connect/handshake/idle timeout */
     uv_write_t wreq;           /* write in flight */
+    size_t wq_armed;           /* its bytes queued when the timer was set */
     int writing;               /* wreq in flight */
     struct kz_buf wbuf;        /* bytes of the write in flight */
     struct kz_chan *chan;      /* Noise */
@@ -106,6 +108,7 @@ finish(struct conn *c)
 }
 
 static void flush(struct conn *c);
+static void arm_timer(struct conn *c);
 
 static void
 on_written(uv_write_t *w, int status)
@@ -123,6 +126,7 @@ on_written(uv_write_t *w, int status)
              uv_strerror(status));
         return;
     }
+    arm_timer(c); /* bytes moved: the silence counts from here */
     flush(c);
 }
 
@@ -162,7 +166,14 @@ static void
 on_timeout(uv_timer_t *t)
 {
     struct conn *c = t->data;
+    size_t wq = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
 
+    /* A long write still leaving over a slow link is not silence: only a
+     * time without a byte moving either way is. */
+    if (c->writing && wq < c->wq_armed) {
+        arm_timer(c);
+        return;
+    }
     fail(c, -KZ_ETIMEDOUT,
          c->state == C_READY ? "the server went silent%s"
                              : "no answer from the server in time%s",
@@ -172,8 +183,12 @@ on_timeout(uv_timer_t *t)
 static void
 arm_timer(struct conn *c)
 {
-    if (c->timeout_ms)
-        uv_timer_start(&c->timer, on_timeout, c->timeout_ms, 0);
+    if (!c->timeout_ms)
+        return;
+    c->wq_armed = c->writing
+                      ? uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp)
+                      : SIZE_MAX;
+    uv_timer_start(&c->timer, on_timeout, c->timeout_ms, 0);
 }
 
 static void

@@ -28,16 +28,17 @@
 #define KEEPALIVE_MS 60000u
 
 enum sync_state {
-    ST_CONNECT = 1, /* connecting, handshake */
-    ST_WELCOME,     /* HELLO sent */
-    ST_ROSTER,      /* ROSTER_GET sent */
-    ST_ROSTER_PUT,  /* ROSTER_PUT sent */
-    ST_KEYS,        /* KEYS_GET sent */
-    ST_KEYS_PUT,    /* KEYS_PUT sent */
-    ST_PUSH,        /* pushing the outbox */
-    ST_PULL,        /* pulling */
-    ST_IDLE,        /* run mode: waiting for events */
-    ST_DONE         /* closing */
+    ST_CONNECT = 1,  /* connecting, handshake */
+    ST_WELCOME,      /* HELLO sent */
+    ST_ROSTER,       /* ROSTER_GET sent */
+    ST_ROSTER_CHECK, /* admin: ROSTER_GET sent: is its upload there? */
+    ST_ROSTER_PUT,   /* ROSTER_PUT sent */
+    ST_KEYS,         /* KEYS_GET sent */
+    ST_KEYS_PUT,     /* KEYS_PUT sent */
+    ST_PUSH,         /* pushing the outbox */
+    ST_PULL,         /* pulling */
+    ST_IDLE,         /* run mode: waiting for events */
+    ST_DONE          /* closing */
 };
 
 /* A PUSH waiting for its acknowledgement. */
@@ -86,6 +87,7 @@ struct sync {
 
 static void start_round(struct sync *s);
 static void push_more(struct sync *s);
+static void push_start(struct sync *s);
 static void pull(struct sync *s);
 
 static void fail(struct sync *s, int err, const char *fmt, ...)
@@ -220,6 +222,20 @@ roster_put_if_dirty(struct sync *s)
     if (replica_meta_get(s->c->r, "roster_dirty", dirty, sizeof(dirty)) != 0 ||
         strcmp(dirty, "1") != 0)
         return 0;
+    if (s->state != ST_ROSTER_CHECK) {
+        /* First ask whether the server holds it already: a crash after it
+         * stored the last upload, before we noted so, must not make the
+         * server refuse the same version for ever. */
+        uint64_t v = s->c->roster ? roster_version(s->c->roster) : 0;
+        memset(&m, 0, sizeof(m));
+        m.type = KZ_MSG_ROSTER_GET;
+        m.roster_get.req = s->wait_req = ++s->next_req;
+        m.roster_get.have_version = v ? v - 1 : 0;
+        if (send_msg(s, &m) != 0)
+            return -1;
+        s->state = ST_ROSTER_CHECK;
+        return 1;
+    }
     if ((err = replica_meta_get_blob(s->c->r, "roster", &bytes, &len))) {
         fail(s, err, "cannot read the roster to upload");
         return -1;
@@ -235,6 +251,35 @@ roster_put_if_dirty(struct sync *s)
         return -1;
     s->state = ST_ROSTER_PUT;
     return 1;
+}
+
+static void keys_get_next(struct sync *s);
+
+/* The admin's roster is the server's already, or goes up now. */
+static void
+on_roster_check(struct sync *s, const struct kz_msg_roster *r)
+{
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    int err, same;
+
+    if ((err = replica_meta_get_blob(s->c->r, "roster", &bytes, &len))) {
+        fail(s, err, "cannot read the roster to upload");
+        return;
+    }
+    same = r->has_roster && r->roster.len == len &&
+           memcmp(r->roster.p, bytes, len) == 0;
+    kz_free(bytes);
+    if (!same) {
+        (void)roster_put_if_dirty(s);
+        return;
+    }
+    if ((err = replica_meta_set(s->c->r, "roster_dirty", "0"))) {
+        fail(s, err, "cannot update the roster state");
+        return;
+    }
+    s->n_scopes = kzc_scopes(s->c, s->scopes, MAX_SCOPES);
+    keys_get_next(s);
 }
 
 static void
@@ -264,7 +309,7 @@ keys_put_chunk(struct sync *s)
 
     if (s->owed_off >= s->owed.n) {
         keys_out_free(&s->owed);
-        start_round(s);
+        push_start(s);
         return;
     }
     n = s->owed.n - s->owed_off;
@@ -317,10 +362,17 @@ on_keys(struct sync *s, const struct kz_msg_keys *k)
     for (i = 0; i < k->n_keys; i++) {
         const char *why = NULL;
         int rc = keys_accept(s->c, k->keys[i].env.p, k->keys[i].env.len, &why);
-        if (rc < 0) {
-            fail(s, -KZ_EREFUSED, "refused a key envelope from the server: %s",
+        if (rc == -KZ_EDB || rc == -KZ_ENOMEM) {
+            fail(s, rc, "cannot keep a key envelope: %s",
                  why ? why : kz_strerror(rc));
             return;
+        }
+        if (rc < 0) {
+            /* Refused for good (its sealer was revoked since, say): asking
+             * again would bring it again, and every later key with it. */
+            fprintf(stderr,
+                    "kzsync: skipped a key envelope from the server: %s\n",
+                    why ? why : kz_strerror(rc));
         }
         last = k->keys[i].id;
     }
@@ -623,6 +675,7 @@ verify_item(struct sync *s, const struct kz_msg_item *it,
     const struct roster_member *m;
     struct kz_sign_pk author;
 
+    scope[0] = '\0';
     if (it->scope.len == 0 || it->scope.len > KZ_LIM_NAME_MAX)
         return -KZ_EMALFORMED;
     memcpy(scope, it->scope.p, it->scope.len);
@@ -796,12 +849,18 @@ on_batch(struct sync *s, const struct kz_msg_batch *b)
         start_round(s);
 }
 
+/*
+ * A round: the roster and the scope keys first — a device enrolled,
+ * revoked or given a new key epoch since the last round is known before
+ * its changesets arrive, and keys owed to new devices go up — then push,
+ * then pull.  In run mode every round does so, not only the first.
+ */
 static void
 start_round(struct sync *s)
 {
     s->want_push = s->want_pull = 0;
     s->no_key[0] = '\0';
-    push_start(s);
+    roster_get(s);
 }
 
 /* ---- messages -------------------------------------------------------- */
@@ -832,11 +891,21 @@ on_msg(struct conn *conn, const struct kz_msg *m, void *data)
     case KZ_MSG_WELCOME:
         if (s->state != ST_WELCOME)
             break;
+        if (m->welcome.version != 1) {
+            fail(s, -KZ_EVERSION,
+                 "the server chose protocol version %u; this kzsync speaks 1",
+                 m->welcome.version);
+            return;
+        }
         check_clock(s, m->welcome.server_time_ms);
         if (s->state != ST_DONE)
-            roster_get(s);
+            start_round(s);
         return;
     case KZ_MSG_ROSTER:
+        if (s->state == ST_ROSTER_CHECK && m->roster.req == s->wait_req) {
+            on_roster_check(s, &m->roster);
+            return;
+        }
         if (s->state != ST_ROSTER || m->roster.req != s->wait_req)
             break;
         if (m->roster.has_roster) {
@@ -907,8 +976,13 @@ on_msg(struct conn *conn, const struct kz_msg *m, void *data)
     case KZ_MSG_PONG: return;
     case KZ_MSG_ERROR: {
         char text[300];
+        size_t i;
         snprintf(text, sizeof(text), "%.*s", (int)m->error.text.len,
                  m->error.text.p);
+        /* The server's words go to a terminal: no control characters. */
+        for (i = 0; text[i]; i++)
+            if ((unsigned char)text[i] < 0x20 || text[i] == 0x7f)
+                text[i] = '?';
         if (m->error.code == KZ_WIRE_SEQ_GAP &&
             strstr(text, "other content") != NULL)
             fail(s, -KZ_EREFUSED,
@@ -1042,6 +1116,12 @@ sync_stop(struct sync *s)
 {
     s->stopping = 1;
     if (s->state == ST_IDLE || s->state == ST_CONNECT ||
-        s->state == ST_WELCOME || s->state == ST_ROSTER)
+        s->state == ST_WELCOME || s->state == ST_ROSTER) {
+        if (!s->o.run && s->err == 0) {
+            s->err = -KZ_EIO;
+            snprintf(s->why, sizeof(s->why),
+                     "interrupted before the sync was done");
+        }
         shut(s);
+    }
 }

@@ -6,10 +6,13 @@
  *
  * One round, as an explicit state machine over conn.c:
  *
- *   CONNECT → HELLO/WELCOME (clock check) → ROSTER_GET (→ ROSTER_PUT if
- *   the admin changed it) → PUSH… (window of PUSHes, outbox acked as they
- *   are acknowledged) → PULL… (until a PULL brings nothing) → IDLE
- *   one-shot: IDLE → close, success.  run: IDLE ⇄ PUSH/PULL on events.
+ *   CONNECT → HELLO/WELCOME (clock check) → round: ROSTER_GET (→ ROSTER_PUT
+ *   if the admin changed it and the server does not hold it yet) →
+ *   KEYS_GET… → KEYS_PUT… (keys owed to others) → PUSH… (window of PUSHes,
+ *   outbox acked as they are acknowledged) → PULL… (until a PULL brings
+ *   nothing) → IDLE
+ *   one-shot: IDLE → close, success.  run: IDLE → round on events (every
+ *   round refreshes the roster and keys first).
  *
  * Crash safety: changesets are in the outbox before they are pushed and
  * leave it only once acknowledged (durable at the server); a re-push is

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# integration.sync_rounds: what a sync round must survive.
+#   A. `kzsync run` at HAN stays up and in sync while the state office
+#      enrolls a second HAN device that then writes: every round refreshes
+#      the roster and the keys before it pulls (it used to stop for good
+#      with "its author is not in the roster").
+#   B. The admin's roster upload stored by the server, but not noted as
+#      done (a crash between the two): the next sync finds it there and
+#      goes on (it used to be refused for ever: "the server has this
+#      roster version").
+#   C. A one-shot `kzsync sync` stopped by SIGTERM before its round ran
+#      exits non-zero and does not say "in sync".
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+kz_setup sync_rounds "$@"
+
+net_create
+sql land/replica.db <"$KZ_DATA/01_reference.sql" || fail "reference data"
+kz sync land 2>/dev/null || fail "sync land"
+site_join han HAN
+kz sync land 2>/dev/null || fail "sync land (roster)"
+kz sync han 2>/dev/null || fail "first sync han"
+
+# ---- A: a run that outlives an enrolment ----------------------------------
+kz_bg "$KZSYNC" run han --every 300 2>run-han.err
+run_han=$KZ_LAST_PID
+wait_until 10 bash -c "grep -q ': han-1 (site' '$KZ_SRV_DIR.log'" ||
+    fail "kzsync run han does not connect"
+site_join han2 HAN
+kz sync land 2>/dev/null || fail "sync land (han2 enrolled)"
+kz sync han2 2>/dev/null || fail "first sync han2"
+add_trainings han2 HAN t2 3 || fail "han2 writes"
+kz sync han2 2>/dev/null || fail "sync han2"
+wait_until 20 bash -c "[ \$(sqlite3 han/replica.db \"SELECT count(*) FROM training WHERE id LIKE 't2-%'\") = 3 ]" ||
+    fail "han's run did not pull han2's rows: $(tail -n 3 run-han.err)"
+kill -0 "$run_han" 2>/dev/null || fail "kzsync run han stopped: $(tail -n 3 run-han.err)"
+# and its own writes still go out
+add_trainings han HAN t1 2 || fail "han writes"
+wait_until 20 bash -c "timeout 30 '$KZSYNC' sync han2 2>/dev/null && [ \$(sqlite3 han2/replica.db \"SELECT count(*) FROM training WHERE id LIKE 't1-%'\") = 2 ]" ||
+    fail "han's run did not push its rows: $(tail -n 3 run-han.err)"
+kz_stop "$run_han" || fail "kzsync run han did not stop cleanly on SIGTERM"
+log "A: kzsync run at HAN pulled a device enrolled after it started"
+
+# ---- B: the roster upload was stored, but not noted ------------------------
+sql land/replica.db "UPDATE kz_meta SET value = '1' WHERE key = 'roster_dirty'" ||
+    fail "mark the roster dirty"
+kz sync land 2>sync-land.err || fail "sync land after an unnoted upload: $(cat sync-land.err)"
+assert_eq "roster_dirty after the sync" 0 \
+    "$(sql land/replica.db "SELECT value FROM kz_meta WHERE key = 'roster_dirty'")"
+log "B: an upload the server holds already is noted, not refused"
+
+# ---- C: interrupted before the round ---------------------------------------
+add_trainings han HAN t3 1 || fail "han writes"
+kill -STOP "$KZ_SRV_PID"
+kz_bg "$KZSYNC" sync han 2>sync-han.err
+p=$KZ_LAST_PID
+sleep 1
+kill -TERM "$p"
+rc=0
+wait_until 10 bash -c "! kill -0 $p 2>/dev/null" || rc=1
+kill -CONT "$KZ_SRV_PID"
+[ "$rc" = 0 ] || fail "kzsync sync did not stop on SIGTERM"
+kz_stop "$p"
+rc=$?
+[ "$rc" != 0 ] || fail "kzsync sync interrupted before its round exited 0: $(cat sync-han.err)"
+grep -q "in sync" sync-han.err && fail "an interrupted sync says 'in sync': $(cat sync-han.err)"
+grep -q "interrupted" sync-han.err || fail "no reason given: $(cat sync-han.err)"
+kz sync han 2>/dev/null || fail "sync han after the interruption"
+log "C: an interrupted one-shot sync exits $rc: $(tail -n 1 sync-han.err)"
+kz_done
