@@ -2,11 +2,14 @@
  * sync.c: the sync session (see sync.h for the state machine).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -26,6 +29,7 @@
 #define MAX_SCOPES 256u
 #define TICK_MS 250u /* local writes reach the server within a second */
 #define KEEPALIVE_MS 60000u
+#define LOCKWAIT_MS 100u /* another process's round: try again after */
 
 enum sync_state {
     ST_CONNECT = 1,  /* connecting, handshake */
@@ -38,6 +42,7 @@ enum sync_state {
     ST_PUSH,         /* pushing the outbox */
     ST_PULL,         /* pulling */
     ST_IDLE,         /* run mode: waiting for events */
+    ST_LOCKWAIT,     /* another process syncs this folder: waiting */
     ST_DONE          /* closing */
 };
 
@@ -83,6 +88,12 @@ struct sync {
     void (*done)(void *, int, const char *, const struct sync_stats *);
     void *data; /* done's cookie */
     int done_called;
+    int lock_fd;          /* DIR/sync.lock, or -1 */
+    int locked;           /* a round holds it */
+    uv_timer_t lockwait;  /* retries the lock */
+    int lockwait_open;    /* lockwait initialised */
+    uint64_t lockwait_ms; /* one-shot: waiting since */
+    struct conn_opts co;  /* one-shot: connects once it holds the lock */
 };
 
 static void start_round(struct sync *s);
@@ -96,9 +107,11 @@ static void fail(struct sync *s, int err, const char *fmt, ...)
 static void
 finish_if_closed(struct sync *s)
 {
-    if (s->conn != NULL || s->tick_open || s->done_called)
+    if (s->conn != NULL || s->tick_open || s->lockwait_open || s->done_called)
         return;
     s->done_called = 1;
+    if (s->lock_fd >= 0)
+        close(s->lock_fd); /* and with it the lock */
     keys_out_free(&s->owed);
     s->done(s->data, s->err, s->err ? s->why : "", &s->st);
     kz_free(s);
@@ -114,13 +127,53 @@ on_tick_closed(uv_handle_t *h)
 }
 
 static void
+on_lockwait_closed(uv_handle_t *h)
+{
+    struct sync *s = h->data;
+
+    s->lockwait_open = 0;
+    finish_if_closed(s);
+}
+
+/*
+ * Two kzsync processes on one folder (a `run`, and a `sync` by hand) must
+ * not seal, push and acknowledge the same outbox side by side — one would
+ * seal a changeset afresh that the other had pushed, and the server refuse
+ * it as other content under the same sequence number — nor make scope keys
+ * side by side.  A round holds an exclusive flock on DIR/sync.lock; `run`
+ * lets go of it between rounds.  Returns 1 (held), 0 (another process has
+ * it) or an error.
+ */
+static int
+round_lock(struct sync *s)
+{
+    if (s->locked)
+        return 1;
+    if (flock(s->lock_fd, LOCK_EX | LOCK_NB) == 0) {
+        s->locked = 1;
+        return 1;
+    }
+    return errno == EWOULDBLOCK || errno == EINTR ? 0 : -errno;
+}
+
+static void
+round_unlock(struct sync *s)
+{
+    if (s->locked && flock(s->lock_fd, LOCK_UN) == 0)
+        s->locked = 0;
+}
+
+static void
 shut(struct sync *s)
 {
     s->state = ST_DONE;
+    round_unlock(s);
     if (s->conn)
         conn_close(s->conn);
     if (s->tick_open && !uv_is_closing((uv_handle_t *)&s->tick))
         uv_close((uv_handle_t *)&s->tick, on_tick_closed);
+    if (s->lockwait_open && !uv_is_closing((uv_handle_t *)&s->lockwait))
+        uv_close((uv_handle_t *)&s->lockwait, on_lockwait_closed);
     finish_if_closed(s);
 }
 
@@ -825,6 +878,7 @@ on_batch(struct sync *s, const struct kz_msg_batch *b)
             return;
         }
     }
+    round_unlock(s);
     if (!s->o.run || s->stopping) {
         shut(s);
         return;
@@ -855,9 +909,64 @@ on_batch(struct sync *s, const struct kz_msg_batch *b)
  * its changesets arrive, and keys owed to new devices go up — then push,
  * then pull.  In run mode every round does so, not only the first.
  */
+static const struct conn_cbs conn_cbs;
+
+static void
+on_lockwait(uv_timer_t *t)
+{
+    struct sync *s = t->data;
+    int rc, err;
+
+    if (s->conn != NULL) {
+        start_round(s); /* run: a round waits for the lock */
+        return;
+    }
+    /* one-shot: the lock first, then the connection (its silence limit
+     * would run out while it waited) */
+    rc = round_lock(s);
+    if (rc < 0) {
+        fail(s, -KZ_EIO, "cannot lock %s/sync.lock: %s", s->c->dir,
+             strerror(-rc));
+    } else if (rc == 0) {
+        if (uv_now(s->loop) - s->lockwait_ms > 120000)
+            fail(s, -KZ_EIO,
+                 "another kzsync process has been syncing %s for 2 "
+                 "minutes; try again later",
+                 s->c->dir);
+        else
+            uv_timer_start(&s->lockwait, on_lockwait, LOCKWAIT_MS, 0);
+    } else {
+        s->state = ST_CONNECT;
+        if ((err = conn_open(&s->conn, s->loop, &s->co, &conn_cbs, s)))
+            fail(s, err, "cannot connect: %s", kz_strerror(err));
+    }
+}
+
 static void
 start_round(struct sync *s)
 {
+    int rc = round_lock(s);
+
+    if (rc < 0) {
+        fail(s, -KZ_EIO, "cannot lock %s/sync.lock: %s", s->c->dir,
+             strerror(-rc));
+        return;
+    }
+    if (rc == 0) {
+        /* Another process syncs this folder: its round ends soon. */
+        if (s->state != ST_LOCKWAIT) {
+            s->state = ST_LOCKWAIT;
+            s->lockwait_ms = uv_now(s->loop);
+        } else if (!s->o.run && uv_now(s->loop) - s->lockwait_ms > 120000) {
+            fail(s, -KZ_EIO,
+                 "another kzsync process has been syncing %s for 2 "
+                 "minutes; try again later",
+                 s->c->dir);
+            return;
+        }
+        uv_timer_start(&s->lockwait, on_lockwait, LOCKWAIT_MS, 0);
+        return;
+    }
     s->want_push = s->want_pull = 0;
     s->no_key[0] = '\0';
     roster_get(s);
@@ -1060,13 +1169,14 @@ on_tick(uv_timer_t *t)
     }
 }
 
+static const struct conn_cbs conn_cbs = {on_ready, on_msg, on_conn_close};
+
 int
 sync_start(struct sync **out, uv_loop_t *loop, struct kzc *c,
            const struct sync_opts *o,
            void (*done)(void *, int, const char *, const struct sync_stats *),
            void *data)
 {
-    static const struct conn_cbs cbs = {on_ready, on_msg, on_conn_close};
     struct conn_opts co;
     struct sync *s;
     int err;
@@ -1082,6 +1192,19 @@ sync_start(struct sync **out, uv_loop_t *loop, struct kzc *c,
     s->data = data;
     s->state = ST_CONNECT;
     s->data_version = -1;
+    {
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/sync.lock", c->dir);
+        s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (s->lock_fd < 0) {
+            err = kz_err_from_errno(errno);
+            kz_free(s);
+            return err;
+        }
+    }
+    uv_timer_init(loop, &s->lockwait);
+    s->lockwait.data = s;
+    s->lockwait_open = 1;
     memset(&co, 0, sizeof(co));
     co.server = c->server;
     co.sk = &c->id.dh_sk;
@@ -1097,13 +1220,23 @@ sync_start(struct sync **out, uv_loop_t *loop, struct kzc *c,
          * far above our tick, and we answer its PINGs. */
         co.timeout_ms = 0;
     }
-    err = conn_open(&s->conn, loop, &co, &cbs, s);
+    s->co = co;
+    if (!o->run && round_lock(s) != 1) {
+        /* Another process syncs this folder: wait for it (on_lockwait). */
+        s->state = ST_LOCKWAIT;
+        s->lockwait_ms = uv_now(loop);
+        uv_timer_start(&s->lockwait, on_lockwait, LOCKWAIT_MS, 0);
+        *out = s;
+        return 0;
+    }
+    err = conn_open(&s->conn, loop, &co, &conn_cbs, s);
     if (err) {
-        if (s->tick_open) {
+        if (s->tick_open)
             uv_close((uv_handle_t *)&s->tick, NULL);
-            /* freed after the close callback: keep it simple and run it */
-            uv_run(loop, UV_RUN_NOWAIT);
-        }
+        uv_close((uv_handle_t *)&s->lockwait, NULL);
+        /* freed after the close callbacks: keep it simple and run them */
+        uv_run(loop, UV_RUN_NOWAIT);
+        close(s->lock_fd);
         kz_free(s);
         return err;
     }
@@ -1116,7 +1249,8 @@ sync_stop(struct sync *s)
 {
     s->stopping = 1;
     if (s->state == ST_IDLE || s->state == ST_CONNECT ||
-        s->state == ST_WELCOME || s->state == ST_ROSTER) {
+        s->state == ST_WELCOME || s->state == ST_ROSTER ||
+        s->state == ST_LOCKWAIT) {
         if (!s->o.run && s->err == 0) {
             s->err = -KZ_EIO;
             snprintf(s->why, sizeof(s->why),

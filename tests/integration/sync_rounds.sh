@@ -10,6 +10,9 @@
 #      roster version").
 #   C. A one-shot `kzsync sync` stopped by SIGTERM before its round ran
 #      exits non-zero and does not say "in sync".
+#   D. Two processes on one folder: a sync waits while another holds the
+#      folder's lock (DIR/sync.lock), and syncs by hand beside a running
+#      `kzsync run` all succeed and deliver everything.
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 kz_setup sync_rounds "$@"
@@ -67,4 +70,29 @@ grep -q "in sync" sync-han.err && fail "an interrupted sync says 'in sync': $(ca
 grep -q "interrupted" sync-han.err || fail "no reason given: $(cat sync-han.err)"
 kz sync han 2>/dev/null || fail "sync han after the interruption"
 log "C: an interrupted one-shot sync exits $rc: $(tail -n 1 sync-han.err)"
+
+# ---- D: two processes on one folder ----------------------------------------
+# A sync waits while another process holds the folder's lock ...
+kz_bg flock han/sync.lock sleep 2
+holder=$KZ_LAST_PID
+sleep 0.2
+add_trainings han HAN d0 1 || fail "han writes"
+t0=$(date +%s%N)
+kz sync han 2>sync-d.err || fail "sync han while the lock was held: $(cat sync-d.err)"
+ms=$((($(date +%s%N) - t0) / 1000000))
+kz_stop "$holder"
+[ "$ms" -ge 1500 ] || fail "kzsync sync did not wait for the lock (done in $ms ms)"
+# ... and syncs by hand beside a running `kzsync run` all succeed.
+kz_bg "$KZSYNC" run han --every 300 2>run-han-d.err
+run_han=$KZ_LAST_PID
+for i in $(seq 1 15); do
+    add_trainings han HAN "d$i" 3 || fail "han writes ($i)"
+    kz sync han 2>>sync-d.err || fail "sync han beside its run ($i): $(tail -n 1 sync-d.err)"
+done
+kill -0 "$run_han" 2>/dev/null || fail "kzsync run han stopped: $(tail -n 3 run-han-d.err)"
+kz_stop "$run_han" || fail "kzsync run han did not stop cleanly"
+kz sync han2 2>/dev/null || fail "sync han2"
+assert_eq "rows of the d rounds at han2" 46 \
+    "$(sql han2/replica.db "SELECT count(*) FROM training WHERE id LIKE 'd%'")"
+log "D: a held lock was waited for ($ms ms); 15 syncs beside a run, all in"
 kz_done
