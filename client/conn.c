@@ -38,6 +38,7 @@ struct conn {
     char host[256];            /* server name */
     char port[8];              /* server port */
     uint32_t timeout_ms;       /* see conn_opts */
+    uint32_t idle_ms;          /* see conn_opts */
     int handles;               /* open handles */
     int tcp_open;              /* tcp initialised */
     int closed_cb_done;        /* on_close delivered */
@@ -183,12 +184,15 @@ on_timeout(uv_timer_t *t)
 static void
 arm_timer(struct conn *c)
 {
-    if (!c->timeout_ms)
+    uint32_t ms =
+        c->state == C_READY && c->idle_ms ? c->idle_ms : c->timeout_ms;
+
+    if (!ms)
         return;
     c->wq_armed = c->writing
                       ? uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp)
                       : SIZE_MAX;
-    uv_timer_start(&c->timer, on_timeout, c->timeout_ms, 0);
+    uv_timer_start(&c->timer, on_timeout, ms, 0);
 }
 
 static void
@@ -261,6 +265,7 @@ on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     flush(c);
     if (c->state == C_HANDSHAKE && kz_chan_state(c->chan) == KZ_CHAN_READY) {
         c->state = C_READY;
+        arm_timer(c); /* the idle limit from now on */
         c->in_callback = 1;
         if (c->cbs.on_ready)
             c->cbs.on_ready(c, c->data);
@@ -383,6 +388,7 @@ conn_open(struct conn **out, uv_loop_t *loop, const struct conn_opts *o,
     c->sk = *o->sk;
     c->server_pk = *o->server_pk;
     c->timeout_ms = o->timeout_ms;
+    c->idle_ms = o->idle_ms;
     kz_buf_init(&c->wbuf, (size_t)64 * 1024 * 1024);
     uv_timer_init(loop, &c->timer);
     c->timer.data = c;

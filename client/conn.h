@@ -33,6 +33,7 @@ struct conn_opts {
     const struct kz_dh_sk *sk;        /* our static key; copied */
     const struct kz_dh_pk *server_pk; /* pinned; copied */
     uint32_t timeout_ms;              /* connect + handshake, and idle */
+    uint32_t idle_ms; /* once ready: silence limit instead (0: timeout_ms) */
 };
 
 /**

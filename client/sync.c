@@ -30,6 +30,8 @@
 #define TICK_MS 250u /* local writes reach the server within a second */
 #define KEEPALIVE_MS 60000u
 #define LOCKWAIT_MS 100u /* another process's round: try again after */
+#define IDLE_LIMIT_MS (KEEPALIVE_MS * 5 / 2) /* run: silence, then gone */
+#define STOP_GRACE_MS 5000u /* run: a round still busy when asked to stop */
 
 enum sync_state {
     ST_CONNECT = 1,  /* connecting, handshake */
@@ -1216,9 +1218,12 @@ sync_start(struct sync **out, uv_loop_t *loop, struct kzc *c,
         s->tick_open = 1;
         uv_timer_start(&s->tick, on_tick, TICK_MS, TICK_MS);
         s->last_round_ms = uv_now(loop);
-        /* The connection must outlive silence: the server's idle limit is
-         * far above our tick, and we answer its PINGs. */
-        co.timeout_ms = 0;
+        /* Connecting and the handshake keep their limit; then silence is
+         * normal, but we PING after KEEPALIVE_MS without traffic and the
+         * server answers: no byte for IDLE_LIMIT_MS means the link or the
+         * server is gone (a half-open connection, a hung server), and the
+         * backoff reconnects. */
+        co.idle_ms = IDLE_LIMIT_MS;
     }
     s->co = co;
     if (!o->run && round_lock(s) != 1) {
@@ -1244,6 +1249,15 @@ sync_start(struct sync **out, uv_loop_t *loop, struct kzc *c,
     return 0;
 }
 
+static void
+on_stop_grace(uv_timer_t *t)
+{
+    struct sync *s = t->data;
+
+    if (s->state != ST_DONE)
+        shut(s);
+}
+
 void
 sync_stop(struct sync *s)
 {
@@ -1257,5 +1271,10 @@ sync_stop(struct sync *s)
                      "interrupted before the sync was done");
         }
         shut(s);
+    } else if (s->o.run && s->state != ST_DONE) {
+        /* A round under way ends by itself, unless the server hangs:
+         * then it ends here.  Nothing is lost (outbox and cursors are
+         * crash-safe). */
+        uv_timer_start(&s->lockwait, on_stop_grace, STOP_GRACE_MS, 0);
     }
 }

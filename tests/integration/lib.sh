@@ -103,7 +103,7 @@ kz_setup() {
 kz_done() { KZ_OK=1; exit 0; }
 
 kz() { timeout -k 2 "$KZ_CMD_TIMEOUT" "$KZSYNC" "$@"; }
-sql() { timeout -k 2 60 sqlite3 -bail "$@"; }
+sql() { timeout -k 2 60 sqlite3 -bail -cmd ".timeout 10000" "$@"; }
 
 # wait_until SECONDS CMD...: polls CMD every 0.1 s until it succeeds;
 # returns 1 after SECONDS.

@@ -13,6 +13,8 @@
 #   D. Two processes on one folder: a sync waits while another holds the
 #      folder's lock (DIR/sync.lock), and syncs by hand beside a running
 #      `kzsync run` all succeed and deliver everything.
+#   E. A `kzsync run` whose round hangs (the server stopped with SIGSTOP)
+#      stops on SIGTERM within seconds, and loses nothing.
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 kz_setup sync_rounds "$@"
@@ -95,4 +97,24 @@ kz sync han2 2>/dev/null || fail "sync han2"
 assert_eq "rows of the d rounds at han2" 46 \
     "$(sql han2/replica.db "SELECT count(*) FROM training WHERE id LIKE 'd%'")"
 log "D: a held lock was waited for ($ms ms); 15 syncs beside a run, all in"
+
+# ---- E: a run stopped while the server hangs in its round -----------------
+kz_bg "$KZSYNC" run han --every 300 2>run-han-e.err
+run_han=$KZ_LAST_PID
+sleep 1
+kill -STOP "$KZ_SRV_PID"
+add_trainings han HAN e 1 || fail "han writes"
+sleep 1.5 # the run starts a round, which waits for the server
+t0=$(date +%s%N)
+kz_stop "$run_han"
+rc=$?
+ms=$((($(date +%s%N) - t0) / 1000000))
+kill -CONT "$KZ_SRV_PID"
+[ "$rc" = 0 ] || fail "kzsync run stopped with status $rc: $(tail -n 2 run-han-e.err)"
+[ "$ms" -lt 8000 ] || fail "kzsync run took $ms ms to stop with the server hanging"
+kz sync han 2>/dev/null || fail "sync han after the hung round"
+kz sync han2 2>/dev/null || fail "sync han2"
+assert_eq "the row written during the hung round, at han2" 1 \
+    "$(sql han2/replica.db "SELECT count(*) FROM training WHERE id = 'e-1'")"
+log "E: a run in a hung round stopped in $ms ms; nothing lost"
 kz_done
