@@ -1285,6 +1285,9 @@ apply_cs(struct replica *r, const struct kz_cs_header *hdr, const uint8_t *body,
     memset(&a, 0, sizeof(a));
     r->errmsg[0] = '\0';
     if (memcmp(hdr->author, r->key, KZ_KEY_LEN) == 0) {
+        /* Our own: here already — unless this replica is older than it. */
+        if ((err = replica_own_check(r, hdr->scope, hdr->author_seq)))
+            return err;
         st->duplicate = 1;
         return at_seq ? replica__cursor_set(r, hdr->scope, at_seq) : 0;
     }

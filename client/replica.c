@@ -812,6 +812,32 @@ replica_cursor_get(struct replica *r, const char *scope, uint64_t *seq)
 }
 
 int
+replica_own_check(struct replica *r, const char *scope, uint64_t author_seq)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t next = 1;
+    int rc;
+
+    rc = sqlite3_prepare_v2(r->db, "SELECT next FROM kz_outseq WHERE scope = ?",
+                            -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return replica__dberr(r, rc, "outseq");
+    sqlite3_bind_text(st, 1, scope, -1, SQLITE_STATIC);
+    if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        next = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return replica__dberr(r, rc, "outseq");
+    if (author_seq < (uint64_t)next)
+        return 0;
+    snprintf(r->errmsg, sizeof(r->errmsg),
+             "the server holds changeset %llu of this device in %s, which "
+             "this replica never made or no longer has",
+             (unsigned long long)author_seq, scope);
+    return -KZ_ESEQ;
+}
+
+int
 replica__cursor_set(struct replica *r, const char *scope, uint64_t seq)
 {
     sqlite3_stmt *st = NULL;

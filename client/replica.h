@@ -111,6 +111,16 @@ KZ_MUST_CHECK int replica_cursor_get(struct replica *r, const char *scope,
 KZ_MUST_CHECK int replica_cursor_set(struct replica *r, const char *scope,
                                      uint64_t seq);
 
+/**
+ * replica_own_check(r, scope, author_seq): whether this device's own
+ * changeset ${author_seq} of ${scope}, served back by the server, is one
+ * this replica made (0) — or one it never made or no longer has (-KZ_ESEQ,
+ * with replica_errmsg): the folder was restored from an older backup or
+ * copied, and the server holds changes of this device that it lacks.
+ */
+KZ_MUST_CHECK int replica_own_check(struct replica *r, const char *scope,
+                                    uint64_t author_seq);
+
 /** replica_site(r) / replica_device_key(r): identity (borrowed). */
 const char *replica_site(const struct replica *r);
 const uint8_t *replica_device_key(const struct replica *r);

@@ -777,8 +777,20 @@ on_batch(struct sync *s, const struct kz_msg_batch *b)
             size_t plain_len = 0;
 
             if (memcmp(h.author, s->c->id.sign_pk.b, 32) == 0) {
-                /* Our own changeset: already here; only the cursor moves. */
-                err = replica_cursor_set(s->c->r, scope, it->server_seq);
+                /* Our own changeset: already here; only the cursor moves —
+                 * unless this folder is older than the server's copy of
+                 * it: then it lacks those changes and must not move on. */
+                err = replica_own_check(s->c->r, scope, h.author_seq);
+                if (err == -KZ_ESEQ) {
+                    fail(s, -KZ_EREFUSED,
+                         "%s: was this folder restored from a backup or "
+                         "copied?  Set the device up anew (kzsync init in a "
+                         "new folder) and ask the state office to add it",
+                         replica_errmsg(s->c->r));
+                    return;
+                }
+                if (err == 0)
+                    err = replica_cursor_set(s->c->r, scope, it->server_seq);
                 if (err) {
                     fail(s, err, "cannot move the cursor");
                     return;

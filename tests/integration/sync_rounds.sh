@@ -15,6 +15,9 @@
 #      `kzsync run` all succeed and deliver everything.
 #   E. A `kzsync run` whose round hangs (the server stopped with SIGSTOP)
 #      stops on SIGTERM within seconds, and loses nothing.
+#   F. A folder restored from an older backup: the server serves back this
+#      device's changesets the folder does not have; the sync stops with
+#      the reason (exit 5) instead of moving its cursor past them.
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 kz_setup sync_rounds "$@"
@@ -117,4 +120,19 @@ kz sync han2 2>/dev/null || fail "sync han2"
 assert_eq "the row written during the hung round, at han2" 1 \
     "$(sql han2/replica.db "SELECT count(*) FROM training WHERE id = 'e-1'")"
 log "E: a run in a hung round stopped in $ms ms; nothing lost"
+
+# ---- F: a folder restored from an older backup -----------------------------
+kz sync han 2>/dev/null || fail "sync han before the backup"
+cp -a han han-backup || fail "backup"
+add_trainings han HAN f 5 || fail "han writes"
+kz sync han 2>/dev/null || fail "sync han after writing"
+rm -rf han && mv han-backup han
+cur0=$(sql han/replica.db "SELECT server_seq FROM kz_cursor WHERE scope = 'site:HAN'")
+rc=0
+kz sync han 2>sync-f.err || rc=$?
+assert_eq "exit status of a sync of a restored folder" 5 "$rc"
+grep -q "restored from a backup" sync-f.err || fail "no reason given: $(cat sync-f.err)"
+assert_eq "site:HAN cursor of the restored folder" "$cur0" \
+    "$(sql han/replica.db "SELECT server_seq FROM kz_cursor WHERE scope = 'site:HAN'")"
+log "F: a restored folder is told so: $(tail -n 1 sync-f.err)"
 kz_done
