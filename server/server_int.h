@@ -23,6 +23,7 @@
 #define SESSION_REQS_IN_FLIGHT 64     /* requests pending: reading pauses */
 #define SESSION_HELD_BYTES_MAX (32u * 1024 * 1024) /* their bytes: likewise */
 #define SESSION_SUBS_MAX 1024u                     /* subscribed scopes */
+#define SESSION_LINGER_MS 2000u /* CLOSING: output flushed for this long */
 
 /* A member of the roster, as the server needs it. */
 struct member {
@@ -69,6 +70,11 @@ struct session {
     uv_timer_t kick;             /* continue handling buffered messages */
     uv_write_t wreq;             /* the write in flight */
     int writing;                 /* wreq is in flight */
+    uv_shutdown_t shutdown_req;  /* lingering close: the FIN */
+    int shutting;                /* shutdown_req is in flight */
+    int shut_sent;               /* it was sent */
+    int lingering;               /* CLOSING after an ERROR: output first */
+    int handles_closing;         /* uv_close called on the handles */
     struct kz_buf wbuf;          /* bytes of the write in flight */
     struct kz_chan *chan;        /* Noise channel */
     enum session_state state;    /* see above */

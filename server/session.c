@@ -40,6 +40,7 @@
 
 static void session_pump(struct session *s);
 static void session_flush(struct session *s);
+static void on_timer(uv_timer_t *t);
 static void session_start_reading(struct session *s);
 static void session_arm_idle(struct session *s);
 static void on_kick(uv_timer_t *t);
@@ -53,7 +54,7 @@ now_ms(struct session *s)
 static void
 maybe_free(struct session *s)
 {
-    if (s->handles > 0 || s->refs > 0 || s->writing)
+    if (s->handles > 0 || s->refs > 0 || s->writing || s->shutting)
         return;
     s->magic = 0;
     kz_chan_free(s->chan);
@@ -72,16 +73,13 @@ on_handle_closed(uv_handle_t *h)
     maybe_free(s);
 }
 
-void
-session_close(struct session *s, const char *reason)
+/* Closes the handles (once); memory goes when their callbacks have run. */
+static void
+close_handles(struct session *s)
 {
-    if (s->state == SS_CLOSING)
+    if (s->handles_closing)
         return;
-    s->state = SS_CLOSING;
-    s->close_reason = reason;
-    kz_log_info("session %llu %s closed: %s", (unsigned long long)s->id,
-                s->admitted ? s->member.name : s->peer, reason);
-    server_session_gone(s->srv, s);
+    s->handles_closing = 1;
     if (s->reading)
         uv_read_stop((uv_stream_t *)&s->tcp);
     s->reading = 0;
@@ -90,6 +88,75 @@ session_close(struct session *s, const char *reason)
     uv_close((uv_handle_t *)&s->timer, on_handle_closed);
     uv_close((uv_handle_t *)&s->kick, on_handle_closed);
     uv_close((uv_handle_t *)&s->tcp, on_handle_closed);
+}
+
+static void
+closing_state(struct session *s, const char *reason)
+{
+    s->state = SS_CLOSING;
+    s->close_reason = reason;
+    kz_log_info("session %llu %s closed: %s", (unsigned long long)s->id,
+                s->admitted ? s->member.name : s->peer, reason);
+    server_session_gone(s->srv, s);
+}
+
+void
+session_close(struct session *s, const char *reason)
+{
+    if (s->state == SS_CLOSING)
+        return;
+    closing_state(s, reason);
+    close_handles(s);
+}
+
+static void
+on_shutdown(uv_shutdown_t *req, int status)
+{
+    struct session *s = req->data;
+
+    (void)status;
+    s->shutting = 0;
+    maybe_free(s); /* the peer's EOF, or the linger timer, closes */
+}
+
+/* Lingering: once the output is out, a FIN; the peer's EOF (or the
+ * timer) then closes. */
+static void
+linger_step(struct session *s)
+{
+    if (s->handles_closing || s->writing || s->shutting || s->shut_sent ||
+        kz_chan_out(s->chan)->len > 0)
+        return;
+    s->shutdown_req.data = s;
+    if (uv_shutdown(&s->shutdown_req, (uv_stream_t *)&s->tcp, on_shutdown) !=
+        0) {
+        close_handles(s);
+        return;
+    }
+    s->shutting = 1;
+    s->shut_sent = 1;
+}
+
+/*
+ * Closes after the output queued so far — the last ERROR included — has
+ * gone out, for at most SESSION_LINGER_MS (PROTOCOL.md, CLOSING): nothing
+ * more is handled, input is read and dropped (closing a socket with unread
+ * input would reset the connection, and the peer could lose the ERROR),
+ * then a FIN, and the close on the peer's EOF or the timer.
+ */
+static void
+session_close_lingering(struct session *s, const char *reason)
+{
+    if (s->state == SS_CLOSING)
+        return;
+    closing_state(s, reason);
+    s->lingering = 1;
+    uv_timer_stop(&s->kick);
+    uv_timer_start(&s->timer, on_timer, SESSION_LINGER_MS, 0);
+    if (!s->reading)
+        session_start_reading(s);
+    session_flush(s);
+    linger_step(s);
 }
 
 /* Sends ${m}; a failure closes the session.  Returns 0 or the error. */
@@ -142,7 +209,8 @@ protocol_error(struct session *s, uint32_t code, const char *text)
     s->srv->stats.closed_bad++;
     if (kz_chan_state(s->chan) == KZ_CHAN_READY && s->state != SS_CLOSING) {
         send_error(s, 0, code, text);
-        session_flush(s);
+        session_close_lingering(s, kz_wire_err_name(code));
+        return;
     }
     session_close(s, kz_wire_err_name(code));
 }
@@ -165,6 +233,12 @@ on_written(uv_write_t *req, int status)
         kz_buf_init(&s->wbuf, (size_t)s->srv->cfg.max_output_bytes);
     }
     if (s->state == SS_CLOSING) {
+        if (s->lingering && status >= 0 && !s->handles_closing) {
+            session_flush(s);
+            linger_step(s);
+        } else if (s->lingering) {
+            close_handles(s);
+        }
         maybe_free(s);
         return;
     }
@@ -191,7 +265,10 @@ session_flush(struct session *s)
     if (n > 0)
         kz_buf_consume(out, (size_t)n);
     else if (n < 0 && n != UV_EAGAIN) {
-        session_close(s, "write failed");
+        if (s->state == SS_CLOSING)
+            close_handles(s);
+        else
+            session_close(s, "write failed");
         return;
     }
     if (out->len == 0)
@@ -203,7 +280,10 @@ session_flush(struct session *s)
     b = uv_buf_init((char *)s->wbuf.p, (unsigned)s->wbuf.len);
     s->wreq.data = s;
     if (uv_write(&s->wreq, (uv_stream_t *)&s->tcp, &b, 1, on_written) != 0) {
-        session_close(s, "write failed");
+        if (s->state == SS_CLOSING)
+            close_handles(s);
+        else
+            session_close(s, "write failed");
         return;
     }
     s->writing = 1;
@@ -1316,8 +1396,12 @@ on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     int err;
 
     (void)buf;
-    if (s->state == SS_CLOSING)
+    if (s->state == SS_CLOSING) {
+        /* Lingering: input is dropped; the peer's EOF ends it. */
+        if (nread < 0)
+            close_handles(s);
         return;
+    }
     if (nread < 0) {
         session_close(s, nread == UV_EOF ? "peer closed" : "read failed");
         return;
@@ -1372,8 +1456,10 @@ on_timer(uv_timer_t *t)
     struct session *s = t->data;
     const struct config *c = &s->srv->cfg;
 
-    if (s->state == SS_CLOSING)
+    if (s->state == SS_CLOSING) {
+        close_handles(s); /* the linger time is up */
         return;
+    }
     if (s->state == SS_HANDSHAKE) {
         s->srv->stats.closed_bad++;
         session_close(s, "handshake timeout");

@@ -24,6 +24,10 @@
  *   badrec   HOST PORT DIR      handshake, HELLO, then a record with a bad tag
  *   pingfirst HOST PORT DIR     handshake, then PING before HELLO
  *   scopediff HOST PORT DIR     a PUSH whose scope is not its header's
+ *   errflood HOST PORT DIR      a malformed message (HELLO again) followed at
+ *                               once by 8 MiB of PINGs: the server must
+ *                               still deliver its ERROR before it closes
+ *                               (no reset that could lose it)
  *   twokeys  HOST PORT DIR      two KEYS_GET at once: the second must be
  *                               refused (ERROR STATE with its req) and the
  *                               session kept (a PING gets its PONG); prints
@@ -821,6 +825,63 @@ got_reply(struct dev *d, void *arg)
     return 0;
 }
 
+/* HELLO again (ERROR STATE), then PINGs the server will not read. */
+static int
+mode_errflood(const char *dir)
+{
+    struct dev d;
+    struct kz_msg m;
+    struct kz_buf b;
+    static const char sw[] = "kz_hostile/1";
+    uint64_t t0;
+    size_t sent = 0;
+    int rc;
+
+    if (dev_open(&d, dir, 1) != 0) {
+        dev_close(&d);
+        return 2;
+    }
+    memset(&m, 0, sizeof(m));
+    m.type = KZ_MSG_HELLO;
+    m.hello.min_version = 1;
+    m.hello.max_version = 1;
+    m.hello.software.p = sw;
+    m.hello.software.len = sizeof(sw) - 1;
+    kz_buf_init(&b, 4096);
+    if (kz_msg_encode(&m, &b) != 0 || kz_chan_send(d.c, b.p, b.len) != 0) {
+        kz_buf_free(&b);
+        dev_close(&d);
+        return 2;
+    }
+    memset(&m, 0, sizeof(m));
+    m.type = KZ_MSG_PING;
+    while (sent < ((size_t)8 << 20)) {
+        kz_buf_reset(&b);
+        m.ping.nonce = sent;
+        if (kz_msg_encode(&m, &b) != 0 || kz_chan_send(d.c, b.p, b.len) != 0)
+            break;
+        sent += b.len;
+    }
+    kz_buf_free(&b);
+    t0 = now_ms();
+    /* Non-blocking: what the server does not read stays unsent. */
+    {
+        struct kz_buf *out = kz_chan_out(d.c);
+        int fl = fcntl(d.fd, F_GETFL);
+        (void)fcntl(d.fd, F_SETFL, fl | O_NONBLOCK);
+        while (out->len > 0) {
+            ssize_t n = send(d.fd, out->p, out->len, MSG_NOSIGNAL);
+            if (n <= 0)
+                break;
+            kz_buf_consume(out, (size_t)n);
+        }
+        (void)fcntl(d.fd, F_SETFL, fl);
+    }
+    rc = expect_error_and_close(&d, "errflood", t0);
+    dev_close(&d);
+    return rc;
+}
+
 static int
 mode_twokeys(const char *dir)
 {
@@ -921,5 +982,7 @@ main(int argc, char **argv)
         return mode_scopediff(argv[4]);
     if (strcmp(mode, "twokeys") == 0 && argc == 5)
         return mode_twokeys(argv[4]);
+    if (strcmp(mode, "errflood") == 0 && argc == 5)
+        return mode_errflood(argv[4]);
     return usage();
 }

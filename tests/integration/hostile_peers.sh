@@ -120,6 +120,11 @@ hostile scopediff evil || fail "PUSH scope differs from its header's: not closed
 grep -q "ERROR PROTOCOL" <<<"$LAST_OUT" || fail "PUSH scope differs: no ERROR PROTOCOL: $LAST_OUT"
 peers+=("$LAST_LOCAL") expect+=("PROTOCOL")
 hostile twokeys evil || fail "two KEYS_GET at once: $LAST_OUT"
+# The last ERROR reaches the peer even with its input still unread
+# (PROTOCOL.md, CLOSING: output flushed, no reset).
+hostile errflood evil || fail "ERROR amid unread input: not closed"
+grep -q "ERROR STATE" <<<"$LAST_OUT" || fail "ERROR amid unread input: lost: $LAST_OUT"
+peers+=("$LAST_LOCAL") expect+=("STATE")
 rss_mid=$(rss_kb "$pid")
 
 # A handshake without HELLO: PROTOCOL.md wants it closed within the
