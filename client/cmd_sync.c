@@ -93,8 +93,9 @@ on_done(void *data, int err, const char *why, const struct sync_stats *st)
         uv_close((uv_handle_t *)&x->retry, NULL);
         return;
     }
-    if (err == -KZ_EREFUSED || err == -KZ_EVERSION) {
-        /* Retrying will not help: say so and stop. */
+    if (err == -KZ_EREFUSED || err == -KZ_EVERSION || err == -KZ_EAUTH) {
+        /* Retrying will not help (refused, no common version, or a server
+         * that is not the pinned one): say so and stop. */
         uv_close((uv_handle_t *)&x->sigterm, NULL);
         uv_close((uv_handle_t *)&x->sigint, NULL);
         uv_close((uv_handle_t *)&x->retry, NULL);

@@ -18,6 +18,8 @@
 #   F. A folder restored from an older backup: the server serves back this
 #      device's changesets the folder does not have; the sync stops with
 #      the reason (exit 5) instead of moving its cursor past them.
+#   G. `kzsync run` facing a server whose key is not the pinned one stops
+#      (exit 5) instead of retrying for ever.
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 kz_setup sync_rounds "$@"
@@ -135,4 +137,19 @@ grep -q "restored from a backup" sync-f.err || fail "no reason given: $(cat sync
 assert_eq "site:HAN cursor of the restored folder" "$cur0" \
     "$(sql han/replica.db "SELECT server_seq FROM kz_cursor WHERE scope = 'site:HAN'")"
 log "F: a restored folder is told so: $(tail -n 1 sync-f.err)"
+
+# ---- G: kzsync run facing a server that is not the pinned one --------------
+other=$(timeout 30 "$KZSYNCD" init other-srv --listen 127.0.0.1:1 2>/dev/null | tail -n 1)
+[ -n "$other" ] || fail "kzsyncd init other-srv"
+cp -a han2 han-wrongkey || fail "copy han2"
+sql han-wrongkey/replica.db "UPDATE kz_meta SET value = '$other' WHERE key = 'server_key'" ||
+    fail "pin another server key"
+kz_bg "$KZSYNC" run han-wrongkey 2>run-wrongkey.err
+p=$KZ_LAST_PID
+wait_until 10 bash -c "! kill -0 $p 2>/dev/null" ||
+    fail "kzsync run kept retrying a server that is not the pinned one: $(tail -n 2 run-wrongkey.err)"
+kz_stop "$p"
+rc=$?
+assert_eq "exit status of a run facing another server" 5 "$rc"
+log "G: a run facing another server stops: $(tail -n 1 run-wrongkey.err)"
 kz_done
