@@ -161,6 +161,8 @@ flush(struct conn *c)
         return;
     }
     c->writing = 1;
+    /* The silence timer measures this write's progress from here. */
+    c->wq_armed = uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
 }
 
 static void

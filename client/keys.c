@@ -216,11 +216,15 @@ keys_accept(struct kzc *c, const uint8_t *env, size_t len, const char **why)
         return -KZ_EAUTH;
     }
     m = c->roster ? roster_find_by_sign(c->roster, &info.sealer) : NULL;
-    if (m == NULL || m->revoked || !roster_may_read(c->roster, m, info.scope) ||
+    if (m == NULL) {
+        *why = "a key from a device not in this device's roster yet";
+        return -KZ_ENOENT;
+    }
+    if (m->revoked || !roster_may_read(c->roster, m, info.scope) ||
         (m->role != ROSTER_ROLE_ADMIN &&
          strncmp(info.scope, "private:", 8) != 0)) {
         *why = "a key from a device that may not hand out this scope's key";
-        return -KZ_EAUTH;
+        return -KZ_EPERM;
     }
     if ((err = kz_env_open(&key, &info, &c->id.dh_pk, &c->id.dh_sk))) {
         *why = "a key envelope that does not open";

@@ -55,8 +55,11 @@ KZ_MUST_CHECK int keys_latest(struct kzc *c, const char *scope,
 /**
  * keys_accept(c, env, len, why): verifies an envelope received from the
  * server against the roster and keeps it.  Returns 0 (kept), 1 (had it),
- * or a negative error with ${why}: not for us, bad signature, a sealer not
- * entitled to the scope, a different key for an epoch we hold.
+ * or a negative error with ${why}: -KZ_ENOENT a sealer the roster here does
+ * not list (yet), -KZ_EVERSION a format this kzsync does not know (both
+ * may pass), -KZ_EPERM a sealer not (or no longer) entitled to the scope,
+ * -KZ_EEXIST a different key for an epoch held, -KZ_EAUTH not for us or a
+ * bad signature, -KZ_EMALFORMED, or a local error (-KZ_EDB, -KZ_ENOMEM).
  */
 KZ_MUST_CHECK int keys_accept(struct kzc *c, const uint8_t *env, size_t len,
                               const char **why);

@@ -326,7 +326,8 @@ on_roster_check(struct sync *s, const struct kz_msg_roster *r)
            memcmp(r->roster.p, bytes, len) == 0;
     kz_free(bytes);
     if (!same) {
-        (void)roster_put_if_dirty(s);
+        if (roster_put_if_dirty(s) == 0)
+            keys_get_next(s); /* no longer to upload after all */
         return;
     }
     if ((err = replica_meta_set(s->c->r, "roster_dirty", "0"))) {
@@ -419,6 +420,15 @@ on_keys(struct sync *s, const struct kz_msg_keys *k)
         int rc = keys_accept(s->c, k->keys[i].env.p, k->keys[i].env.len, &why);
         if (rc == -KZ_EDB || rc == -KZ_ENOMEM) {
             fail(s, rc, "cannot keep a key envelope: %s",
+                 why ? why : kz_strerror(rc));
+            return;
+        }
+        if (rc == -KZ_ENOENT || rc == -KZ_EVERSION) {
+            /* It may pass later (a roster newer than ours, a newer kzsync):
+             * not skipped; the next round asks for it again. */
+            fail(s, -KZ_EIO,
+                 "a key envelope cannot be taken yet: %s; sync "
+                 "again (a newer kzsync may be needed)",
                  why ? why : kz_strerror(rc));
             return;
         }

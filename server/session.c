@@ -953,10 +953,14 @@ on_roster_got(void *data, int status, uint64_t version, const uint8_t *bytes,
             send_error(s, x->req, KZ_WIRE_STORE, "cannot read the roster");
         else
             (void)send_msg(s, &m);
-        session_flush(s);
     }
     kz_free(x);
-    maybe_free(s);
+    if (s->state == SS_CLOSING) {
+        maybe_free(s);
+    } else {
+        session_flush(s);
+        session_pump(s); /* reading may have paused for the pending ones */
+    }
 }
 
 static void
@@ -1094,10 +1098,11 @@ keys_checked(uv_work_t *w, int status)
         }
     }
     if (err) {
+        /* PROTOCOL.md: SIGNATURE or PERM (a malformed envelope too). */
         send_error(s, x->req,
-                   err == -KZ_EAUTH   ? KZ_WIRE_SIGNATURE
-                   : err == -KZ_EPERM ? KZ_WIRE_PERM
-                                      : KZ_WIRE_PROTOCOL,
+                   err == -KZ_ECLOSED ? KZ_WIRE_BUSY
+                   : err == -KZ_EAUTH ? KZ_WIRE_SIGNATURE
+                                      : KZ_WIRE_PERM,
                    x->why ? x->why : "envelope refused");
         kput_done(s, x);
     } else {
@@ -1157,7 +1162,8 @@ on_keys_put(struct session *s, const struct kz_msg_keys_put *p)
     return;
 oom:
     if (x) {
-        s->refs++;
+        s->refs++; /* kput_done drops both */
+        s->held += x->bytes;
         kput_done(s, x);
     }
     send_error(s, p->req, KZ_WIRE_BUSY, "out of memory");
@@ -1198,10 +1204,14 @@ on_keys_got(void *data, int status, struct store_keys_res *res)
                 kz_free(k);
             }
         }
-        session_flush(s);
     }
     kz_free(x);
-    maybe_free(s);
+    if (s->state == SS_CLOSING) {
+        maybe_free(s);
+    } else {
+        session_flush(s);
+        session_pump(s); /* reading may have paused for the pending ones */
+    }
 }
 
 static void

@@ -28,6 +28,10 @@
  *                               once by 8 MiB of PINGs: the server must
  *                               still deliver its ERROR before it closes
  *                               (no reset that could lose it)
+ *   manyrget HOST PORT DIR N    N ROSTER_GETs in one write, then a PING: the
+ *                               PONG must come (reading pauses while many
+ *                               requests are pending, and must resume);
+ *                               prints "manyrget: PONG after N ms"
  *   twokeys  HOST PORT DIR      two KEYS_GET at once: the second must be
  *                               refused (ERROR STATE with its req) and the
  *                               session kept (a PING gets its PONG); prints
@@ -883,6 +887,50 @@ mode_errflood(const char *dir)
 }
 
 static int
+mode_manyrget(const char *dir, unsigned long n)
+{
+    struct dev d;
+    struct kz_msg m;
+    struct want_req w;
+    uint64_t t0;
+    unsigned long i;
+    int ok;
+
+    if (dev_open(&d, dir, 1) != 0) {
+        dev_close(&d);
+        return 2;
+    }
+    t0 = now_ms();
+    for (i = 0; i <= n; i++) {
+        struct kz_buf b;
+        memset(&m, 0, sizeof(m));
+        if (i < n) {
+            m.type = KZ_MSG_ROSTER_GET;
+            m.roster_get.req = (uint32_t)i + 1;
+        } else {
+            m.type = KZ_MSG_PING;
+            m.ping.nonce = 7;
+        }
+        kz_buf_init(&b, 4096);
+        if (kz_msg_encode(&m, &b) != 0 || kz_chan_send(d.c, b.p, b.len) != 0) {
+            kz_buf_free(&b);
+            dev_close(&d);
+            return 2;
+        }
+        kz_buf_free(&b);
+    }
+    (void)flush_out(&d);
+    memset(&w, 0, sizeof(w));
+    w.type = KZ_MSG_PONG;
+    w.req = 7;
+    ok = pump_until(&d, got_reply, &w, now_ms() + 5000) == 1;
+    printf("manyrget: %s after %llu ms\n", ok ? "PONG" : "NO PONG (stalled)",
+           (unsigned long long)(now_ms() - t0));
+    dev_close(&d);
+    return ok ? 0 : 1;
+}
+
+static int
 mode_twokeys(const char *dir)
 {
     struct dev d;
@@ -984,5 +1032,7 @@ main(int argc, char **argv)
         return mode_twokeys(argv[4]);
     if (strcmp(mode, "errflood") == 0 && argc == 5)
         return mode_errflood(argv[4]);
+    if (strcmp(mode, "manyrget") == 0 && argc == 6)
+        return mode_manyrget(argv[4], strtoul(argv[5], NULL, 10));
     return usage();
 }

@@ -120,6 +120,9 @@ hostile scopediff evil || fail "PUSH scope differs from its header's: not closed
 grep -q "ERROR PROTOCOL" <<<"$LAST_OUT" || fail "PUSH scope differs: no ERROR PROTOCOL: $LAST_OUT"
 peers+=("$LAST_LOCAL") expect+=("PROTOCOL")
 hostile twokeys evil || fail "two KEYS_GET at once: $LAST_OUT"
+# More requests at once than the server keeps pending per session: it
+# stops reading for a while, and must read on (a PING after them answered).
+hostile manyrget evil 100 || fail "100 ROSTER_GETs at once: $LAST_OUT"
 # The last ERROR reaches the peer even with its input still unread
 # (PROTOCOL.md, CLOSING: output flushed, no reset).
 hostile errflood evil || fail "ERROR amid unread input: not closed"
