@@ -20,6 +20,8 @@
 #      the reason (exit 5) instead of moving its cursor past them.
 #   G. `kzsync run` facing a server whose key is not the pinned one stops
 #      (exit 5) instead of retrying for ever.
+#   H. A key envelope whose sealer was revoked before the recipient fetched
+#      it is skipped (with a warning); the recipient's syncs go on.
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 kz_setup sync_rounds "$@"
@@ -152,4 +154,23 @@ kz_stop "$p"
 rc=$?
 assert_eq "exit status of a run facing another server" 5 "$rc"
 log "G: a run facing another server stops: $(tail -n 1 run-wrongkey.err)"
+
+# ---- H: a key envelope from a device revoked since --------------------------
+# lg (the first LG device, holder of the private:LG key) seals it to a
+# second device lg2; lg-1 is revoked before lg2 first fetches its keys.
+# lg2 must skip that envelope (its sealer may hand out nothing now) and go
+# on as the site's remaining device, not fail every later sync.
+site_join lg LG
+kz sync land 2>/dev/null || fail "sync land (lg enrolled)"
+kz sync lg 2>/dev/null || fail "first sync lg"
+site_join lg2 LG
+kz sync land 2>/dev/null || fail "sync land (lg2 enrolled)"
+kz sync lg 2>/dev/null || fail "sync lg (seals private:LG to lg2)"
+kz member revoke land lg-1 >/dev/null 2>&1 || fail "revoke lg-1"
+kz sync land 2>/dev/null || fail "sync land (lg-1 revoked)"
+for i in 1 2; do
+    kz sync lg2 2>>sync-h.err || fail "sync lg2 ($i) after its key's sealer was revoked: $(tail -n 1 sync-h.err)"
+done
+grep -q "skipped a key envelope" sync-h.err || fail "no warning about the skipped envelope: $(cat sync-h.err)"
+log "H: lg2 syncs past an envelope of a revoked sealer"
 kz_done
