@@ -326,8 +326,11 @@ on_roster_check(struct sync *s, const struct kz_msg_roster *r)
            memcmp(r->roster.p, bytes, len) == 0;
     kz_free(bytes);
     if (!same) {
-        if (roster_put_if_dirty(s) == 0)
-            keys_get_next(s); /* no longer to upload after all */
+        if (roster_put_if_dirty(s) == 0) {
+            /* no longer to upload after all */
+            s->n_scopes = kzc_scopes(s->c, s->scopes, MAX_SCOPES);
+            keys_get_next(s);
+        }
         return;
     }
     if ((err = replica_meta_set(s->c->r, "roster_dirty", "0"))) {

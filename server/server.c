@@ -199,20 +199,41 @@ server_get_stats(const struct server *srv, struct server_stats *out)
     *out = srv->stats;
 }
 
+/* The end of a stop: once the store is closed and no session is left
+ * (a session closed after an ERROR lingers up to SESSION_LINGER_MS and
+ * reads into srv->rbuf meanwhile). */
 static void
-on_store_closed(void *data)
+maybe_finish(struct server *srv)
 {
-    struct server *srv = data;
     void (*cb)(void *) = srv->stop_cb;
     void *cb_data = srv->stop_data;
 
-    kz_log_info("store closed; stopped");
+    if (!srv->store_closed || srv->n_live > 0)
+        return;
+    kz_log_info("stopped");
     auth_free(srv);
     sodium_memzero(&srv->id, sizeof(srv->id));
     kz_free(srv->dir);
     kz_free(srv);
     if (cb)
         cb(cb_data);
+}
+
+static void
+on_store_closed(void *data)
+{
+    struct server *srv = data;
+
+    kz_log_info("store closed");
+    srv->store_closed = 1;
+    maybe_finish(srv);
+}
+
+void
+server_session_freed(struct server *srv)
+{
+    srv->n_live--;
+    maybe_finish(srv);
 }
 
 /* Sessions are closing; their store callbacks still arrive, and the store

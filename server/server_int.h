@@ -75,6 +75,7 @@ struct session {
     int shut_sent;               /* it was sent */
     int lingering;               /* CLOSING after an ERROR: output first */
     int handles_closing;         /* uv_close called on the handles */
+    int eof_seen;                /* lingering: the peer closed its side */
     struct kz_buf wbuf;          /* bytes of the write in flight */
     struct kz_chan *chan;        /* Noise channel */
     enum session_state state;    /* see above */
@@ -109,6 +110,8 @@ struct server {
     struct store *store;      /* owned */
     struct session *sessions; /* list head */
     uint32_t n_sessions;      /* in the list */
+    uint32_t n_live;          /* sessions not yet freed, lingering ones too:
+                                 max_connections counts these */
     uint64_t next_id;         /* session numbers */
     uint8_t admin_pk[32];     /* trusted admin key */
     int have_admin;           /* admin_pk is set */
@@ -157,6 +160,8 @@ void auth_free(struct server *srv);
 
 /* server.c */
 void server_session_gone(struct server *srv, struct session *s);
+/* server_session_freed(srv): a session's memory is gone (n_live). */
+void server_session_freed(struct server *srv);
 void server_scope_grew(struct server *srv, struct session *from,
                        const char *scope, uint64_t seq);
 void server_roster_changed(struct server *srv);

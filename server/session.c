@@ -54,6 +54,8 @@ now_ms(struct session *s)
 static void
 maybe_free(struct session *s)
 {
+    struct server *srv = s->srv;
+
     if (s->handles > 0 || s->refs > 0 || s->writing || s->shutting)
         return;
     s->magic = 0;
@@ -62,6 +64,7 @@ maybe_free(struct session *s)
     kz_free(s->subs);
     kz_free(s->pull.cur);
     kz_free(s);
+    server_session_freed(srv); /* may free srv: last */
 }
 
 static void
@@ -116,7 +119,9 @@ on_shutdown(uv_shutdown_t *req, int status)
 
     (void)status;
     s->shutting = 0;
-    maybe_free(s); /* the peer's EOF, or the linger timer, closes */
+    if (s->eof_seen && !s->handles_closing)
+        close_handles(s); /* the peer had finished: nothing to wait for */
+    maybe_free(s);        /* else the peer's EOF, or the linger timer, closes */
 }
 
 /* Lingering: once the output is out, a FIN; the peer's EOF (or the
@@ -1407,9 +1412,17 @@ on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 
     (void)buf;
     if (s->state == SS_CLOSING) {
-        /* Lingering: input is dropped; the peer's EOF ends it. */
-        if (nread < 0)
-            close_handles(s);
+        /* Lingering: input is dropped; the peer's EOF ends it, once what
+         * we queued is out (or the linger time is up). */
+        if (nread < 0) {
+            if (s->reading)
+                uv_read_stop((uv_stream_t *)&s->tcp);
+            s->reading = 0;
+            s->eof_seen = 1;
+            if (!s->writing && !s->shutting &&
+                (s->shut_sent || kz_chan_out(s->chan)->len == 0))
+                close_handles(s);
+        }
         return;
     }
     if (nread < 0) {
@@ -1512,6 +1525,7 @@ session_accept(struct server *srv)
         srv->sessions->prev = s;
     srv->sessions = s;
     srv->n_sessions++;
+    srv->n_live++;
     srv->stats.sessions = srv->n_sessions;
     if (uv_accept((uv_stream_t *)&srv->listener, (uv_stream_t *)&s->tcp) != 0) {
         session_close(s, "accept failed");
@@ -1533,7 +1547,7 @@ session_accept(struct server *srv)
         }
         snprintf(s->peer, sizeof(s->peer), "%s:%d", ip, port);
     }
-    if (srv->stopping || srv->n_sessions > srv->cfg.max_connections) {
+    if (srv->stopping || srv->n_live > srv->cfg.max_connections) {
         srv->stats.refused++;
         session_close(s, srv->stopping ? "server stopping"
                                        : "too many connections");

@@ -32,6 +32,9 @@
  *                               PONG must come (reading pauses while many
  *                               requests are pending, and must resume);
  *                               prints "manyrget: PONG after N ms"
+ *   keepsend HOST PORT DIR SECS HELLO, prints "keepsend: ready", then a
+ *                               PING every 20 ms for SECS s without reading
+ *                               (the server is stopped meanwhile)
  *   twokeys  HOST PORT DIR      two KEYS_GET at once: the second must be
  *                               refused (ERROR STATE with its req) and the
  *                               session kept (a PING gets its PONG); prints
@@ -931,6 +934,39 @@ mode_manyrget(const char *dir, unsigned long n)
 }
 
 static int
+mode_keepsend(const char *dir, unsigned secs)
+{
+    struct dev d;
+    struct kz_msg m;
+    struct kz_buf b;
+    uint64_t end;
+    unsigned long n = 0;
+
+    if (dev_open(&d, dir, 1) != 0) {
+        dev_close(&d);
+        return 2;
+    }
+    printf("keepsend: ready\n");
+    fflush(stdout);
+    kz_buf_init(&b, 4096);
+    for (end = now_ms() + (uint64_t)secs * 1000u; now_ms() < end; n++) {
+        struct timespec pause = {0, 20 * 1000 * 1000};
+        memset(&m, 0, sizeof(m));
+        m.type = KZ_MSG_PING;
+        m.ping.nonce = n;
+        kz_buf_reset(&b);
+        if (kz_msg_encode(&m, &b) != 0 || kz_chan_send(d.c, b.p, b.len) != 0 ||
+            flush_out(&d) != 0)
+            break; /* the server closed */
+        nanosleep(&pause, NULL);
+    }
+    kz_buf_free(&b);
+    printf("keepsend: %lu PINGs sent\n", n);
+    dev_close(&d);
+    return 0;
+}
+
+static int
 mode_twokeys(const char *dir)
 {
     struct dev d;
@@ -1032,6 +1068,8 @@ main(int argc, char **argv)
         return mode_twokeys(argv[4]);
     if (strcmp(mode, "errflood") == 0 && argc == 5)
         return mode_errflood(argv[4]);
+    if (strcmp(mode, "keepsend") == 0 && argc == 6)
+        return mode_keepsend(argv[4], (unsigned)strtoul(argv[5], NULL, 10));
     if (strcmp(mode, "manyrget") == 0 && argc == 6)
         return mode_manyrget(argv[4], strtoul(argv[5], NULL, 10));
     return usage();
