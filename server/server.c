@@ -275,7 +275,8 @@ server_stop(struct server *srv, void (*cb)(void *data), void *data)
     srv->stopping = 1;
     srv->stop_cb = cb;
     srv->stop_data = data;
-    kz_log_info("stopping: %u sessions", srv->n_sessions);
+    kz_log_info("stopping: %u sessions (%u more closing)", srv->n_sessions,
+                srv->n_live - srv->n_sessions);
     for (s = srv->sessions; s != NULL; s = next) {
         next = s->next;
         session_close_with(s, KZ_WIRE_SHUTDOWN, "server stopping");

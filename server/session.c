@@ -472,13 +472,13 @@ push_checked(uv_work_t *w, int status)
     if (status != 0 && x->vrc == 0)
         x->vrc = -KZ_ECLOSED; /* cancelled */
     push_drain(s);
+    server_work_done(srv); /* before: maybe_free may end the server */
     if (s->state == SS_CLOSING) {
         maybe_free(s);
     } else {
         session_flush(s);
         session_pump(s);
     }
-    server_work_done(srv);
 }
 
 static void
@@ -865,8 +865,8 @@ roster_checked(uv_work_t *w, int status)
         x->vrc = -KZ_ECLOSED; /* cancelled */
     if (s->state == SS_CLOSING) {
         roster_done(s, x);
+        server_work_done(srv); /* before: maybe_free may end the server */
         maybe_free(s);
-        server_work_done(srv);
         return;
     }
     if (x->vrc == 0 && roster_version(x->r) <= srv->roster_version) {
@@ -1082,8 +1082,8 @@ keys_checked(uv_work_t *w, int status)
         err = -KZ_ECLOSED; /* cancelled */
     if (s->state == SS_CLOSING) {
         kput_done(s, x);
+        server_work_done(srv); /* before: maybe_free may end the server */
         maybe_free(s);
-        server_work_done(srv);
         return;
     }
     for (i = 0; i < x->n && err == 0; i++) {
