@@ -454,6 +454,41 @@ send_frame_bytes(struct dev *d, const uint8_t *p, size_t n)
     return flush_out(d);
 }
 
+/* Encodes ${m} into the channel's output, not sent yet; 0 or -1. */
+static int
+queue_msg(struct dev *d, const struct kz_msg *m)
+{
+    struct kz_buf b;
+    int rc;
+
+    kz_buf_init(&b, (size_t)1 << 20);
+    rc = kz_msg_encode(m, &b) == 0 && kz_chan_send(d->c, b.p, b.len) == 0 ? 0
+                                                                          : -1;
+    kz_buf_free(&b);
+    return rc;
+}
+
+/* Encodes and sends ${m}; 0 or -1. */
+static int
+send_msg(struct dev *d, const struct kz_msg *m)
+{
+    return queue_msg(d, m) == 0 ? flush_out(d) : -1;
+}
+
+/* A HELLO offering versions ${min}..${max}. */
+static void
+hello_msg(struct kz_msg *m, uint32_t min, uint32_t max)
+{
+    static const char sw[] = "kz_hostile/1";
+
+    memset(m, 0, sizeof(*m));
+    m->type = KZ_MSG_HELLO;
+    m->hello.min_version = min;
+    m->hello.max_version = max;
+    m->hello.software.p = sw;
+    m->hello.software.len = sizeof(sw) - 1;
+}
+
 /* Connects as the device in ${dir}: handshake, and HELLO/WELCOME if
  * ${hello}.  Returns 0 or -1 (a message was printed). */
 static int
@@ -489,20 +524,9 @@ dev_open(struct dev *d, const char *dir, int hello)
     }
     if (hello) {
         struct kz_msg m;
-        struct kz_buf b;
-        static const char sw[] = "kz_hostile/1";
-        int rc;
 
-        memset(&m, 0, sizeof(m));
-        m.type = KZ_MSG_HELLO;
-        m.hello.min_version = 1;
-        m.hello.max_version = 1;
-        m.hello.software.p = sw;
-        m.hello.software.len = sizeof(sw) - 1;
-        kz_buf_init(&b, 4096);
-        rc = kz_msg_encode(&m, &b) == 0 ? send_frame_bytes(d, b.p, b.len) : -1;
-        kz_buf_free(&b);
-        if (rc != 0) {
+        hello_msg(&m, 1, 1);
+        if (send_msg(d, &m) != 0) {
             fprintf(stderr, "kz_hostile: cannot send HELLO\n");
             return -1;
         }
@@ -546,6 +570,19 @@ expect_error_and_close(struct dev *d, const char *mode, uint64_t t0)
         kz_msg_clear(&m);
     }
     return report(mode, closed, t0, extra);
+}
+
+/* Sends ${m}, then expect_error_and_close; closes ${d}. */
+static int
+send_and_expect_close(struct dev *d, const struct kz_msg *m, const char *mode)
+{
+    uint64_t t0 = now_ms();
+    int rc;
+
+    (void)send_msg(d, m);
+    rc = expect_error_and_close(d, mode, t0);
+    dev_close(d);
+    return rc;
 }
 
 static int
@@ -696,42 +733,13 @@ mode_newversion(const char *dir)
 {
     struct dev d;
     struct kz_msg m;
-    struct kz_buf b;
-    static const char sw[] = "kz_hostile/2";
-    uint64_t t0;
-    int rc;
 
     if (dev_open(&d, dir, 0) != 0) {
         dev_close(&d);
         return 2;
     }
-    memset(&m, 0, sizeof(m));
-    m.type = KZ_MSG_HELLO;
-    m.hello.min_version = 2;
-    m.hello.max_version = 7;
-    m.hello.software.p = sw;
-    m.hello.software.len = sizeof(sw) - 1;
-    kz_buf_init(&b, 4096);
-    t0 = now_ms();
-    if (kz_msg_encode(&m, &b) == 0)
-        (void)send_frame_bytes(&d, b.p, b.len);
-    kz_buf_free(&b);
-    rc = expect_error_and_close(&d, "newversion", t0);
-    dev_close(&d);
-    return rc;
-}
-
-/* Encodes and sends ${m}; 0 or -1. */
-static int
-send_msg(struct dev *d, const struct kz_msg *m)
-{
-    struct kz_buf b;
-    int rc;
-
-    kz_buf_init(&b, (size_t)1 << 20);
-    rc = kz_msg_encode(m, &b) == 0 ? send_frame_bytes(d, b.p, b.len) : -1;
-    kz_buf_free(&b);
-    return rc;
+    hello_msg(&m, 2, 7);
+    return send_and_expect_close(&d, &m, "newversion");
 }
 
 /* PING before HELLO: only HELLO is allowed then (ERROR STATE, close). */
@@ -740,8 +748,6 @@ mode_pingfirst(const char *dir)
 {
     struct dev d;
     struct kz_msg m;
-    uint64_t t0;
-    int rc;
 
     if (dev_open(&d, dir, 0) != 0) {
         dev_close(&d);
@@ -750,11 +756,7 @@ mode_pingfirst(const char *dir)
     memset(&m, 0, sizeof(m));
     m.type = KZ_MSG_PING;
     m.ping.nonce = 1;
-    t0 = now_ms();
-    (void)send_msg(&d, &m);
-    rc = expect_error_and_close(&d, "pingfirst", t0);
-    dev_close(&d);
-    return rc;
+    return send_and_expect_close(&d, &m, "pingfirst");
 }
 
 /* A PUSH for scope site:HAN carrying a header of scope network. */
@@ -766,7 +768,6 @@ mode_scopediff(const char *dir)
     struct kz_cs_header h;
     uint8_t *hdr = NULL, body[16] = {0}, sig[64] = {0};
     size_t hdr_len = 0;
-    uint64_t t0;
     int rc;
 
     if (dev_open(&d, dir, 1) != 0) {
@@ -796,11 +797,8 @@ mode_scopediff(const char *dir)
     m.push.body.p = body;
     m.push.body.len = sizeof(body);
     m.push.sig = sig;
-    t0 = now_ms();
-    (void)send_msg(&d, &m);
+    rc = send_and_expect_close(&d, &m, "scopediff");
     kz_free(hdr);
-    rc = expect_error_and_close(&d, "scopediff", t0);
-    dev_close(&d);
     return rc;
 }
 
@@ -838,38 +836,22 @@ mode_errflood(const char *dir)
 {
     struct dev d;
     struct kz_msg m;
-    struct kz_buf b;
-    static const char sw[] = "kz_hostile/1";
     uint64_t t0;
-    size_t sent = 0;
     int rc;
 
     if (dev_open(&d, dir, 1) != 0) {
         dev_close(&d);
         return 2;
     }
-    memset(&m, 0, sizeof(m));
-    m.type = KZ_MSG_HELLO;
-    m.hello.min_version = 1;
-    m.hello.max_version = 1;
-    m.hello.software.p = sw;
-    m.hello.software.len = sizeof(sw) - 1;
-    kz_buf_init(&b, 4096);
-    if (kz_msg_encode(&m, &b) != 0 || kz_chan_send(d.c, b.p, b.len) != 0) {
-        kz_buf_free(&b);
+    hello_msg(&m, 1, 1);
+    if (queue_msg(&d, &m) != 0) {
         dev_close(&d);
         return 2;
     }
     memset(&m, 0, sizeof(m));
     m.type = KZ_MSG_PING;
-    while (sent < ((size_t)8 << 20)) {
-        kz_buf_reset(&b);
-        m.ping.nonce = sent;
-        if (kz_msg_encode(&m, &b) != 0 || kz_chan_send(d.c, b.p, b.len) != 0)
-            break;
-        sent += b.len;
-    }
-    kz_buf_free(&b);
+    while (kz_chan_out(d.c)->len < ((size_t)8 << 20) && queue_msg(&d, &m) == 0)
+        m.ping.nonce++;
     t0 = now_ms();
     /* Non-blocking: what the server does not read stays unsent. */
     {
@@ -905,7 +887,6 @@ mode_manyrget(const char *dir, unsigned long n)
     }
     t0 = now_ms();
     for (i = 0; i <= n; i++) {
-        struct kz_buf b;
         memset(&m, 0, sizeof(m));
         if (i < n) {
             m.type = KZ_MSG_ROSTER_GET;
@@ -914,15 +895,12 @@ mode_manyrget(const char *dir, unsigned long n)
             m.type = KZ_MSG_PING;
             m.ping.nonce = 7;
         }
-        kz_buf_init(&b, 4096);
-        if (kz_msg_encode(&m, &b) != 0 || kz_chan_send(d.c, b.p, b.len) != 0) {
-            kz_buf_free(&b);
+        if (queue_msg(&d, &m) != 0) {
             dev_close(&d);
             return 2;
         }
-        kz_buf_free(&b);
     }
-    (void)flush_out(&d);
+    (void)flush_out(&d); /* all in one write */
     memset(&w, 0, sizeof(w));
     w.type = KZ_MSG_PONG;
     w.req = 7;
@@ -938,7 +916,6 @@ mode_keepsend(const char *dir, unsigned secs)
 {
     struct dev d;
     struct kz_msg m;
-    struct kz_buf b;
     uint64_t end;
     unsigned long n = 0;
 
@@ -948,19 +925,15 @@ mode_keepsend(const char *dir, unsigned secs)
     }
     printf("keepsend: ready\n");
     fflush(stdout);
-    kz_buf_init(&b, 4096);
+    memset(&m, 0, sizeof(m));
+    m.type = KZ_MSG_PING;
     for (end = now_ms() + (uint64_t)secs * 1000u; now_ms() < end; n++) {
         struct timespec pause = {0, 20 * 1000 * 1000};
-        memset(&m, 0, sizeof(m));
-        m.type = KZ_MSG_PING;
         m.ping.nonce = n;
-        kz_buf_reset(&b);
-        if (kz_msg_encode(&m, &b) != 0 || kz_chan_send(d.c, b.p, b.len) != 0 ||
-            flush_out(&d) != 0)
+        if (send_msg(&d, &m) != 0)
             break; /* the server closed */
         nanosleep(&pause, NULL);
     }
-    kz_buf_free(&b);
     printf("keepsend: %lu PINGs sent\n", n);
     dev_close(&d);
     return 0;
@@ -985,14 +958,10 @@ mode_twokeys(const char *dir)
     m.type = KZ_MSG_KEYS_GET;
     t0 = now_ms();
     for (m.keys_get.req = 1; m.keys_get.req <= 2; m.keys_get.req++) {
-        struct kz_buf b;
-        kz_buf_init(&b, 4096);
-        if (kz_msg_encode(&m, &b) != 0 || kz_chan_send(d.c, b.p, b.len) != 0) {
-            kz_buf_free(&b);
+        if (queue_msg(&d, &m) != 0) {
             dev_close(&d);
             return 2;
         }
-        kz_buf_free(&b);
     }
     (void)flush_out(&d);
     memset(&w, 0, sizeof(w));
