@@ -32,6 +32,12 @@
  *                               PONG must come (reading pauses while many
  *                               requests are pending, and must resume);
  *                               prints "manyrget: PONG after N ms"
+ *   stallpull HOST PORT DIR     with a small receive buffer: a PULL of
+ *                               site:HAN from the start, prints "pulled",
+ *                               reads nothing for 1.5 s (the server is
+ *                               stopped meanwhile), then reads to the end:
+ *                               ERROR SHUTDOWN must come after the queued
+ *                               BATCH (exit 0), not be lost with it
  *   keepsend HOST PORT DIR SECS HELLO, prints "keepsend: ready", then a
  *                               PING every 20 ms for SECS s without reading
  *                               (the server is stopped meanwhile)
@@ -74,6 +80,7 @@
 
 static const char *g_host;
 static const char *g_port;
+static int g_rcvbuf; /* > 0: SO_RCVBUF of the connection, set before connect */
 
 static uint64_t
 now_ms(void)
@@ -123,6 +130,9 @@ dial(int quiet)
         fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0);
         if (fd < 0)
             continue;
+        if (g_rcvbuf > 0)
+            (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &g_rcvbuf,
+                             sizeof(g_rcvbuf));
         if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
             break;
         close(fd);
@@ -912,6 +922,62 @@ mode_manyrget(const char *dir, unsigned long n)
 }
 
 static int
+got_shutdown(struct dev *d, void *arg)
+{
+    int *seen = arg;
+    struct kz_msg m;
+
+    while (got_msg(d, &m)) {
+        if (m.type == KZ_MSG_ERROR && m.error.code == KZ_WIRE_SHUTDOWN)
+            *seen = 1;
+        kz_msg_clear(&m);
+    }
+    return *seen;
+}
+
+static int
+mode_stallpull(const char *dir)
+{
+    struct dev d;
+    struct kz_msg m;
+    struct kz_msg_cursor cur;
+    struct timespec pause = {1, 500 * 1000 * 1000};
+    uint64_t t0;
+    int seen = 0, rc;
+
+    g_rcvbuf = 16384; /* so that the BATCH waits in the server's queue */
+    if (dev_open(&d, dir, 1) != 0) {
+        dev_close(&d);
+        return 2;
+    }
+    memset(&m, 0, sizeof(m));
+    memset(&cur, 0, sizeof(cur));
+    cur.scope.p = "site:HAN";
+    cur.scope.len = 8;
+    m.type = KZ_MSG_PULL;
+    m.pull.req = 1;
+    m.pull.cursors = &cur;
+    m.pull.n_cursors = 1;
+    m.pull.max_bytes = 8u << 20;
+    if (send_msg(&d, &m) != 0) {
+        dev_close(&d);
+        return 2;
+    }
+    printf("stallpull: pulled\n");
+    fflush(stdout);
+    nanosleep(&pause, NULL);
+    t0 = now_ms();
+    rc = pump_until(&d, got_shutdown, &seen, now_ms() + 10000);
+    printf("stallpull: %s after %llu ms\n",
+           seen     ? "ERROR SHUTDOWN received"
+           : rc < 0 ? "closed without ERROR SHUTDOWN"
+                    : "no ERROR SHUTDOWN in time",
+           (unsigned long long)(now_ms() - t0));
+    dev_close(&d);
+    return seen ? 0 : 1;
+}
+
+static int
 mode_keepsend(const char *dir, unsigned secs)
 {
     struct dev d;
@@ -1037,6 +1103,8 @@ main(int argc, char **argv)
         return mode_twokeys(argv[4]);
     if (strcmp(mode, "errflood") == 0 && argc == 5)
         return mode_errflood(argv[4]);
+    if (strcmp(mode, "stallpull") == 0 && argc == 5)
+        return mode_stallpull(argv[4]);
     if (strcmp(mode, "keepsend") == 0 && argc == 6)
         return mode_keepsend(argv[4], (unsigned)strtoul(argv[5], NULL, 10));
     if (strcmp(mode, "manyrget") == 0 && argc == 6)

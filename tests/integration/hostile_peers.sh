@@ -219,13 +219,22 @@ kz sync land 2>/dev/null || fail "final sync land"
 n_han=$(count_trainings han "id LIKE 'loop%'")
 assert_eq "loop trainings at LAND" "$n_han" "$(count_trainings land "id LIKE 'loop%'")"
 assert_eq "site:HAN digest LAND vs HAN" "$(digest han site:HAN)" "$(digest land site:HAN)"
-# Stopped while a device keeps sending and never reads: its session lingers
+# Stopped while a device keeps sending and never reads, and while another
+# has a large BATCH waiting in the server's output: both sessions linger
 # after ERROR SHUTDOWN; the stop must still be clean (the server's memory
-# outlives every session).
+# outlives every session), and the ERROR must follow the BATCH out.
+add_trainings han HAN big 60000 || fail "han writes 60000 trainings"
+kz sync han 2>/dev/null || fail "sync han (60000 trainings)"
+kz_bg "$H" stallpull 127.0.0.1 "$KZ_PORT" evil >stallpull.txt
+sp_pid=$KZ_LAST_PID
 kz_bg "$H" keepsend 127.0.0.1 "$KZ_PORT" evil 5 >keepsend.txt
 ks_pid=$KZ_LAST_PID
 wait_until 10 grep -q ready keepsend.txt || fail "keepsend did not connect"
+wait_until 10 grep -q pulled stallpull.txt || fail "stallpull did not pull"
 sleep 0.3
 srv_stop || fail "kzsyncd did not stop cleanly after the attacks (a device sending)"
 kz_stop "$ks_pid"
+wait_until 15 bash -c "! kill -0 $sp_pid 2>/dev/null" || fail "stallpull did not finish"
+kz_stop "$sp_pid" || fail "queued output and its ERROR lost at the stop: $(tail -n 1 stallpull.txt)"
+log "$(tail -n 1 stallpull.txt)"
 kz_done
