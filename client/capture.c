@@ -283,17 +283,9 @@ outcs_flush(struct builder *b, struct outcs *o)
     h.hlc_max = o->hlc_max;
     if ((err = kz_cs_wr_finish(o->w, &body, &body_len)))
         goto out;
-    rc = sqlite3_prepare_v2(r->db, "SELECT next FROM kz_outseq WHERE scope = ?",
-                            -1, &st, NULL);
-    if (rc != SQLITE_OK) {
-        err = replica__dberr(r, rc, "outbox");
+    /* A read error must not restart the sequence at 1. */
+    if ((err = replica__outseq_next(r, o->scope, &next)))
         goto out;
-    }
-    sqlite3_bind_text(st, 1, o->scope, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) == SQLITE_ROW)
-        next = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    st = NULL;
     h.author_seq = (uint64_t)next;
     if ((err = kz_cs_header_encode(&h, &hdr, &hdr_len)))
         goto out;

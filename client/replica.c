@@ -812,22 +812,33 @@ replica_cursor_get(struct replica *r, const char *scope, uint64_t *seq)
 }
 
 int
-replica_own_check(struct replica *r, const char *scope, uint64_t author_seq)
+replica__outseq_next(struct replica *r, const char *scope, int64_t *next)
 {
     sqlite3_stmt *st = NULL;
-    int64_t next = 1;
     int rc;
 
+    *next = 1;
     rc = sqlite3_prepare_v2(r->db, "SELECT next FROM kz_outseq WHERE scope = ?",
                             -1, &st, NULL);
     if (rc != SQLITE_OK)
         return replica__dberr(r, rc, "outseq");
     sqlite3_bind_text(st, 1, scope, -1, SQLITE_STATIC);
     if ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        next = sqlite3_column_int64(st, 0);
+        *next = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
         return replica__dberr(r, rc, "outseq");
+    return 0;
+}
+
+int
+replica_own_check(struct replica *r, const char *scope, uint64_t author_seq)
+{
+    int64_t next;
+    int err;
+
+    if ((err = replica__outseq_next(r, scope, &next)))
+        return err;
     if (author_seq < (uint64_t)next)
         return 0;
     snprintf(r->errmsg, sizeof(r->errmsg),

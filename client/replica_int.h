@@ -96,6 +96,8 @@ int replica__save_clock(struct replica *r);
 int replica__set_applying(struct replica *r, int on);
 int replica__cver_cmp(struct replica *r, struct cver a, struct cver b);
 int replica__cursor_set(struct replica *r, const char *scope, uint64_t seq);
+/* The author_seq the next changeset of ${scope} gets (1 if none yet). */
+int replica__outseq_next(struct replica *r, const char *scope, int64_t *next);
 struct schema_file;
 int replica__migrate(struct replica *r, const struct schema_file *files,
                      int *applied);
