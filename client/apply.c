@@ -1346,6 +1346,11 @@ apply_cs(struct replica *r, const struct kz_cs_header *hdr, const uint8_t *body,
             goto fail;
         }
         tmap[i] = t;
+        /* The apply's writes to T need no capture: it would log them only
+         * for replica__set_applying to delete them again.  The schema's own
+         * triggers keep firing. */
+        if (t && (err = track__capture_pause(r, t)))
+            goto fail;
         cmap[i] = kz_calloc(bt->n_cols + 1, sizeof(int32_t));
         if (cmap[i] == NULL) {
             err = -KZ_ENOMEM;

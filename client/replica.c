@@ -314,6 +314,14 @@ replica__begin(struct replica *r)
 int
 replica__commit(struct replica *r)
 {
+    if (r->n_paused) {
+        /* Never commit a tracked table without its capture triggers. */
+        replica__rollback(r);
+        snprintf(r->errmsg, sizeof(r->errmsg),
+                 "commit refused: capture still paused on %u table(s)",
+                 (unsigned)r->n_paused);
+        return -KZ_EINVAL;
+    }
     return replica__exec(r, "COMMIT");
 }
 
@@ -322,6 +330,8 @@ replica__rollback(struct replica *r)
 {
     if (!sqlite3_get_autocommit(r->db))
         (void)sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
+    /* The rollback restored any capture triggers an apply had dropped. */
+    track__capture_forget(r);
     /* The in-memory clock may have run ahead; reload it. */
     {
         int64_t last = 0;
@@ -340,15 +350,17 @@ replica__save_clock(struct replica *r)
 /*
  * replica__set_applying(r, on): inside the apply's transaction (a rollback
  * undoes it), kz_state.applying turns the write-rule triggers off; other
- * connections never see it set.  The capture triggers keep logging, and
- * turning it off again deletes what they logged since it was turned on:
- * remote changes are never recaptured as local ones.  The caller folds the
- * log first (capture__fold), so that is normally all of kz_log.  The schema's
- * own triggers keep firing for remote changes: guards (audit_log_append_only)
- * refuse them into quarantine, and triggers that keep a local table in step (a
- * search index, say) see every change.  (Switching all triggers off with
- * SQLITE_DBCONFIG_ENABLE_TRIGGER made the apply 25% faster but broke
- * both; tried and reverted in session 2.)
+ * connections never see it set.  The apply pauses the capture triggers of
+ * the tables it writes (track__capture_pause); other capture triggers keep
+ * logging (a schema trigger may write another tracked table), and turning
+ * applying off again deletes what they logged since it was turned on and
+ * creates the paused triggers anew: remote changes are never recaptured as
+ * local ones.  The caller folds the log first (capture__fold), so that is
+ * normally all of kz_log.  The schema's own triggers keep firing for remote
+ * changes: guards (audit_log_append_only) refuse them into quarantine, and
+ * triggers that keep a local table in step (a search index, say) see every
+ * change.  (Switching all triggers off with SQLITE_DBCONFIG_ENABLE_TRIGGER
+ * broke both; tried and reverted in session 2.)
  */
 int
 replica__set_applying(struct replica *r, int on)
@@ -373,7 +385,7 @@ replica__set_applying(struct replica *r, int on)
     else
         snprintf(sql, sizeof(sql), "DELETE FROM kz_log WHERE seq > %lld;",
                  (long long)r->apply_log_floor);
-    if ((err = replica__exec(r, sql)))
+    if ((err = replica__exec(r, sql)) || (err = track__capture_resume(r)))
         return err;
     return replica__exec(r, "UPDATE kz_state SET applying = 0");
 }

@@ -44,6 +44,7 @@ struct tracked {
     uint32_t wc_next;     /* next wc slot to reuse */
     sqlite3_stmt *key_st; /* cached: SELECT json_array(?, …) (apply.c); owned */
     int has_fk;           /* declares a foreign key (checked per apply) */
+    int capture_paused;   /* capture triggers dropped for this apply */
 };
 
 /* The values of one row's primary key (sqlite3_value_dup copies). */
@@ -75,6 +76,7 @@ struct replica {
     uint32_t fold_chunk;     /* log rows per fold round; 0: the default (tests
                                 make it small) */
     int64_t apply_log_floor; /* kz_log's last seq when the apply began */
+    uint32_t n_paused;       /* tables whose capture is paused (apply.c) */
     char errmsg[256];        /* last error's detail */
 };
 
@@ -113,6 +115,17 @@ struct tracked *track__by_name(struct replica *r, const char *name, size_t len);
 struct tracked *track__by_id(struct replica *r, int id);
 int track__apply_decls(struct replica *r);
 int track__retrack_all(struct replica *r);
+/*
+ * Inside an apply's transaction: track__capture_pause drops T's capture
+ * triggers, so that the apply's own writes to T are not logged (and then
+ * deleted) row by row; track__capture_resume creates every paused table's
+ * triggers again, in the same transaction, before it commits;
+ * track__capture_forget is for after a rollback, which restored them.
+ * replica__commit refuses to commit while a table is paused.
+ */
+int track__capture_pause(struct replica *r, struct tracked *t);
+int track__capture_resume(struct replica *r);
+void track__capture_forget(struct replica *r);
 /* Stored keys of composite-key tables from before trigger generation 3
  * (json_array() alone) in the form of track__key_sql. */
 int track__rekey(struct replica *r);

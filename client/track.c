@@ -19,12 +19,14 @@
  *           only for the device's own site, nothing at an observer
  *
  * The write rules are off while kz_state.applying = 1 (inside an apply).
- * The capture triggers are not: they log an apply's writes like any other,
- * and the apply empties the log before it commits (replica__set_applying),
- * which is cheaper for local writes than a condition every trigger would
- * evaluate on every row.  `pk` is the key value itself, or a JSON array
- * for composite keys (track__key_sql).  `now` is wall-clock milliseconds;
- * capture.c turns log rows into hlc versions in log order.
+ * The capture triggers have no such condition, which every local write
+ * would pay for: inside its transaction the apply drops the capture
+ * triggers of the tables it writes and creates them again before it
+ * commits (track__capture_pause), and deletes whatever other capture
+ * triggers logged meanwhile (replica__set_applying).  `pk` is the key value
+ * itself, or a JSON array for composite keys (track__key_sql).  `now` is
+ * wall-clock milliseconds; capture.c turns log rows into hlc versions in log
+ * order.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -613,80 +615,92 @@ write_rules(struct replica *r, struct kz_buf *b, const struct tracked *t)
                 tag[i], t->name, ev[i], t->name, msg);
 }
 
-static int
-make_triggers(struct replica *r, const struct tracked *t)
+/* The capture triggers' tags (the write rules are wi, wu and wd). */
+static const char *const capture_tags[] = {"i", "u", "k", "d"};
+
+/* Appends the SQL that creates T's capture triggers. */
+static void
+capture_sql(struct kz_buf *b, const struct tracked *t)
 {
-    static const char *const tags[] = {"i", "u", "k", "d", "wi", "wu", "wd"};
-    struct kz_buf b;
     uint64_t all = (UINT64_C(1) << (t->n_cols + 1)) - 1;
     uint32_t k;
-    size_t i;
-    int err;
-
-    kz_buf_init(&b, 1u << 20);
-    for (i = 0; i < KZ_ARRAY_SIZE(tags); i++)
-        bprintf(&b, "DROP TRIGGER IF EXISTS \"kz_%s_%w\";", tags[i], t->name);
 
     /* INSERT */
-    bprintf(&b,
+    bprintf(b,
             "CREATE TRIGGER \"kz_i_%w\" AFTER INSERT ON \"%w\" BEGIN"
             " INSERT INTO kz_log(tbl, pk, op, mask, ms) VALUES (%d, ",
             t->name, t->name, t->id);
-    pk_expr(&b, t, "NEW");
-    bprintf(&b, ", 1, %lld, " NOW_MS_SQL "); END;", (long long)all);
+    pk_expr(b, t, "NEW");
+    bprintf(b, ", 1, %lld, " NOW_MS_SQL "); END;", (long long)all);
 
     /* UPDATE, key unchanged: fires only when a column changed (the WHEN
      * clause), so an update that changes nothing logs nothing. */
     if (t->n_cols > 0) {
-        bprintf(&b, "CREATE TRIGGER \"kz_u_%w\" AFTER UPDATE ON \"%w\" WHEN ",
+        bprintf(b, "CREATE TRIGGER \"kz_u_%w\" AFTER UPDATE ON \"%w\" WHEN ",
                 t->name, t->name);
-        pk_same(&b, t);
+        pk_same(b, t);
         for (k = 0; k < t->n_cols; k++) {
-            bputs(&b, k ? " OR " : " AND (");
-            col_changed(&b, t->cols[k], (t->keep_type >> (k + 1)) & 1);
+            bputs(b, k ? " OR " : " AND (");
+            col_changed(b, t->cols[k], (t->keep_type >> (k + 1)) & 1);
         }
-        bprintf(&b,
+        bprintf(b,
                 ") BEGIN INSERT INTO kz_log(tbl, pk, op, mask, ms) VALUES"
                 " (%d, ",
                 t->id);
-        pk_expr(&b, t, "NEW");
-        bputs(&b, ", 1, 0");
+        pk_expr(b, t, "NEW");
+        bputs(b, ", 1, 0");
         for (k = 0; k < t->n_cols; k++) {
-            bputs(&b, " | (");
-            col_changed(&b, t->cols[k], (t->keep_type >> (k + 1)) & 1);
-            bprintf(&b, " << %u)", k + 1);
+            bputs(b, " | (");
+            col_changed(b, t->cols[k], (t->keep_type >> (k + 1)) & 1);
+            bprintf(b, " << %u)", k + 1);
         }
-        bputs(&b, ", " NOW_MS_SQL "); END;");
+        bputs(b, ", " NOW_MS_SQL "); END;");
     }
 
     /* UPDATE of the key: a delete of the old key and an insert of the new
      * one.  "OF" the key columns, so that SQLite leaves it out of every
      * UPDATE statement that does not set a key column. */
-    bprintf(&b, "CREATE TRIGGER \"kz_k_%w\" AFTER UPDATE OF ", t->name);
+    bprintf(b, "CREATE TRIGGER \"kz_k_%w\" AFTER UPDATE OF ", t->name);
     for (k = 0; k < t->n_pk; k++)
-        bprintf(&b, "%s\"%w\"", k ? ", " : "", t->pk[k]);
-    bprintf(&b, " ON \"%w\" WHEN NOT (", t->name);
-    pk_same(&b, t);
-    bprintf(&b, ") BEGIN INSERT INTO kz_log(tbl, pk, op, mask, ms) SELECT %d, ",
+        bprintf(b, "%s\"%w\"", k ? ", " : "", t->pk[k]);
+    bprintf(b, " ON \"%w\" WHEN NOT (", t->name);
+    pk_same(b, t);
+    bprintf(b, ") BEGIN INSERT INTO kz_log(tbl, pk, op, mask, ms) SELECT %d, ",
             t->id);
-    pk_expr(&b, t, "OLD");
-    bprintf(&b, ", 2, %lld, " NOW_MS_SQL " WHERE ", (long long)all);
-    pk_ok(&b, t, "OLD");
-    bputs(&b, "; ");
-    bprintf(&b, "INSERT INTO kz_log(tbl, pk, op, mask, ms) VALUES (%d, ",
-            t->id);
-    pk_expr(&b, t, "NEW");
-    bprintf(&b, ", 1, %lld, " NOW_MS_SQL "); END;", (long long)all);
+    pk_expr(b, t, "OLD");
+    bprintf(b, ", 2, %lld, " NOW_MS_SQL " WHERE ", (long long)all);
+    pk_ok(b, t, "OLD");
+    bputs(b, "; ");
+    bprintf(b, "INSERT INTO kz_log(tbl, pk, op, mask, ms) VALUES (%d, ", t->id);
+    pk_expr(b, t, "NEW");
+    bprintf(b, ", 1, %lld, " NOW_MS_SQL "); END;", (long long)all);
 
     /* DELETE */
-    bprintf(&b, "CREATE TRIGGER \"kz_d_%w\" AFTER DELETE ON \"%w\" WHEN ",
+    bprintf(b, "CREATE TRIGGER \"kz_d_%w\" AFTER DELETE ON \"%w\" WHEN ",
             t->name, t->name);
-    pk_ok(&b, t, "OLD");
-    bprintf(&b, " BEGIN INSERT INTO kz_log(tbl, pk, op, mask, ms) VALUES (%d, ",
+    pk_ok(b, t, "OLD");
+    bprintf(b, " BEGIN INSERT INTO kz_log(tbl, pk, op, mask, ms) VALUES (%d, ",
             t->id);
-    pk_expr(&b, t, "OLD");
-    bprintf(&b, ", 2, %lld, " NOW_MS_SQL "); END;", (long long)all);
+    pk_expr(b, t, "OLD");
+    bprintf(b, ", 2, %lld, " NOW_MS_SQL "); END;", (long long)all);
+}
 
+static int
+make_triggers(struct replica *r, const struct tracked *t)
+{
+    static const char *const rule_tags[] = {"wi", "wu", "wd"};
+    struct kz_buf b;
+    size_t i;
+    int err;
+
+    kz_buf_init(&b, 1u << 20);
+    for (i = 0; i < KZ_ARRAY_SIZE(capture_tags); i++)
+        bprintf(&b, "DROP TRIGGER IF EXISTS \"kz_%s_%w\";", capture_tags[i],
+                t->name);
+    for (i = 0; i < KZ_ARRAY_SIZE(rule_tags); i++)
+        bprintf(&b, "DROP TRIGGER IF EXISTS \"kz_%s_%w\";", rule_tags[i],
+                t->name);
+    capture_sql(&b, t);
     write_rules(r, &b, t);
     kz_buf_u8(&b, 0);
     if (b.err) {
@@ -806,6 +820,61 @@ track__apply_decls(struct replica *r)
         err = replica__dberr(r, rc, "track_decl");
     sqlite3_finalize(st);
     return err;
+}
+
+int
+track__capture_pause(struct replica *r, struct tracked *t)
+{
+    struct kz_buf b;
+    size_t i;
+    int err;
+
+    if (t->capture_paused)
+        return 0;
+    kz_buf_init(&b, 1u << 16);
+    for (i = 0; i < KZ_ARRAY_SIZE(capture_tags); i++)
+        bprintf(&b, "DROP TRIGGER IF EXISTS \"kz_%s_%w\";", capture_tags[i],
+                t->name);
+    kz_buf_u8(&b, 0);
+    err = b.err ? b.err : replica__exec(r, (const char *)b.p);
+    kz_buf_free(&b);
+    if (err == 0) {
+        t->capture_paused = 1;
+        r->n_paused++;
+    }
+    return err;
+}
+
+int
+track__capture_resume(struct replica *r)
+{
+    struct kz_buf b;
+    uint32_t i;
+    int err;
+
+    if (r->n_paused == 0)
+        return 0;
+    kz_buf_init(&b, 1u << 20);
+    for (i = 0; i < r->n_tables; i++) {
+        if (r->tables[i].capture_paused)
+            capture_sql(&b, &r->tables[i]);
+    }
+    kz_buf_u8(&b, 0);
+    err = b.err ? b.err : replica__exec(r, (const char *)b.p);
+    kz_buf_free(&b);
+    if (err == 0)
+        track__capture_forget(r);
+    return err;
+}
+
+void
+track__capture_forget(struct replica *r)
+{
+    uint32_t i;
+
+    for (i = 0; i < r->n_tables; i++)
+        r->tables[i].capture_paused = 0;
+    r->n_paused = 0;
 }
 
 /* Makes every tracked table's triggers anew (the role changed). */
@@ -1294,6 +1363,14 @@ track__load(struct replica *r)
     struct tracked *tabs = NULL;
     uint32_t n = 0;
     int rc, err = 0;
+
+    if (r->n_paused) {
+        /* Reloading would lose which tables track__capture_resume owes
+         * their triggers. */
+        snprintf(r->errmsg, sizeof(r->errmsg),
+                 "tracked tables reloaded while capture is paused");
+        return -KZ_EINVAL;
+    }
 
     rc = sqlite3_prepare_v2(r->db,
                             "SELECT id, tbl, scope_kind, owner_col,"

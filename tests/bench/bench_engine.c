@@ -315,8 +315,9 @@ apply_child(const char *adir, const char *bdir)
     if (rc != SQLITE_DONE)
         bn_die("outbox: %s", sqlite3_errmsg(a));
     getrusage(RUSAGE_SELF, &ru);
-    printf("%d %llu %ld %ld %ld %.3f\n", n, (unsigned long long)cells, rss0,
-           bn_proc_kb(0, "VmHWM:"), ru.ru_maxrss, t1 - t0);
+    printf("%d %llu %ld %ld %ld %.3f %ld\n", n, (unsigned long long)cells, rss0,
+           bn_proc_kb(0, "VmHWM:"), ru.ru_maxrss, t1 - t0,
+           bn_proc_kb(0, "RssFile:"));
     sqlite3_finalize(st);
     sqlite3_close(a);
     replica_free(b);
@@ -328,7 +329,7 @@ struct memrow {
     uint32_t max_cells;
     int n_cs;
     unsigned long long cells;
-    long rss0, hwm, maxrss;
+    long rss0, hwm, maxrss, rss_file;
     double secs;
     uint64_t body_max;
 };
@@ -361,8 +362,9 @@ mem_run(const char *self, const struct rowdata *d, int rows, uint32_t max_cells,
         bn_die("mkdir %s", bdir);
     snprintf(cmd, sizeof(cmd), "'%s' --apply-child '%s' '%s'", self, dir, bdir);
     p = popen(cmd, "r");
-    if (p == NULL || fscanf(p, "%d %llu %ld %ld %ld %lf", &m->n_cs, &m->cells,
-                            &m->rss0, &m->hwm, &m->maxrss, &m->secs) != 6)
+    if (p == NULL ||
+        fscanf(p, "%d %llu %ld %ld %ld %lf %ld", &m->n_cs, &m->cells, &m->rss0,
+               &m->hwm, &m->maxrss, &m->secs, &m->rss_file) != 7)
         bn_die("%s: no result", cmd);
     if (pclose(p) != 0)
         bn_die("%s failed", cmd);
@@ -632,14 +634,16 @@ main(int argc, char **argv)
         printf("\ne. peak RSS of a process doing only the apply (fresh exec; "
                "changesets streamed from A's kz_outbox)\n");
         printf("   rows    max_cells  changesets  biggest body  RSS before  "
-               "peak (VmHWM)  growth   ru_maxrss  apply s\n");
+               "peak (VmHWM)  growth   ru_maxrss  apply s  RssFile after\n");
         for (k = 0; k < 3; k++)
             printf("   %-7d %9u  %10d  %9.2f MB  %7.1f MB  %9.1f MB  %5.1f MB"
-                   "  %6.1f MB  %7.2f\n",
+                   "  %6.1f MB  %7.2f  %8.1f MB\n",
                    m[k].rows, m[k].max_cells, m[k].n_cs, m[k].body_max / 1e6,
                    m[k].rss0 / 1024.0, m[k].hwm / 1024.0,
                    (m[k].hwm - m[k].rss0) / 1024.0, m[k].maxrss / 1024.0,
-                   m[k].secs);
+                   m[k].secs, m[k].rss_file / 1024.0);
+        printf("   (RssFile: pages of the program and of replica.db mapped "
+               "(mmap_size), shared with the page cache)\n");
     }
     free(d);
     return 0;

@@ -338,6 +338,53 @@ TEST(apply_drops_what_capture_logged)
     pair_free(&p);
 }
 
+/* The capture triggers of partner present in ${r}'s schema. */
+static int
+capture_triggers(struct replica *r)
+{
+    return (int)sql_int(r, "SELECT count(*) FROM sqlite_master"
+                           " WHERE type = 'trigger' AND name IN"
+                           " ('kz_i_partner', 'kz_u_partner', 'kz_k_partner',"
+                           " 'kz_d_partner')");
+}
+
+/* An apply drops the capture triggers of the tables it writes only inside
+ * its own transaction: they are back when it commits, and a commit while
+ * they are away is refused. */
+TEST(apply_pauses_capture_only_inside_its_transaction)
+{
+    struct pair p;
+    struct replica_cs cs;
+    struct apply_stats st;
+
+    pair_new(&p, PARTNER);
+    ASSERT_OK(replica_track(p.a, "partner", &NET));
+    ASSERT_OK(replica_track(p.b, "partner", &NET));
+    ASSERT_EQ(capture_triggers(p.b), 4);
+    sql_ok(p.a, "INSERT INTO partner VALUES ('p1', 'A', NULL, 1, 0)");
+    ASSERT_EQ(replica_build(p.a, 0), 1);
+    ASSERT_EQ(replica_outbox_get(p.a, "network", 0, &cs), 1);
+    ASSERT_OK(replica_apply(p.b, &cs.hdr, cs.body, cs.body_len, &st));
+    ASSERT_EQ(st.rows, 1);
+    ASSERT_EQ(capture_triggers(p.b), 4);
+    ASSERT_EQ(p.b->n_paused, 0);
+    sql_ok(p.b, "UPDATE partner SET staff = 7 WHERE id = 'p1'");
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_log"), 1);
+
+    ASSERT_OK(replica__begin(p.b));
+    ASSERT_OK(track__capture_pause(p.b, track__by_name(p.b, "partner", 7)));
+    ASSERT_EQ(capture_triggers(p.b), 0);
+    ASSERT_ERR(replica__commit(p.b), -KZ_EINVAL);
+    ASSERT(strstr(replica_errmsg(p.b), "capture still paused") != NULL);
+    ASSERT(sqlite3_get_autocommit(replica_db(p.b)));
+    ASSERT_EQ(p.b->n_paused, 0);
+    ASSERT_EQ(capture_triggers(p.b), 4);
+    sql_ok(p.b, "UPDATE partner SET staff = 8 WHERE id = 'p1'");
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_log"), 2);
+    replica_cs_clear(&cs);
+    pair_free(&p);
+}
+
 TEST(duplicate_is_skipped_and_gap_refused)
 {
     struct pair p;
@@ -1288,6 +1335,9 @@ TEST(malformed_body_changes_nothing)
         ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM partner"), 0);
         ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_seen"), 0);
     }
+    /* Truncations that failed after the apply paused capture left it on. */
+    ASSERT_EQ(capture_triggers(p.b), 4);
+    ASSERT_EQ(p.b->n_paused, 0);
     ASSERT_OK(replica_apply(p.b, &cs.hdr, cs.body, cs.body_len, NULL));
     ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM partner"), 2);
     replica_cs_clear(&cs);
@@ -1567,6 +1617,7 @@ T_MAIN(T(track_refuses_table_without_key), T(track_refuses_rowid_alias),
        T(sync_converges_and_apply_is_not_recaptured),
        T(apply_drops_what_capture_logged),
        T(apply_is_not_captured_and_schema_triggers_fire),
+       T(apply_pauses_capture_only_inside_its_transaction),
        T(duplicate_is_skipped_and_gap_refused),
        T(concurrent_edits_conflict_sequential_do_not),
        T(delete_wins_over_older_update_and_reinsert_revives),
