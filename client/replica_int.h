@@ -9,6 +9,7 @@
 
 #include <sqlite3.h>
 
+#include "buf.h"
 #include "changeset.h"
 #include "env.h"
 #include "hlc.h"
@@ -72,12 +73,14 @@ struct replica {
     uint32_t n_tables;
     uint8_t (*dev_keys)[KZ_KEY_LEN]; /* kz_device idx → key cache; owned */
     uint32_t n_dev;                  /* entries in dev_keys */
-    sqlite3_stmt *split_st;  /* cached: a composite key's parts (capture.c) */
-    uint32_t fold_chunk;     /* log rows per fold round; 0: the default (tests
-                                make it small) */
-    int64_t apply_log_floor; /* kz_log's last seq when the apply began */
-    uint32_t n_paused;       /* tables whose capture is paused (apply.c) */
-    char errmsg[256];        /* last error's detail */
+    sqlite3_stmt *split_st;   /* cached: a composite key's parts (capture.c) */
+    uint32_t fold_chunk;      /* log rows per fold round; 0: the default (tests
+                                 make it small) */
+    int64_t apply_log_floor;  /* kz_log's last seq when the apply began */
+    uint32_t n_paused;        /* tables whose capture is paused (apply.c) */
+    struct kz_buf paused_sql; /* their triggers, to create again; valid while
+                                 n_paused > 0 */
+    char errmsg[256];         /* last error's detail */
 };
 
 /* replica.c */
@@ -118,8 +121,8 @@ int track__retrack_all(struct replica *r);
 /*
  * Inside an apply's transaction: track__capture_pause drops T's capture
  * triggers, so that the apply's own writes to T are not logged (and then
- * deleted) row by row; track__capture_resume creates every paused table's
- * triggers again, in the same transaction, before it commits;
+ * deleted) row by row; track__capture_resume creates them again, word for
+ * word as they stood, in the same transaction, before it commits;
  * track__capture_forget is for after a rollback, which restored them.
  * replica__commit refuses to commit while a table is paused.
  */

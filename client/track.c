@@ -77,6 +77,7 @@ track__free_all(struct replica *r)
 {
     uint32_t i;
 
+    track__capture_forget(r);
     for (i = 0; i < r->n_tables; i++)
         tracked_clear(&r->tables[i]);
     kz_free(r->tables);
@@ -825,43 +826,58 @@ track__apply_decls(struct replica *r)
 int
 track__capture_pause(struct replica *r, struct tracked *t)
 {
-    struct kz_buf b;
-    size_t i;
-    int err;
+    sqlite3_stmt *st = NULL;
+    struct kz_buf drop;
+    int rc, err = 0;
 
     if (t->capture_paused)
         return 0;
-    kz_buf_init(&b, 1u << 16);
-    for (i = 0; i < KZ_ARRAY_SIZE(capture_tags); i++)
-        bprintf(&b, "DROP TRIGGER IF EXISTS \"kz_%s_%w\";", capture_tags[i],
-                t->name);
-    kz_buf_u8(&b, 0);
-    err = b.err ? b.err : replica__exec(r, (const char *)b.p);
-    kz_buf_free(&b);
-    if (err == 0) {
-        t->capture_paused = 1;
-        r->n_paused++;
+    if (r->n_paused == 0)
+        kz_buf_init(&r->paused_sql, 1u << 24);
+    /* Each trigger as it stands in the schema, to be put back word for word:
+     * not made anew from this process's view of the table, which another
+     * process may have changed since (a column added and tracked anew, a
+     * column renamed, newer triggers). */
+    rc = sqlite3_prepare_v2(r->db,
+                            "SELECT name, sql FROM sqlite_master"
+                            " WHERE type = 'trigger' AND tbl_name = ?1"
+                            " AND name IN ('kz_i_' || ?1, 'kz_u_' || ?1,"
+                            " 'kz_k_' || ?1, 'kz_d_' || ?1) ORDER BY rowid",
+                            -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return replica__dberr(r, rc, "pause capture");
+    sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
+    kz_buf_init(&drop, 1u << 16);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *sql = (const char *)sqlite3_column_text(st, 1);
+        bprintf(&drop, "DROP TRIGGER \"%w\";",
+                (const char *)sqlite3_column_text(st, 0));
+        if (sql != NULL)
+            bprintf(&r->paused_sql, "%s;", sql);
     }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        err = replica__dberr(r, rc, "pause capture");
+    kz_buf_u8(&drop, 0);
+    if (err == 0 && (err = drop.err ? drop.err : r->paused_sql.err) == 0)
+        err = replica__exec(r, (const char *)drop.p);
+    kz_buf_free(&drop);
+    /* Paused even on failure: the caller rolls back, which forgets. */
+    t->capture_paused = 1;
+    r->n_paused++;
     return err;
 }
 
 int
 track__capture_resume(struct replica *r)
 {
-    struct kz_buf b;
-    uint32_t i;
     int err;
 
     if (r->n_paused == 0)
         return 0;
-    kz_buf_init(&b, 1u << 20);
-    for (i = 0; i < r->n_tables; i++) {
-        if (r->tables[i].capture_paused)
-            capture_sql(&b, &r->tables[i]);
-    }
-    kz_buf_u8(&b, 0);
-    err = b.err ? b.err : replica__exec(r, (const char *)b.p);
-    kz_buf_free(&b);
+    kz_buf_u8(&r->paused_sql, 0);
+    err = r->paused_sql.err ? r->paused_sql.err
+                            : replica__exec(r, (const char *)r->paused_sql.p);
     if (err == 0)
         track__capture_forget(r);
     return err;
@@ -874,6 +890,8 @@ track__capture_forget(struct replica *r)
 
     for (i = 0; i < r->n_tables; i++)
         r->tables[i].capture_paused = 0;
+    if (r->n_paused)
+        kz_buf_free(&r->paused_sql);
     r->n_paused = 0;
 }
 

@@ -385,6 +385,42 @@ TEST(apply_pauses_capture_only_inside_its_transaction)
     pair_free(&p);
 }
 
+/* A long-running process (kzsync run) applies after another process changed
+ * a tracked table: the capture triggers it puts back are the ones that
+ * stood, not ones made from its own older view of the table. */
+TEST(apply_puts_back_the_triggers_that_stood)
+{
+    struct pair p;
+    struct replica *b2 = NULL;
+    char path[512];
+    sqlite3 *db = NULL;
+
+    pair_synced(&p, PARTNER, PARTNER_ONLY,
+                "INSERT INTO partner VALUES ('p1', 'A', NULL, 1, 0)");
+    snprintf(path, sizeof(path), "%s/b", p.dir);
+    ASSERT_OK(replica_open(&b2, path, &p.clock.env));
+    /* A column added and tracked anew, another renamed. */
+    sql_ok(b2, "ALTER TABLE partner ADD COLUMN note TEXT");
+    ASSERT_OK(replica_track(b2, "partner", &NET));
+    sql_ok(b2, "ALTER TABLE partner RENAME COLUMN kind TO category");
+    replica_free(b2);
+
+    sql_ok(p.a, "UPDATE partner SET staff = 2 WHERE id = 'p1'");
+    a_to_b(&p);
+    ASSERT_EQ(sql_int(p.b, "SELECT staff FROM partner"), 2);
+    snprintf(path, sizeof(path), "%s/b/replica.db", p.dir);
+    ASSERT_EQ(sqlite3_open(path, &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db,
+                           "UPDATE partner SET note = 'n', category = 'c'"
+                           " WHERE id = 'p1'",
+                           NULL, NULL, NULL),
+              SQLITE_OK);
+    sqlite3_close(db);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_log"), 1);
+    ASSERT_EQ(sql_int(p.b, "SELECT mask > 0 FROM kz_log"), 1);
+    pair_free(&p);
+}
+
 TEST(duplicate_is_skipped_and_gap_refused)
 {
     struct pair p;
@@ -1618,6 +1654,7 @@ T_MAIN(T(track_refuses_table_without_key), T(track_refuses_rowid_alias),
        T(apply_drops_what_capture_logged),
        T(apply_is_not_captured_and_schema_triggers_fire),
        T(apply_pauses_capture_only_inside_its_transaction),
+       T(apply_puts_back_the_triggers_that_stood),
        T(duplicate_is_skipped_and_gap_refused),
        T(concurrent_edits_conflict_sequential_do_not),
        T(delete_wins_over_older_update_and_reinsert_revives),
