@@ -61,7 +61,9 @@ static const char PRAGMAS[] = "PRAGMA journal_mode = WAL;"
                               "PRAGMA synchronous = NORMAL;"
                               "PRAGMA foreign_keys = ON;"
                               "PRAGMA recursive_triggers = ON;"
-                              "PRAGMA temp_store = MEMORY;";
+                              "PRAGMA temp_store = MEMORY;"
+                              /* As replica.c opens the replica. */
+                              "PRAGMA mmap_size = 268435456;";
 
 static const char UPDATE_SQL[] = "UPDATE item SET qty = qty + 1";
 

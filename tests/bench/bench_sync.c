@@ -59,7 +59,10 @@
 static const char PRAGMAS[] = "PRAGMA journal_mode = WAL;"
                               "PRAGMA synchronous = NORMAL;"
                               "PRAGMA foreign_keys = ON;"
-                              "PRAGMA recursive_triggers = ON;";
+                              "PRAGMA recursive_triggers = ON;"
+                              "PRAGMA temp_store = MEMORY;"
+                              /* As replica.c opens the replica. */
+                              "PRAGMA mmap_size = 268435456;";
 static const struct track_decl NET = {"network", NULL, NULL, NULL, NULL, NULL};
 
 static sqlite3 *
