@@ -260,6 +260,37 @@ server_work_done(struct server *srv)
 }
 
 static void
+on_spare_closed(uv_handle_t *h)
+{
+    struct server *srv = h->data;
+
+    srv->spare_busy = 0;
+    if (srv->accept_owed && !srv->stopping) {
+        srv->accept_owed = 0;
+        session_accept(srv);
+    }
+    server_session_freed(srv);
+}
+
+void
+server_accept_refuse(struct server *srv)
+{
+    if (srv->spare_busy) {
+        /* on_spare_closed tries again. */
+        srv->accept_owed = 1;
+        return;
+    }
+    uv_tcp_init(srv->loop, &srv->spare);
+    srv->spare.data = srv;
+    srv->spare_busy = 1;
+    srv->n_live++; /* the server outlives the handle (maybe_finish) */
+    if (uv_accept((uv_stream_t *)&srv->listener, (uv_stream_t *)&srv->spare) ==
+        0)
+        srv->stats.refused++;
+    uv_close((uv_handle_t *)&srv->spare, on_spare_closed);
+}
+
+static void
 on_listener_closed(uv_handle_t *h)
 {
     close_store(h->data);

@@ -107,6 +107,10 @@ struct server {
     struct kz_identity id;    /* server key; wiped on free */
     uv_tcp_t listener;        /* listening socket */
     int listening;            /* listener is open */
+    uv_tcp_t spare;           /* accepts a connection there is no memory for,
+                                 to close it at once (server_accept_refuse) */
+    int spare_busy;           /* spare is closing */
+    int accept_owed;          /* a connection waits for spare to be free */
     struct store *store;      /* owned */
     struct session *sessions; /* list head */
     uint32_t n_sessions;      /* in the list */
@@ -129,6 +133,11 @@ struct server {
      * keeps), so an idle session costs no 64 KiB of its own. */
     uint8_t rbuf[SESSION_READ_BUF];
 };
+
+/* server.c: closes the connection waiting on the listener (a session could
+ * not be allocated for it).  Without an accept, libuv stops watching the
+ * listener and every later connection would wait forever. */
+void server_accept_refuse(struct server *srv);
 
 /* session.c */
 void session_accept(struct server *srv);

@@ -1506,7 +1506,8 @@ session_accept(struct server *srv)
 
     s = kz_calloc(1, sizeof(*s));
     if (s == NULL) {
-        kz_log_error("accept: out of memory");
+        kz_log_error("accept: out of memory; connection closed");
+        server_accept_refuse(srv);
         return;
     }
     s->magic = SESSION_MAGIC;

@@ -3,3 +3,6 @@
 if(TARGET kzserver)
   kz_unit_test(store LIBS kzserver TIMEOUT 120)
 endif()
+if(TARGET kzserver)
+  kz_unit_test(server LIBS kzserver)
+endif()
