@@ -517,7 +517,7 @@ db_open(struct replica *r, const char *dir, int create)
                             "PRAGMA temp_store = MEMORY;"
                             /* Reads of the first 256 MiB straight from the
                              * page cache, not copied by pread: the build
-                             * reads every row it packs (bench_sync: 10%
+                             * reads every row it packs (bench_sync: 13-20%
                              * less CPU for `kzsync sync` after a large
                              * write).  An I/O error on a mapped page is a
                              * SIGBUS instead of SQLITE_IOERR; the WAL

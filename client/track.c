@@ -1383,8 +1383,7 @@ track__load(struct replica *r)
     int rc, err = 0;
 
     if (r->n_paused) {
-        /* Reloading would lose which tables track__capture_resume owes
-         * their triggers. */
+        /* Reloading would lose the tables' paused flags. */
         snprintf(r->errmsg, sizeof(r->errmsg),
                  "tracked tables reloaded while capture is paused");
         return -KZ_EINVAL;

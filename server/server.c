@@ -266,8 +266,12 @@ on_spare_closed(uv_handle_t *h)
 
     srv->spare_busy = 0;
     if (srv->accept_owed && !srv->stopping) {
+        /* Not stopping, so nothing to finish: uncount the spare before the
+         * waiting connection is counted against max_connections. */
         srv->accept_owed = 0;
+        srv->n_live--;
         session_accept(srv);
+        return;
     }
     server_session_freed(srv);
 }

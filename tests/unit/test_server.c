@@ -103,8 +103,8 @@ cli_connect(uv_loop_t *loop, struct cli *c, int port)
     ASSERT_OK(uv_ip4_addr("127.0.0.1", port, &a));
     ASSERT_OK(uv_tcp_init(loop, &c->tcp));
     c->tcp.data = c->req.data = c;
-    ASSERT_OK(uv_tcp_connect(&c->req, &c->tcp, (struct sockaddr *)&a,
-                             cli_connected));
+    ASSERT_OK(
+        uv_tcp_connect(&c->req, &c->tcp, (struct sockaddr *)&a, cli_connected));
 }
 
 struct fixture {
@@ -114,13 +114,37 @@ struct fixture {
     int port, stopped;
 };
 
+/* The temporary directory, removed at exit even when a test fails. */
+static char tmp_dir[PATH_MAX];
+
+static void
+remove_tmp_dir(void)
+{
+    char p[PATH_MAX + 256];
+    struct dirent *e;
+    DIR *d;
+
+    if (tmp_dir[0] == '\0' || (d = opendir(tmp_dir)) == NULL)
+        return;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        snprintf(p, sizeof(p), "%s/%s", tmp_dir, e->d_name);
+        (void)unlink(p);
+    }
+    closedir(d);
+    (void)rmdir(tmp_dir);
+    tmp_dir[0] = '\0';
+}
+
 static void
 on_stopped(void *data)
 {
     ((struct fixture *)data)->stopped = 1;
 }
 
-/* A loopback port free a moment ago (the kernel picks it). */
+/* A loopback port free a moment ago (the kernel picks it; another process
+ * could take it before the server binds it, which fails the test loudly). */
 static int
 free_port(void)
 {
@@ -140,7 +164,7 @@ free_port(void)
 }
 
 static void
-fixture_start(struct fixture *f)
+fixture_start(struct fixture *f, uint32_t max_connections)
 {
     struct config cfg;
     struct kz_identity id;
@@ -152,8 +176,11 @@ fixture_start(struct fixture *f)
     ASSERT_LT(snprintf(f->dir, sizeof(f->dir), "%s/kzserver.XXXXXX", base),
               (int)sizeof(f->dir));
     ASSERT(mkdtemp(f->dir) != NULL);
+    snprintf(tmp_dir, sizeof(tmp_dir), "%s", f->dir);
+    atexit(remove_tmp_dir);
     ASSERT_OK(uv_loop_init(&f->loop));
     config_defaults(&cfg);
+    cfg.max_connections = max_connections;
     f->port = free_port();
     snprintf(cfg.listen, sizeof(cfg.listen), "127.0.0.1:%d", f->port);
     ASSERT_OK(keyfile_generate_server(&id, kz_env_system()));
@@ -164,24 +191,12 @@ fixture_start(struct fixture *f)
 static void
 fixture_stop(struct fixture *f)
 {
-    char p[PATH_MAX + 256];
-    struct dirent *e;
-    DIR *d;
-
     server_stop(f->srv, on_stopped, f);
     RUN_UNTIL(&f->loop, f->stopped);
     ASSERT_OK(uv_run(&f->loop, UV_RUN_DEFAULT));
     ASSERT_OK(uv_loop_close(&f->loop));
-    d = opendir(f->dir);
-    ASSERT(d != NULL);
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(p, sizeof(p), "%s/%s", f->dir, e->d_name);
-        ASSERT_OK(unlink(p));
-    }
-    closedir(d);
-    ASSERT_OK(rmdir(f->dir));
+    remove_tmp_dir();
+    ASSERT_EQ(access(f->dir, F_OK), -1);
 }
 
 static uint64_t
@@ -206,7 +221,7 @@ TEST(listener_survives_out_of_memory_at_accept)
     struct cli c[4];
     int i;
 
-    fixture_start(&f);
+    fixture_start(&f, 1024);
 
     kz_alloc_fail_after(0);
     cli_connect(&f.loop, &c[0], f.port);
@@ -226,9 +241,50 @@ TEST(listener_survives_out_of_memory_at_accept)
 
     for (i = 0; i < 4; i++)
         uv_close((uv_handle_t *)&c[i].tcp, cli_closed);
-    RUN_UNTIL(&f.loop, c[0].closed && c[1].closed && c[2].closed &&
-                           c[3].closed);
+    RUN_UNTIL(&f.loop,
+              c[0].closed && c[1].closed && c[2].closed && c[3].closed);
     fixture_stop(&f);
 }
 
-T_MAIN(T(listener_survives_out_of_memory_at_accept))
+/* Memory comes back while a connection waits for the spare handle: it gets
+ * a session, and the spare (closed by then) does not count against
+ * max_connections. */
+static void
+memory_back(uv_check_t *h)
+{
+    struct fixture *f = h->data;
+    struct server_stats st;
+
+    server_get_stats(f->srv, &st);
+    if (st.refused >= 1)
+        kz_alloc_fail_after(-1);
+}
+
+TEST(connection_waiting_on_the_spare_counts_only_itself)
+{
+    struct fixture f;
+    struct cli c[2];
+    uv_check_t chk;
+    int i;
+
+    fixture_start(&f, 1);
+    ASSERT_OK(uv_check_init(&f.loop, &chk));
+    chk.data = &f;
+    ASSERT_OK(uv_check_start(&chk, memory_back));
+    kz_alloc_fail_after(0);
+    cli_connect(&f.loop, &c[0], f.port);
+    cli_connect(&f.loop, &c[1], f.port);
+    RUN_UNTIL(&f.loop, c[0].eof && stat_of(&f, 0) == 1);
+    kz_alloc_fail_after(-1);
+    ASSERT_EQ(stat_of(&f, 1), 1); /* refused: the first only */
+    ASSERT_EQ(stat_of(&f, 2), 1);
+    ASSERT_EQ(c[1].eof, 0);
+    uv_close((uv_handle_t *)&chk, NULL);
+    for (i = 0; i < 2; i++)
+        uv_close((uv_handle_t *)&c[i].tcp, cli_closed);
+    RUN_UNTIL(&f.loop, c[0].closed && c[1].closed);
+    fixture_stop(&f);
+}
+
+T_MAIN(T(listener_survives_out_of_memory_at_accept),
+       T(connection_waiting_on_the_spare_counts_only_itself))
