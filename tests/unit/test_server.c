@@ -26,30 +26,9 @@
 #include "server.h"
 
 #include "t.h"
+#include "loop_util.h"
 
 #define DEADLINE_NS (UINT64_C(10) * 1000 * 1000 * 1000)
-
-static void
-tick(uv_timer_t *t)
-{
-    (void)t;
-}
-
-/* RUN_UNTIL(loop, cond): runs ${loop} until ${cond}, failing at a deadline. */
-#define RUN_UNTIL(loopp, cond)                                                 \
-    do {                                                                       \
-        uv_timer_t t_;                                                         \
-        uint64_t dl_ = uv_hrtime() + DEADLINE_NS;                              \
-        ASSERT_OK(uv_timer_init((loopp), &t_));                                \
-        ASSERT_OK(uv_timer_start(&t_, tick, 10, 10));                          \
-        while (!(cond)) {                                                      \
-            if (uv_hrtime() > dl_)                                             \
-                T_FAIL_("timed out waiting for %s", #cond);                    \
-            uv_run((loopp), UV_RUN_ONCE);                                      \
-        }                                                                      \
-        uv_close((uv_handle_t *)&t_, NULL);                                    \
-        uv_run((loopp), UV_RUN_NOWAIT);                                        \
-    } while (0)
 
 /* A loopback client that only connects and notes the server's close. */
 struct cli {

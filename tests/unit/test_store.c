@@ -27,6 +27,7 @@
 #include "store.h"
 
 #include "t.h"
+#include "loop_util.h"
 
 #define DEADLINE_NS (60ull * 1000 * 1000 * 1000)
 #define HDR_LEN 16u
@@ -40,28 +41,6 @@ struct fx {
     struct store *s;     /* the store under test, or NULL */
     int closed;          /* close callbacks seen */
 };
-
-static void
-tick(uv_timer_t *t)
-{
-    (void)t;
-}
-
-/* RUN_UNTIL(loop, cond): runs ${loop} until ${cond}, failing at a deadline. */
-#define RUN_UNTIL(loopp, cond)                                                 \
-    do {                                                                       \
-        uv_timer_t t_;                                                         \
-        uint64_t dl_ = uv_hrtime() + DEADLINE_NS;                              \
-        ASSERT_OK(uv_timer_init((loopp), &t_));                                \
-        ASSERT_OK(uv_timer_start(&t_, tick, 10, 10));                          \
-        while (!(cond)) {                                                      \
-            if (uv_hrtime() > dl_)                                             \
-                T_FAIL_("timed out waiting for %s", #cond);                    \
-            uv_run((loopp), UV_RUN_ONCE);                                      \
-        }                                                                      \
-        uv_close((uv_handle_t *)&t_, NULL);                                    \
-        uv_run((loopp), UV_RUN_NOWAIT);                                        \
-    } while (0)
 
 /* join(out, len, dir, name): ${dir}/${name}, checked for truncation. */
 static void
