@@ -401,8 +401,9 @@ track__key_sql(struct kz_buf *b, uint32_t n, const char *const *parts,
     uint32_t i;
 
     if (n == 1) {
-        bprintf(b, "CASE WHEN %s IS NULL THEN %s ELSE %s END", parts[0], fail,
-                parts[0]);
+        /* coalesce reads the column once (CASE … IS NULL … ELSE read it
+         * twice) and evaluates ${fail} only for NULL. */
+        bprintf(b, "coalesce(%s, %s)", parts[0], fail);
         return;
     }
     bputs(b, "json_array(");

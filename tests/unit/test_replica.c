@@ -1080,16 +1080,24 @@ TEST(open_renews_older_triggers)
     r = replica_test_new(dir, "a", &c.env, REPLICA_ROLE_ADMIN, "L");
     sql_ok(r, PARTNER);
     ASSERT_OK(replica_track(r, "partner", &NET));
-    sql_ok(r, "DROP TRIGGER kz_k_partner;"
-              "DELETE FROM kz_meta WHERE key = 'triggers'");
+    /* As generation 4 left them: the key read by CASE, here without the
+     * key-change trigger. */
+    sql_ok(r, "DROP TRIGGER kz_k_partner; DROP TRIGGER kz_i_partner;"
+              "CREATE TRIGGER kz_i_partner AFTER INSERT ON partner BEGIN"
+              " INSERT INTO kz_log(tbl, pk, op, mask, ms) VALUES (1, CASE WHEN"
+              " NEW.id IS NULL THEN '' ELSE NEW.id END, 1, 63, 0); END;"
+              "UPDATE kz_meta SET value = 4 WHERE key = 'triggers'");
     replica_free(r);
     snprintf(path, sizeof(path), "%s/a", dir);
     ASSERT_OK(replica_open(&r, path, &c.env));
     ASSERT_EQ(sql_int(r, "SELECT count(*) FROM sqlite_master WHERE"
                          " type = 'trigger' AND name = 'kz_k_partner'"),
               1);
+    ASSERT_EQ(sql_int(r, "SELECT count(*) FROM sqlite_master WHERE"
+                         " name = 'kz_i_partner' AND sql LIKE '%coalesce(%'"),
+              1);
     ASSERT_EQ(sql_int(r, "SELECT value FROM kz_meta WHERE key = 'triggers'"),
-              4);
+              5);
     sql_ok(r, "INSERT INTO partner VALUES ('p1', 'A', NULL, 1, 0);"
               "UPDATE partner SET id = 'p2'");
     ASSERT_EQ(sql_int(r, "SELECT count(*) FROM kz_log"), 3);
