@@ -45,7 +45,8 @@
  * 3 = composite keys with REAL and BLOB parts kept exactly (track.c), and
  * no NULL key parts; 4 = capture without a condition on kz_state (an apply
  * drops what it logged, replica__set_applying); 5 = a single-column key read
- * once (coalesce instead of CASE; the same values, faster).
+ * once (coalesce instead of CASE) and the update's mask summed from iif()s
+ * (the same values, faster).
  */
 #define REPLICA_TRIGGERS 5
 

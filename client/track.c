@@ -650,11 +650,15 @@ capture_sql(struct kz_buf *b, const struct tracked *t)
                 " (%d, ",
                 t->id);
         pk_expr(b, t, "NEW");
-        bputs(b, ", 1, 0");
+        /* The mask as a sum of iif()s: one opcode per column fewer than
+         * (changed << k) | …, and the bits are distinct (at most 62
+         * columns: 2^62 is the largest, the sum fits in 63 bits). */
+        bputs(b, ", 1, ");
         for (k = 0; k < t->n_cols; k++) {
-            bputs(b, " | (");
+            bputs(b, k ? " + iif(" : "iif(");
             col_changed(b, t->cols[k], (t->keep_type >> (k + 1)) & 1);
-            bprintf(b, " << %u)", k + 1);
+            bprintf(b, ", %llu, 0)",
+                    (unsigned long long)(UINT64_C(1) << (k + 1)));
         }
         bputs(b, ", " NOW_MS_SQL "); END;");
     }

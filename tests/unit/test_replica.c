@@ -421,6 +421,33 @@ TEST(apply_puts_back_the_triggers_that_stood)
     pair_free(&p);
 }
 
+/* The widest table that can be tracked (62 columns besides the key): an
+ * update of the first and the last column sets exactly their bits of the
+ * mask (2 and 2^62), and only they travel. */
+TEST(widest_table_captures_its_last_column)
+{
+    static const char *const names[] = {"w", NULL};
+    struct pair p;
+    char create[2048], *q = create;
+    int i;
+
+    q += sprintf(q, "CREATE TABLE w(id TEXT PRIMARY KEY");
+    for (i = 1; i <= 62; i++)
+        q += sprintf(q, ", c%d INTEGER DEFAULT %d", i, i);
+    sprintf(q, ")");
+    pair_synced(&p, create, names, "INSERT INTO w(id) VALUES ('k')");
+    sql_ok(p.a, "UPDATE w SET c1 = 100, c62 = 6200, c30 = 30");
+    ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_log"), 1);
+    ASSERT_EQ(sql_int(p.a, "SELECT mask = 2 + 4611686018427387904"
+                           " AND typeof(mask) = 'integer' FROM kz_log"),
+              1);
+    a_to_b(&p);
+    ASSERT_EQ(sql_int(p.b, "SELECT c1 + c62 + c30 + c61 FROM w"),
+              100 + 6200 + 30 + 61);
+    same_digest(&p, "network");
+    pair_free(&p);
+}
+
 TEST(duplicate_is_skipped_and_gap_refused)
 {
     struct pair p;
@@ -1663,6 +1690,7 @@ T_MAIN(T(track_refuses_table_without_key), T(track_refuses_rowid_alias),
        T(apply_is_not_captured_and_schema_triggers_fire),
        T(apply_pauses_capture_only_inside_its_transaction),
        T(apply_puts_back_the_triggers_that_stood),
+       T(widest_table_captures_its_last_column),
        T(duplicate_is_skipped_and_gap_refused),
        T(concurrent_edits_conflict_sequential_do_not),
        T(delete_wins_over_older_update_and_reinsert_revives),
