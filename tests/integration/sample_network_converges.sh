@@ -137,7 +137,15 @@ assert_eq "IND-11 OL implementation rate" 66.7 "$(csv_get land.csv measures OL i
 assert_eq "IND-11 HAN overdue" 1 "$(csv_get land.csv measures HAN overdue)"
 assert_eq "IND-11 OL overdue" 1 "$(csv_get land.csv measures OL overdue)"
 # Each centre's own report shows, for that centre, exactly the records of
-# the state office's consolidated report (row numbers aside).
+# the state office's consolidated report (row numbers aside), both as of the
+# same day: the reference date is a local setting (report_setting, not
+# synced), which the sample data gives the state office only; a centre's
+# would be today.
+as_of=$(sql land/replica.db "SELECT as_of FROM v_as_of") || fail "LAND's reference date"
+for dir in han ol lg; do
+    sql "$dir/replica.db" "INSERT INTO report_setting VALUES ('as_of_date', '$as_of')" ||
+        fail "reference date at $dir"
+done
 site_records() { # FILE SITE: the report's records of SITE without the row number
     tr -d '\r' <"$1" | awk -F, -v s="$2" '$5 == s' | cut -d, -f1-3,5- | sort
 }

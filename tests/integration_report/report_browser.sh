@@ -82,9 +82,10 @@ done
   "$kzsync" sync han
   # The reference date is a local setting (report_setting, not synced):
   # the sample data gives the state office 2026-11-27; Hannover's would be
-  # today, and the checks below look for that date on both pages.
+  # today, and the checks below look for the sample's date on both pages.
+  as_of=$(sqlite3 -bail land/replica.db "SELECT as_of FROM v_as_of")
   sqlite3 -bail han/replica.db \
-    "INSERT INTO report_setting VALUES ('as_of_date', '2026-11-27')"
+    "INSERT INTO report_setting VALUES ('as_of_date', '$as_of')"
 } >network.log 2>&1 || { cat network.log >&2; fail "setting up the sample network failed"; }
 cleanup
 server_pid=
