@@ -21,11 +21,12 @@
  * a write outside the author's scope — is kept in kz_quarantine with the
  * reason, and tried again after every apply and after migrations.
  *
- * Remote changes are never recaptured as local ones: the apply drops what
- * the capture triggers logged of its writes before it commits, and the
- * write rules are off meanwhile (kz_state.applying = 1); the schema's own
- * triggers still fire (replica__set_applying).  One transaction per
- * changeset.
+ * Remote changes are never recaptured as local ones: inside its
+ * transaction the apply drops the capture triggers of the tables it writes
+ * and puts them back before it commits (track__capture_pause), drops what
+ * other capture triggers logged meanwhile, and the write rules are off
+ * (kz_state.applying = 1); the schema's own triggers still fire
+ * (replica__set_applying).  One transaction per changeset.
  */
 #include <stdio.h>
 #include <string.h>
