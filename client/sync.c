@@ -29,7 +29,8 @@
 #define MAX_SCOPES 256u
 #define TICK_MS 250u /* local writes reach the server within a second */
 #define KEEPALIVE_MS 60000u
-#define LOCKWAIT_MS 100u /* another process's round: try again after */
+#define LOCKWAIT_MS 100u        /* another process's round: try again after */
+#define LOCKWAIT_MAX_MS 120000u /* one-shot: then give up */
 #define IDLE_LIMIT_MS (KEEPALIVE_MS * 5 / 2) /* run: silence, then gone */
 #define STOP_GRACE_MS 5000u /* run: a round still busy when asked to stop */
 
@@ -938,6 +939,19 @@ on_batch(struct sync *s, const struct kz_msg_batch *b)
  */
 static const struct conn_cbs conn_cbs;
 
+/* One-shot: whether it has waited for the lock too long (then failed). */
+static int
+lockwait_expired(struct sync *s)
+{
+    if (uv_now(s->loop) - s->lockwait_ms <= LOCKWAIT_MAX_MS)
+        return 0;
+    fail(s, -KZ_EIO,
+         "another kzsync process has been syncing %s for %u minutes; try "
+         "again later",
+         s->c->dir, LOCKWAIT_MAX_MS / 60000u);
+    return 1;
+}
+
 static void
 on_lockwait(uv_timer_t *t)
 {
@@ -955,12 +969,7 @@ on_lockwait(uv_timer_t *t)
         fail(s, -KZ_EIO, "cannot lock %s/sync.lock: %s", s->c->dir,
              strerror(-rc));
     } else if (rc == 0) {
-        if (uv_now(s->loop) - s->lockwait_ms > 120000)
-            fail(s, -KZ_EIO,
-                 "another kzsync process has been syncing %s for 2 "
-                 "minutes; try again later",
-                 s->c->dir);
-        else
+        if (!lockwait_expired(s))
             uv_timer_start(&s->lockwait, on_lockwait, LOCKWAIT_MS, 0);
     } else {
         s->state = ST_CONNECT;
@@ -984,11 +993,7 @@ start_round(struct sync *s)
         if (s->state != ST_LOCKWAIT) {
             s->state = ST_LOCKWAIT;
             s->lockwait_ms = uv_now(s->loop);
-        } else if (!s->o.run && uv_now(s->loop) - s->lockwait_ms > 120000) {
-            fail(s, -KZ_EIO,
-                 "another kzsync process has been syncing %s for 2 "
-                 "minutes; try again later",
-                 s->c->dir);
+        } else if (!s->o.run && lockwait_expired(s)) {
             return;
         }
         uv_timer_start(&s->lockwait, on_lockwait, LOCKWAIT_MS, 0);
