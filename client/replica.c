@@ -896,6 +896,32 @@ replica_cursor_set(struct replica *r, const char *scope, uint64_t seq)
     return replica__cursor_set(r, scope, seq);
 }
 
+int
+replica_cursor_follow(struct replica *r, const char *scope, uint64_t server_seq)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    if (server_seq == 0 || server_seq > INT64_MAX)
+        return 0;
+    /* No row reads as cursor 0. */
+    rc = sqlite3_prepare_v2(
+        r->db,
+        "INSERT INTO kz_cursor SELECT ?1, ?2 WHERE ?2 = 1 + coalesce("
+        "(SELECT server_seq FROM kz_cursor WHERE scope = ?1), 0)"
+        " ON CONFLICT (scope) DO UPDATE SET server_seq = excluded.server_seq",
+        -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return replica__dberr(r, rc, "cursor");
+    sqlite3_bind_text(st, 1, scope, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (int64_t)server_seq);
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        return replica__dberr(r, rc, "cursor");
+    return sqlite3_changes(r->db) > 0;
+}
+
 sqlite3 *
 replica_db(struct replica *r)
 {

@@ -112,6 +112,16 @@ KZ_MUST_CHECK int replica_cursor_set(struct replica *r, const char *scope,
                                      uint64_t seq);
 
 /**
+ * replica_cursor_follow(r, scope, server_seq): the server stored this
+ * device's own changeset at ${server_seq} of ${scope}.  If that is the
+ * next one after the cursor, the cursor moves onto it (1): the replica
+ * holds those changes already, and no PULL need bring them back.
+ * Otherwise the cursor stays (0): someone else's changesets lie between.
+ */
+KZ_MUST_CHECK int replica_cursor_follow(struct replica *r, const char *scope,
+                                        uint64_t server_seq);
+
+/**
  * replica_own_check(r, scope, author_seq): whether this device's own
  * changeset ${author_seq} of ${scope}, served back by the server, is one
  * this replica made (0) — or one it never made or no longer has (-KZ_ESEQ,

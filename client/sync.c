@@ -668,6 +668,7 @@ push_more(struct sync *s)
 static void
 on_push_ack(struct sync *s, const struct kz_msg_push_ack *a)
 {
+    sqlite3 *db;
     uint32_t i;
     int err;
 
@@ -678,11 +679,19 @@ on_push_ack(struct sync *s, const struct kz_msg_push_ack *a)
         fail(s, -KZ_EMALFORMED, "the server acknowledged an unknown push");
         return;
     }
-    /* Durable at the server: it may leave the outbox. */
-    err = replica_outbox_ack(s->c->r, s->inflight[i].scope, s->inflight[i].seq);
+    /* Durable at the server: it may leave the outbox, and when it is the
+     * next changeset of its scope, the cursor moves onto it instead of a
+     * PULL bringing it back (PROTOCOL.md, PUSH_ACK).  One transaction. */
+    db = replica_db(s->c->r);
+    err = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK
+              ? 0
+              : -KZ_EDB;
+    if (err == 0)
+        err = replica_outbox_ack(s->c->r, s->inflight[i].scope,
+                                 s->inflight[i].seq);
     if (err == 0) {
         sqlite3_stmt *st = NULL;
-        if (sqlite3_prepare_v2(replica_db(s->c->r),
+        if (sqlite3_prepare_v2(db,
                                "DELETE FROM kz_sealed WHERE scope = ? AND"
                                " seq <= ?",
                                -1, &st, NULL) == SQLITE_OK) {
@@ -695,6 +704,13 @@ on_push_ack(struct sync *s, const struct kz_msg_push_ack *a)
         }
         sqlite3_finalize(st);
     }
+    if (err == 0 && (err = replica_cursor_follow(s->c->r, s->inflight[i].scope,
+                                                 a->server_seq)) > 0)
+        err = 0;
+    if (err == 0 && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        err = -KZ_EDB;
+    if (err && !sqlite3_get_autocommit(db))
+        (void)sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
     if (err) {
         fail(s, err, "cannot update the outbox: %s", replica_errmsg(s->c->r));
         return;

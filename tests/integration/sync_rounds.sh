@@ -22,6 +22,9 @@
 #      (exit 5) instead of retrying for ever.
 #   H. A key envelope whose sealer was revoked before the recipient fetched
 #      it is skipped (with a warning); the recipient's syncs go on.
+#   I. A device's own pushes are not pulled back when nothing lies between
+#      (its cursor follows the acknowledgement), and are when another
+#      device's changeset came first: nothing is skipped.
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 kz_setup sync_rounds "$@"
@@ -173,4 +176,30 @@ for i in 1 2; do
 done
 grep -q "skipped a key envelope" sync-h.err || fail "no warning about the skipped envelope: $(cat sync-h.err)"
 log "H: lg2 syncs past an envelope of a revoked sealer"
+
+# ---- I: own pushes are not pulled back ------------------------------------
+# (han is the restored folder of F now: han2 and a new device han3.)
+site_join han3 HAN
+kz sync land 2>/dev/null || fail "sync land (han3 enrolled)"
+kz sync han2 2>/dev/null || fail "sync han2 (seals private:HAN to han3)"
+kz sync han3 2>/dev/null || fail "first sync han3"
+kz sync han2 2>/dev/null || fail "sync han2 before I"
+add_trainings han2 HAN t6 2 || fail "han2 writes"
+kz sync han2 2>sync-i.err || fail "sync han2 (I): $(cat sync-i.err)"
+grep -q "pushed [1-9][0-9]*, received 0 changesets" sync-i.err ||
+    fail "han2's own pushes came back: $(tail -n 1 sync-i.err)"
+# han3's changesets are stored before han2's next ones: han2 pulls them.
+add_trainings han3 HAN t7 3 || fail "han3 writes"
+kz sync han3 2>/dev/null || fail "sync han3 (I)"
+add_trainings han2 HAN t8 1 || fail "han2 writes (2)"
+kz sync han2 2>sync-i2.err || fail "sync han2 (I, 2): $(cat sync-i2.err)"
+assert_eq "han3's rows at han2" 3 "$(count_trainings han2 "id LIKE 't7-%'")"
+grep -q "received 0 changesets" sync-i2.err &&
+    fail "han2 skipped han3's changesets: $(tail -n 1 sync-i2.err)"
+kz sync han3 2>/dev/null || fail "sync han3 (I, 2)"
+assert_eq "han2's rows at han3" 3 "$(count_trainings han3 "id LIKE 't6-%' OR id LIKE 't8-%'")"
+for sc in site:HAN private:HAN; do
+    assert_eq "han2 and han3 ($sc)" "$(digest han2 $sc)" "$(digest han3 $sc)"
+done
+log "I: own pushes followed, not pulled back: $(tail -n 1 sync-i.err)"
 kz_done

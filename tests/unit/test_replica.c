@@ -480,6 +480,39 @@ TEST(duplicate_is_skipped_and_gap_refused)
     pair_free(&p);
 }
 
+TEST(cursor_follows_only_the_next_own_changeset)
+{
+    struct pair p;
+    uint64_t cur = 0;
+
+    pair_new(&p, NULL);
+    /* No cursor yet: only server_seq 1 follows. */
+    ASSERT_EQ(replica_cursor_follow(p.a, "network", 2), 0);
+    ASSERT_OK(replica_cursor_get(p.a, "network", &cur));
+    ASSERT_U64_EQ(cur, 0);
+    ASSERT_EQ(replica_cursor_follow(p.a, "network", 1), 1);
+    ASSERT_EQ(replica_cursor_follow(p.a, "network", 2), 1);
+    ASSERT_OK(replica_cursor_get(p.a, "network", &cur));
+    ASSERT_U64_EQ(cur, 2);
+    /* Someone else's changeset 3 lies between: 4 is pulled, not followed;
+     * an old acknowledgement moves nothing back. */
+    ASSERT_EQ(replica_cursor_follow(p.a, "network", 4), 0);
+    ASSERT_EQ(replica_cursor_follow(p.a, "network", 2), 0);
+    ASSERT_EQ(replica_cursor_follow(p.a, "network", 1), 0);
+    ASSERT_EQ(replica_cursor_follow(p.a, "network", 0), 0);
+    ASSERT_EQ(replica_cursor_follow(p.a, "network", UINT64_MAX), 0);
+    ASSERT_OK(replica_cursor_get(p.a, "network", &cur));
+    ASSERT_U64_EQ(cur, 2);
+    /* Scopes are apart. */
+    ASSERT_OK(replica_cursor_get(p.a, "site:LAND", &cur));
+    ASSERT_U64_EQ(cur, 0);
+    ASSERT_OK(replica_cursor_set(p.a, "network", 3));
+    ASSERT_EQ(replica_cursor_follow(p.a, "network", 4), 1);
+    ASSERT_OK(replica_cursor_get(p.a, "network", &cur));
+    ASSERT_U64_EQ(cur, 4);
+    pair_free(&p);
+}
+
 TEST(concurrent_edits_conflict_sequential_do_not)
 {
     struct pair p;
@@ -1692,6 +1725,7 @@ T_MAIN(T(track_refuses_table_without_key), T(track_refuses_rowid_alias),
        T(apply_puts_back_the_triggers_that_stood),
        T(widest_table_captures_its_last_column),
        T(duplicate_is_skipped_and_gap_refused),
+       T(cursor_follows_only_the_next_own_changeset),
        T(concurrent_edits_conflict_sequential_do_not),
        T(delete_wins_over_older_update_and_reinsert_revives),
        T(fold_in_key_order_keeps_log_order),
