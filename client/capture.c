@@ -579,6 +579,7 @@ fold_hlc_of(const struct foldhlc *h, int64_t seq)
             return 0;
         return h->hlc[seq - h->seq[0]];
     }
+
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo) / 2;
         if (h->seq[mid] < seq)
@@ -631,251 +632,14 @@ same_key(int id_a, sqlite3_value *a, int id_b, const int *type_b,
     }
 }
 
-/* What a fold works with: kz_clock's statements and two version buffers. */
-struct folder {
-    struct replica *r;
-    sqlite3_stmt *get, *put; /* kz_clock by key; upsert */
-    uint8_t *v, *pb;         /* (REPLICA_MAX_COLS + 1) cells each */
-};
-
-static void
-folder_fini(struct folder *f)
-{
-    sqlite3_finalize(f->get);
-    sqlite3_finalize(f->put);
-    kz_free(f->v);
-    kz_free(f->pb);
-    memset(f, 0, sizeof(*f));
-}
-
-static int
-folder_init(struct folder *f, struct replica *r)
-{
-    size_t cap = (size_t)(REPLICA_MAX_COLS + 1) * REPLICA_CELL_BYTES;
-    int rc;
-
-    memset(f, 0, sizeof(*f));
-    f->r = r;
-    f->v = kz_calloc(1, cap);
-    f->pb = kz_calloc(1, cap);
-    if (f->v == NULL || f->pb == NULL) {
-        folder_fini(f);
-        return -KZ_ENOMEM;
-    }
-    rc = sqlite3_prepare_v2(r->db,
-                            "SELECT alive, v, dirty, pb, pub FROM kz_clock"
-                            " WHERE tbl = ? AND pk = ?",
-                            -1, &f->get, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v2(r->db,
-                                "INSERT INTO kz_clock(tbl, pk, alive, v, dirty,"
-                                " pb, pub) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
-                                " ON CONFLICT (tbl, pk) DO UPDATE SET"
-                                " alive = ?3, v = ?4, dirty = ?5, pb = ?6,"
-                                " pub = ?7",
-                                -1, &f->put, NULL);
-    if (rc != SQLITE_OK) {
-        folder_fini(f);
-        return replica__dberr(r, rc, "fold");
-    }
-    return 0;
-}
-
-/* Pass 1 of a round: the hlcs of the (at most ${chunk}) log rows after
- * ${after}, in seq order, exactly as one pass in log order would give. */
-static int
-fold_hlcs(struct replica *r, struct foldhlc *fh, int64_t after, uint32_t chunk)
-{
-    sqlite3_stmt *st = NULL;
-    int rc;
-
-    fh->n = 0;
-    rc = sqlite3_prepare_v2(r->db,
-                            "SELECT seq, tbl, ms FROM kz_log WHERE seq > ?"
-                            " ORDER BY seq LIMIT ?",
-                            -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return replica__dberr(r, rc, "fold");
-    sqlite3_bind_int64(st, 1, after);
-    sqlite3_bind_int64(st, 2, chunk);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        int64_t ms = sqlite3_column_int64(st, 2);
-        fh->seq[fh->n] = sqlite3_column_int64(st, 0);
-        fh->hlc[fh->n] =
-            track__by_id(r, sqlite3_column_int(st, 1)) == NULL
-                ? 0 /* a table no longer tracked */
-                : kz_hlc_tick(&r->clock, ms > 0 ? (uint64_t)ms : 0);
-        fh->n++;
-    }
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE)
-        return replica__dberr(r, rc, "fold");
-    fh->dense =
-        fh->n > 0 && fh->seq[fh->n - 1] - fh->seq[0] == (int64_t)fh->n - 1;
-    return 0;
-}
-
 /*
- * Pass 2: the log rows of ${st} (seq, tbl, pk, op, mask[, position]), in
- * (tbl, pk, seq) order, into kz_clock: one read and one write per key.
- * With ${b}, each key is packed at once and stored clean.  With ${budget},
- * stops at the first key boundary after that many rows; *${pos} is then
- * the position column of the last row folded, and *${end} tells whether
- * ${st} has no rows left.  Returns 0 or an error.
- */
-static int
-fold_keys(struct folder *f, const struct foldhlc *fh, sqlite3_stmt *st,
-          struct builder *b, uint32_t budget, int64_t *pos, int *end)
-{
-    struct replica *r = f->r;
-    uint8_t *v = f->v, *pb = f->pb;
-    uint32_t rows = 0;
-    int rc, err = 0;
-
-    rc = sqlite3_step(st);
-    while (rc == SQLITE_ROW) {
-        int id = sqlite3_column_int(st, 1);
-        struct tracked *t = track__by_id(r, id);
-        sqlite3_value *key;
-        int ktype;
-        const void *kp = NULL;
-        size_t klen = 0, need;
-        int64_t ki = 0;
-        uint64_t dirty = 0, pub = 0;
-        int alive = 0;
-        uint32_t k;
-
-        if (budget && rows >= budget)
-            break; /* a key boundary */
-        if (t == NULL) {
-            rows++;
-            if (pos)
-                *pos = sqlite3_column_int64(st, 5);
-            rc = sqlite3_step(st);
-            continue; /* a table no longer tracked */
-        }
-        /* A copy: st moves on before the key is written. */
-        key = sqlite3_value_dup(sqlite3_column_value(st, 2));
-        if (key == NULL)
-            return -KZ_ENOMEM;
-        ktype = sqlite3_value_type(key);
-        need = (size_t)(t->n_cols + 1) * REPLICA_CELL_BYTES;
-        memset(v, 0, need);
-        memset(pb, 0, need);
-        sqlite3_reset(f->get);
-        sqlite3_bind_int(f->get, 1, id);
-        sqlite3_bind_value(f->get, 2, key);
-        rc = sqlite3_step(f->get);
-        if (rc == SQLITE_ROW) {
-            size_t old_len = (size_t)sqlite3_column_bytes(f->get, 1);
-            size_t old_pb = (size_t)sqlite3_column_bytes(f->get, 3);
-            alive = sqlite3_column_int(f->get, 0);
-            if (old_len)
-                memcpy(v, sqlite3_column_blob(f->get, 1),
-                       KZ_MIN(old_len, need));
-            dirty = (uint64_t)sqlite3_column_int64(f->get, 2);
-            if (old_pb)
-                memcpy(pb, sqlite3_column_blob(f->get, 3),
-                       KZ_MIN(old_pb, need));
-            pub = (uint64_t)sqlite3_column_int64(f->get, 4);
-        } else if (rc != SQLITE_DONE) {
-            sqlite3_value_free(key);
-            return replica__dberr(r, rc, "fold");
-        }
-        sqlite3_reset(f->get);
-        if (ktype == SQLITE_INTEGER) {
-            ki = sqlite3_value_int64(key);
-        } else if (ktype == SQLITE_FLOAT) {
-            double d = sqlite3_value_double(key);
-            memcpy(&ki, &d, sizeof(ki));
-        } else if (ktype == SQLITE_TEXT) {
-            kp = sqlite3_value_text(key);
-            klen = (size_t)sqlite3_value_bytes(key);
-        } else if (ktype == SQLITE_BLOB) {
-            kp = sqlite3_value_blob(key);
-            klen = (size_t)sqlite3_value_bytes(key);
-        }
-        do {
-            int op = sqlite3_column_int(st, 3);
-            uint64_t mask = (uint64_t)sqlite3_column_int64(st, 4);
-            struct cver c = {fold_hlc_of(fh, sqlite3_column_int64(st, 0)),
-                             r->self_dev};
-            if (op == 2) {
-                /* A delete is a tombstone plus NULL in every column. */
-                mask = (UINT64_C(1) << (t->n_cols + 1)) - 1;
-                alive = 0;
-            } else {
-                /* An update of a row not alive here (written with the
-                 * triggers missing, or keyed anew by track.c): it
-                 * exists, so the whole row, as an insert. */
-                if (!alive)
-                    mask = (UINT64_C(1) << (t->n_cols + 1)) - 1;
-                if (mask & 1)
-                    alive = 1;
-            }
-            for (k = 0; k <= t->n_cols; k++) {
-                if (!(mask & (UINT64_C(1) << k)))
-                    continue;
-                if (!(dirty & (UINT64_C(1) << k)))
-                    cver_put(pb, k, cver_get(v, need, k));
-                dirty |= UINT64_C(1) << k;
-                cver_put(v, k, c);
-            }
-            rows++;
-            if (pos)
-                *pos = sqlite3_column_int64(st, 5);
-            rc = sqlite3_step(st);
-        } while (rc == SQLITE_ROW &&
-                 same_key(id, sqlite3_column_value(st, 2),
-                          sqlite3_column_int(st, 1), &ktype, kp, klen, ki));
-        if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-            sqlite3_value_free(key);
-            break;
-        }
-        if (b != NULL) {
-            struct clockrow cr = {key, alive, v, need, dirty, pb, need, pub};
-            if ((err = build_row(b, (uint32_t)(t - r->tables), &cr, &pub))) {
-                sqlite3_value_free(key);
-                return err;
-            }
-            dirty = 0;
-            memset(pb, 0, need);
-        }
-        sqlite3_bind_int(f->put, 1, id);
-        sqlite3_bind_value(f->put, 2, key);
-        sqlite3_value_free(key);
-        sqlite3_bind_int(f->put, 3, alive);
-        sqlite3_bind_blob(f->put, 4, v, (int)need, SQLITE_STATIC);
-        sqlite3_bind_int64(f->put, 5, (int64_t)dirty);
-        /* No blob when every base is 0 (new rows, packed rows): NULL
-         * reads as zeros everywhere (cver_get; apply.c). */
-        if (all_zero(pb, need))
-            sqlite3_bind_null(f->put, 6);
-        else
-            sqlite3_bind_blob(f->put, 6, pb, (int)need, SQLITE_STATIC);
-        sqlite3_bind_int64(f->put, 7, (int64_t)pub);
-        {
-            int prc = sqlite3_step(f->put);
-            sqlite3_reset(f->put);
-            if (prc != SQLITE_DONE)
-                return replica__dberr(r, prc, "fold");
-        }
-    }
-    if (end)
-        *end = rc == SQLITE_DONE;
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return replica__dberr(r, rc, "fold");
-    return 0;
-}
-
-/*
- * fold(r, bld): kz_log → kz_clock, in rounds of at most FOLD_CHUNK log rows.
- * First the round's rows are given their hlc in seq order (fold_hlcs);
- * then they are read again in (tbl, pk, seq) order, the order of
- * kz_clock's key, so that kz_clock is read and written sequentially and a
- * row logged many times is read and written once.  Within a key the rows
- * still come in seq order, so the outcome is the one of folding the log
- * row by row.
+ * capture__fold(r): kz_log → kz_clock, in rounds of at most FOLD_CHUNK log
+ * rows.  First the round's rows are read in seq order and given their hlc
+ * (exactly as one pass in log order would); then they are read again in
+ * (tbl, pk, seq) order, the order of kz_clock's key, so that kz_clock is
+ * read and written sequentially and a row logged many times is read and
+ * written once.  Within a key the rows still come in seq order, so the
+ * outcome is the one of folding the log row by row.
  *
  * With a builder (replica_build), each row folded in the last round is
  * packed at once and stored clean (dirty 0, no base), with what it
@@ -889,47 +653,217 @@ fold_keys(struct folder *f, const struct foldhlc *fh, sqlite3_stmt *st,
 static int
 fold(struct replica *r, struct builder *bld)
 {
-    sqlite3_stmt *log2 = NULL;
+    sqlite3_stmt *log1 = NULL, *log2 = NULL, *get = NULL, *put = NULL;
     struct foldhlc fh = {NULL, NULL, 0, 0};
-    struct folder f;
+    uint8_t *v = NULL, *pb = NULL;
+    size_t v_cap = 0;
     int64_t after = -1;
     uint32_t chunk = r->fold_chunk ? r->fold_chunk : FOLD_CHUNK;
+    struct builder *b_now;
     int rc, err = 0, any = 0;
 
-    /* It folds the whole log: a build in steps starts its round anew. */
-    r->round.active = 0;
-    if ((err = folder_init(&f, r)))
-        return err;
     fh.seq = kz_mallocarray(chunk, sizeof(*fh.seq));
     fh.hlc = kz_mallocarray(chunk, sizeof(*fh.hlc));
-    if (fh.seq == NULL || fh.hlc == NULL) {
+    v_cap = (size_t)(REPLICA_MAX_COLS + 1) * REPLICA_CELL_BYTES;
+    v = kz_calloc(1, v_cap);
+    pb = kz_calloc(1, v_cap);
+    if (fh.seq == NULL || fh.hlc == NULL || v == NULL || pb == NULL) {
         err = -KZ_ENOMEM;
         goto out;
     }
     rc = sqlite3_prepare_v2(r->db,
-                            "SELECT seq, tbl, pk, op, mask FROM kz_log"
-                            " WHERE seq BETWEEN ? AND ?"
-                            " ORDER BY tbl, pk, seq",
-                            -1, &log2, NULL);
+                            "SELECT seq, tbl, ms FROM kz_log WHERE seq > ?"
+                            " ORDER BY seq LIMIT ?",
+                            -1, &log1, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(r->db,
+                                "SELECT seq, tbl, pk, op, mask FROM kz_log"
+                                " WHERE seq BETWEEN ? AND ?"
+                                " ORDER BY tbl, pk, seq",
+                                -1, &log2, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(r->db,
+                                "SELECT alive, v, dirty, pb, pub FROM kz_clock"
+                                " WHERE tbl = ? AND pk = ?",
+                                -1, &get, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(r->db,
+                                "INSERT INTO kz_clock(tbl, pk, alive, v, dirty,"
+                                " pb, pub) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+                                " ON CONFLICT (tbl, pk) DO UPDATE SET"
+                                " alive = ?3, v = ?4, dirty = ?5, pb = ?6,"
+                                " pub = ?7",
+                                -1, &put, NULL);
     if (rc != SQLITE_OK) {
         err = replica__dberr(r, rc, "fold");
         goto out;
     }
     for (;;) {
-        if ((err = fold_hlcs(r, &fh, after, chunk)))
+        /* Pass 1: hlcs in log order. */
+        fh.n = 0;
+        sqlite3_reset(log1);
+        sqlite3_bind_int64(log1, 1, after);
+        sqlite3_bind_int64(log1, 2, chunk);
+        while ((rc = sqlite3_step(log1)) == SQLITE_ROW) {
+            int64_t ms = sqlite3_column_int64(log1, 2);
+            fh.seq[fh.n] = sqlite3_column_int64(log1, 0);
+            fh.hlc[fh.n] =
+                track__by_id(r, sqlite3_column_int(log1, 1)) == NULL
+                    ? 0 /* a table no longer tracked */
+                    : kz_hlc_tick(&r->clock, ms > 0 ? (uint64_t)ms : 0);
+            fh.n++;
+        }
+        sqlite3_reset(log1);
+        if (rc != SQLITE_DONE) {
+            err = replica__dberr(r, rc, "fold");
             goto out;
+        }
         if (fh.n == 0)
             break;
         any = 1;
         after = fh.seq[fh.n - 1];
+        fh.dense = after - fh.seq[0] == (int64_t)fh.n - 1;
+
+        /* Pass 2: in key order, one read and one write per key. */
+        b_now = fh.n < chunk ? bld : NULL;
         sqlite3_reset(log2);
         sqlite3_bind_int64(log2, 1, fh.seq[0]);
         sqlite3_bind_int64(log2, 2, after);
-        err =
-            fold_keys(&f, &fh, log2, fh.n < chunk ? bld : NULL, 0, NULL, NULL);
+        rc = sqlite3_step(log2);
+        while (rc == SQLITE_ROW) {
+            int id = sqlite3_column_int(log2, 1);
+            struct tracked *t = track__by_id(r, id);
+            sqlite3_value *key;
+            int ktype;
+            const void *kp = NULL;
+            size_t klen = 0, need;
+            int64_t ki = 0;
+            uint64_t dirty = 0, pub = 0;
+            int alive = 0;
+            uint32_t k;
+
+            if (t == NULL) {
+                rc = sqlite3_step(log2);
+                continue; /* a table no longer tracked */
+            }
+            /* A copy: log2 moves on before the key is written. */
+            key = sqlite3_value_dup(sqlite3_column_value(log2, 2));
+            if (key == NULL) {
+                err = -KZ_ENOMEM;
+                goto out;
+            }
+            ktype = sqlite3_value_type(key);
+            need = (size_t)(t->n_cols + 1) * REPLICA_CELL_BYTES;
+            memset(v, 0, need);
+            memset(pb, 0, need);
+            sqlite3_reset(get);
+            sqlite3_bind_int(get, 1, id);
+            sqlite3_bind_value(get, 2, key);
+            rc = sqlite3_step(get);
+            if (rc == SQLITE_ROW) {
+                size_t old_len = (size_t)sqlite3_column_bytes(get, 1);
+                size_t old_pb = (size_t)sqlite3_column_bytes(get, 3);
+                alive = sqlite3_column_int(get, 0);
+                if (old_len)
+                    memcpy(v, sqlite3_column_blob(get, 1),
+                           KZ_MIN(old_len, need));
+                dirty = (uint64_t)sqlite3_column_int64(get, 2);
+                if (old_pb)
+                    memcpy(pb, sqlite3_column_blob(get, 3),
+                           KZ_MIN(old_pb, need));
+                pub = (uint64_t)sqlite3_column_int64(get, 4);
+            } else if (rc != SQLITE_DONE) {
+                sqlite3_value_free(key);
+                err = replica__dberr(r, rc, "fold");
+                goto out;
+            }
+            sqlite3_reset(get);
+            if (ktype == SQLITE_INTEGER) {
+                ki = sqlite3_value_int64(key);
+            } else if (ktype == SQLITE_FLOAT) {
+                double d = sqlite3_value_double(key);
+                memcpy(&ki, &d, sizeof(ki));
+            } else if (ktype == SQLITE_TEXT) {
+                kp = sqlite3_value_text(key);
+                klen = (size_t)sqlite3_value_bytes(key);
+            } else if (ktype == SQLITE_BLOB) {
+                kp = sqlite3_value_blob(key);
+                klen = (size_t)sqlite3_value_bytes(key);
+            }
+            do {
+                int op = sqlite3_column_int(log2, 3);
+                uint64_t mask = (uint64_t)sqlite3_column_int64(log2, 4);
+                struct cver c = {
+                    fold_hlc_of(&fh, sqlite3_column_int64(log2, 0)),
+                    r->self_dev};
+                if (op == 2) {
+                    /* A delete is a tombstone plus NULL in every column. */
+                    mask = (UINT64_C(1) << (t->n_cols + 1)) - 1;
+                    alive = 0;
+                } else {
+                    /* An update of a row not alive here (written with the
+                     * triggers missing, or keyed anew by track.c): it
+                     * exists, so the whole row, as an insert. */
+                    if (!alive)
+                        mask = (UINT64_C(1) << (t->n_cols + 1)) - 1;
+                    if (mask & 1)
+                        alive = 1;
+                }
+                for (k = 0; k <= t->n_cols; k++) {
+                    if (!(mask & (UINT64_C(1) << k)))
+                        continue;
+                    if (!(dirty & (UINT64_C(1) << k)))
+                        cver_put(pb, k, cver_get(v, need, k));
+                    dirty |= UINT64_C(1) << k;
+                    cver_put(v, k, c);
+                }
+                rc = sqlite3_step(log2);
+            } while (rc == SQLITE_ROW &&
+                     same_key(id, sqlite3_column_value(log2, 2),
+                              sqlite3_column_int(log2, 1), &ktype, kp, klen,
+                              ki));
+            if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+                sqlite3_value_free(key);
+                break;
+            }
+            if (b_now != NULL) {
+                struct clockrow cr = {key,   alive, v,    need,
+                                      dirty, pb,    need, pub};
+                if ((err = build_row(b_now, (uint32_t)(t - r->tables), &cr,
+                                     &pub))) {
+                    sqlite3_value_free(key);
+                    goto out;
+                }
+                dirty = 0;
+                memset(pb, 0, need);
+            }
+            sqlite3_bind_int(put, 1, id);
+            sqlite3_bind_value(put, 2, key);
+            sqlite3_value_free(key);
+            sqlite3_bind_int(put, 3, alive);
+            sqlite3_bind_blob(put, 4, v, (int)need, SQLITE_STATIC);
+            sqlite3_bind_int64(put, 5, (int64_t)dirty);
+            /* No blob when every base is 0 (new rows, packed rows): NULL
+             * reads as zeros everywhere (cver_get; apply.c). */
+            if (all_zero(pb, need))
+                sqlite3_bind_null(put, 6);
+            else
+                sqlite3_bind_blob(put, 6, pb, (int)need, SQLITE_STATIC);
+            sqlite3_bind_int64(put, 7, (int64_t)pub);
+            {
+                int prc = sqlite3_step(put);
+                sqlite3_reset(put);
+                if (prc != SQLITE_DONE) {
+                    err = replica__dberr(r, prc, "fold");
+                    goto out;
+                }
+            }
+        }
         sqlite3_reset(log2);
-        if (err)
+        if (rc != SQLITE_DONE) {
+            err = replica__dberr(r, rc, "fold");
             goto out;
+        }
         if (fh.n < chunk)
             break;
     }
@@ -941,10 +875,14 @@ fold(struct replica *r, struct builder *bld)
         err = replica__save_clock(r);
     }
 out:
+    sqlite3_finalize(log1);
     sqlite3_finalize(log2);
-    folder_fini(&f);
+    sqlite3_finalize(get);
+    sqlite3_finalize(put);
     kz_free(fh.seq);
     kz_free(fh.hlc);
+    kz_free(v);
+    kz_free(pb);
     return err;
 }
 
@@ -954,191 +892,13 @@ capture__fold(struct replica *r)
     return fold(r, NULL);
 }
 
-void
-capture__round_free(struct replica *r)
-{
-    kz_free(r->round.seq);
-    kz_free(r->round.hlc);
-    memset(&r->round, 0, sizeof(r->round));
-}
-
-/*
- * One step of a build in steps: the next at most ${max_rows} rows (ending
- * at a key boundary) of the current round, packed with ${b}.  A round is
- * what fold() folds at once, kept in key order in temp.kz_fold across the
- * steps' transactions, its hlcs in r->round; its log rows leave kz_log
- * with its last step.  A crash, or a step that fails, before that leaves
- * them there: the next build folds them again (what earlier steps sent
- * is sent again, with newer versions; nothing is lost).  A round goes
- * stale when anything else folds the log meanwhile (an apply, a whole
- * build, another connection): then r->clock's saved value moved, and the
- * round starts anew.  Sets *${more} when more rounds may follow, *${last}
- * when this step ended the last round (the build's final pass is due).
- * On success the caller commits and then calls capture__round_commit.
- */
-static int
-fold_step(struct replica *r, struct builder *b, uint32_t max_rows, int *more,
-          int *last)
-{
-    struct fold_round *rd = &r->round;
-    struct foldhlc fh;
-    struct folder f;
-    sqlite3_stmt *st = NULL;
-    uint32_t chunk = r->fold_chunk ? r->fold_chunk : FOLD_CHUNK;
-    int64_t saved = 0, pos;
-    int rc, err, end = 0;
-
-    *more = *last = 0;
-    rd->next_pos = rd->pos;
-    rd->started = 0;
-    rd->done = 0;
-    if (rd->active && (replica__meta_get_int(r, "hlc", &saved) != 0 ||
-                       (uint64_t)saved != rd->clock_saved))
-        rd->active = 0; /* something else folded the log: stale */
-    if (!rd->active) {
-        if (rd->cap < chunk) {
-            kz_free(rd->seq);
-            kz_free(rd->hlc);
-            rd->seq = kz_mallocarray(chunk, sizeof(*rd->seq));
-            rd->hlc = kz_mallocarray(chunk, sizeof(*rd->hlc));
-            if (rd->seq == NULL || rd->hlc == NULL) {
-                capture__round_free(r);
-                return -KZ_ENOMEM;
-            }
-            rd->cap = chunk;
-        }
-        fh.seq = rd->seq;
-        fh.hlc = rd->hlc;
-        if ((err = fold_hlcs(r, &fh, -1, chunk)))
-            return err;
-        rd->n = fh.n;
-        rd->dense = fh.dense;
-        rd->whole = fh.n < chunk;
-        rd->pos = rd->next_pos = 0;
-        if (fh.n == 0) {
-            *last = 1;
-            return 0;
-        }
-        if ((err = replica__exec(
-                 r, "CREATE TEMP TABLE IF NOT EXISTS kz_fold(seq INTEGER,"
-                    " tbl INTEGER, pk, op INTEGER, mask INTEGER);"
-                    "DELETE FROM temp.kz_fold")))
-            return err;
-        rc = sqlite3_prepare_v2(r->db,
-                                "INSERT INTO temp.kz_fold SELECT seq, tbl, pk,"
-                                " op, mask FROM kz_log WHERE seq BETWEEN ? AND"
-                                " ? ORDER BY tbl, pk, seq",
-                                -1, &st, NULL);
-        if (rc == SQLITE_OK) {
-            sqlite3_bind_int64(st, 1, fh.seq[0]);
-            sqlite3_bind_int64(st, 2, fh.seq[fh.n - 1]);
-            rc = sqlite3_step(st);
-        }
-        sqlite3_finalize(st);
-        st = NULL;
-        if (rc != SQLITE_DONE)
-            return replica__dberr(r, rc, "fold");
-        rd->started = 1;
-    }
-    fh.seq = rd->seq;
-    fh.hlc = rd->hlc;
-    fh.n = rd->n;
-    fh.dense = rd->dense;
-    if ((err = folder_init(&f, r)))
-        return err;
-    rc = sqlite3_prepare_v2(r->db,
-                            "SELECT seq, tbl, pk, op, mask, rowid"
-                            " FROM temp.kz_fold WHERE rowid > ? ORDER BY rowid",
-                            -1, &st, NULL);
-    if (rc != SQLITE_OK) {
-        folder_fini(&f);
-        return replica__dberr(r, rc, "fold");
-    }
-    sqlite3_bind_int64(st, 1, rd->pos);
-    pos = rd->pos;
-    err = fold_keys(&f, &fh, st, b, max_rows, &pos, &end);
-    sqlite3_finalize(st);
-    folder_fini(&f);
-    if (err)
-        return err;
-    rd->next_pos = pos;
-    if (end) {
-        /* The round is folded: its log rows go, all at once. */
-        int64_t lo = fh.seq[0], hi = fh.seq[fh.n - 1], mn = 0, mx = 0;
-        st = NULL;
-        rc = sqlite3_prepare_v2(
-            r->db,
-            "SELECT coalesce(min(seq), 0), coalesce(max(seq), 0)"
-            " FROM kz_log",
-            -1, &st, NULL);
-        if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-            mn = sqlite3_column_int64(st, 0);
-            mx = sqlite3_column_int64(st, 1);
-            rc = SQLITE_OK;
-        }
-        sqlite3_finalize(st);
-        st = NULL;
-        if (rc != SQLITE_OK)
-            return replica__dberr(r, rc, "fold");
-        if (mn >= lo && mx <= hi) {
-            err =
-                replica__exec(r, "DELETE FROM kz_log"); /* no per-row delete */
-        } else {
-            rc = sqlite3_prepare_v2(
-                r->db, "DELETE FROM kz_log WHERE seq BETWEEN ? AND ?", -1, &st,
-                NULL);
-            if (rc == SQLITE_OK) {
-                sqlite3_bind_int64(st, 1, lo);
-                sqlite3_bind_int64(st, 2, hi);
-                rc = sqlite3_step(st);
-            }
-            sqlite3_finalize(st);
-            err = rc == SQLITE_DONE ? 0 : replica__dberr(r, rc, "fold");
-        }
-        if (err == 0)
-            err = replica__exec(r, "DELETE FROM temp.kz_fold");
-        if (err)
-            return err;
-        rd->done = 1;
-        /* Rows logged since the round began make another round. */
-        *more = !rd->whole || mx > hi;
-        *last = !*more;
-    } else {
-        *more = 1;
-    }
-    return 0;
-}
-
-/* After a step's commit: the round moves on (or ends). */
-static void
-round_commit(struct replica *r)
-{
-    struct fold_round *rd = &r->round;
-
-    rd->pos = rd->next_pos;
-    rd->active = !rd->done && rd->n > 0;
-    rd->clock_saved = r->clock.last;
-}
-
-/* After a step's rollback: its temp.kz_fold rows went with it. */
-static void
-round_rollback(struct replica *r)
-{
-    struct fold_round *rd = &r->round;
-
-    if (rd->started)
-        rd->active = 0;
-    rd->next_pos = rd->pos;
-}
-
-/* replica_build (max_rows 0: the whole log) and replica_build_step. */
-static int
-build(struct replica *r, uint32_t max_cells, uint32_t max_rows, int *more)
+int
+replica_build(struct replica *r, uint32_t max_cells)
 {
     struct builder b;
     sqlite3_stmt *cl = NULL, *setpub = NULL;
     uint32_t ti, i;
-    int rc, err, left = 0, last = 1;
+    int rc, err;
 
     memset(&b, 0, sizeof(b));
     b.r = r;
@@ -1156,21 +916,8 @@ build(struct replica *r, uint32_t max_cells, uint32_t max_rows, int *more)
     }
     if ((err = replica__begin(r)))
         goto out;
-    if (max_rows)
-        err = fold_step(r, &b, max_rows, &left, &last);
-    else
-        err = fold(r, &b);
-    if (err)
+    if ((err = fold(r, &b)))
         goto fail;
-    if (!last) {
-        /* Not the last step: the rows left dirty by an apply and the
-         * filtered site tables wait for it. */
-        for (i = 0; i < 3; i++) {
-            if ((err = outcs_flush(&b, &b.cs[i])))
-                goto fail;
-        }
-        goto commit;
-    }
     rc = sqlite3_prepare_v2(
         r->db, "UPDATE kz_clock SET pub = ? WHERE tbl = ? AND pk = ?", -1,
         &setpub, NULL);
@@ -1234,23 +981,16 @@ build(struct replica *r, uint32_t max_cells, uint32_t max_rows, int *more)
     if ((err = replica__exec(r, "UPDATE kz_clock SET dirty = 0, pb = NULL"
                                 " WHERE dirty <> 0")))
         goto fail;
-commit:
     if ((err = replica__save_clock(r)))
         goto fail;
     if ((err = replica__commit(r)))
         goto fail;
-    if (max_rows)
-        round_commit(r);
-    if (more)
-        *more = left;
     err = b.made;
     goto out;
 fail:
     sqlite3_finalize(cl);
     cl = NULL;
     replica__rollback(r);
-    if (max_rows)
-        round_rollback(r);
 out:
     sqlite3_finalize(setpub);
     for (i = 0; i < 3; i++) {
@@ -1258,20 +998,6 @@ out:
         kz_free(b.cs[i].tidx);
     }
     return err;
-}
-
-int
-replica_build(struct replica *r, uint32_t max_cells)
-{
-    return build(r, max_cells, 0, NULL);
-}
-
-int
-replica_build_step(struct replica *r, uint32_t max_cells, uint32_t max_rows,
-                   int *more)
-{
-    *more = 0;
-    return build(r, max_cells, max_rows ? max_rows : 1, more);
 }
 
 void

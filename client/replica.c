@@ -310,15 +310,7 @@ replica__cver_cmp(struct replica *r, struct cver a, struct cver b)
 int
 replica__begin(struct replica *r)
 {
-    int64_t last = 0;
-    int err = replica__exec(r, "BEGIN IMMEDIATE");
-
-    /* Another connection may have moved the clock since: never tick
-     * below what it saved. */
-    if (err == 0 && replica__meta_get_int(r, "hlc", &last) == 0 &&
-        (uint64_t)last > r->clock.last)
-        r->clock.last = (uint64_t)last;
-    return err;
+    return replica__exec(r, "BEGIN IMMEDIATE");
 }
 
 int
@@ -719,7 +711,6 @@ replica_free(struct replica *r)
     if (r == NULL)
         return;
     track__free_all(r);
-    capture__round_free(r);
     sqlite3_finalize(r->split_st);
     if (r->db)
         sqlite3_close(r->db);

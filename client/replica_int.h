@@ -60,22 +60,6 @@ struct cver {
     uint16_t dev; /* kz_device.idx */
 };
 
-/* A round of a build in steps (capture.c, fold_step): its log rows are in
- * temp.kz_fold, rowids ascending in key order. */
-struct fold_round {
-    int64_t *seq;         /* the round's log seqs, ascending; owned */
-    uint64_t *hlc;        /* their hlcs; owned */
-    uint32_t cap;         /* entries seq and hlc have room for */
-    uint32_t n;           /* log rows in the round */
-    int dense;            /* seq without gaps */
-    int whole;            /* the round took the whole log */
-    int active;           /* a round is under way */
-    int64_t pos;          /* temp.kz_fold rowid folded up to (committed) */
-    int64_t next_pos;     /* ... once this step commits */
-    int started, done;    /* this step began / ended the round */
-    uint64_t clock_saved; /* the saved clock after the last step */
-};
-
 struct replica {
     sqlite3 *db;              /* DIR/replica.db */
     char *dir;                /* owned */
@@ -96,7 +80,6 @@ struct replica {
     uint32_t n_paused;        /* tables whose capture is paused (apply.c) */
     struct kz_buf paused_sql; /* their triggers, to create again; valid while
                                  n_paused > 0 */
-    struct fold_round round;  /* replica_build_step's round */
     char errmsg[256];         /* last error's detail */
 };
 
@@ -162,8 +145,6 @@ char *track__sql_quote_ident(const char *name);
 
 /* capture.c */
 int capture__fold(struct replica *r);
-/* Frees replica_build_step's round (replica_free). */
-void capture__round_free(struct replica *r);
 int replica__pk_split_init(struct replica *r);
 int replica__pk_split(struct replica *r, const struct tracked *t,
                       sqlite3_value *pk, struct pkvals *out);
