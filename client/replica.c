@@ -310,7 +310,16 @@ replica__cver_cmp(struct replica *r, struct cver a, struct cver b)
 int
 replica__begin(struct replica *r)
 {
-    return replica__exec(r, "BEGIN IMMEDIATE");
+    int64_t last = 0;
+    int err = replica__exec(r, "BEGIN IMMEDIATE");
+
+    /* Another connection (kzsync sync beside kzsync run, kzsync status, a
+     * program linking the engine) may have moved the clock since: a local
+     * edit folded now must not tick below a version it already saw. */
+    if (err == 0 && replica__meta_get_int(r, "hlc", &last) == 0 &&
+        (uint64_t)last > r->clock.last)
+        r->clock.last = (uint64_t)last;
+    return err;
 }
 
 int

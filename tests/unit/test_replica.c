@@ -736,6 +736,41 @@ TEST(build_packs_each_row_once)
     pair_free(&p);
 }
 
+/*
+ * Two connections on one replica: the second applies a change whose
+ * version is ahead of the first's clock (a peer's clock 5 minutes ahead,
+ * within the skew limit); an edit made through the first afterwards must
+ * get a greater version, or the peer would keep its value while this
+ * replica keeps the edit.
+ */
+TEST(a_second_connection_never_ticks_below_the_saved_clock)
+{
+    struct pair p;
+    struct replica *a2;
+    char path[512];
+
+    pair_synced(&p, PARTNER, PARTNER_ONLY,
+                "INSERT INTO partner VALUES ('p1', 'A', NULL, 1, 0)");
+    ASSERT_OK(replica_outbox_ack(p.b, "network", INT64_MAX));
+    sql_ok(p.b, "UPDATE partner SET name = 'B';"
+                "UPDATE kz_log SET ms = ms + 300000");
+    ASSERT_EQ(replica_build(p.b, 0), 1);
+    snprintf(path, sizeof(path), "%s/a", p.dir);
+    ASSERT_OK(replica_open(&a2, path, &p.clock.env));
+    ASSERT_EQ(ship(p.b, a2, "network"), 1);
+    replica_free(a2);
+    ASSERT_OK(replica_outbox_ack(p.b, "network", INT64_MAX));
+    /* Seen here through the first connection, then edited. */
+    ASSERT_EQ(sql_int(p.a, "SELECT name = 'B' FROM partner"), 1);
+    sql_ok(p.a, "UPDATE partner SET name = 'A2'");
+    ASSERT_EQ(replica_build(p.a, 0), 1);
+    ASSERT_EQ(ship(p.a, p.b, "network"), 1);
+    ASSERT_EQ(sql_int(p.b, "SELECT name = 'A2' FROM partner"), 1);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_conflict"), 0);
+    same_digest(&p, "network");
+    pair_free(&p);
+}
+
 TEST(composite_key)
 {
     struct pair p;
@@ -1733,6 +1768,7 @@ T_MAIN(T(track_refuses_table_without_key), T(track_refuses_rowid_alias),
        T(delete_wins_over_older_update_and_reinsert_revives),
        T(fold_in_key_order_keeps_log_order),
        T(build_packs_rows_left_dirty_by_an_apply), T(build_packs_each_row_once),
+       T(a_second_connection_never_ticks_below_the_saved_clock),
        T(composite_key), T(composite_keys_keep_every_value_exact),
        T(unknown_tables_wait_in_quarantine_until_migration),
        T(unknown_column_waits_in_quarantine_until_migration),
