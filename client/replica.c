@@ -315,10 +315,32 @@ replica__begin(struct replica *r)
 
     /* Another connection (kzsync sync beside kzsync run, kzsync status, a
      * program linking the engine) may have moved the clock since: a local
-     * edit folded now must not tick below a version it already saw. */
+     * edit folded now must not tick below a version it already saw ... */
     if (err == 0 && replica__meta_get_int(r, "hlc", &last) == 0 &&
         (uint64_t)last > r->clock.last)
         r->clock.last = (uint64_t)last;
+    /* ... and added devices to kz_device (indexes only grow): versions
+     * naming them must find their keys, and a new one its own index. */
+    if (err == 0) {
+        sqlite3_stmt *st = NULL;
+        int64_t top = -1;
+        int rc = sqlite3_prepare_v2(
+            r->db, "SELECT coalesce(max(idx), 0) FROM kz_device", -1, &st,
+            NULL);
+        if (rc == SQLITE_ERROR) {
+            rc = SQLITE_OK; /* no kz_device yet: a replica being created */
+        } else if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+            top = sqlite3_column_int64(st, 0);
+            rc = SQLITE_OK;
+        }
+        sqlite3_finalize(st);
+        if (rc != SQLITE_OK)
+            err = replica__dberr(r, rc, "devices");
+        else if (top >= 0 && top >= (int64_t)r->n_dev)
+            err = dev_cache_load(r);
+        if (err)
+            (void)sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
+    }
     return err;
 }
 
