@@ -22,6 +22,8 @@
  * either both or neither.  The build packs the rows of the log as it folds
  * them (they are never stored dirty), then the rows an apply's fold left
  * dirty, then, for filtered site tables, every row whose visibility moved.
+ * A sync builds in steps (replica_build_step, fold_step): one round of the
+ * log sorted once, packed a few thousand rows per transaction.
  */
 #include <stdio.h>
 #include <string.h>
@@ -579,7 +581,6 @@ fold_hlc_of(const struct foldhlc *h, int64_t seq)
             return 0;
         return h->hlc[seq - h->seq[0]];
     }
-
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo) / 2;
         if (h->seq[mid] < seq)
@@ -632,14 +633,336 @@ same_key(int id_a, sqlite3_value *a, int id_b, const int *type_b,
     }
 }
 
+/* What a fold works with: kz_clock's statements and two version buffers. */
+struct folder {
+    struct replica *r;
+    sqlite3_stmt *get, *put; /* kz_clock by key; upsert */
+    sqlite3_stmt *later;     /* a key's log rows newer than the round (?1
+                                tbl, ?2 pk), or NULL; borrowed */
+    uint8_t *v, *pb;         /* (REPLICA_MAX_COLS + 1) cells each */
+};
+
+static void
+folder_fini(struct folder *f)
+{
+    sqlite3_finalize(f->get);
+    sqlite3_finalize(f->put);
+    kz_free(f->v);
+    kz_free(f->pb);
+    memset(f, 0, sizeof(*f));
+}
+
+static int
+folder_init(struct folder *f, struct replica *r)
+{
+    size_t cap = (size_t)(REPLICA_MAX_COLS + 1) * REPLICA_CELL_BYTES;
+    int rc;
+
+    memset(f, 0, sizeof(*f));
+    f->r = r;
+    f->v = kz_calloc(1, cap);
+    f->pb = kz_calloc(1, cap);
+    if (f->v == NULL || f->pb == NULL) {
+        folder_fini(f);
+        return -KZ_ENOMEM;
+    }
+    rc = sqlite3_prepare_v2(r->db,
+                            "SELECT alive, v, dirty, pb, pub FROM kz_clock"
+                            " WHERE tbl = ? AND pk = ?",
+                            -1, &f->get, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(r->db,
+                                "INSERT INTO kz_clock(tbl, pk, alive, v, dirty,"
+                                " pb, pub) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+                                " ON CONFLICT (tbl, pk) DO UPDATE SET"
+                                " alive = ?3, v = ?4, dirty = ?5, pb = ?6,"
+                                " pub = ?7",
+                                -1, &f->put, NULL);
+    if (rc != SQLITE_OK) {
+        folder_fini(f);
+        return replica__dberr(r, rc, "fold");
+    }
+    return 0;
+}
+
+/* Pass 1 of a round: the hlcs of the (at most ${chunk}) log rows after
+ * ${after}, in seq order, exactly as one pass in log order would give.
+ * With ${resume} > 0: those of the rows of the stored round (kz_round)
+ * after position ${resume} - 1 instead. */
+static int
+fold_hlcs(struct replica *r, struct foldhlc *fh, int64_t after, uint32_t chunk,
+          int64_t resume)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    fh->n = 0;
+    rc = sqlite3_prepare_v2(
+        r->db,
+        resume > 0 ? "SELECT seq, tbl, ms FROM kz_log WHERE seq IN (SELECT"
+                     " seq FROM kz_round WHERE pos >= ?1) ORDER BY seq LIMIT ?2"
+                   : "SELECT seq, tbl, ms FROM kz_log WHERE seq > ?1"
+                     " ORDER BY seq LIMIT ?2",
+        -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return replica__dberr(r, rc, "fold");
+    sqlite3_bind_int64(st, 1, resume > 0 ? resume : after);
+    sqlite3_bind_int64(st, 2, chunk);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t ms = sqlite3_column_int64(st, 2);
+        fh->seq[fh->n] = sqlite3_column_int64(st, 0);
+        fh->hlc[fh->n] =
+            track__by_id(r, sqlite3_column_int(st, 1)) == NULL
+                ? 0 /* a table no longer tracked */
+                : kz_hlc_tick(&r->clock, ms > 0 ? (uint64_t)ms : 0);
+        fh->n++;
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        return replica__dberr(r, rc, "fold");
+    fh->dense =
+        fh->n > 0 && fh->seq[fh->n - 1] - fh->seq[0] == (int64_t)fh->n - 1;
+    return 0;
+}
+
 /*
- * capture__fold(r): kz_log → kz_clock, in rounds of at most FOLD_CHUNK log
- * rows.  First the round's rows are read in seq order and given their hlc
- * (exactly as one pass in log order would); then they are read again in
- * (tbl, pk, seq) order, the order of kz_clock's key, so that kz_clock is
- * read and written sequentially and a row logged many times is read and
- * written once.  Within a key the rows still come in seq order, so the
- * outcome is the one of folding the log row by row.
+ * Pass 2: the log rows of ${st} (seq, tbl, pk, op, mask[, position]), in
+ * (tbl, pk, seq) order, into kz_clock: one read and one write per key.
+ * With ${b}, each key is packed at once and stored clean.  With ${budget},
+ * stops at the first key boundary after that many rows; *${pos} is then
+ * the position column of the last row folded, and *${end} tells whether
+ * ${st} has no rows left.  Returns 0 or an error.
+ */
+static int
+fold_keys(struct folder *f, const struct foldhlc *fh, sqlite3_stmt *st,
+          struct builder *b, uint32_t budget, int64_t *pos, int *end)
+{
+    struct replica *r = f->r;
+    uint8_t *v = f->v, *pb = f->pb;
+    uint32_t rows = 0;
+    int rc, err = 0;
+
+    rc = sqlite3_step(st);
+    while (rc == SQLITE_ROW) {
+        int id = sqlite3_column_int(st, 1);
+        struct tracked *t = track__by_id(r, id);
+        sqlite3_value *key;
+        int ktype;
+        const void *kp = NULL;
+        size_t klen = 0, need;
+        int64_t ki = 0;
+        uint64_t dirty = 0, pub = 0;
+        int alive = 0;
+        uint32_t k;
+
+        if (budget && rows >= budget)
+            break; /* a key boundary */
+        if (t == NULL) {
+            rows++;
+            if (pos)
+                *pos = sqlite3_column_int64(st, 5);
+            rc = sqlite3_step(st);
+            continue; /* a table no longer tracked */
+        }
+        /* A copy: st moves on before the key is written. */
+        key = sqlite3_value_dup(sqlite3_column_value(st, 2));
+        if (key == NULL)
+            return -KZ_ENOMEM;
+        ktype = sqlite3_value_type(key);
+        need = (size_t)(t->n_cols + 1) * REPLICA_CELL_BYTES;
+        memset(v, 0, need);
+        memset(pb, 0, need);
+        sqlite3_reset(f->get);
+        sqlite3_bind_int(f->get, 1, id);
+        sqlite3_bind_value(f->get, 2, key);
+        rc = sqlite3_step(f->get);
+        if (rc == SQLITE_ROW) {
+            size_t old_len = (size_t)sqlite3_column_bytes(f->get, 1);
+            size_t old_pb = (size_t)sqlite3_column_bytes(f->get, 3);
+            alive = sqlite3_column_int(f->get, 0);
+            if (old_len)
+                memcpy(v, sqlite3_column_blob(f->get, 1),
+                       KZ_MIN(old_len, need));
+            dirty = (uint64_t)sqlite3_column_int64(f->get, 2);
+            if (old_pb)
+                memcpy(pb, sqlite3_column_blob(f->get, 3),
+                       KZ_MIN(old_pb, need));
+            pub = (uint64_t)sqlite3_column_int64(f->get, 4);
+        } else if (rc != SQLITE_DONE) {
+            sqlite3_value_free(key);
+            return replica__dberr(r, rc, "fold");
+        }
+        sqlite3_reset(f->get);
+        if (ktype == SQLITE_INTEGER) {
+            ki = sqlite3_value_int64(key);
+        } else if (ktype == SQLITE_FLOAT) {
+            double d = sqlite3_value_double(key);
+            memcpy(&ki, &d, sizeof(ki));
+        } else if (ktype == SQLITE_TEXT) {
+            kp = sqlite3_value_text(key);
+            klen = (size_t)sqlite3_value_bytes(key);
+        } else if (ktype == SQLITE_BLOB) {
+            kp = sqlite3_value_blob(key);
+            klen = (size_t)sqlite3_value_bytes(key);
+        }
+        do {
+            int op = sqlite3_column_int(st, 3);
+            uint64_t mask = (uint64_t)sqlite3_column_int64(st, 4);
+            struct cver c = {fold_hlc_of(fh, sqlite3_column_int64(st, 0)),
+                             r->self_dev};
+            if (op == 2) {
+                /* A delete is a tombstone plus NULL in every column. */
+                mask = (UINT64_C(1) << (t->n_cols + 1)) - 1;
+                alive = 0;
+            } else {
+                /* An update of a row not alive here (written with the
+                 * triggers missing, or keyed anew by track.c): it
+                 * exists, so the whole row, as an insert. */
+                if (!alive)
+                    mask = (UINT64_C(1) << (t->n_cols + 1)) - 1;
+                if (mask & 1)
+                    alive = 1;
+            }
+            for (k = 0; k <= t->n_cols; k++) {
+                if (!(mask & (UINT64_C(1) << k)))
+                    continue;
+                if (!(dirty & (UINT64_C(1) << k)))
+                    cver_put(pb, k, cver_get(v, need, k));
+                dirty |= UINT64_C(1) << k;
+                cver_put(v, k, c);
+            }
+            rows++;
+            if (pos)
+                *pos = sqlite3_column_int64(st, 5);
+            rc = sqlite3_step(st);
+        } while (rc == SQLITE_ROW &&
+                 same_key(id, sqlite3_column_value(st, 2),
+                          sqlite3_column_int(st, 1), &ktype, kp, klen, ki));
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+            sqlite3_value_free(key);
+            break;
+        }
+        if (b != NULL && f->later != NULL) {
+            /* Written again since the round began: packed by the next
+             * round, with the version of that write. */
+            int lrc;
+            sqlite3_reset(f->later);
+            sqlite3_bind_int(f->later, 1, id);
+            sqlite3_bind_value(f->later, 2, key);
+            lrc = sqlite3_step(f->later);
+            sqlite3_reset(f->later);
+            if (lrc != SQLITE_ROW && lrc != SQLITE_DONE) {
+                sqlite3_value_free(key);
+                return replica__dberr(r, lrc, "fold");
+            }
+            if (lrc == SQLITE_ROW)
+                goto keep_dirty;
+        }
+        if (b != NULL) {
+            struct clockrow cr = {key, alive, v, need, dirty, pb, need, pub};
+            if ((err = build_row(b, (uint32_t)(t - r->tables), &cr, &pub))) {
+                sqlite3_value_free(key);
+                return err;
+            }
+            dirty = 0;
+            memset(pb, 0, need);
+        }
+    keep_dirty:
+        sqlite3_bind_int(f->put, 1, id);
+        sqlite3_bind_value(f->put, 2, key);
+        sqlite3_value_free(key);
+        sqlite3_bind_int(f->put, 3, alive);
+        sqlite3_bind_blob(f->put, 4, v, (int)need, SQLITE_STATIC);
+        sqlite3_bind_int64(f->put, 5, (int64_t)dirty);
+        /* No blob when every base is 0 (new rows, packed rows): NULL
+         * reads as zeros everywhere (cver_get; apply.c). */
+        if (all_zero(pb, need))
+            sqlite3_bind_null(f->put, 6);
+        else
+            sqlite3_bind_blob(f->put, 6, pb, (int)need, SQLITE_STATIC);
+        sqlite3_bind_int64(f->put, 7, (int64_t)pub);
+        {
+            int prc = sqlite3_step(f->put);
+            sqlite3_reset(f->put);
+            if (prc != SQLITE_DONE)
+                return replica__dberr(r, prc, "fold");
+        }
+    }
+    if (end)
+        *end = rc == SQLITE_DONE;
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return replica__dberr(r, rc, "fold");
+    return 0;
+}
+
+/*
+ * The round of a build in steps, stored so that every connection and a
+ * crash see it: kz_round holds its log rows' seqs in key order (pos 1..n),
+ * kz_meta round_pos how many of them steps have folded (and packed), and
+ * round_hi / round_whole its last seq and whether it took the whole log.
+ * Its log rows leave kz_log with its last step; until then a row at pos ≤
+ * round_pos is folded already and must never be folded again.
+ */
+
+/* The stored round: its size (0: none) and how far it got. */
+static int
+round_get(struct replica *r, int64_t *n, int64_t *pos)
+{
+    sqlite3_stmt *st = NULL;
+    int rc, err;
+
+    *n = *pos = 0;
+    rc = sqlite3_prepare_v2(r->db, "SELECT coalesce(max(pos), 0) FROM kz_round",
+                            -1, &st, NULL);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        *n = sqlite3_column_int64(st, 0);
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_OK)
+        return replica__dberr(r, rc, "round");
+    if (*n == 0)
+        return 0;
+    err = replica__meta_get_int(r, "round_pos", pos);
+    return err == -KZ_ENOENT ? 0 : err;
+}
+
+/* Ends a stored round before a whole fold: the rows its steps folded leave
+ * the log (the others are folded with the rest). */
+static int
+round_retire(struct replica *r)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t n = 0, pos = 0;
+    int rc, err;
+
+    r->round.n = 0; /* the hlcs kept for it, if any, are of no use now */
+    if ((err = round_get(r, &n, &pos)) || n == 0)
+        return err;
+    rc = sqlite3_prepare_v2(r->db,
+                            "DELETE FROM kz_log WHERE seq IN (SELECT seq FROM"
+                            " kz_round WHERE pos <= ?)",
+                            -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, pos);
+        rc = sqlite3_step(st);
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        return replica__dberr(r, rc, "round");
+    if ((err = replica__exec(r, "DELETE FROM kz_round")))
+        return err;
+    return replica__meta_set_int(r, "round_pos", 0);
+}
+
+/*
+ * fold(r, bld): kz_log → kz_clock, in rounds of at most FOLD_CHUNK log rows.
+ * First the round's rows are given their hlc in seq order (fold_hlcs);
+ * then they are read again in (tbl, pk, seq) order, the order of
+ * kz_clock's key, so that kz_clock is read and written sequentially and a
+ * row logged many times is read and written once.  Within a key the rows
+ * still come in seq order, so the outcome is the one of folding the log
+ * row by row.
  *
  * With a builder (replica_build), each row folded in the last round is
  * packed at once and stored clean (dirty 0, no base), with what it
@@ -653,217 +976,46 @@ same_key(int id_a, sqlite3_value *a, int id_b, const int *type_b,
 static int
 fold(struct replica *r, struct builder *bld)
 {
-    sqlite3_stmt *log1 = NULL, *log2 = NULL, *get = NULL, *put = NULL;
+    sqlite3_stmt *log2 = NULL;
     struct foldhlc fh = {NULL, NULL, 0, 0};
-    uint8_t *v = NULL, *pb = NULL;
-    size_t v_cap = 0;
+    struct folder f;
     int64_t after = -1;
     uint32_t chunk = r->fold_chunk ? r->fold_chunk : FOLD_CHUNK;
-    struct builder *b_now;
     int rc, err = 0, any = 0;
 
+    /* It folds the whole log: a round of a build in steps ends here. */
+    if ((err = round_retire(r)) || (err = folder_init(&f, r)))
+        return err;
     fh.seq = kz_mallocarray(chunk, sizeof(*fh.seq));
     fh.hlc = kz_mallocarray(chunk, sizeof(*fh.hlc));
-    v_cap = (size_t)(REPLICA_MAX_COLS + 1) * REPLICA_CELL_BYTES;
-    v = kz_calloc(1, v_cap);
-    pb = kz_calloc(1, v_cap);
-    if (fh.seq == NULL || fh.hlc == NULL || v == NULL || pb == NULL) {
+    if (fh.seq == NULL || fh.hlc == NULL) {
         err = -KZ_ENOMEM;
         goto out;
     }
     rc = sqlite3_prepare_v2(r->db,
-                            "SELECT seq, tbl, ms FROM kz_log WHERE seq > ?"
-                            " ORDER BY seq LIMIT ?",
-                            -1, &log1, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v2(r->db,
-                                "SELECT seq, tbl, pk, op, mask FROM kz_log"
-                                " WHERE seq BETWEEN ? AND ?"
-                                " ORDER BY tbl, pk, seq",
-                                -1, &log2, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v2(r->db,
-                                "SELECT alive, v, dirty, pb, pub FROM kz_clock"
-                                " WHERE tbl = ? AND pk = ?",
-                                -1, &get, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v2(r->db,
-                                "INSERT INTO kz_clock(tbl, pk, alive, v, dirty,"
-                                " pb, pub) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
-                                " ON CONFLICT (tbl, pk) DO UPDATE SET"
-                                " alive = ?3, v = ?4, dirty = ?5, pb = ?6,"
-                                " pub = ?7",
-                                -1, &put, NULL);
+                            "SELECT seq, tbl, pk, op, mask FROM kz_log"
+                            " WHERE seq BETWEEN ? AND ?"
+                            " ORDER BY tbl, pk, seq",
+                            -1, &log2, NULL);
     if (rc != SQLITE_OK) {
         err = replica__dberr(r, rc, "fold");
         goto out;
     }
     for (;;) {
-        /* Pass 1: hlcs in log order. */
-        fh.n = 0;
-        sqlite3_reset(log1);
-        sqlite3_bind_int64(log1, 1, after);
-        sqlite3_bind_int64(log1, 2, chunk);
-        while ((rc = sqlite3_step(log1)) == SQLITE_ROW) {
-            int64_t ms = sqlite3_column_int64(log1, 2);
-            fh.seq[fh.n] = sqlite3_column_int64(log1, 0);
-            fh.hlc[fh.n] =
-                track__by_id(r, sqlite3_column_int(log1, 1)) == NULL
-                    ? 0 /* a table no longer tracked */
-                    : kz_hlc_tick(&r->clock, ms > 0 ? (uint64_t)ms : 0);
-            fh.n++;
-        }
-        sqlite3_reset(log1);
-        if (rc != SQLITE_DONE) {
-            err = replica__dberr(r, rc, "fold");
+        if ((err = fold_hlcs(r, &fh, after, chunk, 0)))
             goto out;
-        }
         if (fh.n == 0)
             break;
         any = 1;
         after = fh.seq[fh.n - 1];
-        fh.dense = after - fh.seq[0] == (int64_t)fh.n - 1;
-
-        /* Pass 2: in key order, one read and one write per key. */
-        b_now = fh.n < chunk ? bld : NULL;
         sqlite3_reset(log2);
         sqlite3_bind_int64(log2, 1, fh.seq[0]);
         sqlite3_bind_int64(log2, 2, after);
-        rc = sqlite3_step(log2);
-        while (rc == SQLITE_ROW) {
-            int id = sqlite3_column_int(log2, 1);
-            struct tracked *t = track__by_id(r, id);
-            sqlite3_value *key;
-            int ktype;
-            const void *kp = NULL;
-            size_t klen = 0, need;
-            int64_t ki = 0;
-            uint64_t dirty = 0, pub = 0;
-            int alive = 0;
-            uint32_t k;
-
-            if (t == NULL) {
-                rc = sqlite3_step(log2);
-                continue; /* a table no longer tracked */
-            }
-            /* A copy: log2 moves on before the key is written. */
-            key = sqlite3_value_dup(sqlite3_column_value(log2, 2));
-            if (key == NULL) {
-                err = -KZ_ENOMEM;
-                goto out;
-            }
-            ktype = sqlite3_value_type(key);
-            need = (size_t)(t->n_cols + 1) * REPLICA_CELL_BYTES;
-            memset(v, 0, need);
-            memset(pb, 0, need);
-            sqlite3_reset(get);
-            sqlite3_bind_int(get, 1, id);
-            sqlite3_bind_value(get, 2, key);
-            rc = sqlite3_step(get);
-            if (rc == SQLITE_ROW) {
-                size_t old_len = (size_t)sqlite3_column_bytes(get, 1);
-                size_t old_pb = (size_t)sqlite3_column_bytes(get, 3);
-                alive = sqlite3_column_int(get, 0);
-                if (old_len)
-                    memcpy(v, sqlite3_column_blob(get, 1),
-                           KZ_MIN(old_len, need));
-                dirty = (uint64_t)sqlite3_column_int64(get, 2);
-                if (old_pb)
-                    memcpy(pb, sqlite3_column_blob(get, 3),
-                           KZ_MIN(old_pb, need));
-                pub = (uint64_t)sqlite3_column_int64(get, 4);
-            } else if (rc != SQLITE_DONE) {
-                sqlite3_value_free(key);
-                err = replica__dberr(r, rc, "fold");
-                goto out;
-            }
-            sqlite3_reset(get);
-            if (ktype == SQLITE_INTEGER) {
-                ki = sqlite3_value_int64(key);
-            } else if (ktype == SQLITE_FLOAT) {
-                double d = sqlite3_value_double(key);
-                memcpy(&ki, &d, sizeof(ki));
-            } else if (ktype == SQLITE_TEXT) {
-                kp = sqlite3_value_text(key);
-                klen = (size_t)sqlite3_value_bytes(key);
-            } else if (ktype == SQLITE_BLOB) {
-                kp = sqlite3_value_blob(key);
-                klen = (size_t)sqlite3_value_bytes(key);
-            }
-            do {
-                int op = sqlite3_column_int(log2, 3);
-                uint64_t mask = (uint64_t)sqlite3_column_int64(log2, 4);
-                struct cver c = {
-                    fold_hlc_of(&fh, sqlite3_column_int64(log2, 0)),
-                    r->self_dev};
-                if (op == 2) {
-                    /* A delete is a tombstone plus NULL in every column. */
-                    mask = (UINT64_C(1) << (t->n_cols + 1)) - 1;
-                    alive = 0;
-                } else {
-                    /* An update of a row not alive here (written with the
-                     * triggers missing, or keyed anew by track.c): it
-                     * exists, so the whole row, as an insert. */
-                    if (!alive)
-                        mask = (UINT64_C(1) << (t->n_cols + 1)) - 1;
-                    if (mask & 1)
-                        alive = 1;
-                }
-                for (k = 0; k <= t->n_cols; k++) {
-                    if (!(mask & (UINT64_C(1) << k)))
-                        continue;
-                    if (!(dirty & (UINT64_C(1) << k)))
-                        cver_put(pb, k, cver_get(v, need, k));
-                    dirty |= UINT64_C(1) << k;
-                    cver_put(v, k, c);
-                }
-                rc = sqlite3_step(log2);
-            } while (rc == SQLITE_ROW &&
-                     same_key(id, sqlite3_column_value(log2, 2),
-                              sqlite3_column_int(log2, 1), &ktype, kp, klen,
-                              ki));
-            if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-                sqlite3_value_free(key);
-                break;
-            }
-            if (b_now != NULL) {
-                struct clockrow cr = {key,   alive, v,    need,
-                                      dirty, pb,    need, pub};
-                if ((err = build_row(b_now, (uint32_t)(t - r->tables), &cr,
-                                     &pub))) {
-                    sqlite3_value_free(key);
-                    goto out;
-                }
-                dirty = 0;
-                memset(pb, 0, need);
-            }
-            sqlite3_bind_int(put, 1, id);
-            sqlite3_bind_value(put, 2, key);
-            sqlite3_value_free(key);
-            sqlite3_bind_int(put, 3, alive);
-            sqlite3_bind_blob(put, 4, v, (int)need, SQLITE_STATIC);
-            sqlite3_bind_int64(put, 5, (int64_t)dirty);
-            /* No blob when every base is 0 (new rows, packed rows): NULL
-             * reads as zeros everywhere (cver_get; apply.c). */
-            if (all_zero(pb, need))
-                sqlite3_bind_null(put, 6);
-            else
-                sqlite3_bind_blob(put, 6, pb, (int)need, SQLITE_STATIC);
-            sqlite3_bind_int64(put, 7, (int64_t)pub);
-            {
-                int prc = sqlite3_step(put);
-                sqlite3_reset(put);
-                if (prc != SQLITE_DONE) {
-                    err = replica__dberr(r, prc, "fold");
-                    goto out;
-                }
-            }
-        }
+        err =
+            fold_keys(&f, &fh, log2, fh.n < chunk ? bld : NULL, 0, NULL, NULL);
         sqlite3_reset(log2);
-        if (rc != SQLITE_DONE) {
-            err = replica__dberr(r, rc, "fold");
+        if (err)
             goto out;
-        }
         if (fh.n < chunk)
             break;
     }
@@ -875,14 +1027,10 @@ fold(struct replica *r, struct builder *bld)
         err = replica__save_clock(r);
     }
 out:
-    sqlite3_finalize(log1);
     sqlite3_finalize(log2);
-    sqlite3_finalize(get);
-    sqlite3_finalize(put);
+    folder_fini(&f);
     kz_free(fh.seq);
     kz_free(fh.hlc);
-    kz_free(v);
-    kz_free(pb);
     return err;
 }
 
@@ -892,13 +1040,214 @@ capture__fold(struct replica *r)
     return fold(r, NULL);
 }
 
-int
-replica_build(struct replica *r, uint32_t max_cells)
+void
+capture__round_free(struct replica *r)
+{
+    kz_free(r->round.seq);
+    kz_free(r->round.hlc);
+    memset(&r->round, 0, sizeof(r->round));
+}
+
+/*
+ * One step of a build in steps: the next at most ${max_rows} rows (ending
+ * between two keys) of the stored round, packed with ${b}; a new round
+ * (the log rows there are, up to FOLD_CHUNK, their hlcs given in log
+ * order) when none is stored.  The round keeps keys in order across its
+ * steps, so that changesets still carry them in order.  A key that has
+ * log rows newer than the round (written between two steps) is folded but
+ * not packed: its row may already hold that write, which the next round
+ * packs with its own version.  After a crash, or on another connection,
+ * the round goes on where its last committed step left it (the rows not
+ * folded yet get their hlcs anew); a whole fold ends it (round_retire).
+ * Sets *${more} when more may follow, *${last} when this step ended the
+ * last round (the build's final pass is due).
+ */
+static int
+fold_step(struct replica *r, struct builder *b, uint32_t max_rows, int *more,
+          int *last)
+{
+    struct fold_round *rd = &r->round;
+    struct foldhlc fh;
+    struct folder f;
+    sqlite3_stmt *st = NULL, *later = NULL;
+    uint32_t chunk = r->fold_chunk ? r->fold_chunk : FOLD_CHUNK;
+    int64_t n = 0, pos = 0, hi = 0, whole = 1, id = 0;
+    int rc, err, end = 0, any_later = 0;
+
+    *more = *last = 0;
+    if ((err = replica__meta_get_int(r, "round_id", &id)) && err != -KZ_ENOENT)
+        return err;
+    if (rd->cap < chunk) {
+        kz_free(rd->seq);
+        kz_free(rd->hlc);
+        rd->seq = kz_mallocarray(chunk, sizeof(*rd->seq));
+        rd->hlc = kz_mallocarray(chunk, sizeof(*rd->hlc));
+        if (rd->seq == NULL || rd->hlc == NULL) {
+            capture__round_free(r);
+            return -KZ_ENOMEM;
+        }
+        rd->cap = chunk;
+    }
+    fh.seq = rd->seq;
+    fh.hlc = rd->hlc;
+    if ((err = round_get(r, &n, &pos)))
+        return err;
+    if (n == 0) {
+        /* A new round. */
+        rd->n = 0;
+        if ((err = fold_hlcs(r, &fh, -1, chunk, 0)))
+            return err;
+        if (fh.n == 0) {
+            *last = 1;
+            return 0;
+        }
+        rc = sqlite3_prepare_v2(r->db,
+                                "INSERT INTO kz_round(seq, tbl, pk, op, mask)"
+                                " SELECT seq, tbl, pk, op, mask FROM"
+                                " kz_log WHERE seq BETWEEN ? AND ?"
+                                " ORDER BY tbl, pk, seq",
+                                -1, &st, NULL);
+        if (rc == SQLITE_OK) {
+            sqlite3_bind_int64(st, 1, fh.seq[0]);
+            sqlite3_bind_int64(st, 2, fh.seq[fh.n - 1]);
+            rc = sqlite3_step(st);
+        }
+        sqlite3_finalize(st);
+        st = NULL;
+        if (rc != SQLITE_DONE)
+            return replica__dberr(r, rc, "round");
+        hi = fh.seq[fh.n - 1];
+        whole = fh.n < chunk;
+        id++;
+        if ((err = replica__meta_set_int(r, "round_id", id)) ||
+            (err = replica__meta_set_int(r, "round_pos", 0)) ||
+            (err = replica__meta_set_int(r, "round_hi", hi)) ||
+            (err = replica__meta_set_int(r, "round_whole", whole)))
+            return err;
+        rd->n = fh.n;
+        rd->dense = fh.dense;
+        rd->pos = 0;
+        rd->id = id;
+    } else {
+        if ((err = replica__meta_get_int(r, "round_hi", &hi)) ||
+            (err = replica__meta_get_int(r, "round_whole", &whole)))
+            return err;
+        if (rd->n == 0 || rd->id != id || rd->pos != pos) {
+            /* Not the hlcs this connection gave the round (a crash, or
+             * another connection's steps): its other rows get theirs now. */
+            rd->n = 0;
+            if ((err = fold_hlcs(r, &fh, -1, chunk, pos + 1)))
+                return err;
+            rd->n = fh.n;
+            rd->dense = fh.dense;
+            rd->pos = pos;
+            rd->id = id;
+        }
+    }
+    fh.n = rd->n;
+    fh.dense = rd->dense;
+
+    /* Keys written since the round began. */
+    rc = sqlite3_prepare_v2(
+        r->db, "SELECT EXISTS (SELECT 1 FROM kz_log WHERE seq > ?)", -1, &st,
+        NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, hi);
+        if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            any_later = sqlite3_column_int(st, 0);
+            rc = SQLITE_OK;
+        }
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (rc != SQLITE_OK)
+        return replica__dberr(r, rc, "round");
+    if (any_later) {
+        rc = sqlite3_prepare_v2(r->db,
+                                "SELECT 1 FROM kz_log WHERE seq > ?3 AND"
+                                " tbl = ?1 AND pk = ?2 LIMIT 1",
+                                -1, &later, NULL);
+        if (rc != SQLITE_OK)
+            return replica__dberr(r, rc, "round");
+        sqlite3_bind_int64(later, 3, hi);
+    }
+
+    if ((err = folder_init(&f, r))) {
+        sqlite3_finalize(later);
+        return err;
+    }
+    f.later = later;
+    rc = sqlite3_prepare_v2(r->db,
+                            "SELECT seq, tbl, pk, op, mask, pos"
+                            " FROM kz_round WHERE pos > ? ORDER BY pos",
+                            -1, &st, NULL);
+    if (rc != SQLITE_OK) {
+        folder_fini(&f);
+        sqlite3_finalize(later);
+        return replica__dberr(r, rc, "round");
+    }
+    sqlite3_bind_int64(st, 1, pos);
+    err = fold_keys(&f, &fh, st, b, max_rows, &pos, &end);
+    sqlite3_finalize(st);
+    st = NULL;
+    folder_fini(&f);
+    sqlite3_finalize(later);
+    if (err)
+        return err;
+    if (!end) {
+        rd->next_pos = pos;
+        *more = 1;
+        return replica__meta_set_int(r, "round_pos", pos);
+    }
+    /* The round is folded: its log rows leave (no row outside it has a
+     * seq ≤ hi: a new seq is the largest there is + 1). */
+    if (any_later) {
+        rc = sqlite3_prepare_v2(r->db, "DELETE FROM kz_log WHERE seq <= ?", -1,
+                                &st, NULL);
+        if (rc == SQLITE_OK) {
+            sqlite3_bind_int64(st, 1, hi);
+            rc = sqlite3_step(st);
+        }
+        sqlite3_finalize(st);
+        st = NULL;
+        err = rc == SQLITE_DONE ? 0 : replica__dberr(r, rc, "round");
+    } else {
+        err = replica__exec(r, "DELETE FROM kz_log"); /* its pages at once */
+    }
+    if (err || (err = replica__exec(r, "DELETE FROM kz_round")) ||
+        (err = replica__meta_set_int(r, "round_pos", 0)))
+        return err;
+    rd->next_pos = 0;
+    *more = !whole || any_later;
+    *last = !*more;
+    return 0;
+}
+
+/* After a step's commit: this connection's hlcs stay good for the rest. */
+static void
+round_commit(struct replica *r)
+{
+    r->round.pos = r->round.next_pos;
+    if (r->round.pos == 0)
+        r->round.n = 0;
+}
+
+/* After a step's rollback: the stored round is as it was; the hlcs given
+ * in this step may not be (the clock was reloaded), so they go. */
+static void
+round_rollback(struct replica *r)
+{
+    r->round.n = 0;
+}
+
+/* replica_build (max_rows 0: the whole log) and replica_build_step. */
+static int
+build(struct replica *r, uint32_t max_cells, uint32_t max_rows, int *more)
 {
     struct builder b;
     sqlite3_stmt *cl = NULL, *setpub = NULL;
     uint32_t ti, i;
-    int rc, err;
+    int rc, err, left = 0, last = 1;
 
     memset(&b, 0, sizeof(b));
     b.r = r;
@@ -916,8 +1265,21 @@ replica_build(struct replica *r, uint32_t max_cells)
     }
     if ((err = replica__begin(r)))
         goto out;
-    if ((err = fold(r, &b)))
+    if (max_rows)
+        err = fold_step(r, &b, max_rows, &left, &last);
+    else
+        err = fold(r, &b);
+    if (err)
         goto fail;
+    if (!last) {
+        /* Not the last step: the rows left dirty by an apply and the
+         * filtered site tables wait for it. */
+        for (i = 0; i < 3; i++) {
+            if ((err = outcs_flush(&b, &b.cs[i])))
+                goto fail;
+        }
+        goto commit;
+    }
     rc = sqlite3_prepare_v2(
         r->db, "UPDATE kz_clock SET pub = ? WHERE tbl = ? AND pk = ?", -1,
         &setpub, NULL);
@@ -981,16 +1343,23 @@ replica_build(struct replica *r, uint32_t max_cells)
     if ((err = replica__exec(r, "UPDATE kz_clock SET dirty = 0, pb = NULL"
                                 " WHERE dirty <> 0")))
         goto fail;
+commit:
     if ((err = replica__save_clock(r)))
         goto fail;
     if ((err = replica__commit(r)))
         goto fail;
+    if (max_rows)
+        round_commit(r);
+    if (more)
+        *more = left;
     err = b.made;
     goto out;
 fail:
     sqlite3_finalize(cl);
     cl = NULL;
     replica__rollback(r);
+    if (max_rows)
+        round_rollback(r);
 out:
     sqlite3_finalize(setpub);
     for (i = 0; i < 3; i++) {
@@ -998,6 +1367,20 @@ out:
         kz_free(b.cs[i].tidx);
     }
     return err;
+}
+
+int
+replica_build(struct replica *r, uint32_t max_cells)
+{
+    return build(r, max_cells, 0, NULL);
+}
+
+int
+replica_build_step(struct replica *r, uint32_t max_cells, uint32_t max_rows,
+                   int *more)
+{
+    *more = 0;
+    return build(r, max_cells, max_rows ? max_rows : 1, more);
 }
 
 void

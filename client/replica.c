@@ -53,6 +53,13 @@
 /* The detail of the last failed replica_create/replica_open of this thread. */
 static _Thread_local char last_err[256];
 
+/* The stored round of a build in steps (capture.c): also made at open in
+ * replicas created before it. */
+#define ROUND_SQL                                                              \
+    "CREATE TABLE IF NOT EXISTS kz_round(pos INTEGER PRIMARY KEY,"             \
+    " seq INTEGER NOT NULL, tbl INTEGER NOT NULL, pk NOT NULL,"                \
+    " op INTEGER NOT NULL, mask INTEGER NOT NULL);"
+
 static const char engine_sql[] =
     "CREATE TABLE IF NOT EXISTS kz_meta(key TEXT PRIMARY KEY, value)"
     " WITHOUT ROWID;"
@@ -71,7 +78,7 @@ static const char engine_sql[] =
     "INSERT OR IGNORE INTO kz_state VALUES (1, 0);"
     "CREATE TABLE IF NOT EXISTS kz_log(seq INTEGER PRIMARY KEY,"
     " tbl INTEGER NOT NULL, pk NOT NULL, op INTEGER NOT NULL,"
-    " mask INTEGER NOT NULL, ms INTEGER NOT NULL);"
+    " mask INTEGER NOT NULL, ms INTEGER NOT NULL);" ROUND_SQL
     "CREATE TABLE IF NOT EXISTS kz_clock(tbl INTEGER NOT NULL, pk NOT NULL,"
     " alive INTEGER NOT NULL, v BLOB NOT NULL, dirty INTEGER NOT NULL,"
     " pb BLOB, pub INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (tbl, pk))"
@@ -708,7 +715,8 @@ replica_open(struct replica **out, const char *dir, const struct kz_env *env)
         goto fail;
     if ((err = replica__begin(r)))
         goto fail;
-    if ((err = run_migrations(r, &applied)))
+    if ((err = replica__exec(r, ROUND_SQL)) ||
+        (err = run_migrations(r, &applied)))
         goto fail_tx;
     if (applied > 0 && (err = track__apply_decls(r)))
         goto fail_tx;
@@ -742,6 +750,7 @@ replica_free(struct replica *r)
     if (r == NULL)
         return;
     track__free_all(r);
+    capture__round_free(r);
     sqlite3_finalize(r->split_st);
     if (r->db)
         sqlite3_close(r->db);

@@ -178,6 +178,20 @@ KZ_MUST_CHECK int replica_track(struct replica *r, const char *table,
  */
 KZ_MUST_CHECK int replica_build(struct replica *r, uint32_t max_cells);
 
+/**
+ * replica_build_step(r, max_cells, max_rows, more): replica_build over at
+ * most ${max_rows} log rows (≥ 1, ending between two keys), in their own
+ * transaction, so that a sync can push the first changesets while it
+ * packs the next; keys still come in order across the steps of a round
+ * (up to 131,072 log rows).  The rows a step folds leave the log with it.
+ * A key written again after its round began is packed by the next round,
+ * with that write's version.  Sets *${more} to 1 when log rows may remain
+ * (call again), 0 when the build is complete.  Returns the number of
+ * changesets made or an error.
+ */
+KZ_MUST_CHECK int replica_build_step(struct replica *r, uint32_t max_cells,
+                                     uint32_t max_rows, int *more);
+
 /* An outgoing changeset, as stored in kz_outbox. */
 struct replica_cs {
     struct kz_cs_header hdr; /* decoded header */

@@ -60,6 +60,19 @@ struct cver {
     uint16_t dev; /* kz_device.idx */
 };
 
+/* This connection's hlcs for the stored round of a build in steps
+ * (capture.c, fold_step; kz_round). */
+struct fold_round {
+    int64_t *seq;  /* the round's log seqs not folded yet, ascending; owned */
+    uint64_t *hlc; /* their hlcs; owned */
+    uint32_t cap;  /* entries seq and hlc have room for */
+    uint32_t n;    /* entries in use; 0: none kept */
+    int dense;     /* seq without gaps */
+    int64_t id;    /* kz_meta round_id of the round they are for */
+    int64_t pos;   /* the round's position they were given at */
+    int64_t next_pos; /* ... once this step commits */
+};
+
 struct replica {
     sqlite3 *db;              /* DIR/replica.db */
     char *dir;                /* owned */
@@ -80,6 +93,7 @@ struct replica {
     uint32_t n_paused;        /* tables whose capture is paused (apply.c) */
     struct kz_buf paused_sql; /* their triggers, to create again; valid while
                                  n_paused > 0 */
+    struct fold_round round;  /* replica_build_step's round */
     char errmsg[256];         /* last error's detail */
 };
 
@@ -145,6 +159,8 @@ char *track__sql_quote_ident(const char *name);
 
 /* capture.c */
 int capture__fold(struct replica *r);
+/* Frees replica_build_step's round (replica_free). */
+void capture__round_free(struct replica *r);
 int replica__pk_split_init(struct replica *r);
 int replica__pk_split(struct replica *r, const struct tracked *t,
                       sqlite3_value *pk, struct pkvals *out);

@@ -25,6 +25,12 @@
 #include "sync.h"
 
 #define PUSH_WINDOW 16u
+/* The build packs this many log rows per step (its own transaction), and
+ * packs the next step only while less than BUILD_AHEAD bytes wait to be
+ * written: the server checks and stores one step's changesets while the
+ * next is packed. */
+#define BUILD_STEP_ROWS 8192u
+#define BUILD_AHEAD (1024u * 1024)
 #define PULL_MAX_BYTES (8u * 1024 * 1024)
 #define MAX_SCOPES 256u
 #define TICK_MS 250u /* local writes reach the server within a second */
@@ -71,9 +77,10 @@ struct sync {
     char scopes[MAX_SCOPES][KZ_LIM_NAME_MAX + 1]; /* pull order */
     uint32_t n_scopes;
     char outbox_scopes[16][KZ_LIM_NAME_MAX + 1]; /* scopes we push to */
+    uint64_t outbox_sent[16];                    /* last seq sent in each */
     uint32_t n_outbox;
     uint32_t outbox_i;                /* scope being pushed */
-    uint64_t outbox_after;            /* last seq sent in that scope */
+    int build_more;                   /* log rows may wait to be packed */
     uint64_t pull_items;              /* items in the current PULL */
     int want_push, want_pull;         /* run mode: events */
     struct keys_out owed;             /* envelopes being uploaded */
@@ -484,33 +491,51 @@ after_roster(struct sync *s)
 
 /* ---- push ------------------------------------------------------------ */
 
+/* Adds ${scope} to the scopes pushed, once. */
 static void
 collect_scope(void *data, const char *scope, uint64_t n)
 {
     struct sync *s = data;
+    uint32_t i;
 
     (void)n;
-    if (s->n_outbox < 16)
-        snprintf(s->outbox_scopes[s->n_outbox++], KZ_LIM_NAME_MAX + 1, "%s",
+    for (i = 0; i < s->n_outbox; i++)
+        if (strcmp(s->outbox_scopes[i], scope) == 0)
+            return;
+    if (s->n_outbox < 16) {
+        snprintf(s->outbox_scopes[s->n_outbox], KZ_LIM_NAME_MAX + 1, "%s",
                  scope);
+        s->outbox_sent[s->n_outbox++] = 0;
+    }
+}
+
+/* Packs one more step of local changes and looks at every scope again
+ * (the step may have added to a scope already pushed). */
+static int
+build_next(struct sync *s)
+{
+    int more = 0;
+    int made = replica_build_step(s->c->r, 0, BUILD_STEP_ROWS, &more);
+
+    if (made < 0) {
+        fail(s, made, "cannot pack local changes: %s", replica_errmsg(s->c->r));
+        return made;
+    }
+    s->build_more = more;
+    if (replica_outbox_scopes(s->c->r, collect_scope, s) != 0) {
+        fail(s, -KZ_EDB, "cannot read the outbox");
+        return -KZ_EDB;
+    }
+    s->outbox_i = 0;
+    return 0;
 }
 
 static void
 push_start(struct sync *s)
 {
-    int made = replica_build(s->c->r, 0);
-
-    if (made < 0) {
-        fail(s, made, "cannot pack local changes: %s", replica_errmsg(s->c->r));
-        return;
-    }
     s->n_outbox = 0;
     s->outbox_i = 0;
-    s->outbox_after = 0;
-    if (replica_outbox_scopes(s->c->r, collect_scope, s) != 0) {
-        fail(s, -KZ_EDB, "cannot read the outbox");
-        return;
-    }
+    s->build_more = 1;
     s->state = ST_PUSH;
     push_more(s);
 }
@@ -606,22 +631,28 @@ out:
 static void
 push_more(struct sync *s)
 {
-    while (s->state == ST_PUSH && s->n_inflight < PUSH_WINDOW &&
-           s->outbox_i < s->n_outbox) {
+    while (s->state == ST_PUSH && s->n_inflight < PUSH_WINDOW) {
         struct replica_cs cs;
         struct kz_msg m;
         struct kz_sign_sig sig;
         int rc;
 
+        if (s->outbox_i >= s->n_outbox) {
+            /* Everything packed is sent: pack more, unless enough still
+             * waits to be written (an acknowledgement comes back here). */
+            if (!s->build_more || conn_pending(s->conn) >= BUILD_AHEAD ||
+                build_next(s) != 0)
+                break;
+            continue;
+        }
         rc = replica_outbox_get(s->c->r, s->outbox_scopes[s->outbox_i],
-                                s->outbox_after, &cs);
+                                s->outbox_sent[s->outbox_i], &cs);
         if (rc < 0) {
             fail(s, rc, "cannot read the outbox");
             return;
         }
         if (rc == 0) {
             s->outbox_i++;
-            s->outbox_after = 0;
             continue;
         }
         {
@@ -632,7 +663,6 @@ push_more(struct sync *s)
                 snprintf(s->no_key, sizeof(s->no_key), "%s", cs.hdr.scope);
                 replica_cs_clear(&cs);
                 s->outbox_i++;
-                s->outbox_after = 0;
                 continue;
             }
             if (rc < 0) {
@@ -663,7 +693,7 @@ push_more(struct sync *s)
         snprintf(s->inflight[s->n_inflight].scope, KZ_LIM_NAME_MAX + 1, "%s",
                  cs.hdr.scope);
         s->inflight[s->n_inflight].seq = cs.hdr.author_seq;
-        s->outbox_after = cs.hdr.author_seq;
+        s->outbox_sent[s->outbox_i] = cs.hdr.author_seq;
         rc = send_msg(s, &m);
         replica_cs_clear(&cs);
         if (rc)
@@ -671,7 +701,7 @@ push_more(struct sync *s)
         s->n_inflight++;
     }
     if (s->state == ST_PUSH && s->n_inflight == 0 &&
-        s->outbox_i >= s->n_outbox) {
+        s->outbox_i >= s->n_outbox && !s->build_more) {
         progress(s, "pushed");
         pull(s);
     }

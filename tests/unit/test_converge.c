@@ -128,8 +128,23 @@ record(struct sim *s, int i)
 static void
 build(struct sim *s, int i)
 {
-    int made = replica_build(s->r[i], 1 + rndn(s, 12));
+    uint32_t cells = 1 + rndn(s, 12);
+    int made, more = 0, steps = 0;
 
+    if (rndn(s, 2)) {
+        made = replica_build(s->r[i], cells);
+    } else {
+        /* In steps of a few log rows, as a sync builds. */
+        uint32_t rows = 1 + rndn(s, 8);
+        int m;
+        made = 0;
+        do {
+            m = replica_build_step(s->r[i], cells, rows, &more);
+            ASSERT(m >= 0);
+            made += m;
+            ASSERT_LT(++steps, 100000);
+        } while (more);
+    }
     ASSERT(made >= 0);
     if (made > 0)
         record(s, i);

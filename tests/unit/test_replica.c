@@ -771,6 +771,299 @@ TEST(a_second_connection_never_ticks_below_the_saved_clock)
     pair_free(&p);
 }
 
+/*
+ * A build in steps of a few log rows, each its own transaction, sends what
+ * one build sends: writes between the steps are picked up, and rows an
+ * apply's fold left dirty are packed by the last step.
+ */
+TEST(build_in_steps_sends_what_one_build_sends)
+{
+    struct pair p;
+    int more = -1, steps = 0, made, total = 0;
+
+    pair_new(&p, PARTNER);
+    ASSERT_OK(replica_track(p.a, "partner", &NET));
+    ASSERT_OK(replica_track(p.b, "partner", &NET));
+    sql_ok(p.a, "WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1"
+                " FROM c WHERE i < 9) INSERT INTO partner SELECT 'p' || i,"
+                " 'N' || i, NULL, i, 0 FROM c;"
+                "UPDATE partner SET name = 'P1' WHERE id = 'p1'");
+    ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_log"), 11);
+    do {
+        made = replica_build_step(p.a, 0, 4, &more);
+        ASSERT(made >= 0);
+        total += made;
+        ASSERT_EQ(made, 1);
+        if (++steps == 1) {
+            /* p0, p1 (two log rows) and p2: a step ends between keys.
+             * The log rows stay until the round ends; kz_round says how
+             * far it got. */
+            ASSERT_EQ(more, 1);
+            ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_log"), 11);
+            ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_round"), 11);
+            ASSERT_EQ(sql_int(p.a, "SELECT value FROM kz_meta WHERE key ="
+                                   " 'round_pos'"),
+                      4);
+            ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_clock"), 3);
+            sql_ok(p.a, "INSERT INTO partner VALUES ('p10', 'N10', NULL, 10,"
+                        " 0)"); /* between two steps */
+        }
+        if (steps == 3) {
+            /* p7..p9 end the round; p10 came after it began. */
+            ASSERT_EQ(more, 1);
+            ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_log"), 1);
+            ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_round"), 0);
+        }
+        ASSERT(steps <= 4);
+    } while (more);
+    /* Rounds of 11 and 1 log rows: 4 + 4 + 3, then 1. */
+    ASSERT_EQ(steps, 4);
+    ASSERT_EQ(total, 4);
+    ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_log"), 0);
+    ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_clock WHERE dirty <> 0"),
+              0);
+    ASSERT_EQ(ship(p.a, p.b, "network"), 4);
+    ASSERT_OK(replica_outbox_ack(p.a, "network", 4));
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM partner"), 11);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM partner WHERE id = 'p1' AND"
+                           " name = 'P1'"),
+              1);
+    same_digest(&p, "network");
+
+    /* p3 folded, not packed, by an apply at a; then p4 and p5 written. */
+    p.clock.ms += 10;
+    sql_ok(p.a, "UPDATE partner SET kind = 'k3' WHERE id = 'p3'");
+    sql_ok(p.b, "UPDATE partner SET staff = 22 WHERE id = 'p2'");
+    ASSERT_EQ(replica_build(p.b, 0), 1);
+    ASSERT_EQ(ship(p.b, p.a, "network"), 1);
+    ASSERT_EQ(sql_int(p.a, "SELECT dirty <> 0 FROM kz_clock WHERE pk = 'p3'"),
+              1);
+    sql_ok(p.a, "UPDATE partner SET kind = 'k4' WHERE id = 'p4';"
+                "UPDATE partner SET kind = 'k5' WHERE id = 'p5'");
+    ASSERT_EQ(replica_build_step(p.a, 0, 1, &more), 1);
+    ASSERT_EQ(more, 1);
+    ASSERT_EQ(sql_int(p.a, "SELECT dirty <> 0 FROM kz_clock WHERE pk = 'p3'"),
+              1);
+    ASSERT_EQ(replica_build_step(p.a, 0, 1, &more), 1);
+    ASSERT_EQ(more, 0);
+    ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_clock WHERE dirty <> 0"),
+              0);
+    ASSERT_EQ(replica_build_step(p.a, 0, 1, &more), 0);
+    ASSERT_EQ(more, 0);
+    ASSERT_EQ(ship(p.a, p.b, "network"), 2);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM partner WHERE"
+                           " (id = 'p3' AND kind = 'k3') OR"
+                           " (id = 'p4' AND kind = 'k4') OR"
+                           " (id = 'p5' AND kind = 'k5')"),
+              3);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_conflict"), 0);
+    same_digest(&p, "network");
+    pair_free(&p);
+}
+
+/*
+ * A step that fails rolls back and the round goes on from the last step
+ * that committed; a round that something else folded meanwhile (here a
+ * whole build on a second connection, after which new log rows reuse the
+ * round's seqs) starts anew instead of dropping those rows unfolded.
+ */
+TEST(build_in_steps_survives_a_failed_step_and_a_stale_round)
+{
+    struct pair p;
+    struct replica *a2;
+    char path[512];
+    int more = 0, made, steps;
+
+    pair_new(&p, PARTNER);
+    ASSERT_OK(replica_track(p.a, "partner", &NET));
+    ASSERT_OK(replica_track(p.b, "partner", &NET));
+    sql_ok(p.a, "WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1"
+                " FROM c WHERE i < 5) INSERT INTO partner SELECT 'p' || i,"
+                " 'N' || i, NULL, i, 0 FROM c");
+    ASSERT_EQ(replica_build_step(p.a, 0, 2, &more), 1);
+    ASSERT_EQ(more, 1);
+    /* The next step fails where it stores its changeset. */
+    sql_ok(p.a, "CREATE TEMP TABLE fail_now(x);"
+                "INSERT INTO fail_now VALUES (1);"
+                "CREATE TEMP TRIGGER fail_outbox BEFORE INSERT ON"
+                " main.kz_outbox WHEN (SELECT count(*) FROM temp.fail_now)"
+                " BEGIN SELECT RAISE(ABORT, 'injected'); END");
+    ASSERT(replica_build_step(p.a, 0, 2, &more) < 0);
+    ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_clock"), 2);
+    sql_ok(p.a, "DELETE FROM temp.fail_now");
+    ASSERT_EQ(replica_build_step(p.a, 0, 2, &more), 1);
+    ASSERT_EQ(more, 1);
+    ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_clock"), 4);
+
+    /* Another connection builds the rest; then new rows are logged under
+     * the seqs the round had. */
+    snprintf(path, sizeof(path), "%s/a", p.dir);
+    ASSERT_OK(replica_open(&a2, path, &p.clock.env));
+    ASSERT_EQ(replica_build(a2, 0), 1);
+    replica_free(a2);
+    ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_log"), 0);
+    p.clock.ms += 10;
+    sql_ok(p.a, "WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1"
+                " FROM c WHERE i < 7) INSERT INTO partner SELECT 'q' || i,"
+                " 'M' || i, NULL, i, 0 FROM c");
+    ASSERT_EQ(sql_int(p.a, "SELECT min(seq) FROM kz_log"), 1);
+    steps = 0;
+    do {
+        made = replica_build_step(p.a, 0, 2, &more);
+        ASSERT(made >= 0);
+        ASSERT(++steps <= 4);
+    } while (more);
+    ASSERT_EQ(steps, 4); /* the 8 new rows, 2 a step */
+    ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_log"), 0);
+    ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_clock"), 14);
+    ship(p.a, p.b, "network");
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM partner"), 14);
+    same_digest(&p, "network");
+    pair_free(&p);
+}
+
+/*
+ * k is packed by a first step and shipped; b then edits k (later than a
+ * did).  Whatever interrupts a's build then (a reopen, as after kill -9;
+ * a whole build on another connection, as kzsync status does), k is not
+ * folded again with a newer version: b's later edit stays.
+ */
+static void
+interrupted_round(int how)
+{
+    struct pair p;
+    int more = 0, steps = 0;
+    long long t = (long long)T0;
+    char sql[160];
+
+    pair_new(&p, PARTNER);
+    ASSERT_OK(replica_track(p.a, "partner", &NET));
+    ASSERT_OK(replica_track(p.b, "partner", &NET));
+    sql_ok(p.a, "INSERT INTO partner VALUES ('k', 'A', NULL, 1, 0);"
+                "INSERT INTO partner VALUES ('m', 'M', NULL, 1, 0)");
+    snprintf(sql, sizeof(sql),
+             "UPDATE kz_log SET ms = %lld WHERE pk = 'k';"
+             "UPDATE kz_log SET ms = %lld WHERE pk = 'm'",
+             t - 3000, t - 1000);
+    sql_ok(p.a, sql);
+    ASSERT_EQ(replica_build_step(p.a, 0, 1, &more), 1); /* k only */
+    ASSERT_EQ(more, 1);
+    ASSERT_EQ(ship(p.a, p.b, "network"), 1);
+    ASSERT_OK(replica_outbox_ack(p.a, "network", INT64_MAX));
+    sql_ok(p.b, "UPDATE partner SET name = 'B' WHERE id = 'k'");
+    snprintf(sql, sizeof(sql), "UPDATE kz_log SET ms = %lld", t - 2000);
+    sql_ok(p.b, sql);
+    ASSERT_EQ(replica_build(p.b, 0), 1);
+    if (how == 1)
+        reopen_a(&p);
+    if (how == 2) {
+        struct replica *a2;
+        char path[512];
+        snprintf(path, sizeof(path), "%s/a", p.dir);
+        ASSERT_OK(replica_open(&a2, path, &p.clock.env));
+        ASSERT_EQ(replica_build(a2, 0), 1); /* m */
+        replica_free(a2);
+    }
+    do {
+        ASSERT(replica_build_step(p.a, 0, 1, &more) >= 0);
+        ASSERT(++steps <= 3);
+    } while (more);
+    ship(p.a, p.b, "network");
+    ship(p.b, p.a, "network");
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM partner WHERE id = 'k' AND"
+                           " name = 'B'"),
+              1);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_conflict"), 0);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM partner"), 2);
+    same_digest(&p, "network");
+    pair_free(&p);
+}
+
+TEST(build_in_steps_never_folds_a_packed_row_again)
+{
+    interrupted_round(0);
+    interrupted_round(1);
+    interrupted_round(2);
+}
+
+/*
+ * A key written again between two steps (here deleted from the sqlite3
+ * shell) is folded by its step but packed by the next round, with the
+ * version of that write: never sent as the old version of a row that is
+ * no longer there.
+ */
+TEST(build_in_steps_holds_a_key_written_between_steps)
+{
+    struct pair p;
+    int more = 0;
+
+    pair_new(&p, PARTNER);
+    ASSERT_OK(replica_track(p.a, "partner", &NET));
+    ASSERT_OK(replica_track(p.b, "partner", &NET));
+    sql_ok(p.a, "INSERT INTO partner VALUES ('k', 'K', NULL, 1, 0)");
+    a_to_b(&p);
+    p.clock.ms += 10;
+    sql_ok(p.a, "INSERT INTO partner VALUES ('a', 'A', NULL, 1, 0);"
+                "UPDATE partner SET staff = 5 WHERE id = 'k'");
+    ASSERT_EQ(replica_build_step(p.a, 0, 1, &more), 1); /* 'a' */
+    ASSERT_EQ(more, 1);
+    sql_ok(p.a, "DELETE FROM partner WHERE id = 'k'");
+    ASSERT_EQ(replica_build_step(p.a, 0, 1, &more), 0); /* 'k': held */
+    ASSERT_EQ(more, 1);
+    ASSERT_EQ(sql_int(p.a, "SELECT dirty <> 0 FROM kz_clock WHERE pk = 'k'"),
+              1);
+    ASSERT_EQ(replica_build_step(p.a, 0, 1, &more), 1); /* the delete */
+    ASSERT_EQ(more, 0);
+    ASSERT_EQ(ship(p.a, p.b, "network"), 2);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM partner WHERE id = 'k'"), 0);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine"), 0);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_conflict"), 0);
+    same_digest(&p, "network");
+    pair_free(&p);
+}
+
+/*
+ * a begins a round and packs k; a2 (another connection) ends it with a
+ * whole build, then, after new writes that reuse the seqs, begins a round
+ * of its own and gets exactly as far.  a's next step must not take the
+ * hlcs it kept for its own round: m's update would get a version older
+ * than m's insert, and the peer would keep the old value.
+ */
+TEST(build_in_steps_never_reuses_another_rounds_hlcs)
+{
+    struct pair p;
+    struct replica *a2;
+    char path[512];
+    int more = 0, steps = 0;
+
+    pair_new(&p, PARTNER);
+    ASSERT_OK(replica_track(p.a, "partner", &NET));
+    ASSERT_OK(replica_track(p.b, "partner", &NET));
+    sql_ok(p.a, "INSERT INTO partner VALUES ('k', 'K', NULL, 1, 0);"
+                "INSERT INTO partner VALUES ('m', 'M', NULL, 1, 0)");
+    ASSERT_EQ(replica_build_step(p.a, 0, 1, &more), 1); /* k */
+    ASSERT_EQ(more, 1);
+    snprintf(path, sizeof(path), "%s/a", p.dir);
+    ASSERT_OK(replica_open(&a2, path, &p.clock.env));
+    ASSERT_EQ(replica_build(a2, 0), 1); /* m: the round ends */
+    p.clock.ms += 10;
+    sql_ok(p.a, "UPDATE partner SET staff = 2 WHERE id = 'k';"
+                "UPDATE partner SET staff = 3 WHERE id = 'm'");
+    ASSERT_EQ(sql_int(p.a, "SELECT min(seq) FROM kz_log"), 1);
+    ASSERT_EQ(replica_build_step(a2, 0, 1, &more), 1); /* k, at pos 1 */
+    ASSERT_EQ(more, 1);
+    replica_free(a2);
+    do {
+        ASSERT(replica_build_step(p.a, 0, 1, &more) >= 0);
+        ASSERT(++steps <= 2);
+    } while (more);
+    ship(p.a, p.b, "network");
+    ASSERT_EQ(sql_int(p.b, "SELECT staff FROM partner WHERE id = 'm'"), 3);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_conflict"), 0);
+    same_digest(&p, "network");
+    pair_free(&p);
+}
+
 TEST(composite_key)
 {
     struct pair p;
@@ -1769,7 +2062,12 @@ T_MAIN(T(track_refuses_table_without_key), T(track_refuses_rowid_alias),
        T(fold_in_key_order_keeps_log_order),
        T(build_packs_rows_left_dirty_by_an_apply), T(build_packs_each_row_once),
        T(a_second_connection_never_ticks_below_the_saved_clock),
-       T(composite_key), T(composite_keys_keep_every_value_exact),
+       T(build_in_steps_sends_what_one_build_sends),
+       T(build_in_steps_survives_a_failed_step_and_a_stale_round),
+       T(build_in_steps_never_folds_a_packed_row_again),
+       T(build_in_steps_holds_a_key_written_between_steps),
+       T(build_in_steps_never_reuses_another_rounds_hlcs), T(composite_key),
+       T(composite_keys_keep_every_value_exact),
        T(unknown_tables_wait_in_quarantine_until_migration),
        T(unknown_column_waits_in_quarantine_until_migration),
        T(constraint_refusal_is_quarantined_not_lost),
