@@ -1163,13 +1163,45 @@ fold_step(struct replica *r, struct builder *b, uint32_t max_rows, int *more,
     if (rc != SQLITE_OK)
         return replica__dberr(r, rc, "round");
     if (any_later) {
+        /* Their keys, gathered once per round (kz_log has no index by
+         * key): only rows logged since the last step are added. */
+        int64_t upto = rd->later_id == id ? rd->later_upto : hi;
+        if ((err = replica__exec(
+                 r, "CREATE TEMP TABLE IF NOT EXISTS kz_later(tbl INTEGER,"
+                    " pk, PRIMARY KEY (tbl, pk)) WITHOUT ROWID")))
+            return err;
+        if (rd->later_id != id &&
+            (err = replica__exec(r, "DELETE FROM temp.kz_later")))
+            return err;
         rc = sqlite3_prepare_v2(r->db,
-                                "SELECT 1 FROM kz_log WHERE seq > ?3 AND"
-                                " tbl = ?1 AND pk = ?2 LIMIT 1",
+                                "INSERT OR IGNORE INTO temp.kz_later SELECT"
+                                " tbl, pk FROM kz_log WHERE seq > ?",
+                                -1, &st, NULL);
+        if (rc == SQLITE_OK) {
+            sqlite3_bind_int64(st, 1, upto);
+            rc = sqlite3_step(st);
+        }
+        sqlite3_finalize(st);
+        st = NULL;
+        if (rc == SQLITE_DONE)
+            rc = sqlite3_prepare_v2(r->db,
+                                    "SELECT coalesce(max(seq), 0) FROM kz_log",
+                                    -1, &st, NULL);
+        if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+            rd->later_upto = sqlite3_column_int64(st, 0);
+            rc = SQLITE_OK;
+        }
+        sqlite3_finalize(st);
+        st = NULL;
+        if (rc != SQLITE_OK)
+            return replica__dberr(r, rc, "round");
+        rd->later_id = id;
+        rc = sqlite3_prepare_v2(r->db,
+                                "SELECT 1 FROM temp.kz_later WHERE tbl = ?1"
+                                " AND pk = ?2",
                                 -1, &later, NULL);
         if (rc != SQLITE_OK)
             return replica__dberr(r, rc, "round");
-        sqlite3_bind_int64(later, 3, hi);
     }
 
     if ((err = folder_init(&f, r))) {
@@ -1238,6 +1270,7 @@ static void
 round_rollback(struct replica *r)
 {
     r->round.n = 0;
+    r->round.later_id = 0; /* temp.kz_later went back too */
 }
 
 /* replica_build (max_rows 0: the whole log) and replica_build_step. */

@@ -36,7 +36,10 @@
 
 #include "replica_int.h"
 
-#define REPLICA_FORMAT 1
+/* The replica's own tables.  2: kz_round, the stored round of a build in
+ * steps (format 1 replicas are upgraded at open; an engine of format 1
+ * refuses a replica of format 2). */
+#define REPLICA_FORMAT 2
 
 /*
  * The generation of the capture triggers (track.c).  A replica whose
@@ -705,7 +708,7 @@ replica_open(struct replica **out, const char *dir, const struct kz_env *env)
         goto fail;
     if ((err = replica__meta_get_int(r, "format", &fmt)))
         goto fail;
-    if (fmt != REPLICA_FORMAT) {
+    if (fmt != REPLICA_FORMAT && fmt != 1) {
         snprintf(r->errmsg, sizeof(r->errmsg),
                  "replica format %lld is not supported", (long long)fmt);
         err = -KZ_EVERSION;
@@ -715,7 +718,12 @@ replica_open(struct replica **out, const char *dir, const struct kz_env *env)
         goto fail;
     if ((err = replica__begin(r)))
         goto fail;
+    /* Format 1 had no stored round (kz_round): an engine of format 1
+     * would fold the rows of one again, so it may not open this replica
+     * once it has one. */
     if ((err = replica__exec(r, ROUND_SQL)) ||
+        (fmt == 1 &&
+         (err = replica__meta_set_int(r, "format", REPLICA_FORMAT))) ||
         (err = run_migrations(r, &applied)))
         goto fail_tx;
     if (applied > 0 && (err = track__apply_decls(r)))

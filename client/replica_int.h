@@ -70,7 +70,9 @@ struct fold_round {
     int dense;     /* seq without gaps */
     int64_t id;    /* kz_meta round_id of the round they are for */
     int64_t pos;   /* the round's position they were given at */
-    int64_t next_pos; /* ... once this step commits */
+    int64_t next_pos;   /* ... once this step commits */
+    int64_t later_id;   /* round whose newer keys temp.kz_later holds */
+    int64_t later_upto; /* ... up to this log seq */
 };
 
 struct replica {

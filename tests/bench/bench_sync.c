@@ -15,8 +15,9 @@
  *   timed:
  *     a. ${rows} rows inserted at LAND into the tracked table, one
  *        transaction (in this process, replica_db of LAND);
- *     b. `kzsync sync LAND`: replica_build (fold + pack), sign, PUSH over
- *        Noise, server verifies and stores (group commit, synchronous=FULL),
+ *     b. `kzsync sync LAND`: replica_build_step (fold + pack, 8,192 log
+ *        rows a step), sign, PUSH over Noise while the next step is packed,
+ *        server verifies and stores (group commit, synchronous=FULL),
  *        PUSH_ACKs, outbox acked;
  *     c. `kzsync sync HAN` (fresh device): roster, PULL, verify every
  *        signature against the roster, apply with the cursor.

@@ -939,6 +939,9 @@ interrupted_round(int how)
     pair_new(&p, PARTNER);
     ASSERT_OK(replica_track(p.a, "partner", &NET));
     ASSERT_OK(replica_track(p.b, "partner", &NET));
+    /* The first open of a test replica applies the schema files (and
+     * folds); only a later one is a plain resume. */
+    reopen_a(&p);
     sql_ok(p.a, "INSERT INTO partner VALUES ('k', 'A', NULL, 1, 0);"
                 "INSERT INTO partner VALUES ('m', 'M', NULL, 1, 0)");
     snprintf(sql, sizeof(sql),
@@ -954,8 +957,13 @@ interrupted_round(int how)
     snprintf(sql, sizeof(sql), "UPDATE kz_log SET ms = %lld", t - 2000);
     sql_ok(p.b, sql);
     ASSERT_EQ(replica_build(p.b, 0), 1);
-    if (how == 1)
-        reopen_a(&p);
+    if (how == 1) {
+        reopen_a(&p); /* as after kill -9: the stored round goes on */
+        ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_round"), 2);
+        ASSERT_EQ(sql_int(p.a, "SELECT value FROM kz_meta WHERE key ="
+                               " 'round_pos'"),
+                  1);
+    }
     if (how == 2) {
         struct replica *a2;
         char path[512];
@@ -1061,6 +1069,83 @@ TEST(build_in_steps_never_reuses_another_rounds_hlcs)
     ASSERT_EQ(sql_int(p.b, "SELECT staff FROM partner WHERE id = 'm'"), 3);
     ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_conflict"), 0);
     same_digest(&p, "network");
+    pair_free(&p);
+}
+
+/* A log longer than a round (here rounds of 4 log rows): a key of the
+ * first round written again in a later one is packed once, by the later
+ * round, with every cell changed. */
+TEST(build_in_steps_over_several_rounds)
+{
+    struct pair p;
+    int more = 0, steps = 0, made = 0, m;
+
+    pair_new(&p, PARTNER);
+    ASSERT_OK(replica_track(p.a, "partner", &NET));
+    ASSERT_OK(replica_track(p.b, "partner", &NET));
+    p.a->fold_chunk = 4;
+    sql_ok(p.a, "WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1"
+                " FROM c WHERE i < 5) INSERT INTO partner SELECT 'p' || i,"
+                " 'N' || i, NULL, i, 0 FROM c;"
+                "UPDATE partner SET kind = 'k1' WHERE id = 'p1';"
+                "UPDATE partner SET kind = 'k4' WHERE id = 'p4'");
+    do {
+        ASSERT((m = replica_build_step(p.a, 0, 2, &more)) >= 0);
+        made += m;
+        if (steps == 1) {
+            /* Round 1 (p0..p3) is folded; p1 waits for round 2. */
+            ASSERT_EQ(more, 1);
+            ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_log"), 4);
+            ASSERT_EQ(sql_int(p.a, "SELECT dirty <> 0 FROM kz_clock WHERE"
+                                   " pk = 'p1'"),
+                      1);
+            ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_clock WHERE"
+                                   " dirty = 0"),
+                      3);
+        }
+        ASSERT(++steps <= 5);
+    } while (more);
+    /* 2 + 2 rows, 3 + 1 rows, and a step that finds the log empty (the
+     * last round was a full one) and makes the final pass. */
+    ASSERT_EQ(steps, 5);
+    ASSERT_EQ(made, 4);
+    ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_log"), 0);
+    ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_clock WHERE dirty <> 0"),
+              0);
+    ship(p.a, p.b, "network");
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM partner"), 6);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM partner WHERE kind IS NOT"
+                           " NULL"),
+              2);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_conflict"), 0);
+    same_digest(&p, "network");
+    pair_free(&p);
+}
+
+/* A replica of format 1 (before kz_round) is upgraded when opened, and
+ * then builds in steps; a format this engine does not know is refused. */
+TEST(open_upgrades_format_1)
+{
+    struct pair p;
+    struct replica *r = NULL;
+    char path[512];
+    int more = 0;
+
+    pair_new(&p, PARTNER);
+    ASSERT_OK(replica_track(p.a, "partner", &NET));
+    sql_ok(p.a, "DROP TABLE kz_round;"
+                "UPDATE kz_meta SET value = 1 WHERE key = 'format';"
+                "INSERT INTO partner VALUES ('p1', 'A', NULL, 1, 0)");
+    reopen_a(&p);
+    ASSERT_EQ(sql_int(p.a, "SELECT value FROM kz_meta WHERE key = 'format'"),
+              2);
+    ASSERT_EQ(replica_build_step(p.a, 0, 8, &more), 1);
+    ASSERT_EQ(more, 0);
+    sql_ok(p.a, "UPDATE kz_meta SET value = 3 WHERE key = 'format'");
+    snprintf(path, sizeof(path), "%s/a", p.dir);
+    ASSERT_ERR(replica_open(&r, path, &p.clock.env), -KZ_EVERSION);
+    ASSERT(strstr(replica_errmsg(NULL), "format 3") != NULL);
+    sql_ok(p.a, "UPDATE kz_meta SET value = 2 WHERE key = 'format'");
     pair_free(&p);
 }
 
@@ -2066,8 +2151,9 @@ T_MAIN(T(track_refuses_table_without_key), T(track_refuses_rowid_alias),
        T(build_in_steps_survives_a_failed_step_and_a_stale_round),
        T(build_in_steps_never_folds_a_packed_row_again),
        T(build_in_steps_holds_a_key_written_between_steps),
-       T(build_in_steps_never_reuses_another_rounds_hlcs), T(composite_key),
-       T(composite_keys_keep_every_value_exact),
+       T(build_in_steps_never_reuses_another_rounds_hlcs),
+       T(build_in_steps_over_several_rounds), T(open_upgrades_format_1),
+       T(composite_key), T(composite_keys_keep_every_value_exact),
        T(unknown_tables_wait_in_quarantine_until_migration),
        T(unknown_column_waits_in_quarantine_until_migration),
        T(constraint_refusal_is_quarantined_not_lost),
