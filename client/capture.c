@@ -1250,8 +1250,12 @@ fold_step(struct replica *r, struct builder *b, uint32_t max_rows, int *more,
         (err = replica__meta_set_int(r, "round_pos", 0)))
         return err;
     rd->next_pos = 0;
-    *more = !whole || any_later;
-    *last = !*more;
+    /* A round that took the whole log ends the build: rows logged since it
+     * began (a writer faster than the push would never let it end) wait
+     * for the next build, and with them the final pass, which must not
+     * pack the keys held for them. */
+    *more = !whole;
+    *last = whole && !any_later;
     return 0;
 }
 

@@ -185,8 +185,9 @@ KZ_MUST_CHECK int replica_build(struct replica *r, uint32_t max_cells);
  * packs the next; keys still come in order across the steps of a round
  * (up to 131,072 log rows).  The rows a step folds leave the log with it.
  * A key written again after its round began is packed by the next round,
- * with that write's version.  Sets *${more} to 1 when log rows may remain
- * (call again), 0 when the build is complete.  Returns the number of
+ * with that write's version.  Sets *${more} to 1 when log rows of the
+ * build may remain (call again), 0 when it is complete: rows logged after
+ * its last round began wait for the next build.  Returns the number of
  * changesets made or an error.
  */
 KZ_MUST_CHECK int replica_build_step(struct replica *r, uint32_t max_cells,
