@@ -904,6 +904,24 @@ fold_keys(struct folder *f, const struct foldhlc *fh, sqlite3_stmt *st,
  * round_pos is folded already and must never be folded again.
  */
 
+/* Runs ${sql}, a statement without rows, with ?1 = ${a} and, if it has
+ * one, ?2 = ${b}. */
+static int
+exec_ints(struct replica *r, const char *sql, int64_t a, int64_t b)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(r->db, sql, -1, &st, NULL);
+
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, a);
+        if (sqlite3_bind_parameter_count(st) > 1)
+            sqlite3_bind_int64(st, 2, b);
+        rc = sqlite3_step(st);
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : replica__dberr(r, rc, "round");
+}
+
 /* The stored round: its size (0: none) and how far it got. */
 static int
 round_get(struct replica *r, int64_t *n, int64_t *pos)
@@ -932,25 +950,17 @@ round_get(struct replica *r, int64_t *n, int64_t *pos)
 static int
 round_retire(struct replica *r)
 {
-    sqlite3_stmt *st = NULL;
     int64_t n = 0, pos = 0;
-    int rc, err;
+    int err;
 
     r->round.n = 0; /* the hlcs kept for it, if any, are of no use now */
     if ((err = round_get(r, &n, &pos)) || n == 0)
         return err;
-    rc = sqlite3_prepare_v2(r->db,
-                            "DELETE FROM kz_log WHERE seq IN (SELECT seq FROM"
-                            " kz_round WHERE pos <= ?)",
-                            -1, &st, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, pos);
-        rc = sqlite3_step(st);
-    }
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE)
-        return replica__dberr(r, rc, "round");
-    if ((err = replica__exec(r, "DELETE FROM kz_round")))
+    if ((err = exec_ints(r,
+                         "DELETE FROM kz_log WHERE seq IN (SELECT seq FROM"
+                         " kz_round WHERE pos <= ?)",
+                         pos, 0)) ||
+        (err = replica__exec(r, "DELETE FROM kz_round")))
         return err;
     return replica__meta_set_int(r, "round_pos", 0);
 }
@@ -1101,21 +1111,13 @@ fold_step(struct replica *r, struct builder *b, uint32_t max_rows, int *more,
             *last = 1;
             return 0;
         }
-        rc = sqlite3_prepare_v2(r->db,
-                                "INSERT INTO kz_round(seq, tbl, pk, op, mask)"
-                                " SELECT seq, tbl, pk, op, mask FROM"
-                                " kz_log WHERE seq BETWEEN ? AND ?"
-                                " ORDER BY tbl, pk, seq",
-                                -1, &st, NULL);
-        if (rc == SQLITE_OK) {
-            sqlite3_bind_int64(st, 1, fh.seq[0]);
-            sqlite3_bind_int64(st, 2, fh.seq[fh.n - 1]);
-            rc = sqlite3_step(st);
-        }
-        sqlite3_finalize(st);
-        st = NULL;
-        if (rc != SQLITE_DONE)
-            return replica__dberr(r, rc, "round");
+        if ((err = exec_ints(r,
+                             "INSERT INTO kz_round(seq, tbl, pk, op, mask)"
+                             " SELECT seq, tbl, pk, op, mask FROM kz_log"
+                             " WHERE seq BETWEEN ? AND ? ORDER BY tbl, pk,"
+                             " seq",
+                             fh.seq[0], fh.seq[fh.n - 1])))
+            return err;
         hi = fh.seq[fh.n - 1];
         whole = fh.n < chunk;
         id++;
@@ -1173,20 +1175,13 @@ fold_step(struct replica *r, struct builder *b, uint32_t max_rows, int *more,
         if (rd->later_id != id &&
             (err = replica__exec(r, "DELETE FROM temp.kz_later")))
             return err;
-        rc = sqlite3_prepare_v2(r->db,
-                                "INSERT OR IGNORE INTO temp.kz_later SELECT"
-                                " tbl, pk FROM kz_log WHERE seq > ?",
-                                -1, &st, NULL);
-        if (rc == SQLITE_OK) {
-            sqlite3_bind_int64(st, 1, upto);
-            rc = sqlite3_step(st);
-        }
-        sqlite3_finalize(st);
-        st = NULL;
-        if (rc == SQLITE_DONE)
-            rc = sqlite3_prepare_v2(r->db,
-                                    "SELECT coalesce(max(seq), 0) FROM kz_log",
-                                    -1, &st, NULL);
+        if ((err = exec_ints(r,
+                             "INSERT OR IGNORE INTO temp.kz_later SELECT"
+                             " tbl, pk FROM kz_log WHERE seq > ?",
+                             upto, 0)))
+            return err;
+        rc = sqlite3_prepare_v2(
+            r->db, "SELECT coalesce(max(seq), 0) FROM kz_log", -1, &st, NULL);
         if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
             rd->later_upto = sqlite3_column_int64(st, 0);
             rc = SQLITE_OK;
@@ -1234,15 +1229,7 @@ fold_step(struct replica *r, struct builder *b, uint32_t max_rows, int *more,
     /* The round is folded: its log rows leave (no row outside it has a
      * seq ≤ hi: a new seq is the largest there is + 1). */
     if (any_later) {
-        rc = sqlite3_prepare_v2(r->db, "DELETE FROM kz_log WHERE seq <= ?", -1,
-                                &st, NULL);
-        if (rc == SQLITE_OK) {
-            sqlite3_bind_int64(st, 1, hi);
-            rc = sqlite3_step(st);
-        }
-        sqlite3_finalize(st);
-        st = NULL;
-        err = rc == SQLITE_DONE ? 0 : replica__dberr(r, rc, "round");
+        err = exec_ints(r, "DELETE FROM kz_log WHERE seq <= ?", hi, 0);
     } else {
         err = replica__exec(r, "DELETE FROM kz_log"); /* its pages at once */
     }
