@@ -4,7 +4,9 @@
 # acknowledged only after it is durable".
 #
 # HAN writes training rows through the sqlite3 shell between rounds (ROWS
-# per round, ROUNDS rounds); each round starts syncs and kill -9s, after a
+# per round, BIG in every fifth, so that a sync packs them in several
+# steps of 8,192 log rows and a kill lands between steps; ROUNDS rounds);
+# each round starts syncs and kill -9s, after a
 # random delay (seeded: KZ_SEED, default 20261127), one of: HAN's
 # `kzsync sync` (mid-push), LAND's `kzsync sync` (mid-pull), or kzsyncd
 # while HAN and LAND sync (mid-commit); a killed server is restarted at
@@ -20,8 +22,9 @@ kz_setup crash_safety "$@"
 SEED=${KZ_SEED:-20261127}
 ROUNDS=15
 ROWS=400
+BIG=20000
 RANDOM=$SEED
-log "seed $SEED ($ROUNDS rounds of $ROWS rows; KZ_SEED=n reruns another)"
+log "seed $SEED ($ROUNDS rounds of $ROWS rows, every fifth $BIG; KZ_SEED=n reruns another)"
 
 net_create
 sql land/replica.db <"$KZ_DATA/01_reference.sql" || fail "reference data"
@@ -36,13 +39,22 @@ kz sync land 2>/dev/null || fail "sync land"
 # delay: 0..80 ms, from the seeded RNG
 delay() { printf '0.%03d' $((RANDOM % 81)); }
 
-kills_client=0 kills_server=0 kills_land=0 finished_first=0
+kills_client=0 kills_server=0 kills_land=0 finished_first=0 mid_round=0
+total=0
 for ((r = 1; r <= ROUNDS; r++)); do
-    add_trainings han HAN "cr$r" "$ROWS" || fail "round $r: the write at HAN failed"
+    rows=$ROWS
+    ((r % 5 == 0)) && rows=$BIG
+    add_trainings han HAN "cr$r" "$rows" || fail "round $r: the write at HAN failed"
+    total=$((total + rows))
     n=$(count_trainings han "id LIKE 'cr%'")
-    assert_eq "round $r: rows at HAN right after the write" $((r * ROWS)) "$n"
+    assert_eq "round $r: rows at HAN right after the write" $total "$n"
     what=$((RANDOM % 3))
     d=$(delay)
+    if ((rows == BIG)); then
+        # HAN's own sync, killed while it packs and pushes in steps.
+        what=0
+        d=$(printf '0.%03d' $((60 + RANDOM % 140)))
+    fi
     case $what in
     0) # kill HAN's sync, mid-push
         kz_bg "$KZSYNC" sync han 2>/dev/null
@@ -51,6 +63,8 @@ for ((r = 1; r <= ROUNDS; r++)); do
         kill -0 "$p" 2>/dev/null || finished_first=$((finished_first + 1))
         kz_stop "$p" KILL
         kills_client=$((kills_client + 1))
+        [ "$(sql han/replica.db "SELECT count(*) FROM kz_round")" = 0 ] ||
+            mid_round=$((mid_round + 1))
         ;;
     1) # kill LAND's sync, mid-pull
         kz_bg "$KZSYNC" sync land 2>/dev/null
@@ -79,7 +93,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
         kz sync han 2>/dev/null || log "round $r: a plain sync of han failed (rc $?)"
     fi
 done
-log "kills: HAN client $kills_client, LAND client $kills_land, server $kills_server ($finished_first syncs were done before their kill)"
+log "kills: HAN client $kills_client ($mid_round between two steps of a build), LAND client $kills_land, server $kills_server ($finished_first syncs were done before their kill)"
 [ $((kills_client + kills_land + kills_server)) -eq $ROUNDS ] || fail "not every round killed something"
 
 # ---- clean syncs, then nothing is missing anywhere ----------------------
@@ -94,7 +108,6 @@ for ((i = 0; i < 5; i++)); do
 done
 [ $ok -eq 1 ] || fail "clean syncs after the kills fail: $(tail -n 2 han.err land.err)"
 
-total=$((ROUNDS * ROWS))
 assert_eq "rows written at HAN, at HAN" $total "$(count_trainings han "id LIKE 'cr%'")"
 assert_eq "rows written at HAN, at LAND" $total "$(count_trainings land "id LIKE 'cr%'")"
 assert_eq "site:HAN digest LAND vs HAN" "$(digest han site:HAN)" "$(digest land site:HAN)"
