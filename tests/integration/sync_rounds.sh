@@ -28,7 +28,7 @@
 #   J. A key envelope this kzsync cannot read yet (a newer format) stops
 #      no round: the device still pushes and pulls, then says why it exits
 #      non-zero; the envelope is asked for again, and once it is gone the
-#      syncs succeed.
+#      syncs succeed.  `kzsync run` goes on past it and says it once.
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 kz_setup sync_rounds "$@"
@@ -222,6 +222,18 @@ rc=0
 kz sync han3 2>sync-j3.err || rc=$?
 [ "$rc" != 0 ] || fail "han3's sync exited 0 past an unreadable envelope"
 assert_eq "han2's rows at han3 (J)" 2 "$(count_trainings han3 "id LIKE 't9-%'")"
+# kzsync run goes on past it, rounds after rounds, and says it once.
+kz_bg "$KZSYNC" run han3 --every 300 2>run-j.err
+run_j=$KZ_LAST_PID
+wait_until 10 grep -q "a key envelope cannot be taken yet: unknown envelope format" run-j.err ||
+    fail "kzsync run han3 did not say why: $(tail -n 3 run-j.err)"
+add_trainings han2 HAN t10 2 || fail "han2 writes (J, 2)"
+kz sync han2 2>/dev/null && fail "han2's sync exited 0 past an unreadable envelope"
+wait_until 20 bash -c "[ \$(sqlite3 han3/replica.db \"SELECT count(*) FROM training WHERE id LIKE 't10-%'\") = 2 ]" ||
+    fail "kzsync run han3 did not pull han2's rows: $(tail -n 3 run-j.err)"
+kill -0 "$run_j" 2>/dev/null || fail "kzsync run han3 stopped: $(tail -n 3 run-j.err)"
+assert_eq "warnings of kzsync run han3" 1 "$(grep -c 'key envelope cannot be taken yet' run-j.err)"
+kz_stop "$run_j" || fail "kzsync run han3 did not stop cleanly"
 sql "$KZ_SRV_DIR/store.db" "DELETE FROM kzs_key WHERE bytes = X'$env'" ||
     fail "remove the envelopes"
 kz sync han2 2>/dev/null || fail "sync han2 once the envelope is gone"
