@@ -87,10 +87,6 @@ struct sync {
     uint32_t owed_off;                /* first not yet acknowledged */
     uint32_t owed_chunk;              /* in the KEYS_PUT under way */
     char no_key[KZ_LIM_NAME_MAX + 1]; /* a scope we could not seal for */
-    int keys_paging;                  /* KEYS_GET pages of this round */
-    uint64_t keys_page;               /* the last envelope id received */
-    char keys_held[200];              /* why an envelope waits, or "" */
-    char keys_warned[200];            /* run: the wait last reported */
     int stopping;                     /* sync_stop called */
     int subscribed;                   /* SUBSCRIBE sent */
     int64_t data_version;             /* PRAGMA data_version last seen */
@@ -359,17 +355,12 @@ keys_get_next(struct sync *s)
     struct kz_msg m;
     char after[32] = "0";
 
-    if (!s->keys_paging) {
-        /* The round's first page: from the last envelope kept. */
-        if (replica_meta_get(s->c->r, "keys_after", after, sizeof(after)) != 0)
-            snprintf(after, sizeof(after), "0");
-        s->keys_page = strtoull(after, NULL, 10);
-        s->keys_paging = 1;
-    }
+    if (replica_meta_get(s->c->r, "keys_after", after, sizeof(after)) != 0)
+        snprintf(after, sizeof(after), "0");
     memset(&m, 0, sizeof(m));
     m.type = KZ_MSG_KEYS_GET;
     m.keys_get.req = s->wait_req = ++s->next_req;
-    m.keys_get.after_id = s->keys_page;
+    m.keys_get.after_id = strtoull(after, NULL, 10);
     if (send_msg(s, &m) == 0)
         s->state = ST_KEYS;
 }
@@ -436,7 +427,6 @@ on_keys(struct sync *s, const struct kz_msg_keys *k)
     char text[32];
 
     for (i = 0; i < k->n_keys; i++) {
-        s->keys_page = k->keys[i].id;
         const char *why = NULL;
         int rc = keys_accept(s->c, k->keys[i].env.p, k->keys[i].env.len, &why);
         if (rc == -KZ_EDB || rc == -KZ_ENOMEM) {
@@ -446,13 +436,12 @@ on_keys(struct sync *s, const struct kz_msg_keys *k)
         }
         if (rc == -KZ_ENOENT || rc == -KZ_EVERSION) {
             /* It may pass later (a roster newer than ours, a newer kzsync):
-             * not skipped, the next round asks for it again; keys_after
-             * stays before it.  The round goes on meanwhile: pushes need
-             * no new key, and only changesets sealed under it wait. */
-            if (!s->keys_held[0])
-                snprintf(s->keys_held, sizeof(s->keys_held), "%s",
-                         why ? why : kz_strerror(rc));
-            continue;
+             * not skipped; the next round asks for it again. */
+            fail(s, -KZ_EIO,
+                 "a key envelope cannot be taken yet: %s; sync "
+                 "again (a newer kzsync may be needed)",
+                 why ? why : kz_strerror(rc));
+            return;
         }
         if (rc < 0) {
             /* Refused for good (its sealer was revoked since, say): asking
@@ -461,8 +450,7 @@ on_keys(struct sync *s, const struct kz_msg_keys *k)
                     "kzsync: skipped a key envelope from the server: %s\n",
                     why ? why : kz_strerror(rc));
         }
-        if (!s->keys_held[0])
-            last = k->keys[i].id;
+        last = k->keys[i].id;
     }
     if (last) {
         snprintf(text, sizeof(text), "%llu", (unsigned long long)last);
@@ -872,14 +860,6 @@ on_batch(struct sync *s, const struct kz_msg_batch *b)
                 continue;
             }
             if (keys_get(s->c, scope, h.epoch, &key) != 0) {
-                if (s->keys_held[0]) {
-                    fail(s, -KZ_EIO,
-                         "no key yet for %s (epoch %u): a key envelope "
-                         "cannot be taken yet: %s; sync again (a newer "
-                         "kzsync may be needed)",
-                         scope, h.epoch, s->keys_held);
-                    return;
-                }
                 fail(s, -KZ_EREFUSED,
                      "no key yet for %s (epoch %u): the state office, or the "
                      "site's first device, must sync first; then sync again",
@@ -937,19 +917,6 @@ on_batch(struct sync *s, const struct kz_msg_batch *b)
         return;
     }
     /* Round complete. */
-    if (s->keys_held[0] && !s->o.run) {
-        fail(s, -KZ_EIO,
-             "pushed and pulled what it could, but a key envelope cannot be "
-             "taken yet: %s; sync again (a newer kzsync may be needed)",
-             s->keys_held);
-        return;
-    }
-    if (s->keys_held[0] && strcmp(s->keys_held, s->keys_warned) != 0)
-        fprintf(stderr,
-                "kzsync: a key envelope cannot be taken yet: %s; it is asked "
-                "for again every round (a newer kzsync may be needed)\n",
-                s->keys_held);
-    memcpy(s->keys_warned, s->keys_held, sizeof(s->keys_warned));
     if (s->no_key[0] && !s->o.run) {
         fail(s, -KZ_EREFUSED,
              "changes of %s wait in the outbox: this device has no key for it "
@@ -1080,8 +1047,6 @@ start_round(struct sync *s)
     }
     s->want_push = s->want_pull = 0;
     s->no_key[0] = '\0';
-    s->keys_paging = 0;
-    s->keys_held[0] = '\0';
     roster_get(s);
 }
 
