@@ -26,7 +26,8 @@
  * and puts them back before it commits (track__capture_pause), drops what
  * other capture triggers logged meanwhile, and the write rules are off
  * (kz_state.applying = 1); the schema's own triggers still fire
- * (replica__set_applying).  One transaction per changeset.
+ * (replica__set_applying).  One transaction per changeset, or per pulled
+ * batch of changesets (replica_apply_many).
  */
 #include <stdio.h>
 #include <string.h>
@@ -1248,15 +1249,16 @@ finish_batch(struct actx *a)
     return quarantine_fk_violations(a);
 }
 
-static int apply_cs(struct replica *r, const struct kz_cs_header *hdr,
-                    const uint8_t *body, size_t body_len, uint64_t at_seq,
-                    struct apply_stats *st_out);
+static int apply_many(struct replica *r, const struct replica_in *in,
+                      uint32_t n, struct apply_stats *st, uint32_t *n_done);
 
 int
 replica_apply(struct replica *r, const struct kz_cs_header *hdr,
               const uint8_t *body, size_t body_len, struct apply_stats *st_out)
 {
-    return apply_cs(r, hdr, body, body_len, 0, st_out);
+    struct replica_in in = {hdr, body, body_len, 0};
+
+    return apply_many(r, &in, 1, st_out, NULL);
 }
 
 int
@@ -1264,14 +1266,28 @@ replica_apply_at(struct replica *r, const struct kz_cs_header *hdr,
                  const uint8_t *body, size_t body_len, uint64_t server_seq,
                  struct apply_stats *st_out)
 {
-    return apply_cs(r, hdr, body, body_len, server_seq, st_out);
+    struct replica_in in = {hdr, body, body_len, server_seq};
+
+    return apply_many(r, &in, 1, st_out, NULL);
 }
 
-static int
-apply_cs(struct replica *r, const struct kz_cs_header *hdr, const uint8_t *body,
-         size_t body_len, uint64_t at_seq, struct apply_stats *st_out)
+int
+replica_apply_many(struct replica *r, const struct replica_in *in, uint32_t n,
+                   struct apply_stats *st, uint32_t *n_done)
 {
-    struct apply_stats st0, *st = st_out ? st_out : &st0;
+    return apply_many(r, in, n, st, n_done);
+}
+
+/*
+ * Merges one changeset inside the caller's transaction, which has folded
+ * the log and turned applying on (apply_many).  On an error the caller
+ * rolls the whole transaction back; r->errmsg says why.
+ */
+static int
+apply_one(struct replica *r, const struct kz_cs_header *hdr,
+          const uint8_t *body, size_t body_len, uint64_t at_seq,
+          struct apply_stats *st)
+{
     struct kz_cs_rd *rd = NULL;
     struct actx a;
     struct tracked **tmap = NULL;
@@ -1317,14 +1333,10 @@ apply_cs(struct replica *r, const struct kz_cs_header *hdr, const uint8_t *body,
                  why ? why : kz_strerror(err));
         return err;
     }
-    if ((err = replica__begin(r)))
+    if ((err = actx_init(&a, r, hdr->scope, st)))
         goto out;
-    if ((err = capture__fold(r)) || (err = replica__set_applying(r, 1)))
-        goto fail;
-    if ((err = actx_init(&a, r, hdr->scope, st)) || (err = fk_refresh(r)))
-        goto fail;
     if ((err = replica__exec(r, "DELETE FROM temp.kz_touched")))
-        goto fail;
+        goto out;
 
     /* Map the body's tables and columns to ours, by name. */
     nt = kz_cs_rd_n_tables(rd);
@@ -1332,7 +1344,7 @@ apply_cs(struct replica *r, const struct kz_cs_header *hdr, const uint8_t *body,
     cmap = kz_calloc(nt + 1, sizeof(*cmap));
     if (tmap == NULL || cmap == NULL) {
         err = -KZ_ENOMEM;
-        goto fail;
+        goto out;
     }
     for (i = 0; i < nt; i++) {
         const struct kz_cs_table *bt = kz_cs_rd_table(rd, i);
@@ -1344,18 +1356,18 @@ apply_cs(struct replica *r, const struct kz_cs_header *hdr, const uint8_t *body,
                      "table %s may not be written through scope %s", t->name,
                      hdr->scope);
             err = -KZ_EPERM;
-            goto fail;
+            goto out;
         }
         tmap[i] = t;
         /* The apply's writes to T need no capture: it would log them only
          * for replica__set_applying to delete them again.  The schema's own
          * triggers keep firing. */
         if (t && (err = track__capture_pause(r, t)))
-            goto fail;
+            goto out;
         cmap[i] = kz_calloc(bt->n_cols + 1, sizeof(int32_t));
         if (cmap[i] == NULL) {
             err = -KZ_ENOMEM;
-            goto fail;
+            goto out;
         }
         for (j = 0; j < bt->n_cols; j++) {
             cmap[i][j + 1] = -1;
@@ -1414,18 +1426,18 @@ apply_cs(struct replica *r, const struct kz_cs_header *hdr, const uint8_t *body,
             }
             if ((err =
                      replica__dev_idx(r, kz_cs_rd_author(rd, c.author), &dev)))
-                goto fail;
+                goto out;
             if (c.base_hlc &&
                 (err = replica__dev_idx(r, kz_cs_rd_author(rd, c.base_author),
                                         &bdev)))
-                goto fail;
+                goto out;
             x->ver.hlc = c.hlc;
             x->ver.dev = dev;
             x->base.hlc = c.base_hlc;
             x->base.dev = c.base_hlc ? bdev : 0;
             if (!kz_hlc_is_future(&r->clock, c.hlc, now) &&
                 (err = kz_hlc_observe(&r->clock, c.hlc, now)))
-                goto fail;
+                goto out;
         }
         if (tmap[row.table] != NULL && row.n_pk != tmap[row.table]->n_pk) {
             err = -KZ_EMALFORMED;
@@ -1434,10 +1446,10 @@ apply_cs(struct replica *r, const struct kz_cs_header *hdr, const uint8_t *body,
         }
         if ((err = apply_row(&a, tmap[row.table], bt->name, row.pk, row.n_pk,
                              cells, n)))
-            goto fail;
+            goto out;
     }
     if ((err = finish_batch(&a)))
-        goto fail;
+        goto out;
     {
         sqlite3_stmt *s = NULL;
         rc = sqlite3_prepare_v2(
@@ -1452,35 +1464,81 @@ apply_cs(struct replica *r, const struct kz_cs_header *hdr, const uint8_t *body,
         sqlite3_finalize(s);
         if (rc != SQLITE_DONE) {
             err = replica__dberr(r, rc, "seen");
-            goto fail;
+            goto out;
         }
     }
-    if ((err = replica__set_applying(r, 0)) || (err = replica__save_clock(r)))
-        goto fail;
-    if (at_seq && (err = replica__cursor_set(r, hdr->scope, at_seq)))
-        goto fail;
-    actx_fini(&a);
-    if ((err = replica__commit(r)))
-        goto fail;
+    err = at_seq ? replica__cursor_set(r, hdr->scope, at_seq) : 0;
     goto out;
 
 malformed:
     snprintf(r->errmsg, sizeof(r->errmsg), "changeset body: %s",
              why ? why
                  : (kz_cs_rd_why(rd) ? kz_cs_rd_why(rd) : kz_strerror(err)));
-fail : {
-    char keep[sizeof(r->errmsg)];
-    memcpy(keep, r->errmsg, sizeof(keep));
-    actx_fini(&a);
-    replica__rollback(r);
-    memcpy(r->errmsg, keep, sizeof(keep));
-}
 out:
+    actx_fini(&a);
     for (i = 0; cmap && i < nt; i++)
         kz_free(cmap[i]);
     kz_free(cmap);
     kz_free(tmap);
     kz_cs_rd_free(rd);
+    return err;
+}
+
+/*
+ * Merges ${n} changesets in one transaction: one fold, one pause of the
+ * capture triggers, one commit.  When anything fails (a changeset, or the
+ * commit: deferred foreign keys are checked there), the transaction is
+ * rolled back and the changesets are merged again one per transaction, as
+ * without batching, up to the first that fails: those before it are kept,
+ * its error is returned with *${n_done} = its index and r->errmsg saying
+ * why.
+ */
+static int
+apply_many(struct replica *r, const struct replica_in *in, uint32_t n,
+           struct apply_stats *st, uint32_t *n_done)
+{
+    struct apply_stats st0;
+    char keep[sizeof(r->errmsg)];
+    uint32_t i = 0;
+    int err;
+
+    if (n_done)
+        *n_done = 0;
+    r->errmsg[0] = '\0';
+    if (n == 0)
+        return 0;
+    if ((err = replica__begin(r)))
+        return err;
+    if ((err = capture__fold(r)) || (err = replica__set_applying(r, 1)) ||
+        (err = fk_refresh(r)))
+        goto fail;
+    for (i = 0; i < n; i++) {
+        struct apply_stats *sti = st ? &st[i] : &st0;
+        if ((err = apply_one(r, in[i].hdr, in[i].body, in[i].body_len,
+                             in[i].server_seq, sti)))
+            goto fail;
+    }
+    if ((err = replica__set_applying(r, 0)) || (err = replica__save_clock(r)) ||
+        (err = replica__commit(r)))
+        goto fail;
+    if (n_done)
+        *n_done = n;
+    return 0;
+
+fail:
+    memcpy(keep, r->errmsg, sizeof(keep));
+    replica__rollback(r);
+    memcpy(r->errmsg, keep, sizeof(keep));
+    if (n == 1)
+        return err;
+    /* One by one: the one at fault is found and named, those before it
+     * kept. */
+    for (i = 0; i < n; i++) {
+        if ((err = apply_many(r, &in[i], 1, st ? &st[i] : NULL, NULL)))
+            break;
+    }
+    if (n_done)
+        *n_done = i;
     return err;
 }
 

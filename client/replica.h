@@ -261,6 +261,26 @@ KZ_MUST_CHECK int replica_apply_at(struct replica *r,
                                    const uint8_t *body, size_t body_len,
                                    uint64_t server_seq, struct apply_stats *st);
 
+/** One changeset for replica_apply_many. */
+struct replica_in {
+    const struct kz_cs_header *hdr; /* borrowed */
+    const uint8_t *body;            /* plain body; borrowed */
+    size_t body_len;
+    uint64_t server_seq; /* the cursor moves here; 0: no cursor */
+};
+
+/**
+ * replica_apply_many(r, in, n, st, n_done): replica_apply_at for ${n}
+ * changesets in one transaction (one fold, one commit: a pulled BATCH).  If
+ * changeset k fails, k and those after it change nothing, those before it
+ * are kept, *${n_done} is k and k's error is returned (r's errmsg says
+ * why).  ${st}: NULL, or ${n} stats, one per changeset.  Returns 0 with
+ * *${n_done} = ${n}, or an error.
+ */
+KZ_MUST_CHECK int replica_apply_many(struct replica *r,
+                                     const struct replica_in *in, uint32_t n,
+                                     struct apply_stats *st, uint32_t *n_done);
+
 /**
  * replica_retry_quarantine(r, st): tries every quarantined cell again (after
  * a migration, a clock correction or new rows).  One transaction.

@@ -32,6 +32,9 @@
 #define BUILD_STEP_ROWS 8192u
 #define BUILD_AHEAD (1024u * 1024)
 #define PULL_MAX_BYTES (8u * 1024 * 1024)
+/* Pulled changesets applied in one transaction, at most (their opened
+ * bodies are held meanwhile: PULL_MAX_BYTES bounds them). */
+#define BATCH_APPLY_MAX 64u
 #define MAX_SCOPES 256u
 #define TICK_MS 250u /* local writes reach the server within a second */
 #define KEEPALIVE_MS 60000u
@@ -809,106 +812,178 @@ verify_item(struct sync *s, const struct kz_msg_item *it,
                         it->body.len, h->author);
 }
 
+/* A pulled changeset checked and opened, waiting for apply_pulled. */
+struct pulled {
+    struct kz_cs_header h;
+    char scope[KZ_LIM_NAME_MAX + 1];
+    uint64_t server_seq;
+    uint8_t *plain; /* opened body; NULL for our own */
+    size_t plain_len;
+    int own; /* ours: only the cursor moves */
+};
+
+/*
+ * Applies the first ${n} of ${p} in one transaction and counts them.  A
+ * changeset that fails ends the round with its error; those before it are
+ * kept.  Returns 0, or -1 when the round failed.
+ */
+static int
+apply_pulled(struct sync *s, struct pulled *p, uint32_t n)
+{
+    struct replica_in in[BATCH_APPLY_MAX];
+    struct apply_stats st[BATCH_APPLY_MAX];
+    uint32_t i, done = 0;
+    int err;
+
+    if (n == 0)
+        return 0;
+    for (i = 0; i < n; i++) {
+        in[i].hdr = &p[i].h;
+        in[i].body = p[i].plain;
+        in[i].body_len = p[i].plain_len;
+        in[i].server_seq = p[i].server_seq;
+    }
+    err = replica_apply_many(s->c->r, in, n, st, &done);
+    for (i = 0; i < done; i++) {
+        s->st.pulled++;
+        s->pull_items++;
+        if (p[i].own)
+            continue; /* here already; only the cursor moved */
+        if (st[i].duplicate) {
+            s->st.replayed++; /* applied before: the server served it again */
+            continue;
+        }
+        s->st.applied++;
+        s->st.rows += st[i].rows;
+        s->st.conflicts += st[i].conflicts;
+        s->st.quarantined += st[i].quarantined;
+    }
+    if (err == 0)
+        return 0;
+    if (err == -KZ_ESEQ && p[done].own) {
+        /* This folder is older than the server's copy of our own
+         * changeset: it lacks those changes and must not move on. */
+        fail(s, -KZ_EREFUSED,
+             "%s: was this folder restored from a backup or copied?  Set the "
+             "device up anew (kzsync init in a new folder) and ask the state "
+             "office to add it",
+             replica_errmsg(s->c->r));
+    } else if (err == -KZ_ESEQ) {
+        struct kz_sign_pk ak;
+        const struct roster_member *am;
+        memcpy(ak.b, p[done].h.author, sizeof(ak.b));
+        am = roster_find_by_sign(s->c->roster, &ak);
+        fail(s, -KZ_EREFUSED,
+             "changesets of device %s missing: %s (the server withheld or "
+             "lost them)",
+             am ? am->name : "?", replica_errmsg(s->c->r));
+    } else {
+        fail(s, err, "cannot apply changeset %llu of %s: %s",
+             (unsigned long long)p[done].server_seq, p[done].scope,
+             replica_errmsg(s->c->r));
+    }
+    return -1;
+}
+
+/* Wipes and frees the opened bodies of ${p}'s ${n} entries. */
+static void
+pulled_clear(struct pulled *p, uint32_t n)
+{
+    uint32_t i;
+
+    for (i = 0; i < n; i++) {
+        if (p[i].plain) {
+            sodium_memzero(p[i].plain, p[i].plain_len);
+            kz_free(p[i].plain);
+        }
+        memset(&p[i], 0, sizeof(p[i]));
+    }
+}
+
+/*
+ * A BATCH's changesets: each checked against the roster and opened first,
+ * then applied in one transaction (BATCH_APPLY_MAX at a time).  One that
+ * fails its check ends the round after those before it are applied.
+ * Returns 0, or -1 when the round failed.
+ */
+static int
+apply_batch(struct sync *s, const struct kz_msg_batch *b)
+{
+    struct pulled *p = NULL;
+    uint32_t i, n = 0, cap = KZ_MIN(b->n_items, BATCH_APPLY_MAX);
+    int rc = -1;
+
+    if (b->n_items == 0)
+        return 0;
+    p = kz_calloc(cap, sizeof(*p));
+    if (p == NULL) {
+        fail(s, -KZ_ENOMEM, "cannot apply a batch: out of memory");
+        return -1;
+    }
+    for (i = 0; i < b->n_items; i++) {
+        const struct kz_msg_item *it = &b->items[i];
+        struct pulled *x = &p[n];
+        struct kz_aead_key key;
+        int err;
+
+        memset(x, 0, sizeof(*x));
+        x->server_seq = it->server_seq;
+        err = verify_item(s, it, &x->h, x->scope);
+        if (err) {
+            if (apply_pulled(s, p, n) == 0)
+                fail(s, err == -KZ_ENOMEM ? err : -KZ_EREFUSED,
+                     "refused changeset %llu of %s: %s",
+                     (unsigned long long)it->server_seq, x->scope,
+                     err == -KZ_ENOENT  ? "its author is not in the roster"
+                     : err == -KZ_EAUTH ? "the signature does not verify"
+                     : err == -KZ_EPERM ? "its author may not write this scope"
+                                        : "malformed");
+            goto out;
+        }
+        x->own = memcmp(x->h.author, s->c->id.sign_pk.b, 32) == 0;
+        if (!x->own) {
+            if (keys_get(s->c, x->scope, x->h.epoch, &key) != 0) {
+                if (apply_pulled(s, p, n) == 0)
+                    fail(s, -KZ_EREFUSED,
+                         "no key yet for %s (epoch %u): the state office, or "
+                         "the site's first device, must sync first; then "
+                         "sync again",
+                         x->scope, x->h.epoch);
+                goto out;
+            }
+            err = kz_open_body(&x->plain, &x->plain_len, it->body.p,
+                               it->body.len, it->hdr.p, it->hdr.len, &key);
+            sodium_memzero(&key, sizeof(key));
+            if (err) {
+                if (apply_pulled(s, p, n) == 0)
+                    fail(s, -KZ_EREFUSED,
+                         "changeset %llu of %s does not decrypt: tampered "
+                         "with, or sealed under another key",
+                         (unsigned long long)it->server_seq, x->scope);
+                goto out;
+            }
+        }
+        if (++n == cap && i + 1 < b->n_items) {
+            if (apply_pulled(s, p, n) != 0)
+                goto out;
+            pulled_clear(p, cap);
+            n = 0;
+        }
+    }
+    rc = apply_pulled(s, p, n);
+out:
+    pulled_clear(p, cap);
+    kz_free(p);
+    return rc;
+}
+
 static void
 on_batch(struct sync *s, const struct kz_msg_batch *b)
 {
     uint32_t i;
 
-    for (i = 0; i < b->n_items; i++) {
-        const struct kz_msg_item *it = &b->items[i];
-        struct kz_cs_header h;
-        struct apply_stats st;
-        char scope[KZ_LIM_NAME_MAX + 1];
-        int err = verify_item(s, it, &h, scope);
-
-        if (err) {
-            fail(s, err == -KZ_ENOMEM ? err : -KZ_EREFUSED,
-                 "refused changeset %llu of %s: %s",
-                 (unsigned long long)it->server_seq, scope,
-                 err == -KZ_ENOENT  ? "its author is not in the roster"
-                 : err == -KZ_EAUTH ? "the signature does not verify"
-                 : err == -KZ_EPERM ? "its author may not write this scope"
-                                    : "malformed");
-            return;
-        }
-        {
-            struct kz_aead_key key;
-            uint8_t *plain = NULL;
-            size_t plain_len = 0;
-
-            if (memcmp(h.author, s->c->id.sign_pk.b, 32) == 0) {
-                /* Our own changeset: already here; only the cursor moves —
-                 * unless this folder is older than the server's copy of
-                 * it: then it lacks those changes and must not move on. */
-                err = replica_own_check(s->c->r, scope, h.author_seq);
-                if (err == -KZ_ESEQ) {
-                    fail(s, -KZ_EREFUSED,
-                         "%s: was this folder restored from a backup or "
-                         "copied?  Set the device up anew (kzsync init in a "
-                         "new folder) and ask the state office to add it",
-                         replica_errmsg(s->c->r));
-                    return;
-                }
-                if (err == 0)
-                    err = replica_cursor_set(s->c->r, scope, it->server_seq);
-                if (err) {
-                    fail(s, err, "cannot move the cursor");
-                    return;
-                }
-                s->st.pulled++;
-                s->pull_items++;
-                continue;
-            }
-            if (keys_get(s->c, scope, h.epoch, &key) != 0) {
-                fail(s, -KZ_EREFUSED,
-                     "no key yet for %s (epoch %u): the state office, or the "
-                     "site's first device, must sync first; then sync again",
-                     scope, h.epoch);
-                return;
-            }
-            err = kz_open_body(&plain, &plain_len, it->body.p, it->body.len,
-                               it->hdr.p, it->hdr.len, &key);
-            sodium_memzero(&key, sizeof(key));
-            if (err) {
-                fail(s, -KZ_EREFUSED,
-                     "changeset %llu of %s does not decrypt: tampered with, "
-                     "or sealed under another key",
-                     (unsigned long long)it->server_seq, scope);
-                return;
-            }
-            err = replica_apply_at(s->c->r, &h, plain, plain_len,
-                                   it->server_seq, &st);
-            sodium_memzero(plain, plain_len);
-            kz_free(plain);
-        }
-        if (err == -KZ_ESEQ) {
-            struct kz_sign_pk ak;
-            const struct roster_member *am;
-            memcpy(ak.b, h.author, sizeof(ak.b));
-            am = roster_find_by_sign(s->c->roster, &ak);
-            fail(s, -KZ_EREFUSED,
-                 "changesets of device %s missing: %s (the server withheld "
-                 "or lost them)",
-                 am ? am->name : "?", replica_errmsg(s->c->r));
-            return;
-        }
-        if (err) {
-            fail(s, err, "cannot apply changeset %llu of %s: %s",
-                 (unsigned long long)it->server_seq, scope,
-                 replica_errmsg(s->c->r));
-            return;
-        }
-        s->st.pulled++;
-        s->pull_items++;
-        if (st.duplicate)
-            s->st.replayed++; /* applied before: the server served it again */
-        if (!st.duplicate) {
-            s->st.applied++;
-            s->st.rows += st.rows;
-            s->st.conflicts += st.conflicts;
-            s->st.quarantined += st.quarantined;
-        }
-    }
+    if (apply_batch(s, b) != 0)
+        return;
     progress(s, "pulling");
     if (!b->done)
         return;

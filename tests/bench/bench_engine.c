@@ -28,6 +28,9 @@
  *      plain databases whose table has an AFTER INSERT and an AFTER UPDATE
  *      trigger that does nothing, or that only appends the key to a log
  *      table.
+ *   g. ${rows} / 5 rows built as changesets of 10 rows, applied one per
+ *      transaction (replica_apply) and 64 per transaction
+ *      (replica_apply_many, as `kzsync sync` applies a pulled batch).
  *   e. peak RSS of a process doing only the apply, for two changeset sizes
  *      and for a quarter of the rows: it follows the changeset size, not the
  *      number of changesets.  Each measurement is a fresh exec of this
@@ -375,6 +378,94 @@ mem_run(const char *self, const struct rowdata *d, int rows, uint32_t max_cells,
     bn_rm_rf(dir);
 }
 
+/* Applies ${s} to ${r} in transactions of ${per} changesets
+ * (replica_apply_many); returns seconds. */
+static double
+apply_many_all(struct replica *r, const struct csset *s, int per)
+{
+    struct replica_in in[64];
+    struct apply_stats st[64];
+    double t0 = bn_now();
+    int i, k, rc;
+
+    for (i = 0; i < s->n; i += per) {
+        uint32_t n = (uint32_t)(s->n - i < per ? s->n - i : per), done = 0;
+        for (k = 0; k < (int)n; k++) {
+            in[k].hdr = &s->cs[i + k].hdr;
+            in[k].body = s->cs[i + k].body;
+            in[k].body_len = s->cs[i + k].body_len;
+            in[k].server_seq = 0;
+        }
+        rc = replica_apply_many(r, in, n, st, &done);
+        if (rc != 0 || done != n)
+            bn_die("replica_apply_many: %s (%s)", kz_err_name(rc),
+                   replica_errmsg(r));
+    }
+    return bn_now() - t0;
+}
+
+/*
+ * g. Small changesets, as `kzsync run` makes them when it syncs every 250
+ * ms: ${rows} rows built 10 rows (90 cells) a changeset, applied to empty
+ * replicas one changeset per transaction (replica_apply) and 64 per
+ * transaction (replica_apply_many, as `kzsync sync` applies a pulled
+ * batch).  Prints the medians.
+ */
+static void
+small_run(const struct rowdata *d, int rows, int reps)
+{
+    double one[64], many[64];
+    int r, n_cs = 0;
+
+    for (r = 0; r < reps; r++) {
+        char dir[512];
+        struct replica *a, *b1, *b2;
+        struct csset cs;
+        uint64_t won;
+        uint8_t d1[32], d2[32];
+
+        mk_tmp(dir, sizeof(dir), "small");
+        a = replica_new(dir, "a", REPLICA_ROLE_ADMIN,
+                        UINT64_C(0x5151) + (uint64_t)r);
+        (void)insert_rows(replica_db(a), d, rows);
+        (void)build(a, 90, &n_cs);
+        csset_load(a, &cs);
+        b1 = replica_new(dir, "b1", REPLICA_ROLE_SITE,
+                         UINT64_C(0x6161) + (uint64_t)r);
+        b2 = replica_new(dir, "b2", REPLICA_ROLE_SITE,
+                         UINT64_C(0x7171) + (uint64_t)r);
+        if (r % 2 == 0) {
+            one[r] = apply_all(b1, &cs, &won);
+            many[r] = apply_many_all(b2, &cs, 64);
+        } else {
+            many[r] = apply_many_all(b2, &cs, 64);
+            one[r] = apply_all(b1, &cs, &won);
+        }
+        if (replica_digest(b1, SCOPE, d1) != 0 ||
+            replica_digest(b2, SCOPE, d2) != 0 || memcmp(d1, d2, 32) != 0 ||
+            sql_int(replica_db(b2), "SELECT count(*) FROM item") != rows)
+            bn_die("small changesets: the two receivers differ");
+        fprintf(stderr,
+                "small rep %d: %d cs, one by one %.3f s, 64 a "
+                "transaction %.3f s\n",
+                r + 1, cs.n, one[r], many[r]);
+        csset_free(&cs);
+        replica_free(b1);
+        replica_free(b2);
+        replica_free(a);
+        bn_rm_rf(dir);
+    }
+    printf("\ng. %d rows in %d changesets of 10 rows (as kzsync run makes "
+           "them), applied to an empty replica (medians of %d)\n",
+           rows, n_cs, reps);
+    printf("   one changeset a transaction (replica_apply)        %8.3f s\n",
+           bn_median(one, reps));
+    printf("   64 changesets a transaction (replica_apply_many)   %8.3f s  "
+           "%.2fx faster\n",
+           bn_median(many, reps), bn_median(one, reps) / bn_median(many, reps));
+    fflush(stdout);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -625,6 +716,8 @@ main(int argc, char **argv)
            "plain %.2f MB\n",
            file_k / 1e6, file_p / 1e6);
     fflush(stdout);
+
+    small_run(d, rows / 5, reps < 3 ? reps : 3);
 
     if (do_mem) {
         struct memrow m[3];

@@ -110,4 +110,29 @@ restore
 srv_restart
 for dir in han land obs; do ksync "$dir"; done
 log "(c) OL's changeset for site:HAN: PUSH refused (PERM); planted in the store, refused by HAN, LAND and an observer"
+
+# ---- (d) a tampered changeset behind a genuine one, in one batch -------
+INST=$(scalar han/replica.db "SELECT id FROM institution WHERE name LIKE 'Kinder- und Jugendklinik Lindenhof%'")
+sql han/replica.db "UPDATE institution SET website = 'https://echt.example' WHERE id = '$INST'" || fail "HAN's write"
+ksync han
+sql han/replica.db "UPDATE institution SET website = 'https://verfaelscht.example' WHERE id = '$INST'" || fail "HAN's write"
+ksync han
+LAST=$(scalar "$DB" "SELECT max(server_seq) FROM kzs_cs WHERE scope = 'site:HAN'")
+[ "$LAST" -eq $((SEQ + 2)) ] || fail "expected HAN's two changesets at $((SEQ + 1)) and $((SEQ + 2)), got $LAST"
+srv_stop || fail "kzsyncd did not stop cleanly"
+cp "$DB" store.d || fail "backup"
+WHERE_T="scope = 'site:HAN' AND server_seq = $LAST"
+flip_byte "$DB" kzs_cs body "$WHERE_T" $(($(scalar "$DB" "SELECT length(body) FROM kzs_cs WHERE $WHERE_T") / 2))
+srv_restart
+WEBSITE="SELECT website FROM institution WHERE id = '$INST'"
+sync_expect_refused obs "refused changeset $LAST of site:HAN: the signature does not verify"
+assert_eq "obs's site:HAN cursor: the genuine changeset before the tampered one is kept" \
+    "$((SEQ + 1))" "$(scalar obs/replica.db "SELECT server_seq FROM kz_cursor WHERE scope = 'site:HAN'")"
+assert_eq "obs holds the genuine change, not the tampered one" "https://echt.example" "$(scalar obs/replica.db "$WEBSITE")"
+srv_stop || fail "kzsyncd did not stop cleanly"
+cp store.d "$DB" && rm -f "$DB-wal" "$DB-shm" || fail "restore"
+srv_restart
+ksync obs
+assert_eq "obs with the true store" "https://verfaelscht.example" "$(scalar obs/replica.db "$WEBSITE")"
+log "(d) a tampered changeset after a genuine one in the same batch: the genuine one applies, the tampered one is refused"
 sec_done

@@ -480,6 +480,190 @@ TEST(duplicate_is_skipped_and_gap_refused)
     pair_free(&p);
 }
 
+/* A pulled batch in one transaction: the changesets before a failing one
+ * are kept with their cursor, the failing one and those after it change
+ * nothing, and capture is back afterwards. */
+TEST(apply_many_keeps_what_came_before_a_failure)
+{
+    struct pair p;
+    struct replica_cs c[3];
+    struct replica_in in[3];
+    struct apply_stats st[3];
+    uint64_t cur = 0;
+    uint32_t done = 99;
+    int i;
+
+    pair_new(&p, PARTNER);
+    ASSERT_OK(replica_track(p.a, "partner", &NET));
+    ASSERT_OK(replica_track(p.b, "partner", &NET));
+    sql_ok(p.a, "INSERT INTO partner VALUES ('p1', 'A', NULL, 1, 0)");
+    ASSERT_EQ(replica_build(p.a, 0), 1);
+    sql_ok(p.a, "UPDATE partner SET name = 'B'");
+    ASSERT_EQ(replica_build(p.a, 0), 1);
+    sql_ok(p.a, "INSERT INTO partner VALUES ('p2', 'C', NULL, 2, 0)");
+    ASSERT_EQ(replica_build(p.a, 0), 1);
+    for (i = 0; i < 3; i++) {
+        ASSERT_EQ(replica_outbox_get(p.a, "network", (uint64_t)i, &c[i]), 1);
+        in[i].hdr = &c[i].hdr;
+        in[i].body = c[i].body;
+        in[i].body_len = c[i].body_len;
+        in[i].server_seq = 11 + (uint64_t)i;
+    }
+
+    /* The first fails (a gap): nothing at all. */
+    ASSERT_ERR(replica_apply_many(p.b, &in[1], 2, st, &done), -KZ_ESEQ);
+    ASSERT_EQ(done, 0);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM partner"), 0);
+    ASSERT_OK(replica_cursor_get(p.b, "network", &cur));
+    ASSERT_U64_EQ(cur, 0);
+
+    /* 1 then 3: 1 is kept with its cursor, 3 refused. */
+    in[1] = in[2];
+    ASSERT_ERR(replica_apply_many(p.b, in, 2, st, &done), -KZ_ESEQ);
+    ASSERT_EQ(done, 1);
+    ASSERT(strstr(replica_errmsg(p.b), "1 missing") != NULL);
+    ASSERT_EQ(st[0].duplicate, 0);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM partner"), 1);
+    ASSERT_EQ(sql_int(p.b, "SELECT name = 'A' FROM partner"), 1);
+    ASSERT_OK(replica_cursor_get(p.b, "network", &cur));
+    ASSERT_U64_EQ(cur, 11);
+    ASSERT_EQ(capture_triggers(p.b), 4);
+
+    /* 1 again, 2, 3: all of them, 1 a duplicate; one commit. */
+    in[1].hdr = &c[1].hdr;
+    in[1].body = c[1].body;
+    in[1].body_len = c[1].body_len;
+    in[1].server_seq = 12;
+    ASSERT_OK(replica_apply_many(p.b, in, 3, st, &done));
+    ASSERT_EQ(done, 3);
+    ASSERT_EQ(st[0].duplicate, 1);
+    ASSERT_EQ(st[1].duplicate, 0);
+    ASSERT_EQ(st[2].duplicate, 0);
+    ASSERT_EQ(st[2].rows, 1);
+    ASSERT_OK(replica_cursor_get(p.b, "network", &cur));
+    ASSERT_U64_EQ(cur, 13);
+    ASSERT_EQ(capture_triggers(p.b), 4);
+    same_digest(&p, "network");
+    /* Nothing applied was logged as local, and local writes are. */
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_log"), 0);
+    sql_ok(p.b, "UPDATE partner SET staff = 7 WHERE id = 'p2'");
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_log"), 1);
+    for (i = 0; i < 3; i++)
+        replica_cs_clear(&c[i]);
+    pair_free(&p);
+}
+
+/* A failure only the commit sees (a deferred foreign key: a parent
+ * deleted under a child an earlier changeset of the batch wrote): the
+ * changesets are applied again one per transaction, so the earlier one is
+ * kept and the one at fault named, as without batching. */
+TEST(apply_many_finds_a_commit_failure_one_by_one)
+{
+    static const char *const both[] = {"parent", "child", NULL};
+    static const char tables[] =
+        "CREATE TABLE parent(id TEXT PRIMARY KEY, name TEXT);"
+        "CREATE TABLE child(id TEXT PRIMARY KEY, pid TEXT REFERENCES"
+        " parent(id) DEFERRABLE INITIALLY DEFERRED)";
+    const char *const *n;
+    struct pair p;
+    struct replica *c;
+    struct replica_cs ca, cc;
+    struct replica_in in[2];
+    struct apply_stats st[2];
+    uint64_t cur = 0;
+    uint32_t done = 99;
+
+    pair_new(&p, tables);
+    c = replica_test_new(p.dir, "c", &p.clock.env, REPLICA_ROLE_ADMIN, "LAND");
+    sql_ok(c, tables);
+    for (n = both; *n; n++) {
+        ASSERT_OK(replica_track(p.a, *n, &NET));
+        ASSERT_OK(replica_track(p.b, *n, &NET));
+        ASSERT_OK(replica_track(c, *n, &NET));
+    }
+    sql_ok(c, "INSERT INTO parent VALUES ('P', 'parent')");
+    ASSERT_EQ(replica_build(c, 0), 1);
+    ASSERT_EQ(ship(c, p.a, "network"), 1);
+    ASSERT_EQ(ship(c, p.b, "network"), 1);
+    ASSERT_OK(replica_outbox_ack(c, "network", INT64_MAX));
+    p.clock.ms += 10;
+    sql_ok(p.a, "INSERT INTO child VALUES ('C', 'P')");
+    ASSERT_EQ(replica_build(p.a, 0), 1);
+    ASSERT_EQ(replica_outbox_get(p.a, "network", 0, &ca), 1);
+    p.clock.ms += 10;
+    sql_ok(c, "DELETE FROM parent WHERE id = 'P'");
+    ASSERT_EQ(replica_build(c, 0), 1);
+    ASSERT_EQ(replica_outbox_get(c, "network", 1, &cc), 1);
+
+    in[0] = (struct replica_in){&ca.hdr, ca.body, ca.body_len, 2};
+    in[1] = (struct replica_in){&cc.hdr, cc.body, cc.body_len, 3};
+    ASSERT(replica_apply_many(p.b, in, 2, st, &done) != 0);
+    ASSERT_EQ(done, 1);
+    ASSERT(strstr(replica_errmsg(p.b), "FOREIGN KEY") != NULL);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM child"), 1);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM parent"), 1);
+    ASSERT_OK(replica_cursor_get(p.b, "network", &cur));
+    ASSERT_U64_EQ(cur, 2);
+    replica_cs_clear(&ca);
+    replica_cs_clear(&cc);
+    replica_free(c);
+    pair_free(&p);
+}
+
+/* A schema function that fails on its 3rd and 5th call. */
+static int flaky_calls;
+
+static void
+flaky_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    (void)argv;
+    if (++flaky_calls == 3 || flaky_calls == 5)
+        sqlite3_result_error(ctx, "flaky", -1);
+    else
+        sqlite3_result_int(ctx, 1);
+}
+
+/* When the one-by-one retry fails somewhere else than the batch did,
+ * *n_done still counts exactly what was kept. */
+TEST(apply_many_counts_what_a_retry_kept)
+{
+    struct pair p;
+    struct replica_cs c[3];
+    struct replica_in in[3];
+    struct apply_stats st[3];
+    uint32_t done = 99;
+    int i;
+
+    pair_new(&p, PARTNER);
+    ASSERT_OK(replica_track(p.a, "partner", &NET));
+    ASSERT_OK(replica_track(p.b, "partner", &NET));
+    for (i = 0; i < 3; i++) {
+        char sql[128];
+        snprintf(sql, sizeof(sql),
+                 "INSERT INTO partner VALUES ('p%d', 'A', NULL, 1, 0)", i);
+        sql_ok(p.a, sql);
+        ASSERT_EQ(replica_build(p.a, 0), 1);
+    }
+    for (i = 0; i < 3; i++) {
+        ASSERT_EQ(replica_outbox_get(p.a, "network", (uint64_t)i, &c[i]), 1);
+        in[i] = (struct replica_in){&c[i].hdr, c[i].body, c[i].body_len,
+                                    11 + (uint64_t)i};
+    }
+    flaky_calls = 0;
+    ASSERT_EQ(sqlite3_create_function(replica_db(p.b), "flaky", 0, SQLITE_UTF8,
+                                      NULL, flaky_fn, NULL, NULL),
+              SQLITE_OK);
+    sql_ok(p.b, "CREATE TRIGGER partner_flaky AFTER INSERT ON partner"
+                " BEGIN SELECT flaky(); END");
+    ASSERT(replica_apply_many(p.b, in, 3, st, &done) != 0);
+    ASSERT_EQ((int)done, sql_int(p.b, "SELECT count(*) FROM partner"));
+    ASSERT_EQ(done, 1);
+    for (i = 0; i < 3; i++)
+        replica_cs_clear(&c[i]);
+    pair_free(&p);
+}
+
 TEST(cursor_follows_only_the_next_own_changeset)
 {
     struct pair p;
@@ -2173,4 +2357,7 @@ T_MAIN(T(track_refuses_table_without_key), T(track_refuses_rowid_alias),
        T(batches_are_bounded_and_seq_contiguous),
        T(write_rules_refuse_with_a_clear_message),
        T(site_publication_follows_the_row_filter),
-       T(migrations_apply_once_and_release_quarantine))
+       T(migrations_apply_once_and_release_quarantine),
+       T(apply_many_keeps_what_came_before_a_failure),
+       T(apply_many_finds_a_commit_failure_one_by_one),
+       T(apply_many_counts_what_a_retry_kept))
