@@ -70,6 +70,19 @@ struct actx {
     sqlite3_stmt *touch; /* rows written: temp.kz_touched */
     uint64_t now_ms;     /* wall clock at the start of the apply */
     char owner_id[128];  /* site(id) of `site`, "" if unknown */
+    int fk_check;        /* apply_row holds a delete rows here refer to */
+};
+
+/* A delete in a table foreign keys refer to, put off to the end of its
+ * changeset (apply_one): the rows referring to it may be deleted later in
+ * the same changeset. */
+struct held {
+    uint32_t table;                         /* body table index */
+    struct kz_value pk[KZ_LIM_PK_COLS_MAX]; /* borrowed from the body */
+    uint32_t n_pk;
+    struct icell *cells; /* owned copy; values borrowed from the body */
+    uint32_t n;
+    int done;
 };
 
 static int
@@ -413,6 +426,9 @@ value_is_text(const struct kz_value *v, const char *s)
  * replica; ${tname} names it).  Refused cells go to quarantine; only a
  * database failure is returned as an error.
  */
+static int fk_held(struct replica *r, const struct tracked *t,
+                   const struct kz_value *pk, uint32_t n_pk);
+
 static int
 apply_row(struct actx *a, struct tracked *t, struct kz_str tname,
           const struct kz_value *pk, uint32_t n_pk, struct icell *c, uint32_t n)
@@ -610,6 +626,20 @@ apply_row(struct actx *a, struct tracked *t, struct kz_str tname,
         }
     }
 
+    /* A delete that would leave rows here referring to nothing waits in
+     * quarantine, retried after every apply, until they are gone. */
+    if (a->fk_check && alive && !new_alive && t->referenced) {
+        if ((rc = fk_held(r, t, pk, n_pk)) < 0) {
+            err = rc;
+            goto out;
+        }
+        if (rc) {
+            reason = "FOREIGN KEY constraint failed: rows here still refer"
+                     " to it";
+            goto quarantine_all;
+        }
+    }
+
     if (conc && !row_loaded && alive) {
         struct pkvals none = {0};
         if ((err = replica__row_stmt(r, t, &none, &row)))
@@ -798,7 +828,9 @@ actx_init(struct actx *a, struct replica *r, const char *scope,
 }
 
 /* Notes which tracked tables declare a foreign key (t->has_fk): only their
- * rows need to be remembered in temp.kz_touched.  Looked up per apply, so
+ * rows need to be remembered in temp.kz_touched; and which are referred to
+ * by a foreign key without an ON DELETE action (t->referenced): deleting
+ * one of their rows is checked first (fk_held).  Looked up per apply, so
  * that a schema changed under an open replica is seen. */
 static int
 fk_refresh(struct replica *r)
@@ -807,21 +839,118 @@ fk_refresh(struct replica *r)
     uint32_t i;
     int rc;
 
+    for (i = 0; i < r->n_tables; i++)
+        r->tables[i].has_fk = r->tables[i].referenced = 0;
     rc = sqlite3_prepare_v2(r->db,
-                            "SELECT count(*) FROM pragma_foreign_key_list(?)",
+                            "SELECT m.name, f.\"table\", f.on_delete IN"
+                            " ('NO ACTION', 'RESTRICT') FROM sqlite_master m,"
+                            " pragma_foreign_key_list(m.name) f"
+                            " WHERE m.type = 'table'",
                             -1, &st, NULL);
     if (rc != SQLITE_OK)
         return replica__dberr(r, rc, "foreign keys");
-    for (i = 0; i < r->n_tables; i++) {
-        sqlite3_reset(st);
-        sqlite3_bind_text(st, 1, r->tables[i].name, -1, SQLITE_STATIC);
-        rc = sqlite3_step(st);
-        if (rc != SQLITE_ROW)
-            break;
-        r->tables[i].has_fk = sqlite3_column_int(st, 0) > 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *child = (const char *)sqlite3_column_text(st, 0);
+        const char *parent = (const char *)sqlite3_column_text(st, 1);
+        int restrict_ = sqlite3_column_int(st, 2);
+        for (i = 0; i < r->n_tables; i++) {
+            struct tracked *t = &r->tables[i];
+            if (child && sqlite3_stricmp(t->name, child) == 0)
+                t->has_fk = 1;
+            if (restrict_ && parent && sqlite3_stricmp(t->name, parent) == 0)
+                t->referenced = 1;
+        }
     }
     sqlite3_finalize(st);
-    return i == r->n_tables ? 0 : replica__dberr(r, rc, "foreign keys");
+    return rc == SQLITE_DONE ? 0 : replica__dberr(r, rc, "foreign keys");
+}
+
+/*
+ * Whether rows here still refer to the row of ${t} with key ${pk} through
+ * a foreign key without an ON DELETE action: 1 (its delete must wait, or
+ * the commit would fail on a deferred key and stop every later apply), 0,
+ * or an error.
+ */
+static int
+fk_held(struct replica *r, const struct tracked *t, const struct kz_value *pk,
+        uint32_t n_pk)
+{
+    sqlite3_stmt *fk = NULL, *q = NULL;
+    sqlite3_str *sql = sqlite3_str_new(r->db);
+    char *text;
+    int rc, any = 0, last_id = -1, held = 0;
+    char last_child[256] = "";
+    uint32_t i;
+
+    /* One EXISTS per foreign key: (from…) = (SELECT to… FROM t WHERE key). */
+    rc = sqlite3_prepare_v2(r->db,
+                            "SELECT m.name, f.id, f.\"from\", f.\"to\", f.seq"
+                            " FROM sqlite_master m,"
+                            " pragma_foreign_key_list(m.name) f"
+                            " WHERE m.type = 'table' AND f.\"table\" = ?"
+                            " COLLATE NOCASE AND f.on_delete IN"
+                            " ('NO ACTION', 'RESTRICT')"
+                            " ORDER BY m.name, f.id, f.seq",
+                            -1, &fk, NULL);
+    if (rc != SQLITE_OK) {
+        sqlite3_free(sqlite3_str_finish(sql));
+        return replica__dberr(r, rc, "foreign keys");
+    }
+    sqlite3_bind_text(fk, 1, t->name, -1, SQLITE_STATIC);
+    sqlite3_str_appendall(sql, "SELECT 0");
+    while ((rc = sqlite3_step(fk)) == SQLITE_ROW) {
+        const char *child = (const char *)sqlite3_column_text(fk, 0);
+        int id = sqlite3_column_int(fk, 1);
+        const char *from = (const char *)sqlite3_column_text(fk, 2);
+        const char *to = (const char *)sqlite3_column_text(fk, 3);
+        int seq = sqlite3_column_int(fk, 4);
+
+        /* No "to": the parent's primary key, column by column. */
+        if (to == NULL)
+            to = seq >= 0 && (uint32_t)seq < t->n_pk ? t->pk[seq] : NULL;
+        if (child == NULL || from == NULL || to == NULL)
+            continue;
+        if (id != last_id || strcmp(child, last_child) != 0) {
+            if (any)
+                sqlite3_str_appendall(sql, "))");
+            sqlite3_str_appendf(sql,
+                                " OR EXISTS (SELECT 1 FROM \"%w\" c, "
+                                "\"%w\" p WHERE ",
+                                child, t->name);
+            for (i = 0; i < n_pk; i++)
+                sqlite3_str_appendf(sql, "p.\"%w\" = ?%u AND ", t->pk[i],
+                                    i + 1);
+            sqlite3_str_appendall(sql, "(1");
+            snprintf(last_child, sizeof(last_child), "%s", child);
+            last_id = id;
+            any = 1;
+        }
+        sqlite3_str_appendf(sql, " AND c.\"%w\" = p.\"%w\"", from, to);
+    }
+    sqlite3_finalize(fk);
+    if (rc != SQLITE_DONE) {
+        sqlite3_free(sqlite3_str_finish(sql));
+        return replica__dberr(r, rc, "foreign keys");
+    }
+    if (any)
+        sqlite3_str_appendall(sql, "))");
+    if ((text = sqlite3_str_finish(sql)) == NULL)
+        return -KZ_ENOMEM;
+    if (!any) {
+        sqlite3_free(text);
+        return 0;
+    }
+    rc = sqlite3_prepare_v2(r->db, text, -1, &q, NULL);
+    sqlite3_free(text);
+    if (rc != SQLITE_OK)
+        return replica__dberr(r, rc, "foreign keys");
+    for (i = 0; i < n_pk; i++)
+        bind_kz(q, (int)i + 1, &pk[i]);
+    rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW)
+        held = sqlite3_column_int(q, 0) != 0;
+    sqlite3_finalize(q);
+    return rc == SQLITE_ROW ? held : replica__dberr(r, rc, "foreign keys");
 }
 
 static void
@@ -1028,6 +1157,7 @@ retry_quarantine(struct actx *a)
                 if (err == 0 &&
                     (err = actx_init(&b, r, scope_of_row, a->st)) == 0) {
                     uint32_t before = a->st->quarantined;
+                    b.fk_check = 1;
                     err = apply_row(&b, t, tn, pk, pv.n, c, n);
                     /* Cells that went back are not new quarantines. */
                     a->st->quarantined = before;
@@ -1278,6 +1408,20 @@ replica_apply_many(struct replica *r, const struct replica_in *in, uint32_t n,
     return apply_many(r, in, n, st, n_done);
 }
 
+/* Whether the row's cells take it away: an existence cell of 0, or one
+ * retracted from a site scope. */
+static int
+is_delete(const struct icell *c, uint32_t n)
+{
+    uint32_t i;
+
+    for (i = 0; i < n; i++)
+        if (c[i].k == 0)
+            return (c[i].flags & KZ_CELL_RETRACT) ||
+                   (c[i].value.type == KZ_V_INT && c[i].value.i == 0);
+    return 0;
+}
+
 /*
  * Merges one changeset inside the caller's transaction, which has folded
  * the log and turned applying on (apply_many).  On an error the caller
@@ -1293,10 +1437,11 @@ apply_one(struct replica *r, const struct kz_cs_header *hdr,
     struct tracked **tmap = NULL;
     int32_t **cmap = NULL;
     struct icell cells[MAX_CELLS];
+    struct held *held = NULL;
     uint64_t seen = 0, now;
-    uint32_t nt = 0, i;
+    uint32_t nt = 0, i, n_held = 0, cap_held = 0;
     const char *why = NULL;
-    int rc, err;
+    int rc, err, progress;
 
     memset(st, 0, sizeof(*st));
     memset(&a, 0, sizeof(a));
@@ -1444,8 +1589,65 @@ apply_one(struct replica *r, const struct kz_cs_header *hdr,
             why = "wrong number of key values for the table";
             goto malformed;
         }
+        if (tmap[row.table] != NULL && tmap[row.table]->referenced &&
+            is_delete(cells, n)) {
+            struct held *h;
+            if (n_held == cap_held) {
+                uint32_t cap = cap_held ? cap_held * 2 : 16;
+                struct held *g = kz_reallocarray(held, cap, sizeof(*held));
+                if (g == NULL) {
+                    err = -KZ_ENOMEM;
+                    goto out;
+                }
+                held = g;
+                cap_held = cap;
+            }
+            h = &held[n_held];
+            memset(h, 0, sizeof(*h));
+            h->table = row.table;
+            h->n_pk = row.n_pk;
+            memcpy(h->pk, row.pk, row.n_pk * sizeof(*row.pk));
+            if ((h->cells = kz_mallocarray(n, sizeof(*cells))) == NULL) {
+                err = -KZ_ENOMEM;
+                goto out;
+            }
+            memcpy(h->cells, cells, n * sizeof(*cells));
+            h->n = n;
+            n_held++;
+            continue;
+        }
         if ((err = apply_row(&a, tmap[row.table], bt->name, row.pk, row.n_pk,
                              cells, n)))
+            goto out;
+    }
+    /* The deletes put off: each once no row here refers to it any more
+     * (one may wait for another), then the rest, which apply_row keeps in
+     * quarantine while rows still refer to them. */
+    for (progress = 1; progress;) {
+        progress = 0;
+        for (i = 0; i < n_held; i++) {
+            struct held *h = &held[i];
+            if (h->done)
+                continue;
+            if ((rc = fk_held(r, tmap[h->table], h->pk, h->n_pk)) < 0) {
+                err = rc;
+                goto out;
+            }
+            if (rc)
+                continue;
+            h->done = progress = 1;
+            if ((err = apply_row(&a, tmap[h->table],
+                                 kz_cs_rd_table(rd, h->table)->name, h->pk,
+                                 h->n_pk, h->cells, h->n)))
+                goto out;
+        }
+    }
+    a.fk_check = 1;
+    for (i = 0; i < n_held; i++) {
+        struct held *h = &held[i];
+        if (!h->done && (err = apply_row(&a, tmap[h->table],
+                                         kz_cs_rd_table(rd, h->table)->name,
+                                         h->pk, h->n_pk, h->cells, h->n)))
             goto out;
     }
     if ((err = finish_batch(&a)))
@@ -1476,6 +1678,9 @@ malformed:
                  : (kz_cs_rd_why(rd) ? kz_cs_rd_why(rd) : kz_strerror(err)));
 out:
     actx_fini(&a);
+    for (i = 0; i < n_held; i++)
+        kz_free(held[i].cells);
+    kz_free(held);
     for (i = 0; cmap && i < nt; i++)
         kz_free(cmap[i]);
     kz_free(cmap);

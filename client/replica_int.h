@@ -45,6 +45,8 @@ struct tracked {
     uint32_t wc_next;     /* next wc slot to reuse */
     sqlite3_stmt *key_st; /* cached: SELECT json_array(?, …) (apply.c); owned */
     int has_fk;           /* declares a foreign key (checked per apply) */
+    int referenced;       /* a foreign key without an ON DELETE action
+                             refers to it (checked per apply) */
     int capture_paused;   /* capture triggers dropped for this apply */
 };
 

@@ -553,45 +553,99 @@ TEST(apply_many_keeps_what_came_before_a_failure)
     pair_free(&p);
 }
 
-/* A failure only the commit sees (a deferred foreign key: a parent
- * deleted under a child an earlier changeset of the batch wrote): the
- * changesets are applied again one per transaction, so the earlier one is
- * kept and the one at fault named, as without batching. */
-TEST(apply_many_finds_a_commit_failure_one_by_one)
+/* Two tables whose foreign key is checked at commit, at a, b and a third
+ * admin replica c; c writes the parent P (code 'X') and all hold it. */
+#define FK_TABLES                                                              \
+    "CREATE TABLE parent(id TEXT PRIMARY KEY, code TEXT UNIQUE);"              \
+    "CREATE TABLE child(id TEXT PRIMARY KEY, pid TEXT REFERENCES"              \
+    " parent(id) DEFERRABLE INITIALLY DEFERRED, pcode TEXT REFERENCES"         \
+    " parent(code) DEFERRABLE INITIALLY DEFERRED)"
+
+static struct replica *
+fk_trio(struct pair *p)
 {
     static const char *const both[] = {"parent", "child", NULL};
-    static const char tables[] =
-        "CREATE TABLE parent(id TEXT PRIMARY KEY, name TEXT);"
-        "CREATE TABLE child(id TEXT PRIMARY KEY, pid TEXT REFERENCES"
-        " parent(id) DEFERRABLE INITIALLY DEFERRED)";
     const char *const *n;
-    struct pair p;
     struct replica *c;
+
+    pair_new(p, FK_TABLES);
+    c = replica_test_new(p->dir, "c", &p->clock.env, REPLICA_ROLE_ADMIN,
+                         "LAND");
+    sql_ok(c, FK_TABLES);
+    for (n = both; *n; n++) {
+        ASSERT_OK(replica_track(p->a, *n, &NET));
+        ASSERT_OK(replica_track(p->b, *n, &NET));
+        ASSERT_OK(replica_track(c, *n, &NET));
+    }
+    sql_ok(c, "INSERT INTO parent VALUES ('P', 'X')");
+    ASSERT_EQ(replica_build(c, 0), 1);
+    ASSERT_EQ(ship(c, p->a, "network"), 1);
+    ASSERT_EQ(ship(c, p->b, "network"), 1);
+    ASSERT_OK(replica_outbox_ack(c, "network", INT64_MAX));
+    p->clock.ms += 10;
+    return c;
+}
+
+/* A remote delete of a row that rows here still refer to (written
+ * concurrently elsewhere) waits in quarantine instead of failing the
+ * commit on the deferred key (which stopped every later apply); once they
+ * are gone, the next retry deletes it. */
+TEST(fk_delete_waits_while_rows_here_refer_to_it)
+{
+    struct pair p;
+    struct replica *c = fk_trio(&p);
+    struct apply_stats st;
+    uint64_t cur = 0;
+
+    sql_ok(p.a, "INSERT INTO child VALUES ('C', 'P', NULL)");
+    a_to_b(&p);
+    p.clock.ms += 10;
+    sql_ok(c, "DELETE FROM parent WHERE id = 'P'");
+    ASSERT_EQ(replica_build(c, 0), 1);
+    {
+        struct replica_cs cs;
+        ASSERT_EQ(replica_outbox_get(c, "network", 1, &cs), 1);
+        ASSERT_OK(replica_apply_at(p.b, &cs.hdr, cs.body, cs.body_len, 7, &st));
+        replica_cs_clear(&cs);
+    }
+    ASSERT(st.quarantined > 0);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM parent"), 1);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine WHERE tbl ="
+                           " 'parent' AND reason LIKE 'FOREIGN KEY%still"
+                           " refer%'") > 0,
+              1);
+    ASSERT_OK(replica_cursor_get(p.b, "network", &cur));
+    ASSERT_U64_EQ(cur, 7);
+    /* Still held on a retry; released once the child is gone. */
+    ASSERT_OK(replica_retry_quarantine(p.b, NULL));
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM parent"), 1);
+    sql_ok(p.b, "DELETE FROM child");
+    ASSERT_OK(replica_retry_quarantine(p.b, NULL));
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM parent"), 0);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine"), 0);
+    replica_free(c);
+    pair_free(&p);
+}
+
+/* A failure only the commit sees (a deferred foreign key to a column that
+ * is not the key, changed under a child an earlier changeset of the batch
+ * wrote): the changesets are applied again one per transaction, so the
+ * earlier one is kept and the one at fault named, as without batching. */
+TEST(apply_many_finds_a_commit_failure_one_by_one)
+{
+    struct pair p;
+    struct replica *c = fk_trio(&p);
     struct replica_cs ca, cc;
     struct replica_in in[2];
     struct apply_stats st[2];
     uint64_t cur = 0;
     uint32_t done = 99;
 
-    pair_new(&p, tables);
-    c = replica_test_new(p.dir, "c", &p.clock.env, REPLICA_ROLE_ADMIN, "LAND");
-    sql_ok(c, tables);
-    for (n = both; *n; n++) {
-        ASSERT_OK(replica_track(p.a, *n, &NET));
-        ASSERT_OK(replica_track(p.b, *n, &NET));
-        ASSERT_OK(replica_track(c, *n, &NET));
-    }
-    sql_ok(c, "INSERT INTO parent VALUES ('P', 'parent')");
-    ASSERT_EQ(replica_build(c, 0), 1);
-    ASSERT_EQ(ship(c, p.a, "network"), 1);
-    ASSERT_EQ(ship(c, p.b, "network"), 1);
-    ASSERT_OK(replica_outbox_ack(c, "network", INT64_MAX));
-    p.clock.ms += 10;
-    sql_ok(p.a, "INSERT INTO child VALUES ('C', 'P')");
+    sql_ok(p.a, "INSERT INTO child VALUES ('C', NULL, 'X')");
     ASSERT_EQ(replica_build(p.a, 0), 1);
     ASSERT_EQ(replica_outbox_get(p.a, "network", 0, &ca), 1);
     p.clock.ms += 10;
-    sql_ok(c, "DELETE FROM parent WHERE id = 'P'");
+    sql_ok(c, "UPDATE parent SET code = 'Y'");
     ASSERT_EQ(replica_build(c, 0), 1);
     ASSERT_EQ(replica_outbox_get(c, "network", 1, &cc), 1);
 
@@ -601,7 +655,7 @@ TEST(apply_many_finds_a_commit_failure_one_by_one)
     ASSERT_EQ(done, 1);
     ASSERT(strstr(replica_errmsg(p.b), "FOREIGN KEY") != NULL);
     ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM child"), 1);
-    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM parent"), 1);
+    ASSERT_EQ(sql_int(p.b, "SELECT code = 'X' FROM parent"), 1);
     ASSERT_OK(replica_cursor_get(p.b, "network", &cur));
     ASSERT_U64_EQ(cur, 2);
     replica_cs_clear(&ca);
@@ -2360,4 +2414,5 @@ T_MAIN(T(track_refuses_table_without_key), T(track_refuses_rowid_alias),
        T(migrations_apply_once_and_release_quarantine),
        T(apply_many_keeps_what_came_before_a_failure),
        T(apply_many_finds_a_commit_failure_one_by_one),
+       T(fk_delete_waits_while_rows_here_refer_to_it),
        T(apply_many_counts_what_a_retry_kept))
