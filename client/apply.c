@@ -71,6 +71,8 @@ struct actx {
     uint64_t now_ms;     /* wall clock at the start of the apply */
     char owner_id[128];  /* site(id) of `site`, "" if unknown */
     int fk_check;        /* apply_row holds a delete rows here refer to */
+    const struct tracked *held_t; /* fk_held's statement is for this table */
+    sqlite3_stmt *held_st;
 };
 
 /* A delete in a table foreign keys refer to, put off to the end of its
@@ -426,7 +428,7 @@ value_is_text(const struct kz_value *v, const char *s)
  * replica; ${tname} names it).  Refused cells go to quarantine; only a
  * database failure is returned as an error.
  */
-static int fk_held(struct replica *r, const struct tracked *t,
+static int fk_held(struct actx *a, const struct tracked *t,
                    const struct kz_value *pk, uint32_t n_pk);
 
 static int
@@ -629,7 +631,7 @@ apply_row(struct actx *a, struct tracked *t, struct kz_str tname,
     /* A delete that would leave rows here referring to nothing waits in
      * quarantine, retried after every apply, until they are gone. */
     if (a->fk_check && alive && !new_alive && t->referenced) {
-        if ((rc = fk_held(r, t, pk, n_pk)) < 0) {
+        if ((rc = fk_held(a, t, pk, n_pk)) < 0) {
             err = rc;
             goto out;
         }
@@ -866,23 +868,22 @@ fk_refresh(struct replica *r)
 }
 
 /*
- * Whether rows here still refer to the row of ${t} with key ${pk} through
- * a foreign key without an ON DELETE action: 1 (its delete must wait, or
- * the commit would fail on a deferred key and stop every later apply), 0,
- * or an error.
+ * The statement telling whether rows here still refer to a row of ${t}
+ * (its key bound as ?1…) through a foreign key without an ON DELETE
+ * action: one EXISTS per foreign key, (from…) = the row's (to…).  *${out}
+ * is NULL when no such key refers to ${t}.  Returns 0 or an error.
  */
 static int
-fk_held(struct replica *r, const struct tracked *t, const struct kz_value *pk,
-        uint32_t n_pk)
+fk_held_stmt(struct replica *r, const struct tracked *t, sqlite3_stmt **out)
 {
-    sqlite3_stmt *fk = NULL, *q = NULL;
+    sqlite3_stmt *fk = NULL;
     sqlite3_str *sql = sqlite3_str_new(r->db);
     char *text;
-    int rc, any = 0, last_id = -1, held = 0;
+    int rc, any = 0, last_id = -1;
     char last_child[256] = "";
     uint32_t i;
 
-    /* One EXISTS per foreign key: (from…) = (SELECT to… FROM t WHERE key). */
+    *out = NULL;
     rc = sqlite3_prepare_v2(r->db,
                             "SELECT m.name, f.id, f.\"from\", f.\"to\", f.seq"
                             " FROM sqlite_master m,"
@@ -917,15 +918,24 @@ fk_held(struct replica *r, const struct tracked *t, const struct kz_value *pk,
                                 " OR EXISTS (SELECT 1 FROM \"%w\" c, "
                                 "\"%w\" p WHERE ",
                                 child, t->name);
-            for (i = 0; i < n_pk; i++)
+            for (i = 0; i < t->n_pk; i++)
                 sqlite3_str_appendf(sql, "p.\"%w\" = ?%u AND ", t->pk[i],
                                     i + 1);
+            if (sqlite3_stricmp(child, t->name) == 0) {
+                /* A row referring to itself does not hold its delete. */
+                sqlite3_str_appendall(sql, "NOT (1");
+                for (i = 0; i < t->n_pk; i++)
+                    sqlite3_str_appendf(sql, " AND c.\"%w\" IS p.\"%w\"",
+                                        t->pk[i], t->pk[i]);
+                sqlite3_str_appendall(sql, ") AND ");
+            }
             sqlite3_str_appendall(sql, "(1");
             snprintf(last_child, sizeof(last_child), "%s", child);
             last_id = id;
             any = 1;
         }
-        sqlite3_str_appendf(sql, " AND c.\"%w\" = p.\"%w\"", from, to);
+        /* The parent's collation, as SQLite's own check uses. */
+        sqlite3_str_appendf(sql, " AND p.\"%w\" = c.\"%w\"", to, from);
     }
     sqlite3_finalize(fk);
     if (rc != SQLITE_DONE) {
@@ -936,21 +946,42 @@ fk_held(struct replica *r, const struct tracked *t, const struct kz_value *pk,
         sqlite3_str_appendall(sql, "))");
     if ((text = sqlite3_str_finish(sql)) == NULL)
         return -KZ_ENOMEM;
-    if (!any) {
-        sqlite3_free(text);
-        return 0;
-    }
-    rc = sqlite3_prepare_v2(r->db, text, -1, &q, NULL);
+    rc = any ? sqlite3_prepare_v2(r->db, text, -1, out, NULL) : SQLITE_OK;
     sqlite3_free(text);
-    if (rc != SQLITE_OK)
-        return replica__dberr(r, rc, "foreign keys");
+    return rc == SQLITE_OK ? 0 : replica__dberr(r, rc, "foreign keys");
+}
+
+/*
+ * Whether rows here still refer to the row of ${t} with key ${pk} (see
+ * fk_held_stmt): 1 (its delete must wait, or the commit would fail on a
+ * deferred key and stop every later apply), 0, or an error.  The statement
+ * of the last table asked is kept in ${a}.
+ */
+static int
+fk_held(struct actx *a, const struct tracked *t, const struct kz_value *pk,
+        uint32_t n_pk)
+{
+    uint32_t i;
+    int rc, held = 0;
+
+    if (a->held_t != t) {
+        sqlite3_finalize(a->held_st);
+        a->held_st = NULL;
+        a->held_t = NULL;
+        if ((rc = fk_held_stmt(a->r, t, &a->held_st)))
+            return rc;
+        a->held_t = t;
+    }
+    if (a->held_st == NULL)
+        return 0;
+    sqlite3_reset(a->held_st);
     for (i = 0; i < n_pk; i++)
-        bind_kz(q, (int)i + 1, &pk[i]);
-    rc = sqlite3_step(q);
+        bind_kz(a->held_st, (int)i + 1, &pk[i]);
+    rc = sqlite3_step(a->held_st);
     if (rc == SQLITE_ROW)
-        held = sqlite3_column_int(q, 0) != 0;
-    sqlite3_finalize(q);
-    return rc == SQLITE_ROW ? held : replica__dberr(r, rc, "foreign keys");
+        held = sqlite3_column_int(a->held_st, 0) != 0;
+    sqlite3_reset(a->held_st);
+    return rc == SQLITE_ROW ? held : replica__dberr(a->r, rc, "foreign keys");
 }
 
 static void
@@ -961,7 +992,10 @@ actx_fini(struct actx *a)
     sqlite3_finalize(a->quar);
     sqlite3_finalize(a->conf);
     sqlite3_finalize(a->touch);
+    sqlite3_finalize(a->held_st);
     a->get_clock = a->put_clock = a->quar = a->conf = a->touch = NULL;
+    a->held_st = NULL;
+    a->held_t = NULL;
 }
 
 /* Which scopes this replica reads (DESIGN.md §4). */
@@ -1423,6 +1457,73 @@ is_delete(const struct icell *c, uint32_t n)
 }
 
 /*
+ * The deletes apply_one put off.  First all of them together, under a
+ * savepoint: when no foreign key was pending before and none is after,
+ * they stay (parents and children, cycles too, leave together).
+ * Otherwise they are undone and go one by one, each once no row here
+ * refers to it any more; the rest apply_row keeps in quarantine while
+ * rows still refer to them.
+ */
+static int
+apply_held(struct actx *a, struct kz_cs_rd *rd, struct tracked **tmap,
+           struct held *held, uint32_t n_held)
+{
+    struct replica *r = a->r;
+    struct apply_stats keep = *a->st;
+    int cur = 0, hi = 0, progress, rc, err = 0;
+    uint32_t i;
+
+    if (sqlite3_db_status(r->db, SQLITE_DBSTATUS_DEFERRED_FKS, &cur, &hi, 0) ==
+            SQLITE_OK &&
+        cur == 0) {
+        if ((err = replica__exec(r, "SAVEPOINT kz_held")))
+            return err;
+        for (i = 0; i < n_held && err == 0; i++) {
+            struct held *h = &held[i];
+            err =
+                apply_row(a, tmap[h->table], kz_cs_rd_table(rd, h->table)->name,
+                          h->pk, h->n_pk, h->cells, h->n);
+        }
+        if (err == 0 &&
+            sqlite3_db_status(r->db, SQLITE_DBSTATUS_DEFERRED_FKS, &cur, &hi,
+                              0) == SQLITE_OK &&
+            cur == 0)
+            return replica__exec(r, "RELEASE kz_held");
+        (void)sqlite3_exec(r->db, "ROLLBACK TO kz_held; RELEASE kz_held", NULL,
+                           NULL, NULL);
+        *a->st = keep;
+        if (err)
+            return err;
+    }
+    for (progress = 1; progress;) {
+        progress = 0;
+        for (i = 0; i < n_held; i++) {
+            struct held *h = &held[i];
+            if (h->done)
+                continue;
+            if ((rc = fk_held(a, tmap[h->table], h->pk, h->n_pk)) < 0)
+                return rc;
+            if (rc)
+                continue;
+            h->done = progress = 1;
+            if ((err = apply_row(a, tmap[h->table],
+                                 kz_cs_rd_table(rd, h->table)->name, h->pk,
+                                 h->n_pk, h->cells, h->n)))
+                return err;
+        }
+    }
+    a->fk_check = 1;
+    for (i = 0; i < n_held && err == 0; i++) {
+        struct held *h = &held[i];
+        if (!h->done)
+            err =
+                apply_row(a, tmap[h->table], kz_cs_rd_table(rd, h->table)->name,
+                          h->pk, h->n_pk, h->cells, h->n);
+    }
+    return err;
+}
+
+/*
  * Merges one changeset inside the caller's transaction, which has folded
  * the log and turned applying on (apply_many).  On an error the caller
  * rolls the whole transaction back; r->errmsg says why.
@@ -1441,7 +1542,7 @@ apply_one(struct replica *r, const struct kz_cs_header *hdr,
     uint64_t seen = 0, now;
     uint32_t nt = 0, i, n_held = 0, cap_held = 0;
     const char *why = NULL;
-    int rc, err, progress;
+    int rc, err;
 
     memset(st, 0, sizeof(*st));
     memset(&a, 0, sizeof(a));
@@ -1620,36 +1721,8 @@ apply_one(struct replica *r, const struct kz_cs_header *hdr,
                              cells, n)))
             goto out;
     }
-    /* The deletes put off: each once no row here refers to it any more
-     * (one may wait for another), then the rest, which apply_row keeps in
-     * quarantine while rows still refer to them. */
-    for (progress = 1; progress;) {
-        progress = 0;
-        for (i = 0; i < n_held; i++) {
-            struct held *h = &held[i];
-            if (h->done)
-                continue;
-            if ((rc = fk_held(r, tmap[h->table], h->pk, h->n_pk)) < 0) {
-                err = rc;
-                goto out;
-            }
-            if (rc)
-                continue;
-            h->done = progress = 1;
-            if ((err = apply_row(&a, tmap[h->table],
-                                 kz_cs_rd_table(rd, h->table)->name, h->pk,
-                                 h->n_pk, h->cells, h->n)))
-                goto out;
-        }
-    }
-    a.fk_check = 1;
-    for (i = 0; i < n_held; i++) {
-        struct held *h = &held[i];
-        if (!h->done && (err = apply_row(&a, tmap[h->table],
-                                         kz_cs_rd_table(rd, h->table)->name,
-                                         h->pk, h->n_pk, h->cells, h->n)))
-            goto out;
-    }
+    if (n_held > 0 && (err = apply_held(&a, rd, tmap, held, n_held)))
+        goto out;
     if ((err = finish_batch(&a)))
         goto out;
     {

@@ -627,6 +627,68 @@ TEST(fk_delete_waits_while_rows_here_refer_to_it)
     pair_free(&p);
 }
 
+/* One changeset deleting a parent before its child (key order), two rows
+ * that refer to each other and a row that refers to itself: they all
+ * leave together, and a row is never held by itself. */
+TEST(fk_deletes_of_a_tree_and_a_self_reference)
+{
+    static const char node[] =
+        "CREATE TABLE node(id TEXT PRIMARY KEY, up TEXT REFERENCES node(id)"
+        " DEFERRABLE INITIALLY DEFERRED)";
+    static const char *const names[] = {"node", NULL};
+    struct pair p;
+
+    pair_synced(&p, node, names,
+                "INSERT INTO node VALUES ('A', NULL), ('B', 'A'),"
+                " ('C', 'B'), ('S', 'S'), ('K', NULL), ('L', 'K'),"
+                " ('X', 'Y'), ('Y', 'X'), ('Z', NULL)");
+    p.clock.ms += 10;
+    sql_ok(p.a, "DELETE FROM node WHERE id <> 'Z'");
+    a_to_b(&p);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM node"), 1);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine"), 0);
+    same_digest(&p, "network");
+    /* The same, one by one, when a row here still refers to one of them
+     * (so that they cannot all go together): the others still go, in the
+     * order the keys allow, and the held one waits. */
+    p.clock.ms += 10;
+    sql_ok(p.a, "INSERT INTO node VALUES ('A', NULL), ('B', 'A'),"
+                " ('C', 'B'), ('S', 'S')");
+    a_to_b(&p);
+    sql_ok(p.b, "INSERT INTO node VALUES ('H', 'Z')");
+    p.clock.ms += 10;
+    sql_ok(p.a, "DELETE FROM node");
+    a_to_b(&p);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM node"), 2);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM node WHERE id IN ('H', 'Z')"),
+              2);
+    ASSERT(sql_int(p.b, "SELECT count(*) FROM kz_quarantine WHERE reason"
+                        " LIKE 'FOREIGN KEY%still refer%'") > 0);
+    pair_free(&p);
+}
+
+/* A child refers to its parent under the parent key's collation: so does
+ * the check that holds the parent's delete. */
+TEST(fk_delete_held_under_the_parent_collation)
+{
+    static const char tb[] =
+        "CREATE TABLE par(id TEXT PRIMARY KEY COLLATE NOCASE, v TEXT);"
+        "CREATE TABLE kid(id TEXT PRIMARY KEY, pid TEXT REFERENCES par(id)"
+        " DEFERRABLE INITIALLY DEFERRED)";
+    static const char *const names[] = {"par", "kid", NULL};
+    struct pair p;
+
+    pair_synced(&p, tb, names, "INSERT INTO par VALUES ('P', 'x')");
+    sql_ok(p.b, "INSERT INTO kid VALUES ('K', 'p')");
+    p.clock.ms += 10;
+    sql_ok(p.a, "DELETE FROM par");
+    a_to_b(&p);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM par"), 1);
+    ASSERT(sql_int(p.b, "SELECT count(*) FROM kz_quarantine WHERE reason"
+                        " LIKE 'FOREIGN KEY%still refer%'") > 0);
+    pair_free(&p);
+}
+
 /* A failure only the commit sees (a deferred foreign key to a column that
  * is not the key, changed under a child an earlier changeset of the batch
  * wrote): the changesets are applied again one per transaction, so the
@@ -2415,4 +2477,6 @@ T_MAIN(T(track_refuses_table_without_key), T(track_refuses_rowid_alias),
        T(apply_many_keeps_what_came_before_a_failure),
        T(apply_many_finds_a_commit_failure_one_by_one),
        T(fk_delete_waits_while_rows_here_refer_to_it),
+       T(fk_deletes_of_a_tree_and_a_self_reference),
+       T(fk_delete_held_under_the_parent_collation),
        T(apply_many_counts_what_a_retry_kept))
