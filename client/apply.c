@@ -1721,7 +1721,10 @@ apply_one(struct replica *r, const struct kz_cs_header *hdr,
                              cells, n)))
             goto out;
     }
-    if (n_held > 0 && (err = apply_held(&a, rd, tmap, held, n_held)))
+    /* Rows of this changeset that refer to nothing go to quarantine first,
+     * so that no key is pending when the held deletes go (apply_held). */
+    if (n_held > 0 && ((err = quarantine_fk_violations(&a)) ||
+                       (err = apply_held(&a, rd, tmap, held, n_held))))
         goto out;
     if ((err = finish_batch(&a)))
         goto out;
@@ -1787,7 +1790,11 @@ apply_many(struct replica *r, const struct replica_in *in, uint32_t n,
         return 0;
     if ((err = replica__begin(r)))
         return err;
-    if ((err = capture__fold(r)) || (err = replica__set_applying(r, 1)) ||
+    /* Every foreign key is checked at COMMIT, RESTRICT and immediate ones
+     * too: the order of rows in a changeset must not matter (the pragma
+     * ends with the transaction). */
+    if ((err = replica__exec(r, "PRAGMA defer_foreign_keys = ON")) ||
+        (err = capture__fold(r)) || (err = replica__set_applying(r, 1)) ||
         (err = fk_refresh(r)))
         goto fail;
     for (i = 0; i < n; i++) {
@@ -1830,7 +1837,8 @@ replica_retry_quarantine(struct replica *r, struct apply_stats *st_out)
     memset(st, 0, sizeof(*st));
     if ((err = replica__begin(r)))
         return err;
-    if ((err = capture__fold(r)) || (err = replica__set_applying(r, 1)))
+    if ((err = replica__exec(r, "PRAGMA defer_foreign_keys = ON")) ||
+        (err = capture__fold(r)) || (err = replica__set_applying(r, 1)))
         goto fail;
     if ((err = actx_init(&a, r, "network", st)) || (err = fk_refresh(r)))
         goto fail_a;

@@ -689,6 +689,64 @@ TEST(fk_delete_held_under_the_parent_collation)
     pair_free(&p);
 }
 
+/* A chain deleted in one changeset, under a RESTRICT key and under an
+ * immediate one: every key is checked at commit inside an apply, so the
+ * rows' order in the changeset does not matter and all of them go. */
+TEST(fk_restrict_and_immediate_chains_leave_together)
+{
+    static const char *const ddl[2] = {
+        "CREATE TABLE node(id TEXT PRIMARY KEY, up TEXT REFERENCES node(id)"
+        " ON DELETE RESTRICT DEFERRABLE INITIALLY DEFERRED)",
+        "CREATE TABLE node(id TEXT PRIMARY KEY, up TEXT REFERENCES node(id))"};
+    static const char *const names[] = {"node", NULL};
+    int i;
+
+    for (i = 0; i < 2; i++) {
+        struct pair p;
+        pair_synced(&p, ddl[i], names,
+                    "INSERT INTO node VALUES ('n0', NULL), ('n1', 'n0'),"
+                    " ('n2', 'n1'), ('n3', 'n2'), ('n4', 'n3')");
+        p.clock.ms += 10;
+        /* Leaf first here; the changeset has them in key order, n0 first. */
+        sql_ok(p.a, "DELETE FROM node WHERE id = 'n4';"
+                    "DELETE FROM node WHERE id = 'n3';"
+                    "DELETE FROM node WHERE id = 'n2';"
+                    "DELETE FROM node WHERE id = 'n1';"
+                    "DELETE FROM node WHERE id = 'n0'");
+        a_to_b(&p);
+        ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM node"), 0);
+        ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine"), 0);
+        pair_free(&p);
+    }
+}
+
+/* Two rows referring to each other leave together even when the same
+ * changeset brings a row that refers to nothing here (its parent clashes
+ * with a local UNIQUE value): that row goes to quarantine first. */
+TEST(fk_cycle_leaves_beside_a_row_that_refers_to_nothing)
+{
+    static const char *const names[] = {"parent", "child", "node", NULL};
+    struct pair p;
+
+    pair_synced(&p,
+                FK_TABLES ";CREATE TABLE node(id TEXT PRIMARY KEY, up TEXT"
+                          " REFERENCES node(id) DEFERRABLE INITIALLY"
+                          " DEFERRED)",
+                names, "INSERT INTO node VALUES ('X', 'Y'), ('Y', 'X')");
+    sql_ok(p.b, "INSERT INTO parent VALUES ('LB', 'Z')");
+    p.clock.ms += 10;
+    sql_ok(p.a, "INSERT INTO parent VALUES ('PA', 'Z');"
+                "INSERT INTO child VALUES ('CA', 'PA', NULL);"
+                "DELETE FROM node");
+    ASSERT_EQ(replica_build(p.a, 0), 1);
+    ASSERT_EQ(ship(p.a, p.b, "network"), 1);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM node"), 0);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM child"), 0);
+    ASSERT(sql_int(p.b, "SELECT count(*) FROM kz_quarantine WHERE tbl ="
+                        " 'child'") > 0);
+    pair_free(&p);
+}
+
 /* A failure only the commit sees (a deferred foreign key to a column that
  * is not the key, changed under a child an earlier changeset of the batch
  * wrote): the changesets are applied again one per transaction, so the
@@ -2479,4 +2537,6 @@ T_MAIN(T(track_refuses_table_without_key), T(track_refuses_rowid_alias),
        T(fk_delete_waits_while_rows_here_refer_to_it),
        T(fk_deletes_of_a_tree_and_a_self_reference),
        T(fk_delete_held_under_the_parent_collation),
+       T(fk_restrict_and_immediate_chains_leave_together),
+       T(fk_cycle_leaves_beside_a_row_that_refers_to_nothing),
        T(apply_many_counts_what_a_retry_kept))
