@@ -71,6 +71,7 @@ struct actx {
     uint64_t now_ms;     /* wall clock at the start of the apply */
     char owner_id[128];  /* site(id) of `site`, "" if unknown */
     int fk_check;        /* apply_row holds a delete rows here refer to */
+    uint32_t fk_refused; /* writes an immediate foreign key refused */
     const struct tracked *held_t; /* fk_held's statement is for this table */
     sqlite3_stmt *held_st;
 };
@@ -721,6 +722,8 @@ apply_row(struct actx *a, struct tracked *t, struct kz_str tname,
     }
     if (rc == 1) {
         reason = r->errmsg;
+        if (strstr(reason, "FOREIGN KEY") != NULL)
+            a->fk_refused++;
         goto quarantine_all;
     }
     for (k = 0; k <= t->n_cols; k++) {
@@ -1470,8 +1473,8 @@ apply_held(struct actx *a, struct kz_cs_rd *rd, struct tracked **tmap,
 {
     struct replica *r = a->r;
     struct apply_stats keep = *a->st;
+    uint32_t refused = a->fk_refused, i;
     int cur = 0, hi = 0, progress, rc, err = 0;
-    uint32_t i;
 
     if (sqlite3_db_status(r->db, SQLITE_DBSTATUS_DEFERRED_FKS, &cur, &hi, 0) ==
             SQLITE_OK &&
@@ -1484,7 +1487,9 @@ apply_held(struct actx *a, struct kz_cs_rd *rd, struct tracked **tmap,
                 apply_row(a, tmap[h->table], kz_cs_rd_table(rd, h->table)->name,
                           h->pk, h->n_pk, h->cells, h->n);
         }
-        if (err == 0 &&
+        /* An immediate key (RESTRICT, or not deferrable) refused one of
+         * them at once: one by one instead, the rows referring first. */
+        if (err == 0 && a->fk_refused == refused &&
             sqlite3_db_status(r->db, SQLITE_DBSTATUS_DEFERRED_FKS, &cur, &hi,
                               0) == SQLITE_OK &&
             cur == 0)
@@ -1492,6 +1497,7 @@ apply_held(struct actx *a, struct kz_cs_rd *rd, struct tracked **tmap,
         (void)sqlite3_exec(r->db, "ROLLBACK TO kz_held; RELEASE kz_held", NULL,
                            NULL, NULL);
         *a->st = keep;
+        a->fk_refused = refused;
         if (err)
             return err;
     }
@@ -1723,9 +1729,15 @@ apply_one(struct replica *r, const struct kz_cs_header *hdr,
     }
     /* Rows of this changeset that refer to nothing go to quarantine first,
      * so that no key is pending when the held deletes go (apply_held). */
-    if (n_held > 0 && ((err = quarantine_fk_violations(&a)) ||
-                       (err = apply_held(&a, rd, tmap, held, n_held))))
-        goto out;
+    if (n_held > 0) {
+        /* finish_batch moves them again, and counts them then. */
+        uint32_t q = st->quarantined;
+        if ((err = quarantine_fk_violations(&a)))
+            goto out;
+        st->quarantined = q;
+        if ((err = apply_held(&a, rd, tmap, held, n_held)))
+            goto out;
+    }
     if ((err = finish_batch(&a)))
         goto out;
     {
@@ -1790,11 +1802,7 @@ apply_many(struct replica *r, const struct replica_in *in, uint32_t n,
         return 0;
     if ((err = replica__begin(r)))
         return err;
-    /* Every foreign key is checked at COMMIT, RESTRICT and immediate ones
-     * too: the order of rows in a changeset must not matter (the pragma
-     * ends with the transaction). */
-    if ((err = replica__exec(r, "PRAGMA defer_foreign_keys = ON")) ||
-        (err = capture__fold(r)) || (err = replica__set_applying(r, 1)) ||
+    if ((err = capture__fold(r)) || (err = replica__set_applying(r, 1)) ||
         (err = fk_refresh(r)))
         goto fail;
     for (i = 0; i < n; i++) {
@@ -1837,8 +1845,7 @@ replica_retry_quarantine(struct replica *r, struct apply_stats *st_out)
     memset(st, 0, sizeof(*st));
     if ((err = replica__begin(r)))
         return err;
-    if ((err = replica__exec(r, "PRAGMA defer_foreign_keys = ON")) ||
-        (err = capture__fold(r)) || (err = replica__set_applying(r, 1)))
+    if ((err = capture__fold(r)) || (err = replica__set_applying(r, 1)))
         goto fail;
     if ((err = actx_init(&a, r, "network", st)) || (err = fk_refresh(r)))
         goto fail_a;
