@@ -97,6 +97,15 @@ pair_synced(struct pair *p, const char *tables, const char *const *names,
     " kind TEXT, staff INTEGER, score REAL)"
 
 static const char *const PARTNER_ONLY[] = {"partner", NULL};
+
+/* A pair with PARTNER tracked as a network table at both. */
+static void
+pair_partner(struct pair *p)
+{
+    pair_new(p, PARTNER);
+    ASSERT_OK(replica_track(p->a, "partner", &NET));
+    ASSERT_OK(replica_track(p->b, "partner", &NET));
+}
 static const char *const M_ONLY[] = {"m", NULL};
 
 /* SQL that writes ${sql} as if the triggers were missing: as an apply
@@ -226,9 +235,7 @@ TEST(sync_converges_and_apply_is_not_recaptured)
 {
     struct pair p;
 
-    pair_new(&p, PARTNER);
-    ASSERT_OK(replica_track(p.a, "partner", &NET));
-    ASSERT_OK(replica_track(p.b, "partner", &NET));
+    pair_partner(&p);
     sql_ok(p.a,
            "INSERT INTO partner VALUES ('p1', 'Klinik', 'health', 3, 1.5);"
            "INSERT INTO partner VALUES ('p2', 'Schule', NULL, NULL, NULL)");
@@ -357,9 +364,7 @@ TEST(apply_pauses_capture_only_inside_its_transaction)
     struct replica_cs cs;
     struct apply_stats st;
 
-    pair_new(&p, PARTNER);
-    ASSERT_OK(replica_track(p.a, "partner", &NET));
-    ASSERT_OK(replica_track(p.b, "partner", &NET));
+    pair_partner(&p);
     ASSERT_EQ(capture_triggers(p.b), 4);
     sql_ok(p.a, "INSERT INTO partner VALUES ('p1', 'A', NULL, 1, 0)");
     ASSERT_EQ(replica_build(p.a, 0), 1);
@@ -454,9 +459,7 @@ TEST(duplicate_is_skipped_and_gap_refused)
     struct replica_cs c1, c2;
     struct apply_stats st;
 
-    pair_new(&p, PARTNER);
-    ASSERT_OK(replica_track(p.a, "partner", &NET));
-    ASSERT_OK(replica_track(p.b, "partner", &NET));
+    pair_partner(&p);
     sql_ok(p.a, "INSERT INTO partner VALUES ('p1', 'A', NULL, 1, 0)");
     ASSERT_EQ(replica_build(p.a, 0), 1);
     sql_ok(p.a, "UPDATE partner SET name = 'B'");
@@ -493,9 +496,7 @@ TEST(apply_many_keeps_what_came_before_a_failure)
     uint32_t done = 99;
     int i;
 
-    pair_new(&p, PARTNER);
-    ASSERT_OK(replica_track(p.a, "partner", &NET));
-    ASSERT_OK(replica_track(p.b, "partner", &NET));
+    pair_partner(&p);
     sql_ok(p.a, "INSERT INTO partner VALUES ('p1', 'A', NULL, 1, 0)");
     ASSERT_EQ(replica_build(p.a, 0), 1);
     sql_ok(p.a, "UPDATE partner SET name = 'B'");
@@ -809,9 +810,7 @@ TEST(apply_many_counts_what_a_retry_kept)
     uint32_t done = 99;
     int i;
 
-    pair_new(&p, PARTNER);
-    ASSERT_OK(replica_track(p.a, "partner", &NET));
-    ASSERT_OK(replica_track(p.b, "partner", &NET));
+    pair_partner(&p);
     for (i = 0; i < 3; i++) {
         char sql[128];
         snprintf(sql, sizeof(sql),
@@ -876,9 +875,7 @@ TEST(concurrent_edits_conflict_sequential_do_not)
     struct pair p;
     char da[65], db[65];
 
-    pair_new(&p, PARTNER);
-    ASSERT_OK(replica_track(p.a, "partner", &NET));
-    ASSERT_OK(replica_track(p.b, "partner", &NET));
+    pair_partner(&p);
     sql_ok(p.a, "INSERT INTO partner VALUES ('p1', 'A', 'x', 1, 0)");
     ASSERT_EQ(replica_build(p.a, 0), 1);
     ship(p.a, p.b, "network");
@@ -928,9 +925,7 @@ TEST(delete_wins_over_older_update_and_reinsert_revives)
 {
     struct pair p;
 
-    pair_new(&p, PARTNER);
-    ASSERT_OK(replica_track(p.a, "partner", &NET));
-    ASSERT_OK(replica_track(p.b, "partner", &NET));
+    pair_partner(&p);
     sql_ok(p.a, "INSERT INTO partner VALUES ('p1', 'A', 'x', 1, 0)");
     ASSERT_EQ(replica_build(p.a, 0), 1);
     ship(p.a, p.b, "network");
@@ -969,9 +964,7 @@ TEST(fold_in_key_order_keeps_log_order)
 {
     struct pair p;
 
-    pair_new(&p, PARTNER);
-    ASSERT_OK(replica_track(p.a, "partner", &NET));
-    ASSERT_OK(replica_track(p.b, "partner", &NET));
+    pair_partner(&p);
     sql_ok(p.a, "INSERT INTO partner VALUES ('z', 'Z', NULL, 1, 0);"
                 "INSERT INTO partner VALUES ('a', 'A', NULL, 1, 0);"
                 "UPDATE partner SET kind = 'k1' WHERE id = 'z';"
@@ -1020,9 +1013,7 @@ TEST(build_packs_rows_left_dirty_by_an_apply)
     struct replica_cs cs;
     uint32_t cells, rows;
 
-    pair_new(&p, PARTNER);
-    ASSERT_OK(replica_track(p.a, "partner", &NET));
-    ASSERT_OK(replica_track(p.b, "partner", &NET));
+    pair_partner(&p);
     sql_ok(p.a, "INSERT INTO partner VALUES ('p1', 'A', NULL, 1, 0)");
     ASSERT_EQ(replica_build(p.a, 0), 1);
     ship(p.a, p.b, "network");
@@ -1139,9 +1130,7 @@ TEST(build_in_steps_sends_what_one_build_sends)
     struct pair p;
     int more = -1, steps = 0, made, total = 0;
 
-    pair_new(&p, PARTNER);
-    ASSERT_OK(replica_track(p.a, "partner", &NET));
-    ASSERT_OK(replica_track(p.b, "partner", &NET));
+    pair_partner(&p);
     sql_ok(p.a, "WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1"
                 " FROM c WHERE i < 9) INSERT INTO partner SELECT 'p' || i,"
                 " 'N' || i, NULL, i, 0 FROM c;"
@@ -1232,9 +1221,7 @@ TEST(build_in_steps_survives_a_failed_step_and_a_stale_round)
     char path[512];
     int more = 0, made, steps;
 
-    pair_new(&p, PARTNER);
-    ASSERT_OK(replica_track(p.a, "partner", &NET));
-    ASSERT_OK(replica_track(p.b, "partner", &NET));
+    pair_partner(&p);
     sql_ok(p.a, "WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1"
                 " FROM c WHERE i < 5) INSERT INTO partner SELECT 'p' || i,"
                 " 'N' || i, NULL, i, 0 FROM c");
@@ -1294,9 +1281,7 @@ interrupted_round(int how)
     long long t = (long long)T0;
     char sql[160];
 
-    pair_new(&p, PARTNER);
-    ASSERT_OK(replica_track(p.a, "partner", &NET));
-    ASSERT_OK(replica_track(p.b, "partner", &NET));
+    pair_partner(&p);
     /* The first open of a test replica applies the schema files (and
      * folds); only a later one is a plain resume. */
     reopen_a(&p);
@@ -1363,9 +1348,7 @@ TEST(build_in_steps_holds_a_key_written_between_steps)
     struct pair p;
     int more = 0;
 
-    pair_new(&p, PARTNER);
-    ASSERT_OK(replica_track(p.a, "partner", &NET));
-    ASSERT_OK(replica_track(p.b, "partner", &NET));
+    pair_partner(&p);
     sql_ok(p.a, "INSERT INTO partner VALUES ('k', 'K', NULL, 1, 0)");
     a_to_b(&p);
     p.clock.ms += 10;
@@ -1402,9 +1385,7 @@ TEST(build_in_steps_never_reuses_another_rounds_hlcs)
     char path[512];
     int more = 0, steps = 0;
 
-    pair_new(&p, PARTNER);
-    ASSERT_OK(replica_track(p.a, "partner", &NET));
-    ASSERT_OK(replica_track(p.b, "partner", &NET));
+    pair_partner(&p);
     sql_ok(p.a, "INSERT INTO partner VALUES ('k', 'K', NULL, 1, 0);"
                 "INSERT INTO partner VALUES ('m', 'M', NULL, 1, 0)");
     ASSERT_EQ(replica_build_step(p.a, 0, 1, &more), 1); /* k */
@@ -1438,9 +1419,7 @@ TEST(build_in_steps_over_several_rounds)
     struct pair p;
     int more = 0, steps = 0, made = 0, m;
 
-    pair_new(&p, PARTNER);
-    ASSERT_OK(replica_track(p.a, "partner", &NET));
-    ASSERT_OK(replica_track(p.b, "partner", &NET));
+    pair_partner(&p);
     p.a->fold_chunk = 4;
     sql_ok(p.a, "WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1"
                 " FROM c WHERE i < 5) INSERT INTO partner SELECT 'p' || i,"
@@ -2132,9 +2111,7 @@ TEST(future_hlc_waits_until_the_clock_reaches_it)
 {
     struct pair p;
 
-    pair_new(&p, PARTNER);
-    ASSERT_OK(replica_track(p.a, "partner", &NET));
-    ASSERT_OK(replica_track(p.b, "partner", &NET));
+    pair_partner(&p);
     /* a's system clock is an hour ahead of b's when it writes. */
     sql_ok(p.a, "INSERT INTO partner VALUES ('p1', 'A', NULL, 1, 0);"
                 "UPDATE kz_log SET ms = ms + 3600 * 1000");
@@ -2199,9 +2176,7 @@ TEST(malformed_body_changes_nothing)
     struct replica_cs cs;
     size_t i;
 
-    pair_new(&p, PARTNER);
-    ASSERT_OK(replica_track(p.a, "partner", &NET));
-    ASSERT_OK(replica_track(p.b, "partner", &NET));
+    pair_partner(&p);
     sql_ok(p.a, "INSERT INTO partner VALUES ('p1', 'A', NULL, 1, 0);"
                 "INSERT INTO partner VALUES ('p2', 'B', NULL, 1, 0)");
     ASSERT_EQ(replica_build(p.a, 0), 1);
@@ -2229,9 +2204,7 @@ TEST(batches_are_bounded_and_seq_contiguous)
     uint64_t seq = 0;
     int i, n = 0;
 
-    pair_new(&p, PARTNER);
-    ASSERT_OK(replica_track(p.a, "partner", &NET));
-    ASSERT_OK(replica_track(p.b, "partner", &NET));
+    pair_partner(&p);
     sql_ok(p.a, "BEGIN");
     for (i = 0; i < 100; i++) {
         char sql[128];
