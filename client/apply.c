@@ -1416,16 +1416,13 @@ finish_batch(struct actx *a)
     return quarantine_fk_violations(a);
 }
 
-static int apply_many(struct replica *r, const struct replica_in *in,
-                      uint32_t n, struct apply_stats *st, uint32_t *n_done);
-
 int
 replica_apply(struct replica *r, const struct kz_cs_header *hdr,
               const uint8_t *body, size_t body_len, struct apply_stats *st_out)
 {
     struct replica_in in = {hdr, body, body_len, 0};
 
-    return apply_many(r, &in, 1, st_out, NULL);
+    return replica_apply_many(r, &in, 1, st_out, NULL);
 }
 
 int
@@ -1435,14 +1432,7 @@ replica_apply_at(struct replica *r, const struct kz_cs_header *hdr,
 {
     struct replica_in in = {hdr, body, body_len, server_seq};
 
-    return apply_many(r, &in, 1, st_out, NULL);
-}
-
-int
-replica_apply_many(struct replica *r, const struct replica_in *in, uint32_t n,
-                   struct apply_stats *st, uint32_t *n_done)
-{
-    return apply_many(r, in, n, st, n_done);
+    return replica_apply_many(r, &in, 1, st_out, NULL);
 }
 
 /* Whether the row's cells take it away: an existence cell of 0, or one
@@ -1531,7 +1521,7 @@ apply_held(struct actx *a, struct kz_cs_rd *rd, struct tracked **tmap,
 
 /*
  * Merges one changeset inside the caller's transaction, which has folded
- * the log and turned applying on (apply_many).  On an error the caller
+ * the log and turned applying on (replica_apply_many).  On an error the caller
  * rolls the whole transaction back; r->errmsg says why.
  */
 static int
@@ -1786,9 +1776,9 @@ out:
  * its error is returned with *${n_done} = its index and r->errmsg saying
  * why.
  */
-static int
-apply_many(struct replica *r, const struct replica_in *in, uint32_t n,
-           struct apply_stats *st, uint32_t *n_done)
+int
+replica_apply_many(struct replica *r, const struct replica_in *in, uint32_t n,
+                   struct apply_stats *st, uint32_t *n_done)
 {
     struct apply_stats st0;
     char keep[sizeof(r->errmsg)];
@@ -1827,7 +1817,7 @@ fail:
     /* One by one: the one at fault is found and named, those before it
      * kept. */
     for (i = 0; i < n; i++) {
-        if ((err = apply_many(r, &in[i], 1, st ? &st[i] : NULL, NULL)))
+        if ((err = replica_apply_many(r, &in[i], 1, st ? &st[i] : NULL, NULL)))
             break;
     }
     if (n_done)
