@@ -751,7 +751,7 @@ fold_keys(struct folder *f, const struct foldhlc *fh, sqlite3_stmt *st,
         const void *kp = NULL;
         size_t klen = 0, need;
         int64_t ki = 0;
-        uint64_t dirty = 0, pub = 0;
+        uint64_t dirty = 0, pub = 0, touched = 0;
         int alive = 0;
         uint32_t k;
 
@@ -823,6 +823,7 @@ fold_keys(struct folder *f, const struct foldhlc *fh, sqlite3_stmt *st,
                 if (mask & 1)
                     alive = 1;
             }
+            touched |= mask;
             for (k = 0; k <= t->n_cols; k++) {
                 if (!(mask & (UINT64_C(1) << k)))
                     continue;
@@ -841,6 +842,12 @@ fold_keys(struct folder *f, const struct foldhlc *fh, sqlite3_stmt *st,
         if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
             sqlite3_value_free(key);
             break;
+        }
+        if (touched == 0) {
+            /* Only updates that changed nothing (a mask of 0, track.c):
+             * the row is as it was, nothing to write or pack. */
+            sqlite3_value_free(key);
+            continue;
         }
         if (b != NULL && f->later != NULL) {
             /* Written again since the round began: packed by the next

@@ -49,9 +49,11 @@
  * no NULL key parts; 4 = capture without a condition on kz_state (an apply
  * drops what it logged, replica__set_applying); 5 = a single-column key read
  * once (coalesce instead of CASE) and the update's mask summed from iif()s
- * (the same values, faster).
+ * (the same values, faster); 6 = the update's columns compared only for the
+ * mask, not also in its WHEN clause (an update changing nothing logs a
+ * mask of 0).
  */
-#define REPLICA_TRIGGERS 5
+#define REPLICA_TRIGGERS 6
 
 /* The detail of the last failed replica_create/replica_open of this thread. */
 static _Thread_local char last_err[256];

@@ -194,9 +194,16 @@ TEST(capture_insert_update_delete)
     ASSERT_EQ(cells, 1);
     ASSERT_OK(replica_outbox_ack(p.a, "network", 2));
 
-    /* Writing the same value again is no change at all. */
-    sql_ok(p.a, "UPDATE partner SET staff = 4 WHERE id = 'p1'");
+    /* Writing the same value again is no change at all: no changeset, and
+     * every version as it was. */
+    sql_ok(p.a, "CREATE TEMP TABLE v0 AS SELECT v FROM kz_clock");
+    sql_ok(p.a, "UPDATE partner SET staff = 4 WHERE id = 'p1';"
+                "UPDATE partner SET name = name, staff = staff");
     ASSERT_EQ(replica_build(p.a, 0), 0);
+    ASSERT_EQ(sql_int(p.a, "SELECT (SELECT v FROM kz_clock) IS"
+                           " (SELECT v FROM v0)"),
+              1);
+    ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_log"), 0);
 
     /* A delete is a tombstone and NULL in every column. */
     sql_ok(p.a, "DELETE FROM partner WHERE id = 'p1'");
@@ -957,8 +964,8 @@ TEST(delete_wins_over_older_update_and_reinsert_revives)
 /*
  * The fold reads the log in key order (one read and write of kz_clock per
  * row) but must give every cell the version of its last write in log
- * order; an update that changes nothing logs nothing, a key change logs a
- * delete and an insert.
+ * order; an update that changes nothing logs a mask of 0, a key change
+ * logs a delete and an insert.
  */
 TEST(fold_in_key_order_keeps_log_order)
 {
@@ -973,9 +980,12 @@ TEST(fold_in_key_order_keeps_log_order)
                 "UPDATE partner SET staff = 1 WHERE id = 'a';"
                 "UPDATE partner SET id = 'm' WHERE id = 'a';"
                 "UPDATE partner SET id = id, staff = 7 WHERE id = 'z'");
-    /* 2 inserts, 3 updates, nothing for the no-op, 2 for the key change,
-     * 1 for an update that sets the key to itself. */
-    ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_log"), 8);
+    /* 2 inserts, 3 updates, a mask of 0 for the no-op, 2 for the key
+     * change, 1 for an update that sets the key to itself. */
+    ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_log"), 9);
+    ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_log WHERE pk = 'a' AND"
+                           " op = 1 AND mask = 0"),
+              1);
     ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_log WHERE pk = 'z' AND"
                            " op = 1 AND mask = 8"),
               1);
@@ -1845,9 +1855,11 @@ TEST(negative_zero_is_zero)
     /* sent as 0.0 (atan2 shows the sign: pi, not -pi) */
     ASSERT_EQ(sql_int(p.a, "SELECT atan2(v, -1) < 0 FROM z"), 1);
     ASSERT_EQ(sql_int(p.b, "SELECT atan2(v, -1) > 0 FROM z"), 1);
-    /* Not captured (they compare equal), and no difference in content. */
+    /* No change (they compare equal): a mask of 0, nothing to send, and
+     * no difference in content. */
     sql_ok(p.a, "UPDATE z SET v = 0.0");
-    ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_log"), 0);
+    ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_log WHERE mask <> 0"), 0);
+    ASSERT_EQ(replica_build(p.a, 0), 0);
     same_digest(&p, "network");
     pair_free(&p);
 }
@@ -1910,7 +1922,7 @@ TEST(open_renews_older_triggers)
                          " name = 'kz_i_partner' AND sql LIKE '%coalesce(%'"),
               1);
     ASSERT_EQ(sql_int(r, "SELECT value FROM kz_meta WHERE key = 'triggers'"),
-              5);
+              6);
     sql_ok(r, "INSERT INTO partner VALUES ('p1', 'A', NULL, 1, 0);"
               "UPDATE partner SET id = 'p2'");
     ASSERT_EQ(sql_int(r, "SELECT count(*) FROM kz_log"), 3);
