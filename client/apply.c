@@ -1242,29 +1242,205 @@ row_sql(struct replica *r, const char *sql, int tbl, sqlite3_value *pk)
  * rows of this batch that violate a foreign key move to quarantine (with
  * their versions) and out of the table; they come back when the parent does.
  */
-/* "SELECT key, * FROM T WHERE rowid = ?"; sqlite3_free it; NULL on ENOMEM. */
+/*
+ * The rows of ${t} to move: "SELECT key, cols…, key parts… FROM T AS c
+ * WHERE c.rowid = ?1", or, for a WITHOUT ROWID table (SQLite's check names
+ * no rowid there), every row of T that the foreign key ${fkid} finds no
+ * parent for, as SQLite's check finds them: every child column set, no
+ * parent row equal under the parent's collation.  The key is made as the
+ * triggers make it (track.c); columns are read by name, as t->cols orders
+ * them.  sqlite3_free it; NULL with *${err} set on failure.
+ */
 static char *
-fk_row_sql(const struct tracked *t)
+fk_row_sql(struct replica *r, const struct tracked *t, int fkid, int *err)
 {
-    char *parts[KZ_LIM_PK_COLS_MAX] = {0}, *sql = NULL;
+    char *parts[KZ_LIM_PK_COLS_MAX] = {0}, *out = NULL;
+    sqlite3_str *sql = sqlite3_str_new(r->db);
+    sqlite3_stmt *fk = NULL;
     struct kz_buf b;
     uint32_t i;
+    int rc, n = 0;
 
+    *err = 0;
     kz_buf_init(&b, 1u << 20);
     for (i = 0; i < t->n_pk; i++)
-        if ((parts[i] = sqlite3_mprintf("\"%w\"", t->pk[i])) == NULL)
+        if ((parts[i] = sqlite3_mprintf("c.\"%w\"", t->pk[i])) == NULL)
             b.err = -KZ_ENOMEM;
-    kz_buf_append(&b, "SELECT ", 7);
     if (b.err == 0)
         track__key_sql(&b, t->n_pk, (const char *const *)parts, "NULL");
     kz_buf_u8(&b, 0);
-    if (b.err == 0)
-        sql = sqlite3_mprintf("%s, * FROM \"%w\" WHERE rowid = ?",
-                              (const char *)b.p, t->name);
+    if ((*err = b.err) != 0)
+        goto done;
+    sqlite3_str_appendf(sql, "SELECT %s", (const char *)b.p);
+    for (i = 0; i < t->n_cols; i++)
+        sqlite3_str_appendf(sql, ", c.\"%w\"", t->cols[i]);
+    for (i = 0; i < t->n_pk; i++)
+        sqlite3_str_appendf(sql, ", %s", parts[i]);
+    sqlite3_str_appendf(sql, " FROM \"%w\" AS c WHERE ", t->name);
+    if (fkid < 0) {
+        sqlite3_str_appendall(sql, "c.rowid = ?1");
+        goto done;
+    }
+    rc = sqlite3_prepare_v2(
+        r->db,
+        "SELECT f.\"table\", f.\"from\", coalesce(f.\"to\", (SELECT name FROM"
+        " pragma_table_info(f.\"table\") WHERE pk = f.seq + 1)) FROM"
+        " pragma_foreign_key_list(?1) f WHERE f.id = ?2 ORDER BY f.seq",
+        -1, &fk, NULL);
+    if (rc != SQLITE_OK) {
+        *err = replica__dberr(r, rc, "foreign keys");
+        goto done;
+    }
+    sqlite3_bind_text(fk, 1, t->name, -1, SQLITE_STATIC);
+    sqlite3_bind_int(fk, 2, fkid);
+    while ((rc = sqlite3_step(fk)) == SQLITE_ROW) {
+        const char *pt = (const char *)sqlite3_column_text(fk, 0);
+        const char *from = (const char *)sqlite3_column_text(fk, 1);
+        const char *to = (const char *)sqlite3_column_text(fk, 2);
+        if (pt == NULL || from == NULL || to == NULL) {
+            rc = SQLITE_CORRUPT; /* a key this SQLite could not check */
+            break;
+        }
+        if (n++ == 0)
+            sqlite3_str_appendf(sql,
+                                "NOT EXISTS (SELECT 1 FROM \"%w\" p"
+                                " WHERE 1",
+                                pt);
+        sqlite3_str_appendf(sql, " AND p.\"%w\" = c.\"%w\"", to, from);
+    }
+    sqlite3_finalize(fk);
+    if (rc != SQLITE_DONE || n == 0) {
+        *err = rc == SQLITE_DONE || rc == SQLITE_CORRUPT
+                   ? -KZ_ESCHEMA
+                   : replica__dberr(r, rc, "foreign keys");
+        if (*err == -KZ_ESCHEMA)
+            snprintf(r->errmsg, sizeof(r->errmsg),
+                     "foreign keys: key %d of %s not found", fkid, t->name);
+        goto done;
+    }
+    sqlite3_str_appendall(sql, ")");
+    /* SQLite's check: a row with a child column NULL refers to nothing. */
+    rc = sqlite3_prepare_v2(r->db,
+                            "SELECT \"from\" FROM pragma_foreign_key_list(?1)"
+                            " WHERE id = ?2",
+                            -1, &fk, NULL);
+    if (rc != SQLITE_OK) {
+        *err = replica__dberr(r, rc, "foreign keys");
+        goto done;
+    }
+    sqlite3_bind_text(fk, 1, t->name, -1, SQLITE_STATIC);
+    sqlite3_bind_int(fk, 2, fkid);
+    while ((rc = sqlite3_step(fk)) == SQLITE_ROW)
+        sqlite3_str_appendf(sql, " AND c.\"%w\" IS NOT NULL",
+                            (const char *)sqlite3_column_text(fk, 0));
+    sqlite3_finalize(fk);
+    if (rc != SQLITE_DONE)
+        *err = replica__dberr(r, rc, "foreign keys");
+done:
     for (i = 0; i < t->n_pk; i++)
         sqlite3_free(parts[i]);
     kz_buf_free(&b);
-    return sql;
+    out = sqlite3_str_finish(sql);
+    if (*err == 0 && out == NULL)
+        *err = -KZ_ENOMEM;
+    if (*err != 0) {
+        sqlite3_free(out);
+        out = NULL;
+    }
+    return out;
+}
+
+/* Deletes the row of ${t} that ${q} (fk_row_sql) stands on: by ${rowid},
+ * or by its key when ${rowid} is -1 (a WITHOUT ROWID table). */
+static int
+fk_delete_row(struct replica *r, const struct tracked *t, sqlite3_stmt *q,
+              int64_t rowid)
+{
+    sqlite3_str *sql = sqlite3_str_new(r->db);
+    sqlite3_stmt *d = NULL;
+    char *text;
+    uint32_t i;
+    int rc;
+
+    sqlite3_str_appendf(sql, "DELETE FROM \"%w\" WHERE ", t->name);
+    if (rowid >= 0)
+        sqlite3_str_appendall(sql, "rowid = ?1");
+    for (i = 0; rowid < 0 && i < t->n_pk; i++)
+        sqlite3_str_appendf(sql, "%s\"%w\" = ?%u", i ? " AND " : "", t->pk[i],
+                            i + 1);
+    if ((text = sqlite3_str_finish(sql)) == NULL)
+        return -KZ_ENOMEM;
+    rc = sqlite3_prepare_v2(r->db, text, -1, &d, NULL);
+    sqlite3_free(text);
+    if (rc == SQLITE_OK) {
+        if (rowid >= 0)
+            sqlite3_bind_int64(d, 1, rowid);
+        for (i = 0; rowid < 0 && i < t->n_pk; i++)
+            sqlite3_bind_value(
+                d, (int)i + 1,
+                sqlite3_column_value(q, (int)(1 + t->n_cols + i)));
+        rc = sqlite3_step(d);
+    }
+    sqlite3_finalize(d);
+    return rc == SQLITE_DONE ? 0 : replica__dberr(r, rc, "foreign keys");
+}
+
+/* Moves the row ${q} stands on to quarantine, with every known cell and
+ * its version, if this apply wrote it (local rows are not ours to move);
+ * *${moved} is set when it did. */
+static int
+fk_move_row(struct actx *a, struct tracked *t, sqlite3_stmt *q, int64_t rowid,
+            int *moved)
+{
+    struct replica *r = a->r;
+    struct ckey qk = {NULL, NULL, NULL, 0};
+    uint32_t k;
+    int rc, err = 0;
+
+    rc = row_sql(r, "SELECT 1 FROM temp.kz_touched WHERE tbl = ? AND pk = ?",
+                 t->id, sqlite3_column_value(q, 0));
+    if (rc != SQLITE_ROW)
+        return rc == SQLITE_DONE ? 0 : replica__dberr(r, rc, "foreign keys");
+    sqlite3_reset(a->get_clock);
+    sqlite3_bind_int(a->get_clock, 1, t->id);
+    sqlite3_bind_value(a->get_clock, 2, sqlite3_column_value(q, 0));
+    if (sqlite3_step(a->get_clock) == SQLITE_ROW) {
+        const uint8_t *v = sqlite3_column_blob(a->get_clock, 1);
+        size_t v_len = (size_t)sqlite3_column_bytes(a->get_clock, 1);
+        for (k = 0; err == 0 && k <= t->n_cols; k++) {
+            struct icell x;
+            memset(&x, 0, sizeof(x));
+            x.k = (int32_t)k;
+            x.ver = cver_get(v, v_len, k);
+            if (x.ver.hlc == 0)
+                continue;
+            x.scope = a->scope;
+            if (k == 0) {
+                x.value.type = KZ_V_INT;
+                x.value.i = 1;
+            } else {
+                x.col.p = t->cols[k - 1];
+                x.col.len = strlen(t->cols[k - 1]);
+                replica__value_from_sqlite(&x.value,
+                                           sqlite3_column_value(q, (int)k));
+            }
+            qk.sv = sqlite3_column_value(q, 0);
+            err = quarantine(a, "FOREIGN KEY constraint failed", t->name, &qk,
+                             &x);
+        }
+    }
+    sqlite3_reset(a->get_clock);
+    if (err == 0)
+        err = fk_delete_row(r, t, q, rowid);
+    if (err == 0) {
+        rc = row_sql(r, "DELETE FROM kz_clock WHERE tbl = ? AND pk = ?", t->id,
+                     sqlite3_column_value(q, 0));
+        if (rc != SQLITE_DONE)
+            err = replica__dberr(r, rc, "foreign keys");
+    }
+    if (err == 0)
+        *moved = 1;
+    return err;
 }
 
 static int
@@ -1275,7 +1451,8 @@ quarantine_fk_violations(struct actx *a)
 
     for (round = 0; round < 16; round++) {
         sqlite3_stmt *chk = NULL;
-        int moved = 0, rc;
+        const struct tracked *last_t = NULL;
+        int moved = 0, rc, last_fk = -1;
 
         rc = sqlite3_prepare_v2(r->db, "PRAGMA foreign_key_check", -1, &chk,
                                 NULL);
@@ -1283,97 +1460,36 @@ quarantine_fk_violations(struct actx *a)
             return replica__dberr(r, rc, "foreign keys");
         while (err == 0 && (rc = sqlite3_step(chk)) == SQLITE_ROW) {
             const char *tn = (const char *)sqlite3_column_text(chk, 0);
-            int64_t rowid = sqlite3_column_int64(chk, 1);
+            int no_rowid = sqlite3_column_type(chk, 1) == SQLITE_NULL;
+            int64_t rowid = no_rowid ? -1 : sqlite3_column_int64(chk, 1);
+            int fkid = sqlite3_column_int(chk, 3);
             struct tracked *t = tn ? track__by_name(r, tn, strlen(tn)) : NULL;
             sqlite3_stmt *q = NULL;
-            struct ckey qk = {NULL, NULL, NULL, 0};
             char *sql;
-            uint32_t k;
 
             if (t == NULL)
                 continue;
-            /* Only rows this apply wrote: local rows are not ours to move.
-             * Its kz_clock key as the triggers make it (track.c). */
-            if ((sql = fk_row_sql(t)) == NULL) {
-                err = -KZ_ENOMEM;
+            /* WITHOUT ROWID: all of a key's orphans at once (SQLite's
+             * check lists them one foreign key after another). */
+            if (no_rowid && t == last_t && fkid == last_fk)
+                continue;
+            last_t = t;
+            last_fk = fkid;
+            if ((sql = fk_row_sql(r, t, no_rowid ? fkid : -1, &err)) == NULL)
                 break;
-            }
             rc = sqlite3_prepare_v2(r->db, sql, -1, &q, NULL);
             sqlite3_free(sql);
             if (rc != SQLITE_OK) {
                 err = replica__dberr(r, rc, "foreign keys");
                 break;
             }
-            sqlite3_bind_int64(q, 1, rowid);
-            if (sqlite3_step(q) != SQLITE_ROW) {
-                sqlite3_finalize(q);
-                continue;
-            }
-            rc = row_sql(r,
-                         "SELECT 1 FROM temp.kz_touched WHERE tbl = ? AND"
-                         " pk = ?",
-                         t->id, sqlite3_column_value(q, 0));
-            if (rc != SQLITE_ROW) {
-                sqlite3_finalize(q);
-                continue;
-            }
-            /* Move every known cell of the row to quarantine. */
-            sqlite3_reset(a->get_clock);
-            sqlite3_bind_int(a->get_clock, 1, t->id);
-            sqlite3_bind_value(a->get_clock, 2, sqlite3_column_value(q, 0));
-            if (sqlite3_step(a->get_clock) == SQLITE_ROW) {
-                const uint8_t *v = sqlite3_column_blob(a->get_clock, 1);
-                size_t v_len = (size_t)sqlite3_column_bytes(a->get_clock, 1);
-                for (k = 0; err == 0 && k <= t->n_cols; k++) {
-                    struct icell x;
-                    memset(&x, 0, sizeof(x));
-                    x.k = (int32_t)k;
-                    x.ver = cver_get(v, v_len, k);
-                    if (x.ver.hlc == 0)
-                        continue;
-                    x.scope = a->scope;
-                    if (k == 0) {
-                        x.value.type = KZ_V_INT;
-                        x.value.i = 1;
-                    } else {
-                        x.col.p = t->cols[k - 1];
-                        x.col.len = strlen(t->cols[k - 1]);
-                        replica__value_from_sqlite(
-                            &x.value,
-                            sqlite3_column_value(q, (int)(t->n_pk + k)));
-                    }
-                    qk.sv = sqlite3_column_value(q, 0);
-                    err = quarantine(a, "FOREIGN KEY constraint failed",
-                                     t->name, &qk, &x);
-                }
-            }
-            sqlite3_reset(a->get_clock);
-            if (err == 0) {
-                sqlite3_stmt *d = NULL;
-                char *dsql = sqlite3_mprintf(
-                    "DELETE FROM \"%w\" WHERE rowid = ?", t->name);
-                if (dsql == NULL) {
-                    err = -KZ_ENOMEM;
-                } else {
-                    rc = sqlite3_prepare_v2(r->db, dsql, -1, &d, NULL);
-                    sqlite3_free(dsql);
-                    if (rc == SQLITE_OK) {
-                        sqlite3_bind_int64(d, 1, rowid);
-                        rc = sqlite3_step(d);
-                    }
-                    sqlite3_finalize(d);
-                    if (rc != SQLITE_DONE)
-                        err = replica__dberr(r, rc, "foreign keys");
-                }
-            }
-            if (err == 0) {
-                rc = row_sql(r, "DELETE FROM kz_clock WHERE tbl = ? AND pk = ?",
-                             t->id, sqlite3_column_value(q, 0));
-                if (rc != SQLITE_DONE)
-                    err = replica__dberr(r, rc, "foreign keys");
-            }
+            if (!no_rowid)
+                sqlite3_bind_int64(q, 1, rowid);
+            while (err == 0 && (rc = sqlite3_step(q)) == SQLITE_ROW)
+                err = fk_move_row(a, t, q, rowid, &moved);
+            if (err == 0 && rc != SQLITE_DONE)
+                err = replica__dberr(r, rc, "foreign keys");
             sqlite3_finalize(q);
-            moved++;
         }
         sqlite3_finalize(chk);
         if (err || moved == 0)

@@ -1707,6 +1707,67 @@ TEST(foreign_key_wait_with_real_and_blob_key_parts)
     pair_free(&p);
 }
 
+/* The same wait for a WITHOUT ROWID child, whose rows SQLite's foreign
+ * key check cannot name by rowid (with a one-column and a composite key),
+ * and for tables whose key is not their first column: the apply keeps
+ * going, and the rows come back with their parent, each value in its own
+ * column. */
+TEST(foreign_key_wait_in_a_without_rowid_child)
+{
+    static const char *const all[] = {"child", "kid2", "kid3", "parent", NULL};
+    static const char tables[] =
+        "CREATE TABLE parent(id TEXT PRIMARY KEY, name TEXT);"
+        "CREATE TABLE child(pid TEXT REFERENCES parent(id) DEFERRABLE"
+        " INITIALLY DEFERRED, id TEXT PRIMARY KEY, note TEXT) WITHOUT ROWID;"
+        "CREATE TABLE kid2(site TEXT, at REAL, pid TEXT REFERENCES"
+        " parent(id) DEFERRABLE INITIALLY DEFERRED, PRIMARY KEY (site, at))"
+        " WITHOUT ROWID;"
+        "CREATE TABLE kid3(note TEXT, pid TEXT REFERENCES parent DEFERRABLE"
+        " INITIALLY DEFERRED, id TEXT PRIMARY KEY)";
+    const char *const *n;
+    struct pair p;
+    struct replica *c;
+
+    pair_new(&p, tables);
+    c = replica_test_new(p.dir, "c", &p.clock.env, REPLICA_ROLE_ADMIN, "LAND");
+    sql_ok(c, tables);
+    for (n = all; *n; n++) {
+        ASSERT_OK(replica_track(p.a, *n, &NET));
+        ASSERT_OK(replica_track(p.b, *n, &NET));
+        ASSERT_OK(replica_track(c, *n, &NET));
+    }
+    sql_ok(c, "INSERT INTO parent VALUES ('P', 'parent')");
+    ASSERT_EQ(replica_build(c, 0), 1);
+    ASSERT_EQ(ship(c, p.a, "network"), 1);
+    sql_ok(p.a, "INSERT INTO child VALUES ('P', 'C', 'n');"
+                "INSERT INTO child VALUES (NULL, 'D', 'free');"
+                "INSERT INTO kid2 VALUES ('x', 0.1 + 0.2, 'P');"
+                "INSERT INTO kid3 VALUES ('k', 'P', 'K')");
+    ASSERT_EQ(replica_build(p.a, 0), 1);
+    ASSERT_EQ(ship(p.a, p.b, "network"), 1);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM child"), 1);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kid2"), 0);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kid3"), 0);
+    ASSERT(sql_int(p.b, "SELECT count(*) FROM kz_quarantine WHERE tbl ="
+                        " 'child' AND pk = 'C'") > 0);
+    ASSERT(sql_int(p.b, "SELECT count(*) FROM kz_quarantine WHERE tbl ="
+                        " 'kid2'") > 0);
+    ASSERT_EQ(ship(c, p.b, "network"), 1);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM child WHERE id = 'C' AND"
+                           " pid = 'P' AND note = 'n'"),
+              1);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kid2 WHERE at = 0.1 + 0.2"
+                           " AND pid = 'P'"),
+              1);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kid3 WHERE id = 'K' AND"
+                           " pid = 'P' AND note = 'k'"),
+              1);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine"), 0);
+    same_digest(&p, "network");
+    replica_free(c);
+    pair_free(&p);
+}
+
 TEST(guard_trigger_refuses_a_remote_update_into_quarantine)
 {
     struct pair p;
@@ -2501,6 +2562,7 @@ T_MAIN(T(track_refuses_table_without_key), T(track_refuses_rowid_alias),
        T(unknown_column_waits_in_quarantine_until_migration),
        T(constraint_refusal_is_quarantined_not_lost),
        T(foreign_key_wait_with_real_and_blob_key_parts),
+       T(foreign_key_wait_in_a_without_rowid_child),
        T(guard_trigger_refuses_a_remote_update_into_quarantine),
        T(capture_is_exact_about_case_and_type), T(key_only_table),
        T(rollback_trigger_fails_the_apply_cleanly),
