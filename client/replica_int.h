@@ -47,6 +47,9 @@ struct tracked {
     int has_fk;           /* declares a foreign key (checked per apply) */
     int referenced;       /* a foreign key without an ON DELETE action
                              refers to it (checked per apply) */
+    uint64_t ref_mask;    /* columns other than the key that a foreign key
+                             without an ON UPDATE action refers to (bit k:
+                             column k; checked per apply) */
     int capture_paused;   /* capture triggers dropped for this apply */
 };
 

@@ -635,6 +635,82 @@ TEST(fk_delete_waits_while_rows_here_refer_to_it)
     pair_free(&p);
 }
 
+/* A remote change of a referenced value that rows here still refer to
+ * (not the key: a column a foreign key names) waits in quarantine, as the
+ * delete does, instead of failing the commit on the deferred key and
+ * stopping every later apply; a change of another column goes through,
+ * and once no row refers to the old value the change is made. */
+TEST(fk_change_of_a_referenced_value_waits_while_rows_here_refer_to_it)
+{
+    struct pair p;
+    struct replica *c = fk_trio(&p);
+    struct replica_cs cs;
+    struct apply_stats st;
+
+    sql_ok(p.b, "INSERT INTO child VALUES ('C', NULL, 'X')");
+    sql_ok(c, "UPDATE parent SET code = 'Y' WHERE id = 'P';"
+              "INSERT INTO parent VALUES ('Q', 'Z')");
+    ASSERT_EQ(replica_build(c, 0), 1);
+    ASSERT_EQ(replica_outbox_get(c, "network", 1, &cs), 1);
+    ASSERT_OK(replica_apply(p.b, &cs.hdr, cs.body, cs.body_len, &st));
+    replica_cs_clear(&cs);
+    ASSERT(st.quarantined > 0);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM parent WHERE id = 'P' AND"
+                           " code = 'X'"),
+              1);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM parent WHERE id = 'Q'"), 1);
+    ASSERT(sql_int(p.b, "SELECT count(*) FROM kz_quarantine WHERE tbl ="
+                        " 'parent' AND reason LIKE 'FOREIGN KEY%still"
+                        " refer%'") > 0);
+    /* Later changesets apply. */
+    p.clock.ms += 10;
+    sql_ok(c, "INSERT INTO parent VALUES ('R', 'W')");
+    ASSERT_EQ(replica_build(c, 0), 1);
+    ASSERT_EQ(replica_outbox_get(c, "network", 2, &cs), 1);
+    ASSERT_OK(replica_apply(p.b, &cs.hdr, cs.body, cs.body_len, &st));
+    replica_cs_clear(&cs);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM parent"), 3);
+    ASSERT_OK(replica_retry_quarantine(p.b, NULL));
+    ASSERT_EQ(sql_int(p.b, "SELECT code = 'X' FROM parent WHERE id = 'P'"), 1);
+    sql_ok(p.b, "UPDATE child SET pcode = 'Z'");
+    ASSERT_OK(replica_retry_quarantine(p.b, NULL));
+    ASSERT_EQ(sql_int(p.b, "SELECT code = 'Y' FROM parent WHERE id = 'P'"), 1);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine"), 0);
+    replica_free(c);
+    pair_free(&p);
+}
+
+/* The same for a key of two columns referring to two columns other than
+ * the parent's key: a change of one of them waits, a change of a column
+ * no key names does not. */
+TEST(fk_change_of_a_two_column_referenced_value)
+{
+    static const char tables[] =
+        "CREATE TABLE unit(id TEXT PRIMARY KEY, a TEXT, b INTEGER, name TEXT,"
+        " UNIQUE (a, b));"
+        "CREATE TABLE member(id TEXT PRIMARY KEY, x TEXT, y INTEGER, FOREIGN"
+        " KEY (x, y) REFERENCES unit(a, b) DEFERRABLE INITIALLY DEFERRED)";
+    static const char *const both[] = {"member", "unit", NULL};
+    struct pair p;
+
+    pair_synced(&p, tables, both, "INSERT INTO unit VALUES ('U', 'a', 1, 'n')");
+    sql_ok(p.b, "INSERT INTO member VALUES ('M', 'a', 1)");
+    p.clock.ms += 10;
+    sql_ok(p.a, "UPDATE unit SET b = 2, name = 'n2'");
+    a_to_b(&p);
+    ASSERT_EQ(sql_int(p.b, "SELECT b = 1 AND name = 'n' FROM unit"), 1);
+    ASSERT(sql_int(p.b, "SELECT count(*) FROM kz_quarantine") > 0);
+    p.clock.ms += 10;
+    sql_ok(p.a, "UPDATE unit SET name = 'n3'");
+    a_to_b(&p);
+    ASSERT_EQ(sql_int(p.b, "SELECT b = 1 AND name = 'n3' FROM unit"), 1);
+    sql_ok(p.b, "DELETE FROM member");
+    ASSERT_OK(replica_retry_quarantine(p.b, NULL));
+    ASSERT_EQ(sql_int(p.b, "SELECT b = 2 AND name = 'n3' FROM unit"), 1);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine"), 0);
+    pair_free(&p);
+}
+
 /* One changeset deleting a parent before its child (key order), two rows
  * that refer to each other and a row that refers to itself: they all
  * leave together, and a row is never held by itself. */
@@ -755,40 +831,67 @@ TEST(fk_cycle_leaves_beside_a_row_that_refers_to_nothing)
     pair_free(&p);
 }
 
-/* A failure only the commit sees (a deferred foreign key to a column that
- * is not the key, changed under a child an earlier changeset of the batch
- * wrote): the changesets are applied again one per transaction, so the
- * earlier one is kept and the one at fault named, as without batching. */
+/* A commit hook that refuses the next commit once arm() has run (a schema
+ * trigger calls it): a failure only the commit sees. */
+static int commit_armed;
+
+static void
+arm_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    (void)argv;
+    commit_armed = 1;
+    sqlite3_result_int(ctx, 1);
+}
+
+static int
+refuse_armed_commit(void *data)
+{
+    int refuse = commit_armed;
+
+    (void)data;
+    commit_armed = 0;
+    return refuse;
+}
+
+/* A failure only the commit sees: the changesets are applied again one per
+ * transaction, so the earlier one is kept and the one at fault named, as
+ * without batching. */
 TEST(apply_many_finds_a_commit_failure_one_by_one)
 {
     struct pair p;
-    struct replica *c = fk_trio(&p);
     struct replica_cs ca, cc;
     struct replica_in in[2];
     struct apply_stats st[2];
     uint64_t cur = 0;
     uint32_t done = 99;
 
-    sql_ok(p.a, "INSERT INTO child VALUES ('C', NULL, 'X')");
+    pair_partner(&p);
+    sql_ok(p.a, "INSERT INTO partner VALUES ('p1', 'A', NULL, 1, 0)");
     ASSERT_EQ(replica_build(p.a, 0), 1);
     ASSERT_EQ(replica_outbox_get(p.a, "network", 0, &ca), 1);
     p.clock.ms += 10;
-    sql_ok(c, "UPDATE parent SET code = 'Y'");
-    ASSERT_EQ(replica_build(c, 0), 1);
-    ASSERT_EQ(replica_outbox_get(c, "network", 1, &cc), 1);
+    sql_ok(p.a, "UPDATE partner SET staff = 2");
+    ASSERT_EQ(replica_build(p.a, 0), 1);
+    ASSERT_EQ(replica_outbox_get(p.a, "network", 1, &cc), 1);
+    ASSERT_EQ(sqlite3_create_function(replica_db(p.b), "arm", 0, SQLITE_UTF8,
+                                      NULL, arm_fn, NULL, NULL),
+              SQLITE_OK);
+    sql_ok(p.b, "CREATE TRIGGER partner_arm AFTER UPDATE ON partner"
+                " BEGIN SELECT arm(); END");
+    commit_armed = 0;
+    sqlite3_commit_hook(replica_db(p.b), refuse_armed_commit, NULL);
 
     in[0] = (struct replica_in){&ca.hdr, ca.body, ca.body_len, 2};
     in[1] = (struct replica_in){&cc.hdr, cc.body, cc.body_len, 3};
     ASSERT(replica_apply_many(p.b, in, 2, st, &done) != 0);
     ASSERT_EQ(done, 1);
-    ASSERT(strstr(replica_errmsg(p.b), "FOREIGN KEY") != NULL);
-    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM child"), 1);
-    ASSERT_EQ(sql_int(p.b, "SELECT code = 'X' FROM parent"), 1);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM partner WHERE staff = 1"), 1);
     ASSERT_OK(replica_cursor_get(p.b, "network", &cur));
     ASSERT_U64_EQ(cur, 2);
+    sqlite3_commit_hook(replica_db(p.b), NULL, NULL);
     replica_cs_clear(&ca);
     replica_cs_clear(&cc);
-    replica_free(c);
     pair_free(&p);
 }
 
@@ -2563,6 +2666,8 @@ T_MAIN(T(track_refuses_table_without_key), T(track_refuses_rowid_alias),
        T(constraint_refusal_is_quarantined_not_lost),
        T(foreign_key_wait_with_real_and_blob_key_parts),
        T(foreign_key_wait_in_a_without_rowid_child),
+       T(fk_change_of_a_referenced_value_waits_while_rows_here_refer_to_it),
+       T(fk_change_of_a_two_column_referenced_value),
        T(guard_trigger_refuses_a_remote_update_into_quarantine),
        T(capture_is_exact_about_case_and_type), T(key_only_table),
        T(rollback_trigger_fails_the_apply_cleanly),
