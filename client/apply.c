@@ -627,8 +627,8 @@ value_is_text(const struct kz_value *v, const char *s)
  * replica; ${tname} names it).  Refused cells go to quarantine; only a
  * database failure is returned as an error.
  */
-static int fk_held(struct actx *a, const struct tracked *t,
-                   const struct kz_value *pk, uint32_t n_pk);
+static int fk_held(struct actx *a, struct tracked *t, const struct kz_value *pk,
+                   uint32_t n_pk);
 
 static int
 apply_row(struct actx *a, struct tracked *t, struct kz_str tname,
@@ -1031,10 +1031,13 @@ actx_init(struct actx *a, struct replica *r, const char *scope,
 }
 
 /* Notes which tracked tables declare a foreign key (t->has_fk): only their
- * rows need to be remembered in temp.kz_touched; and which are referred to
- * by a foreign key without an ON DELETE action (t->referenced): deleting
- * one of their rows is checked first (fk_held).  Looked up per apply, so
- * that a schema changed under an open replica is seen. */
+ * rows need to be remembered in temp.kz_touched; which are referred to by
+ * a foreign key whose ON DELETE action can leave rows here referring to
+ * nothing (t->referenced: none, RESTRICT, or CASCADE and SET DEFAULT, which
+ * reach further rows): deleting one of their rows is checked first
+ * (fk_held); and which columns other than the key a foreign key without an
+ * ON UPDATE action refers to (t->ref_mask, see write_row).  Looked up per
+ * apply, so that a schema changed under an open replica is seen. */
 static int
 fk_refresh(struct replica *r)
 {
@@ -1047,8 +1050,8 @@ fk_refresh(struct replica *r)
         r->tables[i].ref_mask = 0;
     }
     rc = sqlite3_prepare_v2(r->db,
-                            "SELECT m.name, f.\"table\", f.on_delete IN"
-                            " ('NO ACTION', 'RESTRICT'), f.\"to\","
+                            "SELECT m.name, f.\"table\", f.on_delete <>"
+                            " 'SET NULL', f.\"to\","
                             " f.on_update IN ('NO ACTION', 'RESTRICT')"
                             " FROM sqlite_master m,"
                             " pragma_foreign_key_list(m.name) f"
@@ -1166,17 +1169,72 @@ fk_held_stmt(struct replica *r, const struct tracked *t, sqlite3_stmt **out)
 }
 
 /*
- * Whether rows here still refer to the row of ${t} with key ${pk} (see
- * fk_held_stmt): 1 (its delete must wait, or the commit would fail on a
- * deferred key and stop every later apply), 0, or an error.  The statement
- * of the last table asked is kept in ${a}.
+ * Whether deleting the row of ${t} with key ${pk} would leave rows here
+ * referring to nothing, SQLite's own answer: the delete is tried under a
+ * savepoint and undone.  It sees what a query of the referring tables
+ * would not: deletes cascading onto rows that rows here refer to, SET
+ * DEFAULT, RESTRICT.  Only when no foreign key is pending already (else
+ * *${held} = -1, and fk_held asks the referring tables); else *${held} is
+ * 1 or 0.  Returns 0 or an error (the whole transaction gone when a
+ * trigger rolled it back).
  */
 static int
-fk_held(struct actx *a, const struct tracked *t, const struct kz_value *pk,
+fk_held_try(struct actx *a, struct tracked *t, const struct kz_value *pk,
+            uint32_t n_pk, int *held)
+{
+    struct replica *r = a->r;
+    sqlite3_stmt *st = NULL;
+    int cur = 0, hi = 0, rc, err;
+    uint32_t i;
+
+    *held = -1;
+    if (sqlite3_db_status(r->db, SQLITE_DBSTATUS_DEFERRED_FKS, &cur, &hi, 0) !=
+            SQLITE_OK ||
+        cur != 0)
+        return 0;
+    if ((err = write_stmt(r, t, 2, 0, &st)))
+        return err;
+    if ((err = replica__exec(r, "SAVEPOINT kz_try")))
+        return err;
+    for (i = 0; i < n_pk; i++)
+        bind_kz(st, (int)i + 1, &pk[i]);
+    rc = sqlite3_step(st);
+    *held = rc != SQLITE_DONE &&
+            strstr(sqlite3_errmsg(r->db), "FOREIGN KEY") != NULL;
+    sqlite3_reset(st);
+    if (sqlite3_get_autocommit(r->db)) {
+        snprintf(r->errmsg, sizeof(r->errmsg),
+                 "the whole apply was rolled back (a trigger's "
+                 "RAISE(ROLLBACK) on %.64s)",
+                 t->name);
+        return -KZ_EDB;
+    }
+    if (rc == SQLITE_DONE &&
+        sqlite3_db_status(r->db, SQLITE_DBSTATUS_DEFERRED_FKS, &cur, &hi, 0) ==
+            SQLITE_OK)
+        *held = cur != 0;
+    rc = sqlite3_exec(r->db, "ROLLBACK TO kz_try; RELEASE kz_try", NULL, NULL,
+                      NULL);
+    return rc == SQLITE_OK ? 0 : replica__dberr(r, rc, "foreign keys");
+}
+
+/*
+ * Whether rows here still refer to the row of ${t} with key ${pk}
+ * (fk_held_try, or when a key is pending already, fk_held_stmt): 1 (its
+ * delete must wait, or the commit would fail on a deferred key and stop
+ * every later apply), 0, or an error.  The statement of the last table
+ * asked is kept in ${a}.
+ */
+static int
+fk_held(struct actx *a, struct tracked *t, const struct kz_value *pk,
         uint32_t n_pk)
 {
     uint32_t i;
     int rc, held = 0;
+
+    if ((rc = fk_held_try(a, t, pk, n_pk, &held)) != 0 || held >= 0)
+        return rc != 0 ? rc : held;
+    held = 0;
 
     if (a->held_t != t) {
         sqlite3_finalize(a->held_st);

@@ -711,6 +711,45 @@ TEST(fk_change_of_a_two_column_referenced_value)
     pair_free(&p);
 }
 
+/* A remote delete that cascades onto a row that rows here still refer to
+ * waits in quarantine like a direct one, instead of failing the commit on
+ * the deferred key and stopping every later apply. */
+TEST(fk_delete_cascading_onto_a_row_rows_here_refer_to)
+{
+    static const char tables[] =
+        "CREATE TABLE grp(id TEXT PRIMARY KEY, name TEXT);"
+        "CREATE TABLE parent(id TEXT PRIMARY KEY, gid TEXT REFERENCES grp"
+        " ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED);"
+        "CREATE TABLE child(id TEXT PRIMARY KEY, pid TEXT REFERENCES parent"
+        " DEFERRABLE INITIALLY DEFERRED)";
+    static const char *const all[] = {"child", "grp", "parent", NULL};
+    struct pair p;
+
+    pair_synced(&p, tables, all,
+                "INSERT INTO grp VALUES ('G', 'g');"
+                "INSERT INTO parent VALUES ('P', 'G')");
+    sql_ok(p.b, "INSERT INTO child VALUES ('C', 'P')");
+    p.clock.ms += 10;
+    sql_ok(p.a, "DELETE FROM grp");
+    ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM parent"), 0);
+    a_to_b(&p);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM parent"), 1);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM grp"), 1);
+    ASSERT(sql_int(p.b, "SELECT count(*) FROM kz_quarantine WHERE reason"
+                        " LIKE 'FOREIGN KEY%still refer%'") > 0);
+    /* Later changesets apply; once the child is gone, both leave. */
+    p.clock.ms += 10;
+    sql_ok(p.a, "INSERT INTO grp VALUES ('H', 'h')");
+    a_to_b(&p);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM grp WHERE id = 'H'"), 1);
+    sql_ok(p.b, "DELETE FROM child");
+    ASSERT_OK(replica_retry_quarantine(p.b, NULL));
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM parent"), 0);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM grp"), 1);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine"), 0);
+    pair_free(&p);
+}
+
 /* One changeset deleting a parent before its child (key order), two rows
  * that refer to each other and a row that refers to itself: they all
  * leave together, and a row is never held by itself. */
@@ -2668,6 +2707,7 @@ T_MAIN(T(track_refuses_table_without_key), T(track_refuses_rowid_alias),
        T(foreign_key_wait_in_a_without_rowid_child),
        T(fk_change_of_a_referenced_value_waits_while_rows_here_refer_to_it),
        T(fk_change_of_a_two_column_referenced_value),
+       T(fk_delete_cascading_onto_a_row_rows_here_refer_to),
        T(guard_trigger_refuses_a_remote_update_into_quarantine),
        T(capture_is_exact_about_case_and_type), T(key_only_table),
        T(rollback_trigger_fails_the_apply_cleanly),
