@@ -306,12 +306,13 @@ static const struct rp_table training_tables[] = {
      ALL_LAST("SELECT site_code, year, trainings, teaching_units,"
               " participants, participant_units, interdisciplinary_pct,"
               " awareness_trainings, evaluation_mean FROM v_ind08_trainings"
-              " UNION ALL SELECT 'ALL', year, SUM(trainings),"
-              " SUM(teaching_units), SUM(participants),"
-              " SUM(participant_units), ROUND(SUM(interdisciplinary_pct"
-              " * trainings) / SUM(trainings), 1), SUM(awareness_trainings),"
-              " NULL FROM v_ind08_trainings GROUP BY year") "site_code, "
-                                                            "year",
+              /* The total from the trainings themselves: the sites'
+               * shares are rounded already. */
+              " UNION ALL SELECT 'ALL', year, COUNT(*), SUM(teaching_units),"
+              " SUM(participants_total), SUM(participants_total *"
+              " teaching_units), ROUND(AVG(is_interdisciplinary) * 100, 1),"
+              " SUM(training_kind = 'awareness_child_protection'), NULL"
+              " FROM v_training_held GROUP BY year") "site_code, year",
      "UE = Unterrichtseinheit zu 45 Minuten. Die mittlere Bewertung "
      "wird "
      "nicht über Standorte gemittelt.",
@@ -383,13 +384,23 @@ static const struct rp_table consultation_tables[] = {
      "IND-09",
      "Beratungen je Standort und Jahr",
      "Standort|Jahr|Beratungen|Stunden|außerhalb des eigenen Einzugsgebiets",
-     ALL_LAST("SELECT site_code, year, SUM(consultations) AS consultations,"
-              " ROUND(SUM(hours), 1) AS hours,"
-              " SUM(outside_catchment) AS outside_catchment"
-              " FROM v_ind09_consultations GROUP BY site_code, year"
-              " UNION ALL SELECT 'ALL', year, SUM(consultations),"
-              " ROUND(SUM(hours), 1), SUM(outside_catchment)"
-              " FROM v_ind09_consultations GROUP BY year") "site_code, year",
+     /* Hours from the minutes: the view's hours per kind are rounded
+      * already, and a sum of them can be off by a tenth or more. */
+     ALL_LAST(
+         "WITH m AS (SELECT s.code AS site_code, strftime('%Y',"
+         " c.consultation_date) AS year, SUM(c.duration_minutes) AS"
+         " minutes FROM consultation c JOIN site s ON s.id = c.site_id"
+         " CROSS JOIN v_as_of a WHERE c.consultation_date <= a.as_of"
+         " GROUP BY 1, 2), v AS (SELECT site_code, year,"
+         " SUM(consultations) AS consultations, SUM(outside_catchment)"
+         " AS outside_catchment FROM v_ind09_consultations GROUP BY"
+         " site_code, year) SELECT v.site_code, v.year,"
+         " v.consultations, ROUND(m.minutes / 60.0, 1) AS hours,"
+         " v.outside_catchment FROM v JOIN m USING (site_code, year)"
+         " UNION ALL SELECT 'ALL', v.year, SUM(v.consultations),"
+         " ROUND(SUM(m.minutes) / 60.0, 1), SUM(v.outside_catchment)"
+         " FROM v JOIN m USING (site_code, year) GROUP BY v.year") "site_code, "
+                                                                   "year",
      NULL,
      NULL,
      {{"Beratungen je Standort und Jahr", "site_code,year", "consultations",

@@ -441,6 +441,86 @@ TEST(csv_and_json_carry_the_same_figures)
     sqlite3_close(db);
 }
 
+/* Every row of ${table} in the JSON of ${root}: its ${column} against
+ * ${sql} (?1 the row's site_code, 'ALL' for the total; ?2 its year), run on
+ * ${db}; returns how many rows were compared. */
+static int
+rows_match_records(const cJSON *root, sqlite3 *db, const char *table,
+                   const char *column, const char *sql)
+{
+    const cJSON *sec, *tab, *row;
+    sqlite3_stmt *st = NULL;
+    int n = 0;
+
+    ASSERT_EQ(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    cJSON_ArrayForEach(sec, cJSON_GetObjectItem(root, "sections"))
+    {
+        cJSON_ArrayForEach(tab, cJSON_GetObjectItem(sec, "tables"))
+        {
+            if (strcmp(cJSON_GetObjectItem(tab, "id")->valuestring, table))
+                continue;
+            cJSON_ArrayForEach(row, cJSON_GetObjectItem(tab, "rows"))
+            {
+                const cJSON *site = cJSON_GetObjectItem(row, "site_code");
+                const cJSON *year = cJSON_GetObjectItem(row, "year");
+                const cJSON *v = cJSON_GetObjectItem(row, column);
+                double want;
+
+                ASSERT(cJSON_IsString(site) && cJSON_IsString(year));
+                ASSERT(cJSON_IsNumber(v));
+                sqlite3_reset(st);
+                sqlite3_bind_text(st, 1, site->valuestring, -1, SQLITE_STATIC);
+                sqlite3_bind_text(st, 2, year->valuestring, -1, SQLITE_STATIC);
+                ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+                want = sqlite3_column_double(st, 0);
+                if (v->valuedouble != want)
+                    T_FAIL_("%s/%s/%s/%s: %g, from the records %g", table,
+                            site->valuestring, year->valuestring, column,
+                            v->valuedouble, want);
+                n++;
+            }
+        }
+    }
+    sqlite3_finalize(st);
+    return n;
+}
+
+/* Shares and hours in total (and per site, from hours per kind) come from
+ * the records, not from figures rounded already: the sample's trainings
+ * give 57.1 % in 2026 (4 of 7), not 57.2 from the sites' 50, 50 and 66.7;
+ * three consultations of 45 minutes give 2.3 hours, not 2.4 from 0.8 per
+ * kind. */
+TEST(totals_come_from_the_records_not_from_rounded_figures)
+{
+    sqlite3 *db = open_sample();
+    char *json;
+    cJSON *root;
+
+    exec_ok(db, "UPDATE consultation SET duration_minutes = 45 WHERE site_id"
+                " = (SELECT id FROM site WHERE code = 'OL')");
+    json = render(db, REPORT_JSON);
+    root = cJSON_Parse(json);
+    ASSERT(root != NULL);
+    ASSERT_GT(rows_match_records(
+                  root, db, "trainings_by_site", "interdisciplinary_pct",
+                  "SELECT ROUND(AVG(is_interdisciplinary) * 100, 1) FROM"
+                  " v_training_held WHERE ?1 IN ('ALL', site_code) AND"
+                  " year = ?2"),
+              3);
+    ASSERT_GT(rows_match_records(
+                  root, db, "consultations_by_site", "hours",
+                  "SELECT ROUND(SUM(c.duration_minutes) / 60.0, 1) FROM"
+                  " consultation c JOIN site s ON s.id = c.site_id WHERE"
+                  " ?1 IN ('ALL', s.code) AND strftime('%Y',"
+                  " c.consultation_date) = ?2 AND c.consultation_date <="
+                  " (SELECT as_of FROM v_as_of)"),
+              3);
+    ASSERT_EQ(json_num(root, "consultations_by_site", "OL", "hours"), 2.3);
+    cJSON_Delete(root);
+    free(json);
+    sqlite3_close(db);
+}
+
 TEST(json_parses_with_cjson)
 {
     sqlite3 *db = open_sample();
@@ -528,5 +608,6 @@ TEST(errors_are_reported)
 
 T_MAIN(T(html_is_one_self_contained_page), T(html_escapes_data),
        T(no_personal_data_in_any_format), T(same_report_on_state_projection),
-       T(csv_and_json_carry_the_same_figures), T(json_parses_with_cjson),
-       T(csv_is_rfc4180), T(errors_are_reported))
+       T(csv_and_json_carry_the_same_figures),
+       T(totals_come_from_the_records_not_from_rounded_figures),
+       T(json_parses_with_cjson), T(csv_is_rfc4180), T(errors_are_reported))
