@@ -131,6 +131,24 @@ static const struct rp_table partner_tables[] = {
      "partners",
      {{"Alle Standorte: aktive Partner je Sektor", "sector", "partners", NULL,
        NULL, 0, 1}}},
+    {"partners_by_municipality",
+     "IND-01",
+     "Aktive Netzwerkpartner je Standort und Kommune",
+     "Standort|AGS|Kommune|Kinder- und Jugendhilfe|Gesundheitswesen|"
+     "Weitere Bereiche|Partner gesamt",
+     "SELECT site_code, municipality_ags AS ags, municipality_name AS"
+     " municipality,"
+     " SUM(CASE WHEN nzfh_sector = 'kjh' THEN partners ELSE 0 END) AS kjh,"
+     " SUM(CASE WHEN nzfh_sector = 'health' THEN partners ELSE 0 END) AS"
+     " health,"
+     " SUM(CASE WHEN nzfh_sector = 'other' THEN partners ELSE 0 END) AS"
+     " other,"
+     " SUM(partners) AS partners FROM v_ind01_partners_by_sector"
+     " GROUP BY site_code, municipality_ags, municipality_name"
+     " ORDER BY site_code, municipality_ags",
+     "Kommune: Sitz der Einrichtung (ohne Angabe: leer).",
+     NULL,
+     {NO_CHART}},
     {"networks_kkg",
      "IND-02/03",
      "Netzwerke: Abdeckung der 18 Kategorien nach § 3 Abs. 2 KKG und "
@@ -258,6 +276,26 @@ static const struct rp_table meeting_tables[] = {
        NULL, NULL, 0, 0},
       {"Teilnehmende an Netzwerktreffen je Standort und Jahr", "site_code,year",
        "participants", NULL, NULL, 0, 0}}},
+    {"meetings_by_type",
+     "IND-07b",
+     "Treffen und Teilnehmende je Jahr nach Art des Treffens",
+     "Standort|Jahr|Art|Treffen|Teilnehmende",
+     ALL_LAST("SELECT site_code, year, " LBL(
+         "event_type",
+         "event_type") " AS event_type, meetings, participants"
+                       " FROM v_ind07b_meetings_total"
+                       " UNION ALL SELECT 'ALL', year, " LBL(
+                           "event_type",
+                           "event_type") ", SUM(meetings),"
+                                         " SUM(participants)"
+                                         " FROM "
+                                         "v_ind07b_meetings_total"
+                                         " GROUP BY year,"
+                                         " event_type") "site_code, year, "
+                                                        "event_type",
+     "Gezählt werden Treffen bis zum Stichtag.",
+     NULL,
+     {NO_CHART}},
     {"meetings_by_network",
      "IND-06",
      "Treffen je Netzwerk und Jahr gegen den Zielwert",
@@ -462,6 +500,24 @@ static const struct rp_table review_tables[] = {
      NULL,
      {{"Befunde je Kategorie nach Wirkung", "category", "supportive,hindering",
        NULL, "#70ad47,#c0392b", 1, 1}}},
+    {"findings_by_site",
+     "IND-10b",
+     "Befunde je Standort und Jahr nach Kategorie und Wirkung",
+     "Standort|Jahr|Kategorie|förderlich|hinderlich|Befunde gesamt",
+     "SELECT site_code, review_year, " LBL(
+         "finding_category",
+         "category") " AS category,"
+                     " SUM(CASE WHEN polarity = 'supportive' THEN findings"
+                     " ELSE 0 END) AS supportive,"
+                     " SUM(CASE WHEN polarity = 'hindering' THEN findings"
+                     " ELSE 0 END) AS hindering, SUM(findings) AS findings"
+                     " FROM v_ind10b_findings"
+                     " GROUP BY site_code, review_year, category"
+                     " ORDER BY site_code, review_year, category",
+     "Nur freigegebene Fallanalysen; keine Aufgliederung unter Standort × "
+     "Jahr (DP-03).",
+     NULL,
+     {NO_CHART}},
     {"reviews_by_risk_type",
      "IND-10c",
      "Fallanalysen nach Gefährdungsart (landesweit je Jahr)",
@@ -534,6 +590,19 @@ static const struct rp_table review_tables[] = {
                    " ORDER BY source, title_de",
      "Empfehlungstexte sind Paraphrasen, solange sie nicht gegen die Quelle "
      "geprüft sind.",
+     NULL,
+     {NO_CHART}},
+    {"recommendations_by_site",
+     "IND-12",
+     "Umsetzung externer Empfehlungen je Standort",
+     "Standort|Quelle|Empfehlung|Maßnahmen|umgesetzt",
+     "SELECT site_code, " LBL("recommendation_source",
+                              "source") " AS source, title_de, measures,"
+                                        " implemented"
+                                        " FROM v_ind12_recommendations"
+                                        " ORDER BY site_code, source,"
+                                        " title_de",
+     "Auch Empfehlungen ohne Maßnahme (0) sind aufgeführt.",
      NULL,
      {NO_CHART}},
 };

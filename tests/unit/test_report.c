@@ -521,6 +521,92 @@ TEST(totals_come_from_the_records_not_from_rounded_figures)
     sqlite3_close(db);
 }
 
+/* The sum of ${column} over the rows of ${table} for ${site} whose ${key}
+ * (a string) is ${val}; every row of the site when ${key} is NULL. */
+static double
+json_sum(const cJSON *root, const char *table, const char *site,
+         const char *key, const char *val, const char *column)
+{
+    const cJSON *sec, *tab, *row;
+    double sum = 0;
+    int found = 0;
+
+    cJSON_ArrayForEach(sec, cJSON_GetObjectItem(root, "sections"))
+    {
+        cJSON_ArrayForEach(tab, cJSON_GetObjectItem(sec, "tables"))
+        {
+            if (strcmp(cJSON_GetObjectItem(tab, "id")->valuestring, table))
+                continue;
+            cJSON_ArrayForEach(row, cJSON_GetObjectItem(tab, "rows"))
+            {
+                const cJSON *s = cJSON_GetObjectItem(row, "site_code");
+                const cJSON *k = key ? cJSON_GetObjectItem(row, key) : NULL;
+                const cJSON *v = cJSON_GetObjectItem(row, column);
+                if (!cJSON_IsString(s) || strcmp(s->valuestring, site) != 0)
+                    continue;
+                if (key && (!cJSON_IsString(k) || strcmp(k->valuestring, val)))
+                    continue;
+                ASSERT(cJSON_IsNumber(v));
+                sum += v->valuedouble;
+                found++;
+            }
+        }
+    }
+    if (!found)
+        T_FAIL_("JSON has no row %s/%s/%s", table, site, val ? val : "");
+    return sum;
+}
+
+/* The breakdowns domain.md names, on the sample: partners per
+ * municipality, meetings per event type, findings per site and year,
+ * recommendations per site (with those without a measure). */
+TEST(breakdowns_by_municipality_type_year_and_site)
+{
+    sqlite3 *db = open_sample();
+    char *json = render(db, REPORT_JSON);
+    cJSON *root = cJSON_Parse(json);
+
+    ASSERT(root != NULL);
+    ASSERT_EQ(json_sum(root, "partners_by_municipality", "HAN", "ags",
+                       "03241001", "kjh"),
+              3);
+    ASSERT_EQ(json_sum(root, "partners_by_municipality", "HAN", "ags",
+                       "03241001", "partners"),
+              8);
+    ASSERT_EQ(json_sum(root, "partners_by_municipality", "HAN", NULL, NULL,
+                       "partners"),
+              json_num(root, "partners_by_site", "HAN", "partners"));
+    ASSERT_EQ(json_sum(root, "meetings_by_type", "HAN", "event_type",
+                       "Treffen Sozialraumbündnis", "meetings"),
+              2);
+    ASSERT_EQ(json_sum(root, "meetings_by_type", "HAN", "event_type",
+                       "Treffen Sozialraumbündnis", "participants"),
+              74);
+    ASSERT_EQ(
+        json_sum(root, "meetings_by_type", "ALL", NULL, NULL, "participants"),
+        json_sum(root, "meetings_by_site", "ALL", NULL, NULL, "participants"));
+    ASSERT_EQ(
+        json_sum(root, "findings_by_site", "HAN", NULL, NULL, "findings") +
+            json_sum(root, "findings_by_site", "OL", NULL, NULL, "findings"),
+        json_sum(root, "findings", "ALL", NULL, NULL, "findings"));
+    ASSERT_EQ(json_sum(root, "recommendations_by_site", "HAN", NULL, NULL,
+                       "measures"),
+              5);
+    ASSERT_EQ(json_sum(root, "recommendations_by_site", "HAN", NULL, NULL,
+                       "implemented"),
+              1);
+    ASSERT_EQ(json_sum(root, "recommendations_by_site", "LG", NULL, NULL,
+                       "measures") +
+                  json_sum(root, "recommendations_by_site", "OL", NULL, NULL,
+                           "measures") +
+                  json_sum(root, "recommendations_by_site", "HAN", NULL, NULL,
+                           "measures"),
+              json_sum(root, "recommendations", "ALL", NULL, NULL, "measures"));
+    cJSON_Delete(root);
+    free(json);
+    sqlite3_close(db);
+}
+
 TEST(json_parses_with_cjson)
 {
     sqlite3 *db = open_sample();
@@ -610,4 +696,5 @@ T_MAIN(T(html_is_one_self_contained_page), T(html_escapes_data),
        T(no_personal_data_in_any_format), T(same_report_on_state_projection),
        T(csv_and_json_carry_the_same_figures),
        T(totals_come_from_the_records_not_from_rounded_figures),
+       T(breakdowns_by_municipality_type_year_and_site),
        T(json_parses_with_cjson), T(csv_is_rfc4180), T(errors_are_reported))
