@@ -843,9 +843,11 @@ fold_keys(struct folder *f, const struct foldhlc *fh, sqlite3_stmt *st,
             sqlite3_value_free(key);
             break;
         }
-        if (touched == 0) {
+        if (touched == 0 && (b == NULL || dirty == 0)) {
             /* Only updates that changed nothing (a mask of 0, track.c):
-             * the row is as it was, nothing to write or pack. */
+             * the row is as it was, nothing to write or pack.  A row
+             * left dirty (by an apply's fold, or held back by a step
+             * because of a write since) is packed now all the same. */
             sqlite3_value_free(key);
             continue;
         }

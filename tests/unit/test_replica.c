@@ -1970,6 +1970,57 @@ TEST(capture_is_exact_about_case_and_type)
     pair_free(&p);
 }
 
+/* An update changing nothing between two steps of a build puts its key on
+ * the list of keys written since the round began, so that step leaves
+ * the key's real edit unpacked; the next build packs it although its own
+ * log row for the key has a mask of 0, even while writes go on. */
+TEST(noop_update_between_steps_does_not_hold_back_an_edit)
+{
+    struct pair p;
+    int more = 0, steps = 0;
+
+    pair_partner(&p);
+    sql_ok(p.a, "INSERT INTO partner VALUES ('k', 'K', NULL, 1, 0)");
+    a_to_b(&p);
+    p.clock.ms += 10;
+    sql_ok(p.a, "INSERT INTO partner VALUES ('a', 'A', NULL, 1, 0);"
+                "UPDATE partner SET staff = 5 WHERE id = 'k'");
+    ASSERT(replica_build_step(p.a, 0, 1, &more) >= 0); /* 'a' */
+    sql_ok(p.a, "UPDATE partner SET staff = staff WHERE id = 'k'");
+    do {
+        ASSERT(replica_build_step(p.a, 0, 1, &more) >= 0);
+    } while (more);
+    /* The next build, with a key written between its steps. */
+    sql_ok(p.a, "INSERT INTO partner VALUES ('b', 'B', NULL, 1, 0)");
+    do {
+        ASSERT(replica_build_step(p.a, 0, 1, &more) >= 0);
+        if (steps++ == 0)
+            sql_ok(p.a, "INSERT INTO partner VALUES ('c', 'C', NULL, 1, 0)");
+    } while (more && steps < 100);
+    ship(p.a, p.b, "network");
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM partner WHERE id = 'b'"), 1);
+    ASSERT_EQ(sql_int(p.a, "SELECT dirty FROM kz_clock WHERE pk = 'k'"), 0);
+    ASSERT_EQ(sql_int(p.b, "SELECT staff FROM partner WHERE id = 'k'"), 5);
+    pair_free(&p);
+}
+
+/* A row whose key cannot be kept (here a NULL part, written before the
+ * table was tracked) may still be updated in ways that change nothing:
+ * an UPDATE of many rows must not fail on it. */
+TEST(noop_update_of_a_row_whose_key_cannot_be_kept)
+{
+    struct pair p;
+
+    pair_new(&p, "CREATE TABLE nk(a TEXT, b TEXT, v INTEGER,"
+                 " PRIMARY KEY (a, b));"
+                 "INSERT INTO nk VALUES ('x', NULL, 1), ('y', 'y', 1)");
+    ASSERT_OK(replica_track(p.a, "nk", &NET));
+    sql_ok(p.a, "UPDATE nk SET v = 1");
+    ASSERT(sqlite3_exec(replica_db(p.a), "UPDATE nk SET v = 2", NULL, NULL,
+                        NULL) != SQLITE_OK);
+    pair_free(&p);
+}
+
 /* A table whose every column is in its key: only key changes exist, and
  * setting a key to itself logs nothing. */
 TEST(key_only_table)
@@ -2710,6 +2761,8 @@ T_MAIN(T(track_refuses_table_without_key), T(track_refuses_rowid_alias),
        T(fk_delete_cascading_onto_a_row_rows_here_refer_to),
        T(guard_trigger_refuses_a_remote_update_into_quarantine),
        T(capture_is_exact_about_case_and_type), T(key_only_table),
+       T(noop_update_between_steps_does_not_hold_back_an_edit),
+       T(noop_update_of_a_row_whose_key_cannot_be_kept),
        T(rollback_trigger_fails_the_apply_cleanly),
        T(capture_sees_type_changes_in_strict_any), T(negative_zero_is_zero),
        T(update_of_an_uncaptured_row_sends_it_whole),
