@@ -50,8 +50,8 @@
  * drops what it logged, replica__set_applying); 5 = a single-column key read
  * once (coalesce instead of CASE) and the update's mask summed from iif()s
  * (the same values, faster); 6 = the update's columns compared only for the
- * mask, not also in its WHEN clause (an update changing nothing logs a
- * mask of 0).
+ * mask, not also in its WHEN clause unless the key cannot be kept (an
+ * update changing nothing logs a mask of 0).
  */
 #define REPLICA_TRIGGERS 6
 
