@@ -74,8 +74,6 @@ struct actx {
     uint32_t fk_refused; /* writes an immediate foreign key refused */
     const struct tracked *held_t; /* fk_held's statement is for this table */
     sqlite3_stmt *held_st;
-    const struct tracked *ref_t; /* ref_old and ref_chk are for this table */
-    sqlite3_stmt *ref_old, *ref_chk; /* see write_row */
 };
 
 /* A delete in a table foreign keys refer to, put off to the end of its
@@ -322,8 +320,8 @@ write_stmt(struct replica *r, struct tracked *t, int op, uint64_t mask,
  * Returns 0, or 1 when a local constraint refused the row (message in
  * r->errmsg), or < 0. */
 static int
-write_cells(struct replica *r, struct tracked *t, const struct kz_value *pk,
-            int was_alive, int alive, const struct icell *const *win)
+write_row(struct replica *r, struct tracked *t, const struct kz_value *pk,
+          int was_alive, int alive, const struct icell *const *win)
 {
     sqlite3_stmt *st = NULL;
     uint64_t mask = 0;
@@ -391,202 +389,6 @@ write_cells(struct replica *r, struct tracked *t, const struct kz_value *pk,
     }
     sqlite3_reset(st);
     return 0;
-}
-
-/* Appends one foreign key's EXISTS to ${chk} (see ref_stmts) when one is
- * collected in *${outer} and *${inner} (for table ${child}), and starts
- * them anew.  Returns 0 or -KZ_ENOMEM. */
-static int
-ref_flush(sqlite3 *db, sqlite3_str *chk, const char *child, const char *parent,
-          sqlite3_str **outer, sqlite3_str **inner)
-{
-    char *o = sqlite3_str_finish(*outer), *i = sqlite3_str_finish(*inner);
-    int err = o == NULL || i == NULL ? -KZ_ENOMEM : 0;
-
-    if (err == 0 && *child != '\0')
-        sqlite3_str_appendf(chk,
-                            " OR EXISTS (SELECT 1 FROM \"%w\" c WHERE %s AND"
-                            " NOT EXISTS (SELECT 1 FROM \"%w\" p WHERE %s))",
-                            child, o, parent, i);
-    sqlite3_free(o);
-    sqlite3_free(i);
-    *outer = sqlite3_str_new(db);
-    *inner = sqlite3_str_new(db);
-    sqlite3_str_appendall(*outer, "1");
-    sqlite3_str_appendall(*inner, "1");
-    return err;
-}
-
-/*
- * The statements guarding an update of ${t}'s referenced columns (see
- * write_row): a->ref_old reads the row's columns before it (?1… its key);
- * a->ref_chk tells whether rows here still refer to the values it replaced
- * (?k: the old value of column k; ?(n_cols + 1 + i): key column i), one
- * EXISTS per foreign key without an ON UPDATE action naming columns of
- * ${t}: child rows equal to the old values under the parent's collation,
- * as SQLite's check compares, that no row of ${t} matches now.
- */
-static int
-ref_stmts(struct actx *a, const struct tracked *t)
-{
-    struct replica *r = a->r;
-    sqlite3_str *old, *chk, *outer, *inner;
-    sqlite3_stmt *fk = NULL;
-    char *so = NULL, *sc = NULL, last_child[256] = "";
-    int rc, last_id = -1, err = 0;
-    uint32_t i, k;
-
-    if (a->ref_t == t)
-        return 0;
-    sqlite3_finalize(a->ref_old);
-    sqlite3_finalize(a->ref_chk);
-    a->ref_old = a->ref_chk = NULL;
-    a->ref_t = NULL;
-    old = sqlite3_str_new(r->db);
-    chk = sqlite3_str_new(r->db);
-    outer = sqlite3_str_new(r->db);
-    inner = sqlite3_str_new(r->db);
-    sqlite3_str_appendall(old, "SELECT NULL");
-    for (k = 0; k < t->n_cols; k++)
-        sqlite3_str_appendf(old, ", \"%w\"", t->cols[k]);
-    sqlite3_str_appendf(old, " FROM \"%w\" WHERE ", t->name);
-    for (i = 0; i < t->n_pk; i++)
-        sqlite3_str_appendf(old, "%s\"%w\" = ?%u", i ? " AND " : "", t->pk[i],
-                            i + 1);
-    sqlite3_str_appendall(chk, "SELECT 0");
-    sqlite3_str_appendall(outer, "1");
-    sqlite3_str_appendall(inner, "1");
-    rc = sqlite3_prepare_v2(r->db,
-                            "SELECT m.name, f.id, f.\"from\", f.\"to\""
-                            " FROM sqlite_master m,"
-                            " pragma_foreign_key_list(m.name) f"
-                            " WHERE m.type = 'table' AND f.\"table\" = ?"
-                            " COLLATE NOCASE AND f.on_update IN"
-                            " ('NO ACTION', 'RESTRICT') AND f.\"to\" IS NOT"
-                            " NULL ORDER BY m.name, f.id, f.seq",
-                            -1, &fk, NULL);
-    if (rc != SQLITE_OK)
-        err = replica__dberr(r, rc, "foreign keys");
-    if (err == 0)
-        sqlite3_bind_text(fk, 1, t->name, -1, SQLITE_STATIC);
-    while (err == 0 && (rc = sqlite3_step(fk)) == SQLITE_ROW) {
-        const char *child = (const char *)sqlite3_column_text(fk, 0);
-        int id = sqlite3_column_int(fk, 1);
-        const char *from = (const char *)sqlite3_column_text(fk, 2);
-        const char *to = (const char *)sqlite3_column_text(fk, 3);
-        const char *coll = NULL;
-        uint32_t param = 0;
-
-        if (child == NULL || from == NULL || to == NULL)
-            continue;
-        for (k = 0; k < t->n_cols && !param; k++)
-            if (sqlite3_stricmp(t->cols[k], to) == 0)
-                param = k + 1;
-        for (i = 0; i < t->n_pk && !param; i++)
-            if (sqlite3_stricmp(t->pk[i], to) == 0)
-                param = t->n_cols + 1 + i;
-        if (param == 0 ||
-            sqlite3_table_column_metadata(r->db, "main", t->name, to, NULL,
-                                          &coll, NULL, NULL, NULL) != SQLITE_OK)
-            coll = "BINARY";
-        if (id != last_id || strcmp(child, last_child) != 0) {
-            if (err == 0)
-                err =
-                    ref_flush(r->db, chk, last_child, t->name, &outer, &inner);
-            snprintf(last_child, sizeof(last_child), "%s", child);
-            last_id = id;
-        }
-        sqlite3_str_appendf(inner, " AND p.\"%w\" = c.\"%w\"", to, from);
-        /* The old value, matched as the parent's key matched it. */
-        if (param)
-            sqlite3_str_appendf(outer, " AND c.\"%w\" = ?%u COLLATE \"%w\"",
-                                from, param, coll);
-    }
-    if (err == 0 && rc != SQLITE_DONE)
-        err = replica__dberr(r, rc, "foreign keys");
-    sqlite3_finalize(fk);
-    if (err == 0)
-        err = ref_flush(r->db, chk, last_child, t->name, &outer, &inner);
-    sqlite3_free(sqlite3_str_finish(outer));
-    sqlite3_free(sqlite3_str_finish(inner));
-    so = sqlite3_str_finish(old);
-    sc = sqlite3_str_finish(chk);
-    if (err == 0 && (so == NULL || sc == NULL))
-        err = -KZ_ENOMEM;
-    if (err == 0 &&
-        ((rc = sqlite3_prepare_v2(r->db, so, -1, &a->ref_old, NULL)) !=
-             SQLITE_OK ||
-         (rc = sqlite3_prepare_v2(r->db, sc, -1, &a->ref_chk, NULL)) !=
-             SQLITE_OK))
-        err = replica__dberr(r, rc, "foreign keys");
-    sqlite3_free(so);
-    sqlite3_free(sc);
-    if (err == 0)
-        a->ref_t = t;
-    return err;
-}
-
-/*
- * Writes the winning cells (write_cells).  An update of a column that a
- * foreign key without an ON UPDATE action refers to (t->ref_mask) runs
- * under a savepoint and is undone and refused (1, into quarantine, retried
- * after every apply) when rows here still refer to a value it replaced:
- * under a deferred key the COMMIT would fail, and with it every later
- * apply.  A local write gets the same refusal from SQLite.
- */
-static int
-write_row(struct actx *a, struct tracked *t, const struct kz_value *pk,
-          int was_alive, int alive, const struct icell *const *win)
-{
-    struct replica *r = a->r;
-    uint64_t mask = 0;
-    uint32_t i, k;
-    int rc, err;
-
-    for (k = 1; k <= t->n_cols; k++) {
-        if (win[k])
-            mask |= UINT64_C(1) << k;
-    }
-    if (!was_alive || !alive || !(mask & t->ref_mask))
-        return write_cells(r, t, pk, was_alive, alive, win);
-    if ((err = ref_stmts(a, t)))
-        return err;
-    sqlite3_reset(a->ref_old);
-    sqlite3_clear_bindings(a->ref_chk);
-    for (i = 0; i < t->n_pk; i++) {
-        bind_kz(a->ref_old, (int)i + 1, &pk[i]);
-        bind_kz(a->ref_chk, (int)(t->n_cols + 1 + i), &pk[i]);
-    }
-    rc = sqlite3_step(a->ref_old);
-    for (k = 1; rc == SQLITE_ROW && k <= t->n_cols; k++)
-        sqlite3_bind_value(a->ref_chk, (int)k,
-                           sqlite3_column_value(a->ref_old, (int)k));
-    sqlite3_reset(a->ref_old);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return replica__dberr(r, rc, "foreign keys");
-    if ((err = replica__exec(r, "SAVEPOINT kz_ref")))
-        return err;
-    err = write_cells(r, t, pk, was_alive, alive, win);
-    if (sqlite3_get_autocommit(r->db))
-        return err < 0 ? err : -KZ_EDB; /* the whole transaction is gone */
-    if (err == 0 && rc == SQLITE_ROW) {
-        sqlite3_reset(a->ref_chk);
-        rc = sqlite3_step(a->ref_chk);
-        if (rc != SQLITE_ROW)
-            err = replica__dberr(r, rc, "foreign keys");
-        else if (sqlite3_column_int(a->ref_chk, 0) != 0) {
-            snprintf(r->errmsg, sizeof(r->errmsg),
-                     "FOREIGN KEY constraint failed: rows here still refer"
-                     " to the value it replaces");
-            err = 1;
-        }
-        sqlite3_reset(a->ref_chk);
-    }
-    if (err != 0 && (rc = sqlite3_exec(r->db, "ROLLBACK TO kz_ref", NULL, NULL,
-                                       NULL)) != SQLITE_OK)
-        return replica__dberr(r, rc, "foreign keys");
-    rc = sqlite3_exec(r->db, "RELEASE kz_ref", NULL, NULL, NULL);
-    return rc == SQLITE_OK ? err : replica__dberr(r, rc, "foreign keys");
 }
 
 static int
@@ -913,7 +715,7 @@ apply_row(struct actx *a, struct tracked *t, struct kz_str tname,
             win[k] = NULL;
         }
     }
-    rc = write_row(a, t, pk, alive, new_alive, win);
+    rc = write_row(r, t, pk, alive, new_alive, win);
     if (rc < 0) {
         err = rc;
         goto out;
@@ -1035,9 +837,8 @@ actx_init(struct actx *a, struct replica *r, const char *scope,
  * a foreign key whose ON DELETE action can leave rows here referring to
  * nothing (t->referenced: none, RESTRICT, or CASCADE and SET DEFAULT, which
  * reach further rows): deleting one of their rows is checked first
- * (fk_held); and which columns other than the key a foreign key without an
- * ON UPDATE action refers to (t->ref_mask, see write_row).  Looked up per
- * apply, so that a schema changed under an open replica is seen. */
+ * (fk_held).  Looked up per apply, so that a schema changed under an open
+ * replica is seen. */
 static int
 fk_refresh(struct replica *r)
 {
@@ -1045,15 +846,11 @@ fk_refresh(struct replica *r)
     uint32_t i;
     int rc;
 
-    for (i = 0; i < r->n_tables; i++) {
+    for (i = 0; i < r->n_tables; i++)
         r->tables[i].has_fk = r->tables[i].referenced = 0;
-        r->tables[i].ref_mask = 0;
-    }
     rc = sqlite3_prepare_v2(r->db,
                             "SELECT m.name, f.\"table\", f.on_delete <>"
-                            " 'SET NULL', f.\"to\","
-                            " f.on_update IN ('NO ACTION', 'RESTRICT')"
-                            " FROM sqlite_master m,"
+                            " 'SET NULL' FROM sqlite_master m,"
                             " pragma_foreign_key_list(m.name) f"
                             " WHERE m.type = 'table'",
                             -1, &st, NULL);
@@ -1063,21 +860,12 @@ fk_refresh(struct replica *r)
         const char *child = (const char *)sqlite3_column_text(st, 0);
         const char *parent = (const char *)sqlite3_column_text(st, 1);
         int restrict_ = sqlite3_column_int(st, 2);
-        const char *to = (const char *)sqlite3_column_text(st, 3);
-        int upd_restrict = sqlite3_column_int(st, 4);
-        uint32_t k;
         for (i = 0; i < r->n_tables; i++) {
             struct tracked *t = &r->tables[i];
             if (child && sqlite3_stricmp(t->name, child) == 0)
                 t->has_fk = 1;
-            if (parent == NULL || sqlite3_stricmp(t->name, parent) != 0)
-                continue;
-            if (restrict_)
+            if (restrict_ && parent && sqlite3_stricmp(t->name, parent) == 0)
                 t->referenced = 1;
-            /* No "to": the parent's key, which an update never changes. */
-            for (k = 0; upd_restrict && to && k < t->n_cols; k++)
-                if (sqlite3_stricmp(t->cols[k], to) == 0)
-                    t->ref_mask |= UINT64_C(1) << (k + 1);
         }
     }
     sqlite3_finalize(st);
@@ -1265,11 +1053,9 @@ actx_fini(struct actx *a)
     sqlite3_finalize(a->conf);
     sqlite3_finalize(a->touch);
     sqlite3_finalize(a->held_st);
-    sqlite3_finalize(a->ref_old);
-    sqlite3_finalize(a->ref_chk);
     a->get_clock = a->put_clock = a->quar = a->conf = a->touch = NULL;
-    a->held_st = a->ref_old = a->ref_chk = NULL;
-    a->held_t = a->ref_t = NULL;
+    a->held_st = NULL;
+    a->held_t = NULL;
     a->held_t = NULL;
 }
 

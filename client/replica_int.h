@@ -45,11 +45,9 @@ struct tracked {
     uint32_t wc_next;     /* next wc slot to reuse */
     sqlite3_stmt *key_st; /* cached: SELECT json_array(?, …) (apply.c); owned */
     int has_fk;           /* declares a foreign key (checked per apply) */
-    int referenced;       /* a foreign key without an ON DELETE action
-                             refers to it (checked per apply) */
-    uint64_t ref_mask;    /* columns other than the key that a foreign key
-                             without an ON UPDATE action refers to (bit k:
-                             column k; checked per apply) */
+    int referenced;       /* a foreign key whose ON DELETE action can leave
+                             rows referring to nothing refers to it
+                             (checked per apply) */
     int capture_paused;   /* capture triggers dropped for this apply */
 };
 
