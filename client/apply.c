@@ -940,7 +940,7 @@ fk_held_stmt(struct replica *r, const struct tracked *t, sqlite3_stmt **out)
             any = 1;
         }
         /* The parent's collation, as SQLite's own check uses. */
-        sqlite3_str_appendf(sql, " AND p.\"%w\" = c.\"%w\"", to, from);
+        sqlite3_str_appendf(sql, " AND p.\"%w\" = +c.\"%w\"", to, from);
     }
     sqlite3_finalize(fk);
     if (rc != SQLITE_DONE) {
@@ -1342,7 +1342,9 @@ fk_row_sql(struct replica *r, const struct tracked *t, int fkid, int *err)
     rc = sqlite3_prepare_v2(
         r->db,
         "SELECT f.\"table\", f.\"from\", coalesce(f.\"to\", (SELECT name FROM"
-        " pragma_table_info(f.\"table\") WHERE pk = f.seq + 1)) FROM"
+        " pragma_table_info(f.\"table\") WHERE pk = f.seq + 1)),"
+        " EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name"
+        " = f.\"table\" COLLATE NOCASE) FROM"
         " pragma_foreign_key_list(?1) f WHERE f.id = ?2 ORDER BY f.seq",
         -1, &fk, NULL);
     if (rc != SQLITE_OK) {
@@ -1355,16 +1357,24 @@ fk_row_sql(struct replica *r, const struct tracked *t, int fkid, int *err)
         const char *pt = (const char *)sqlite3_column_text(fk, 0);
         const char *from = (const char *)sqlite3_column_text(fk, 1);
         const char *to = (const char *)sqlite3_column_text(fk, 2);
-        if (pt == NULL || from == NULL || to == NULL) {
+        int parent_exists = sqlite3_column_int(fk, 3);
+        if (pt == NULL || from == NULL || (parent_exists && to == NULL)) {
             rc = SQLITE_CORRUPT; /* a key this SQLite could not check */
             break;
         }
+        /* No parent table: every row referring to something refers to
+         * nothing, as SQLite's check sees it. */
         if (n++ == 0)
             sqlite3_str_appendf(sql,
-                                "NOT EXISTS (SELECT 1 FROM \"%w\" p"
-                                " WHERE 1",
+                                parent_exists ? "NOT EXISTS (SELECT 1 FROM"
+                                                " \"%w\" p WHERE 1"
+                                              : "(1",
                                 pt);
-        sqlite3_str_appendf(sql, " AND p.\"%w\" = c.\"%w\"", to, from);
+        /* +c.from: the child value takes the parent column's affinity and
+         * collation, as in SQLite's check ('01' is not 1 for a TEXT
+         * parent). */
+        if (parent_exists)
+            sqlite3_str_appendf(sql, " AND p.\"%w\" = +c.\"%w\"", to, from);
     }
     sqlite3_finalize(fk);
     if (rc != SQLITE_DONE || n == 0) {
@@ -1423,9 +1433,11 @@ fk_delete_row(struct replica *r, const struct tracked *t, sqlite3_stmt *q,
     sqlite3_str_appendf(sql, "DELETE FROM \"%w\" WHERE ", t->name);
     if (rowid >= 0)
         sqlite3_str_appendall(sql, "rowid = ?1");
+    /* The row's own stored key values, compared exactly: the column's
+     * collation (NOCASE, say) could match other rows as well. */
     for (i = 0; rowid < 0 && i < t->n_pk; i++)
-        sqlite3_str_appendf(sql, "%s\"%w\" = ?%u", i ? " AND " : "", t->pk[i],
-                            i + 1);
+        sqlite3_str_appendf(sql, "%s\"%w\" = ?%u COLLATE BINARY",
+                            i ? " AND " : "", t->pk[i], i + 1);
     if ((text = sqlite3_str_finish(sql)) == NULL)
         return -KZ_ENOMEM;
     rc = sqlite3_prepare_v2(r->db, text, -1, &d, NULL);
@@ -1509,8 +1521,12 @@ quarantine_fk_violations(struct actx *a)
 
     for (round = 0; round < 16; round++) {
         sqlite3_stmt *chk = NULL;
-        const struct tracked *last_t = NULL;
-        int moved = 0, rc, last_fk = -1;
+        struct {
+            const struct tracked *t;
+            int fk;
+        } done[64];
+        uint32_t n_done = 0, d;
+        int moved = 0, rc;
 
         rc = sqlite3_prepare_v2(r->db, "PRAGMA foreign_key_check", -1, &chk,
                                 NULL);
@@ -1527,12 +1543,19 @@ quarantine_fk_violations(struct actx *a)
 
             if (t == NULL)
                 continue;
-            /* WITHOUT ROWID: all of a key's orphans at once (SQLite's
-             * check lists them one foreign key after another). */
-            if (no_rowid && t == last_t && fkid == last_fk)
-                continue;
-            last_t = t;
-            last_fk = fkid;
+            /* WITHOUT ROWID: all of a key's orphans at once, each (table,
+             * key) once a round (SQLite's check lists them row by row). */
+            if (no_rowid) {
+                for (d = 0; d < n_done; d++)
+                    if (done[d].t == t && done[d].fk == fkid)
+                        break;
+                if (d < n_done)
+                    continue;
+                if (n_done < KZ_ARRAY_SIZE(done)) {
+                    done[n_done].t = t;
+                    done[n_done++].fk = fkid;
+                }
+            }
             if ((sql = fk_row_sql(r, t, no_rowid ? fkid : -1, &err)) == NULL)
                 break;
             rc = sqlite3_prepare_v2(r->db, sql, -1, &q, NULL);

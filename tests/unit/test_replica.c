@@ -1859,6 +1859,94 @@ TEST(foreign_key_wait_in_a_without_rowid_child)
     pair_free(&p);
 }
 
+/* Tables kid and parent at a, b and an admin c, all tracked; c runs
+ * ${c_sql} and ships it to a. */
+static struct replica *
+kid_trio(struct pair *p, const char *tables, const char *c_sql)
+{
+    static const char *const names[] = {"kid", "parent", NULL};
+    const char *const *n;
+    struct replica *c;
+
+    pair_new(p, tables);
+    c = replica_test_new(p->dir, "c", &p->clock.env, REPLICA_ROLE_ADMIN,
+                         "LAND");
+    sql_ok(c, tables);
+    for (n = names; *n; n++) {
+        ASSERT_OK(replica_track(p->a, *n, &NET));
+        ASSERT_OK(replica_track(p->b, *n, &NET));
+        ASSERT_OK(replica_track(c, *n, &NET));
+    }
+    sql_ok(c, c_sql);
+    ASSERT_EQ(replica_build(c, 0), 1);
+    ASSERT_EQ(ship(c, p->a, "network"), 1);
+    return c;
+}
+
+/* A WITHOUT ROWID child's wait compares as SQLite's check does: the child
+ * value takes the parent column's type (1 is '1', not '01'); a row is
+ * moved out by its exact key (a NOCASE column under a BINARY key keeps
+ * b's own 'a' when the remote 'A' waits). */
+TEST(foreign_key_wait_without_rowid_compares_as_sqlite)
+{
+    struct pair p;
+    struct replica *c =
+        kid_trio(&p,
+                 "CREATE TABLE parent(id TEXT PRIMARY KEY);"
+                 "CREATE TABLE kid(id TEXT PRIMARY KEY, pid INTEGER REFERENCES"
+                 " parent(id) DEFERRABLE INITIALLY DEFERRED) WITHOUT ROWID",
+                 "INSERT INTO parent VALUES ('1')");
+
+    sql_ok(p.b, "INSERT INTO parent VALUES ('01')");
+    sql_ok(p.a, "INSERT INTO kid VALUES ('K', 1)");
+    a_to_b(&p);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kid"), 0);
+    ASSERT_EQ(ship(c, p.b, "network"), 1);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kid"), 1);
+    replica_free(c);
+    pair_free(&p);
+
+    c = kid_trio(&p,
+                 "CREATE TABLE parent(id TEXT PRIMARY KEY);"
+                 "CREATE TABLE kid(id TEXT COLLATE NOCASE, pid TEXT REFERENCES"
+                 " parent(id) DEFERRABLE INITIALLY DEFERRED, PRIMARY KEY (id"
+                 " COLLATE BINARY)) WITHOUT ROWID",
+                 "INSERT INTO parent VALUES ('P')");
+    sql_ok(p.b, "INSERT INTO kid VALUES ('a', NULL)");
+    sql_ok(p.a, "INSERT INTO kid VALUES ('A', 'P')");
+    a_to_b(&p);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kid"), 1);
+    ASSERT_EQ(ship(c, p.b, "network"), 1);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kid"), 2);
+    replica_free(c);
+    pair_free(&p);
+}
+
+/* Rows here that refer to a table that does not exist (written with
+ * foreign keys off), twice over in rows of two keys, stop no apply. */
+TEST(foreign_key_check_with_local_orphans_and_no_parent_table)
+{
+    static const char *const names[] = {"parent", "kid", NULL};
+    struct pair p;
+
+    pair_synced(&p,
+                "CREATE TABLE parent(id TEXT PRIMARY KEY);"
+                "CREATE TABLE kid(id TEXT PRIMARY KEY, ref TEXT REFERENCES"
+                " gone(id) DEFERRABLE INITIALLY DEFERRED, a TEXT REFERENCES"
+                " parent(id) DEFERRABLE INITIALLY DEFERRED, b TEXT REFERENCES"
+                " parent(id) DEFERRABLE INITIALLY DEFERRED) WITHOUT ROWID",
+                names, "INSERT INTO parent VALUES ('P0')");
+    sql_ok(p.b, "PRAGMA foreign_keys = OFF; WITH RECURSIVE n(i) AS (SELECT 1"
+                " UNION ALL SELECT i + 1 FROM n WHERE i < 50) INSERT INTO"
+                " kid SELECT 'k' || i, 'x', 'y', 'z' FROM n;"
+                " PRAGMA foreign_keys = ON");
+    sql_ok(p.a, "INSERT INTO parent VALUES ('P1')");
+    a_to_b(&p);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM parent"), 2);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kid"), 50);
+    pair_free(&p);
+}
+
 TEST(guard_trigger_refuses_a_remote_update_into_quarantine)
 {
     struct pair p;
@@ -2705,6 +2793,8 @@ T_MAIN(T(track_refuses_table_without_key), T(track_refuses_rowid_alias),
        T(constraint_refusal_is_quarantined_not_lost),
        T(foreign_key_wait_with_real_and_blob_key_parts),
        T(foreign_key_wait_in_a_without_rowid_child),
+       T(foreign_key_wait_without_rowid_compares_as_sqlite),
+       T(foreign_key_check_with_local_orphans_and_no_parent_table),
        T(fk_value_moved_to_another_row_in_one_changeset),
        T(fk_delete_cascading_onto_a_row_rows_here_refer_to),
        T(guard_trigger_refuses_a_remote_update_into_quarantine),
