@@ -1,10 +1,13 @@
 /*
- * test_server.c: kzsyncd's listener (server/server.c, session.c) in this
- * process, on loopback, with the allocator's fault hook.
+ * test_server.c: kzsyncd's listener and sessions (server/server.c,
+ * session.c) in this process, on loopback, with the allocator's fault hook,
+ * or with an enrolled device that speaks the protocol (Noise handshake,
+ * HELLO, requests) on the same loop.
  *
  * Each test runs its own uv_loop_t and temporary directory, drives the loop
  * with RUN_UNTIL(cond), bounded by a deadline, and stops the server at the
- * end.
+ * end.  Tests that need the server's internals (a session's PULL state, the
+ * store) read them through server_int.h.
  */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -16,14 +19,24 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
 #include <uv.h>
 
 #include "alloc.h"
+#include "chan.h"
 #include "env.h"
 #include "err.h"
+#include "errcode.h"
+#include "join.h"
 #include "keyfile.h"
 #include "log.h"
+#include "msg.h"
+#include "roster.h"
 #include "server.h"
+#include "store.h"
+#include "store_job.h"
+
+#include "server_int.h"
 
 #include "t.h"
 #include "loop_util.h"
@@ -90,6 +103,7 @@ struct fixture {
     char dir[PATH_MAX];
     uv_loop_t loop;
     struct server *srv;
+    struct kz_dh_pk server_pk; /* the server's Noise static key */
     int port, stopped;
 };
 
@@ -142,11 +156,10 @@ free_port(void)
     return port;
 }
 
+/* The temporary directory and the loop; no server yet. */
 static void
-fixture_start(struct fixture *f, uint32_t max_connections)
+fixture_init(struct fixture *f)
 {
-    struct config cfg;
-    struct kz_identity id;
     const char *base = getenv("TMPDIR");
 
     memset(f, 0, sizeof(*f));
@@ -158,13 +171,32 @@ fixture_start(struct fixture *f, uint32_t max_connections)
     snprintf(tmp_dir, sizeof(tmp_dir), "%s", f->dir);
     atexit(remove_tmp_dir);
     ASSERT_OK(uv_loop_init(&f->loop));
+}
+
+/* A server on f->dir with ${cfg} (its listen address is set here). */
+static void
+fixture_serve(struct fixture *f, struct config *cfg)
+{
+    struct kz_identity id;
+
+    f->port = free_port();
+    snprintf(cfg->listen, sizeof(cfg->listen), "127.0.0.1:%d", f->port);
+    ASSERT_OK(keyfile_generate_server(&id, kz_env_system()));
+    f->server_pk = id.dh_pk;
+    ASSERT_OK(server_new(&f->srv, &f->loop, f->dir, cfg, &id));
+    keyfile_wipe(&id);
+    ASSERT_OK(server_listen(f->srv));
+}
+
+static void
+fixture_start(struct fixture *f, uint32_t max_connections)
+{
+    struct config cfg;
+
+    fixture_init(f);
     config_defaults(&cfg);
     cfg.max_connections = max_connections;
-    f->port = free_port();
-    snprintf(cfg.listen, sizeof(cfg.listen), "127.0.0.1:%d", f->port);
-    ASSERT_OK(keyfile_generate_server(&id, kz_env_system()));
-    ASSERT_OK(server_new(&f->srv, &f->loop, f->dir, &cfg, &id));
-    ASSERT_OK(server_listen(f->srv));
+    fixture_serve(f, &cfg);
 }
 
 static void
@@ -265,5 +297,485 @@ TEST(connection_waiting_on_the_spare_counts_only_itself)
     fixture_stop(&f);
 }
 
+/* ---- an enrolled device on the test's loop -------------------------- */
+
+/* A device that speaks the protocol: Noise handshake, HELLO, requests.
+ * What it receives is noted per message type. */
+struct dev {
+    uv_tcp_t tcp;
+    uv_connect_t req;
+    struct kz_chan *chan;       /* Noise channel, initiator */
+    int connected, eof, closed; /* connect done; EOF or error; closed */
+    int welcomed;               /* WELCOME received */
+    uint32_t batches;           /* BATCH messages received */
+    uint32_t batch_items;       /* items in them */
+    uint32_t batch_req;         /* req of the last BATCH */
+    int batch_done;             /* the last BATCH had done = true */
+    uint32_t errors;            /* ERROR messages received */
+    uint32_t error_req;         /* req of the last ERROR */
+    uint32_t error_code;        /* its code */
+    char error_text[257];       /* its text */
+    uint32_t pongs;             /* PONG messages received */
+    uint64_t pong_nonce;        /* nonce of the last PONG */
+};
+
+/* One uv_write in flight and the bytes it sends. */
+struct dev_write {
+    uv_write_t req;
+    uint8_t bytes[]; /* live until dev_written */
+};
+
+static void
+dev_written(uv_write_t *req, int status)
+{
+    struct dev_write *w = (struct dev_write *)req; /* req comes first */
+
+    (void)status; /* a failed write shows up as the server's silence */
+    free(w);
+}
+
+/* Sends what the channel has buffered. */
+static void
+dev_flush(struct dev *d)
+{
+    struct kz_buf *out = kz_chan_out(d->chan);
+    struct dev_write *w;
+    uv_buf_t b;
+
+    if (out->len == 0)
+        return;
+    w = malloc(sizeof(*w) + out->len);
+    ASSERT(w != NULL);
+    memcpy(w->bytes, out->p, out->len);
+    b = uv_buf_init((char *)w->bytes, (unsigned)out->len);
+    ASSERT_OK(uv_write(&w->req, (uv_stream_t *)&d->tcp, &b, 1, dev_written));
+    kz_buf_consume(out, out->len);
+}
+
+static void
+dev_got(struct dev *d, const struct kz_msg *m)
+{
+    switch (m->type) {
+    case KZ_MSG_WELCOME: d->welcomed = 1; break;
+    case KZ_MSG_BATCH:
+        d->batches++;
+        d->batch_items += m->batch.n_items;
+        d->batch_req = m->batch.req;
+        d->batch_done = m->batch.done;
+        break;
+    case KZ_MSG_ERROR:
+        d->errors++;
+        d->error_req = m->error.req;
+        d->error_code = m->error.code;
+        snprintf(d->error_text, sizeof(d->error_text), "%.*s",
+                 (int)m->error.text.len, m->error.text.p);
+        break;
+    case KZ_MSG_PONG:
+        d->pongs++;
+        d->pong_nonce = m->ping.nonce;
+        break;
+    default: break;
+    }
+}
+
+static void
+dev_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
+{
+    struct dev *d = st->data;
+    const uint8_t *p;
+    size_t len;
+    int got;
+
+    if (n < 0) {
+        d->eof = 1;
+        uv_read_stop(st);
+        return;
+    }
+    if (n == 0)
+        return;
+    ASSERT_OK(kz_chan_feed(d->chan, (const uint8_t *)buf->base, (size_t)n));
+    dev_flush(d); /* handshake message 3 */
+    while ((got = kz_chan_next(d->chan, &p, &len)) == 1) {
+        struct kz_msg m;
+        ASSERT_OK(kz_msg_decode(&m, p, len, NULL));
+        dev_got(d, &m);
+        kz_msg_clear(&m);
+    }
+    ASSERT_GE(got, 0);
+}
+
+static void
+dev_connected(uv_connect_t *req, int status)
+{
+    struct dev *d = req->data;
+
+    ASSERT_EQ(status, 0);
+    d->connected = 1;
+    ASSERT_OK(uv_read_start((uv_stream_t *)&d->tcp, cli_alloc, dev_read));
+    dev_flush(d); /* handshake message 1 */
+}
+
+static void
+dev_closed(uv_handle_t *h)
+{
+    ((struct dev *)h->data)->closed = 1;
+}
+
+/* Encodes ${m} and sends it. */
+static void
+dev_send(struct dev *d, const struct kz_msg *m)
+{
+    struct kz_buf b;
+
+    kz_buf_init(&b, (size_t)1 << 20);
+    ASSERT_OK(kz_msg_encode(m, &b));
+    ASSERT_OK(kz_chan_send(d->chan, b.p, b.len));
+    kz_buf_free(&b);
+    dev_flush(d);
+}
+
+/* Connects as ${id} to the server of ${f}: handshake, HELLO, WELCOME. */
+static void
+dev_open(struct dev *d, struct fixture *f, const struct kz_identity *id)
+{
+    static const char sw[] = "test_server/1";
+    struct kz_chan_cfg cc;
+    struct sockaddr_in a;
+    struct kz_msg m;
+
+    memset(d, 0, sizeof(*d));
+    memset(&cc, 0, sizeof(cc));
+    cc.initiator = 1;
+    cc.s = &id->dh_sk;
+    cc.pinned = &f->server_pk;
+    cc.env = kz_env_system();
+    cc.out_max = (size_t)1 << 20;
+    ASSERT_OK(kz_chan_new(&d->chan, &cc));
+    ASSERT_OK(uv_ip4_addr("127.0.0.1", f->port, &a));
+    ASSERT_OK(uv_tcp_init(&f->loop, &d->tcp));
+    d->tcp.data = d->req.data = d;
+    ASSERT_OK(
+        uv_tcp_connect(&d->req, &d->tcp, (struct sockaddr *)&a, dev_connected));
+    RUN_UNTIL(&f->loop, kz_chan_state(d->chan) == KZ_CHAN_READY || d->eof);
+    ASSERT_EQ(d->eof, 0);
+    memset(&m, 0, sizeof(m));
+    m.type = KZ_MSG_HELLO;
+    m.hello.min_version = 1;
+    m.hello.max_version = 1;
+    m.hello.software.p = sw;
+    m.hello.software.len = sizeof(sw) - 1;
+    dev_send(d, &m);
+    RUN_UNTIL(&f->loop, d->welcomed || d->eof);
+    ASSERT_EQ(d->eof, 0);
+}
+
+static void
+dev_close(struct dev *d, uv_loop_t *loop)
+{
+    uv_close((uv_handle_t *)&d->tcp, dev_closed);
+    RUN_UNTIL(loop, d->closed);
+    kz_chan_free(d->chan);
+}
+
+/* Sends a PULL of ${n} scopes, each from the start. */
+static void
+dev_pull(struct dev *d, uint32_t req, const char *const *scopes, uint32_t n)
+{
+    struct kz_msg_cursor c[4];
+    struct kz_msg m;
+    uint32_t i;
+
+    ASSERT_LE(n, KZ_ARRAY_SIZE(c));
+    memset(c, 0, sizeof(c));
+    for (i = 0; i < n; i++) {
+        c[i].scope.p = scopes[i];
+        c[i].scope.len = strlen(scopes[i]);
+    }
+    memset(&m, 0, sizeof(m));
+    m.type = KZ_MSG_PULL;
+    m.pull.req = req;
+    m.pull.cursors = c;
+    m.pull.n_cursors = n;
+    m.pull.max_bytes = 1u << 20;
+    dev_send(d, &m);
+}
+
+/* ---- the store, seeded and held --------------------------------------- */
+
+/* Completions of store jobs the test submits itself. */
+struct done {
+    uint32_t called; /* callbacks run */
+    int status;      /* status of the last */
+};
+
+static void
+on_roster_put_done(void *data, int status, uint64_t stored)
+{
+    struct done *d = data;
+
+    (void)stored;
+    d->called++;
+    d->status = status;
+}
+
+static void
+on_append_done(void *data, int status, const struct store_append_res *res)
+{
+    struct done *d = data;
+
+    (void)res;
+    d->called++;
+    d->status = status;
+}
+
+static void
+on_keys_put_done(void *data, int status, uint64_t last_id)
+{
+    struct done *d = data;
+
+    (void)last_id;
+    d->called++;
+    d->status = status;
+}
+
+static void
+on_pull_done(void *data, int status, struct store_pull_res *res)
+{
+    struct done *d = data;
+
+    (void)res;
+    d->called++;
+    d->status = status;
+}
+
+static void
+on_store_closed(void *data)
+{
+    ((struct done *)data)->called++;
+}
+
+/* The path of the store's database in ${f}, with ${cfg}'s store_path. */
+static void
+store_db_path(const struct fixture *f, const struct config *cfg, char *out,
+              size_t len)
+{
+    ASSERT_LT(snprintf(out, len, "%s/%s", f->dir, cfg->store_path), (int)len);
+}
+
+/*
+ * seed_store(f, cfg, admin): before the server starts, stores in its
+ * database a roster (version 1) where ${admin} is the admin device, and
+ * one changeset in "network" (opaque bytes: the server never opens them).
+ */
+static void
+seed_store(struct fixture *f, const struct config *cfg,
+           const struct kz_identity *admin)
+{
+    char path[PATH_MAX + 1024];
+    struct store_cs cs;
+    struct roster *r;
+    struct store *st;
+    struct done put = {0}, app = {0}, closed = {0};
+    uint8_t *bytes;
+    size_t len;
+
+    ASSERT_OK(roster_new(&r, &admin->sign_pk));
+    ASSERT_OK(roster_add_member(r, "hq-1", "HQ", ROSTER_ROLE_ADMIN,
+                                &admin->sign_pk, &admin->dh_pk));
+    ASSERT_OK(roster_encode_sign(r, &admin->sign_sk, &bytes, &len));
+    roster_free(r);
+
+    memset(&cs, 0, sizeof(cs));
+    snprintf(cs.scope, sizeof(cs.scope), "network");
+    memcpy(cs.author, admin->sign_pk.b, sizeof(cs.author));
+    cs.author_seq = 1;
+    cs.hdr_len = 16;
+    cs.body_len = 64;
+    cs.hdr = kz_malloc(cs.hdr_len);
+    cs.body = kz_malloc(cs.body_len);
+    ASSERT(cs.hdr != NULL && cs.body != NULL);
+    memset(cs.hdr, 0x48, cs.hdr_len);
+    memset(cs.body, 0x42, cs.body_len);
+
+    store_db_path(f, cfg, path, sizeof(path));
+    ASSERT_OK(store_sqlite_open(&st, &f->loop, path, NULL));
+    ASSERT_OK(store_roster_put(st, 1, &bytes, len, on_roster_put_done, &put));
+    ASSERT_OK(store_append(st, &cs, on_append_done, &app));
+    RUN_UNTIL(&f->loop, put.called == 1 && app.called == 1);
+    ASSERT_OK(put.status);
+    ASSERT_OK(app.status);
+    store_close(st, on_store_closed, &closed);
+    RUN_UNTIL(&f->loop, closed.called == 1);
+}
+
+/* A second connection to the store's database holding its write lock: the
+ * store thread blocks on its next write until release_lock. */
+static sqlite3 *
+hold_lock(const struct fixture *f, const struct config *cfg)
+{
+    char path[PATH_MAX + 1024];
+    sqlite3 *db = NULL;
+
+    store_db_path(f, cfg, path, sizeof(path));
+    ASSERT_EQ(sqlite3_open(path, &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    return db;
+}
+
+static void
+release_lock(sqlite3 *db)
+{
+    ASSERT_EQ(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    ASSERT_EQ(sqlite3_close(db), SQLITE_OK);
+}
+
+/* The store's counters, waited on from the loop thread (the store thread
+ * updates them): until pulls reaches ${pulls} (0: any) and queued is at
+ * most ${queued}, or the deadline. */
+static void
+wait_store(struct store *st, uint64_t pulls, uint64_t queued)
+{
+    uint64_t dl = uv_hrtime() + DEADLINE_NS;
+    struct store_stats ss;
+
+    for (;;) {
+        store_stats(st, &ss);
+        if (ss.pulls >= pulls && ss.queued <= queued)
+            return;
+        if (uv_hrtime() > dl)
+            T_FAIL_("timed out waiting for the store: pulls %llu, queued %llu",
+                    (unsigned long long)ss.pulls,
+                    (unsigned long long)ss.queued);
+        uv_sleep(1);
+    }
+}
+
+/*
+ * A PULL is served one store read at a time: after the BATCH of the first
+ * scope, the session asks the store for the next one (on_pulled →
+ * pull_step).  If the store refuses that read because its queue is full,
+ * the client gets ERROR BUSY for the PULL, which PROTOCOL.md counts among
+ * the refused requests after which "the session continues".  The session
+ * stops reading while a PULL runs, so after that refusal it must flush the
+ * ERROR and read again (the session_pump at the end of on_pulled).  Before
+ * b0468dd it did neither: the ERROR sat in the output buffer, nothing more
+ * was read, and the session hung until the idle timeout.  A flush alone
+ * delivers the ERROR but leaves the PING below unanswered.
+ *
+ * Here the store queue is really full at that moment: once the store
+ * thread has read the first scope, and before the session gets that
+ * result, the test holds the database's write lock, hands the store a
+ * write (the store thread blocks on the lock, for at most its busy
+ * timeout of 5 s; the test needs milliseconds), and fills the queue with
+ * reads until store_pull says -KZ_EAGAIN.  The session's next read of the
+ * PULL is then refused by the store's own submit().
+ */
+TEST(pull_refused_midway_by_a_full_store_queue_reads_again)
+{
+    static const char *const scopes[] = {"network", "site:HAN"};
+    struct kz_identity admin;
+    struct store_key key;
+    struct store_stats ss;
+    struct config cfg;
+    struct fixture f;
+    struct session *s;
+    struct kz_msg m;
+    struct done w = {0}, fill = {0};
+    struct dev d;
+    uv_timer_t tick;
+    uint64_t dl;
+    uint32_t n_fill;
+    uint8_t *env;
+    sqlite3 *db;
+    int rc;
+
+    ASSERT_OK(keyfile_generate(&admin, kz_env_system()));
+    fixture_init(&f);
+    config_defaults(&cfg);
+    seed_store(&f, &cfg, &admin);
+    ASSERT_OK(adminkey_encode(&admin.sign_pk, cfg.admin_key));
+    fixture_serve(&f, &cfg);
+    RUN_UNTIL(&f.loop, f.srv->roster_version == 1);
+    dev_open(&d, &f, &admin);
+    s = f.srv->sessions;
+    ASSERT(s != NULL && s->next == NULL && s->admitted);
+
+    /* The PULL is read and its first store read queued; the result of that
+     * read has not reached the session yet (it comes through the store's
+     * uv_async, on a later turn of the loop).  Not RUN_UNTIL: its last
+     * turn, which closes its timer, could deliver that result. */
+    store_stats(f.srv->store, &ss);
+    dev_pull(&d, 7, scopes, 2);
+    ASSERT_OK(uv_timer_init(&f.loop, &tick));
+    ASSERT_OK(uv_timer_start(&tick, loop_tick, 10, 10));
+    dl = uv_hrtime() + DEADLINE_NS;
+    while (!s->pull.active) {
+        if (uv_hrtime() > dl)
+            T_FAIL_("timed out waiting for the PULL to be read");
+        uv_run(&f.loop, UV_RUN_ONCE);
+    }
+    uv_timer_stop(&tick);
+    ASSERT_EQ(s->pull.i, 0);
+
+    /* The store thread has read "network"; then it blocks on a write, and
+     * the queue fills up behind it. */
+    wait_store(f.srv->store, ss.pulls + 1, UINT64_MAX);
+    db = hold_lock(&f, &cfg);
+    memset(&key, 0, sizeof(key));
+    env = kz_malloc(32);
+    ASSERT(env != NULL);
+    memset(env, 0x45, 32);
+    key.bytes = env;
+    key.len = 32;
+    ASSERT_OK(store_keys_put(f.srv->store, &key, 1, on_keys_put_done, &w));
+    wait_store(f.srv->store, 0, 0); /* the store thread took the write */
+    for (n_fill = 0; n_fill <= STORE_DEFAULT_MAX_QUEUE; n_fill++) {
+        rc = store_pull(f.srv->store, "network", 0, 0, 0, on_pull_done, &fill);
+        if (rc == -KZ_EAGAIN)
+            break;
+        ASSERT_OK(rc);
+    }
+    ASSERT_EQ(n_fill, STORE_DEFAULT_MAX_QUEUE);
+    ASSERT_EQ(s->pull.i, 0); /* still: the loop did not turn */
+    uv_close((uv_handle_t *)&tick, NULL);
+
+    /* The BATCH of "network", then the refusal of "site:HAN". */
+    RUN_UNTIL(&f.loop, d.errors == 1 || d.eof);
+    ASSERT_EQ(d.eof, 0);
+    ASSERT_EQ(d.batches, 1);
+    ASSERT_EQ(d.batch_items, 1);
+    ASSERT_EQ(d.batch_done, 0);
+    ASSERT_EQ(d.error_req, 7);
+    ASSERT_EQ(d.error_code, KZ_WIRE_BUSY);
+    ASSERT_STR_EQ(d.error_text, "the server is busy; retry later");
+    ASSERT_EQ(s->pull.active, 0);
+
+    /* The session continues: a PING is answered while the store is still
+     * held (before the fix, nothing was read any more). */
+    memset(&m, 0, sizeof(m));
+    m.type = KZ_MSG_PING;
+    m.ping.nonce = 0x5eed;
+    dev_send(&d, &m);
+    RUN_UNTIL(&f.loop, d.pongs == 1 || d.eof);
+    ASSERT_EQ(d.eof, 0);
+    ASSERT_U64_EQ(d.pong_nonce, 0x5eed);
+
+    /* The store drains; the same PULL, asked again, is answered in full. */
+    release_lock(db);
+    RUN_UNTIL(&f.loop, w.called == 1 && fill.called == n_fill);
+    ASSERT_OK(w.status);
+    ASSERT_OK(fill.status);
+    dev_pull(&d, 8, scopes, 2);
+    RUN_UNTIL(&f.loop,
+              (d.batch_req == 8 && d.batch_done) || d.errors > 1 || d.eof);
+    ASSERT_EQ(d.errors, 1);
+    ASSERT_EQ(d.batch_items, 2);
+
+    dev_close(&d, &f.loop);
+    keyfile_wipe(&admin);
+    fixture_stop(&f);
+}
+
 T_MAIN(T(listener_survives_out_of_memory_at_accept),
-       T(connection_waiting_on_the_spare_counts_only_itself))
+       T(connection_waiting_on_the_spare_counts_only_itself),
+       T(pull_refused_midway_by_a_full_store_queue_reads_again))
