@@ -569,25 +569,17 @@ TEST(apply_many_keeps_what_came_before_a_failure)
     " parent(id) DEFERRABLE INITIALLY DEFERRED, pcode TEXT REFERENCES"         \
     " parent(code) DEFERRABLE INITIALLY DEFERRED)"
 
+static struct replica *trio_tracked(struct pair *p, const char *tables,
+                                    const char *const *names,
+                                    const char *c_sql);
+
 static struct replica *
 fk_trio(struct pair *p)
 {
     static const char *const both[] = {"parent", "child", NULL};
-    const char *const *n;
-    struct replica *c;
+    struct replica *c = trio_tracked(p, FK_TABLES, both,
+                                     "INSERT INTO parent VALUES ('P', 'X')");
 
-    pair_new(p, FK_TABLES);
-    c = replica_test_new(p->dir, "c", &p->clock.env, REPLICA_ROLE_ADMIN,
-                         "LAND");
-    sql_ok(c, FK_TABLES);
-    for (n = both; *n; n++) {
-        ASSERT_OK(replica_track(p->a, *n, &NET));
-        ASSERT_OK(replica_track(p->b, *n, &NET));
-        ASSERT_OK(replica_track(c, *n, &NET));
-    }
-    sql_ok(c, "INSERT INTO parent VALUES ('P', 'X')");
-    ASSERT_EQ(replica_build(c, 0), 1);
-    ASSERT_EQ(ship(c, p->a, "network"), 1);
     ASSERT_EQ(ship(c, p->b, "network"), 1);
     ASSERT_OK(replica_outbox_ack(c, "network", INT64_MAX));
     p->clock.ms += 10;
@@ -1757,6 +1749,30 @@ TEST(constraint_refusal_is_quarantined_not_lost)
 
 /* A schema's guard trigger refuses remote changes too: into quarantine,
  * with the trigger's message, the local row unchanged. */
+/* ${tables} at a, b and an admin c, the tables ${names} tracked at all
+ * three; c runs ${c_sql} and ships it to a.  Returns c. */
+static struct replica *
+trio_tracked(struct pair *p, const char *tables, const char *const *names,
+             const char *c_sql)
+{
+    const char *const *n;
+    struct replica *c;
+
+    pair_new(p, tables);
+    c = replica_test_new(p->dir, "c", &p->clock.env, REPLICA_ROLE_ADMIN,
+                         "LAND");
+    sql_ok(c, tables);
+    for (n = names; *n; n++) {
+        ASSERT_OK(replica_track(p->a, *n, &NET));
+        ASSERT_OK(replica_track(p->b, *n, &NET));
+        ASSERT_OK(replica_track(c, *n, &NET));
+    }
+    sql_ok(c, c_sql);
+    ASSERT_EQ(replica_build(c, 0), 1);
+    ASSERT_EQ(ship(c, p->a, "network"), 1);
+    return c;
+}
+
 /* A child row that arrives before its parent (another author's) waits in
  * quarantine and comes back with it, whatever its key is made of. */
 TEST(foreign_key_wait_with_real_and_blob_key_parts)
@@ -1767,21 +1783,10 @@ TEST(foreign_key_wait_with_real_and_blob_key_parts)
         "CREATE TABLE child(site TEXT, at REAL, tag BLOB, pid TEXT REFERENCES"
         " parent(id) DEFERRABLE INITIALLY DEFERRED, PRIMARY KEY (site, at,"
         " tag))";
-    const char *const *n;
     struct pair p;
-    struct replica *c;
+    struct replica *c =
+        trio_tracked(&p, tables, both, "INSERT INTO parent VALUES ('P', 'p')");
 
-    pair_new(&p, tables);
-    c = replica_test_new(p.dir, "c", &p.clock.env, REPLICA_ROLE_ADMIN, "LAND");
-    sql_ok(c, tables);
-    for (n = both; *n; n++) {
-        ASSERT_OK(replica_track(p.a, *n, &NET));
-        ASSERT_OK(replica_track(p.b, *n, &NET));
-        ASSERT_OK(replica_track(c, *n, &NET));
-    }
-    sql_ok(c, "INSERT INTO parent VALUES ('P', 'parent')");
-    ASSERT_EQ(replica_build(c, 0), 1);
-    ASSERT_EQ(ship(c, p.a, "network"), 1);
     sql_ok(p.a, "INSERT INTO child VALUES ('x', 0.1 + 0.2, X'01', 'P')");
     ASSERT_EQ(replica_build(p.a, 0), 1);
     ASSERT_EQ(ship(p.a, p.b, "network"), 1);
@@ -1815,21 +1820,10 @@ TEST(foreign_key_wait_in_a_without_rowid_child)
         " WITHOUT ROWID;"
         "CREATE TABLE kid3(note TEXT, pid TEXT REFERENCES parent DEFERRABLE"
         " INITIALLY DEFERRED, id TEXT PRIMARY KEY)";
-    const char *const *n;
     struct pair p;
-    struct replica *c;
+    struct replica *c =
+        trio_tracked(&p, tables, all, "INSERT INTO parent VALUES ('P', 'p')");
 
-    pair_new(&p, tables);
-    c = replica_test_new(p.dir, "c", &p.clock.env, REPLICA_ROLE_ADMIN, "LAND");
-    sql_ok(c, tables);
-    for (n = all; *n; n++) {
-        ASSERT_OK(replica_track(p.a, *n, &NET));
-        ASSERT_OK(replica_track(p.b, *n, &NET));
-        ASSERT_OK(replica_track(c, *n, &NET));
-    }
-    sql_ok(c, "INSERT INTO parent VALUES ('P', 'parent')");
-    ASSERT_EQ(replica_build(c, 0), 1);
-    ASSERT_EQ(ship(c, p.a, "network"), 1);
     sql_ok(p.a, "INSERT INTO child VALUES ('P', 'C', 'n');"
                 "INSERT INTO child VALUES (NULL, 'D', 'free');"
                 "INSERT INTO kid2 VALUES ('x', 0.1 + 0.2, 'P');"
@@ -1859,43 +1853,20 @@ TEST(foreign_key_wait_in_a_without_rowid_child)
     pair_free(&p);
 }
 
-/* Tables kid and parent at a, b and an admin c, all tracked; c runs
- * ${c_sql} and ships it to a. */
-static struct replica *
-kid_trio(struct pair *p, const char *tables, const char *c_sql)
-{
-    static const char *const names[] = {"kid", "parent", NULL};
-    const char *const *n;
-    struct replica *c;
-
-    pair_new(p, tables);
-    c = replica_test_new(p->dir, "c", &p->clock.env, REPLICA_ROLE_ADMIN,
-                         "LAND");
-    sql_ok(c, tables);
-    for (n = names; *n; n++) {
-        ASSERT_OK(replica_track(p->a, *n, &NET));
-        ASSERT_OK(replica_track(p->b, *n, &NET));
-        ASSERT_OK(replica_track(c, *n, &NET));
-    }
-    sql_ok(c, c_sql);
-    ASSERT_EQ(replica_build(c, 0), 1);
-    ASSERT_EQ(ship(c, p->a, "network"), 1);
-    return c;
-}
-
 /* A WITHOUT ROWID child's wait compares as SQLite's check does: the child
  * value takes the parent column's type (1 is '1', not '01'); a row is
  * moved out by its exact key (a NOCASE column under a BINARY key keeps
  * b's own 'a' when the remote 'A' waits). */
 TEST(foreign_key_wait_without_rowid_compares_as_sqlite)
 {
+    static const char *const kp[] = {"kid", "parent", NULL};
     struct pair p;
-    struct replica *c =
-        kid_trio(&p,
-                 "CREATE TABLE parent(id TEXT PRIMARY KEY);"
-                 "CREATE TABLE kid(id TEXT PRIMARY KEY, pid INTEGER REFERENCES"
-                 " parent(id) DEFERRABLE INITIALLY DEFERRED) WITHOUT ROWID",
-                 "INSERT INTO parent VALUES ('1')");
+    struct replica *c = trio_tracked(
+        &p,
+        "CREATE TABLE parent(id TEXT PRIMARY KEY);"
+        "CREATE TABLE kid(id TEXT PRIMARY KEY, pid INTEGER REFERENCES"
+        " parent(id) DEFERRABLE INITIALLY DEFERRED) WITHOUT ROWID",
+        kp, "INSERT INTO parent VALUES ('1')");
 
     sql_ok(p.b, "INSERT INTO parent VALUES ('01')");
     sql_ok(p.a, "INSERT INTO kid VALUES ('K', 1)");
@@ -1906,12 +1877,12 @@ TEST(foreign_key_wait_without_rowid_compares_as_sqlite)
     replica_free(c);
     pair_free(&p);
 
-    c = kid_trio(&p,
-                 "CREATE TABLE parent(id TEXT PRIMARY KEY);"
-                 "CREATE TABLE kid(id TEXT COLLATE NOCASE, pid TEXT REFERENCES"
-                 " parent(id) DEFERRABLE INITIALLY DEFERRED, PRIMARY KEY (id"
-                 " COLLATE BINARY)) WITHOUT ROWID",
-                 "INSERT INTO parent VALUES ('P')");
+    c = trio_tracked(&p,
+                     "CREATE TABLE parent(id TEXT PRIMARY KEY);"
+                     "CREATE TABLE kid(id TEXT COLLATE NOCASE, pid TEXT"
+                     " REFERENCES parent(id) DEFERRABLE INITIALLY DEFERRED,"
+                     " PRIMARY KEY (id COLLATE BINARY)) WITHOUT ROWID",
+                     kp, "INSERT INTO parent VALUES ('P')");
     sql_ok(p.b, "INSERT INTO kid VALUES ('a', NULL)");
     sql_ok(p.a, "INSERT INTO kid VALUES ('A', 'P')");
     a_to_b(&p);
