@@ -163,24 +163,34 @@ csv_value(const char *csv, const char *table, const char *site,
 
 /* ---- JSON reading ------------------------------------------------------- */
 
+/* The rows of table ${table} in the JSON report ${root}. */
 static const cJSON *
-json_row(const cJSON *root, const char *table, const char *site)
+json_rows(const cJSON *root, const char *table)
 {
-    const cJSON *sec, *tab, *row;
+    const cJSON *sec, *tab;
 
     cJSON_ArrayForEach(sec, cJSON_GetObjectItem(root, "sections"))
     {
         cJSON_ArrayForEach(tab, cJSON_GetObjectItem(sec, "tables"))
         {
-            if (strcmp(cJSON_GetObjectItem(tab, "id")->valuestring, table))
-                continue;
-            cJSON_ArrayForEach(row, cJSON_GetObjectItem(tab, "rows"))
-            {
-                const cJSON *s = cJSON_GetObjectItem(row, "site_code");
-                if (cJSON_IsString(s) && strcmp(s->valuestring, site) == 0)
-                    return row;
-            }
+            if (strcmp(cJSON_GetObjectItem(tab, "id")->valuestring, table) == 0)
+                return cJSON_GetObjectItem(tab, "rows");
         }
+    }
+    T_FAIL_("JSON has no table %s", table);
+    return NULL;
+}
+
+static const cJSON *
+json_row(const cJSON *root, const char *table, const char *site)
+{
+    const cJSON *row;
+
+    cJSON_ArrayForEach(row, json_rows(root, table))
+    {
+        const cJSON *s = cJSON_GetObjectItem(row, "site_code");
+        if (cJSON_IsString(s) && strcmp(s->valuestring, site) == 0)
+            return row;
     }
     T_FAIL_("JSON has no row %s/%s", table, site);
     return NULL;
@@ -448,38 +458,30 @@ static int
 rows_match_records(const cJSON *root, sqlite3 *db, const char *table,
                    const char *column, const char *sql)
 {
-    const cJSON *sec, *tab, *row;
+    const cJSON *row;
     sqlite3_stmt *st = NULL;
     int n = 0;
 
     ASSERT_EQ(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-    cJSON_ArrayForEach(sec, cJSON_GetObjectItem(root, "sections"))
+    cJSON_ArrayForEach(row, json_rows(root, table))
     {
-        cJSON_ArrayForEach(tab, cJSON_GetObjectItem(sec, "tables"))
-        {
-            if (strcmp(cJSON_GetObjectItem(tab, "id")->valuestring, table))
-                continue;
-            cJSON_ArrayForEach(row, cJSON_GetObjectItem(tab, "rows"))
-            {
-                const cJSON *site = cJSON_GetObjectItem(row, "site_code");
-                const cJSON *year = cJSON_GetObjectItem(row, "year");
-                const cJSON *v = cJSON_GetObjectItem(row, column);
-                double want;
+        const cJSON *site = cJSON_GetObjectItem(row, "site_code");
+        const cJSON *year = cJSON_GetObjectItem(row, "year");
+        const cJSON *v = cJSON_GetObjectItem(row, column);
+        double want;
 
-                ASSERT(cJSON_IsString(site) && cJSON_IsString(year));
-                ASSERT(cJSON_IsNumber(v));
-                sqlite3_reset(st);
-                sqlite3_bind_text(st, 1, site->valuestring, -1, SQLITE_STATIC);
-                sqlite3_bind_text(st, 2, year->valuestring, -1, SQLITE_STATIC);
-                ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
-                want = sqlite3_column_double(st, 0);
-                if (v->valuedouble != want)
-                    T_FAIL_("%s/%s/%s/%s: %g, from the records %g", table,
-                            site->valuestring, year->valuestring, column,
-                            v->valuedouble, want);
-                n++;
-            }
-        }
+        ASSERT(cJSON_IsString(site) && cJSON_IsString(year));
+        ASSERT(cJSON_IsNumber(v));
+        sqlite3_reset(st);
+        sqlite3_bind_text(st, 1, site->valuestring, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, year->valuestring, -1, SQLITE_STATIC);
+        ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+        want = sqlite3_column_double(st, 0);
+        if (v->valuedouble != want)
+            T_FAIL_("%s/%s/%s/%s: %g, from the records %g", table,
+                    site->valuestring, year->valuestring, column,
+                    v->valuedouble, want);
+        n++;
     }
     sqlite3_finalize(st);
     return n;
@@ -527,30 +529,22 @@ static double
 json_sum(const cJSON *root, const char *table, const char *site,
          const char *key, const char *val, const char *column)
 {
-    const cJSON *sec, *tab, *row;
+    const cJSON *row;
     double sum = 0;
     int found = 0;
 
-    cJSON_ArrayForEach(sec, cJSON_GetObjectItem(root, "sections"))
+    cJSON_ArrayForEach(row, json_rows(root, table))
     {
-        cJSON_ArrayForEach(tab, cJSON_GetObjectItem(sec, "tables"))
-        {
-            if (strcmp(cJSON_GetObjectItem(tab, "id")->valuestring, table))
-                continue;
-            cJSON_ArrayForEach(row, cJSON_GetObjectItem(tab, "rows"))
-            {
-                const cJSON *s = cJSON_GetObjectItem(row, "site_code");
-                const cJSON *k = key ? cJSON_GetObjectItem(row, key) : NULL;
-                const cJSON *v = cJSON_GetObjectItem(row, column);
-                if (!cJSON_IsString(s) || strcmp(s->valuestring, site) != 0)
-                    continue;
-                if (key && (!cJSON_IsString(k) || strcmp(k->valuestring, val)))
-                    continue;
-                ASSERT(cJSON_IsNumber(v));
-                sum += v->valuedouble;
-                found++;
-            }
-        }
+        const cJSON *s = cJSON_GetObjectItem(row, "site_code");
+        const cJSON *k = key ? cJSON_GetObjectItem(row, key) : NULL;
+        const cJSON *v = cJSON_GetObjectItem(row, column);
+        if (!cJSON_IsString(s) || strcmp(s->valuestring, site) != 0)
+            continue;
+        if (key && (!cJSON_IsString(k) || strcmp(k->valuestring, val)))
+            continue;
+        ASSERT(cJSON_IsNumber(v));
+        sum += v->valuedouble;
+        found++;
     }
     if (!found)
         T_FAIL_("JSON has no row %s/%s/%s", table, site, val ? val : "");
