@@ -431,6 +431,7 @@ value_is_text(const struct kz_value *v, const char *s)
  */
 static int fk_held(struct actx *a, struct tracked *t, const struct kz_value *pk,
                    uint32_t n_pk);
+static int quarantine_fk_violations(struct actx *a);
 
 static int
 apply_row(struct actx *a, struct tracked *t, struct kz_str tname,
@@ -847,10 +848,12 @@ fk_refresh(struct replica *r)
     int rc;
 
     for (i = 0; i < r->n_tables; i++)
-        r->tables[i].has_fk = r->tables[i].referenced = 0;
+        r->tables[i].has_fk = r->tables[i].referenced = r->tables[i].cascaded =
+            0;
     rc = sqlite3_prepare_v2(r->db,
                             "SELECT m.name, f.\"table\", f.on_delete <>"
-                            " 'SET NULL' FROM sqlite_master m,"
+                            " 'SET NULL', f.on_delete IN ('CASCADE',"
+                            " 'SET DEFAULT') FROM sqlite_master m,"
                             " pragma_foreign_key_list(m.name) f"
                             " WHERE m.type = 'table'",
                             -1, &st, NULL);
@@ -860,12 +863,15 @@ fk_refresh(struct replica *r)
         const char *child = (const char *)sqlite3_column_text(st, 0);
         const char *parent = (const char *)sqlite3_column_text(st, 1);
         int restrict_ = sqlite3_column_int(st, 2);
+        int cascade = sqlite3_column_int(st, 3);
         for (i = 0; i < r->n_tables; i++) {
             struct tracked *t = &r->tables[i];
             if (child && sqlite3_stricmp(t->name, child) == 0)
                 t->has_fk = 1;
-            if (restrict_ && parent && sqlite3_stricmp(t->name, parent) == 0)
+            if (restrict_ && parent && sqlite3_stricmp(t->name, parent) == 0) {
                 t->referenced = 1;
+                t->cascaded |= cascade;
+            }
         }
     }
     sqlite3_finalize(st);
@@ -1022,6 +1028,16 @@ fk_held(struct actx *a, struct tracked *t, const struct kz_value *pk,
 
     if ((rc = fk_held_try(a, t, pk, n_pk, &held)) != 0 || held >= 0)
         return rc != 0 ? rc : held;
+    /* A key is pending: rows this apply wrote that refer to nothing (a
+     * retried child still without its parent) have not left yet.  The
+     * query below cannot follow a cascade: move them out now and ask
+     * SQLite again; with a key still pending, the delete waits. */
+    if (t->cascaded) {
+        if ((rc = quarantine_fk_violations(a)) ||
+            (rc = fk_held_try(a, t, pk, n_pk, &held)))
+            return rc;
+        return held >= 0 ? held : 1;
+    }
     held = 0;
 
     if (a->held_t != t) {

@@ -48,6 +48,7 @@ struct tracked {
     int referenced;       /* a foreign key whose ON DELETE action can leave
                              rows referring to nothing refers to it
                              (checked per apply) */
+    int cascaded;         /* one of them is CASCADE or SET DEFAULT */
     int capture_paused;   /* capture triggers dropped for this apply */
 };
 

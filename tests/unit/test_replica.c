@@ -691,6 +691,44 @@ TEST(fk_delete_cascading_onto_a_row_rows_here_refer_to)
     pair_free(&p);
 }
 
+/* A cascading delete that waits is retried after an apply that leaves a
+ * key pending (a child of a row deleted here): it keeps waiting, the
+ * apply commits, the child goes to quarantine. */
+TEST(fk_cascade_waits_on_while_a_key_is_pending)
+{
+    static const char tables[] =
+        "CREATE TABLE grp(id TEXT PRIMARY KEY, name TEXT);"
+        "CREATE TABLE parent(id TEXT PRIMARY KEY, gid TEXT REFERENCES grp"
+        " ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED);"
+        "CREATE TABLE child(id TEXT PRIMARY KEY, pid TEXT REFERENCES parent"
+        " DEFERRABLE INITIALLY DEFERRED)";
+    static const char *const all[] = {"child", "grp", "parent", NULL};
+    struct pair p;
+
+    pair_synced(&p, tables, all,
+                "INSERT INTO grp VALUES ('G', 'g');"
+                "INSERT INTO parent VALUES ('P', 'G'), ('Q', NULL)");
+    sql_ok(p.b, "INSERT INTO child VALUES ('C', 'P');"
+                "DELETE FROM parent WHERE id = 'Q'");
+    p.clock.ms += 10;
+    sql_ok(p.a, "DELETE FROM grp");
+    a_to_b(&p);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM grp"), 1);
+    p.clock.ms += 10;
+    sql_ok(p.a, "INSERT INTO child VALUES ('D', 'Q')");
+    a_to_b(&p);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM parent WHERE id = 'P'"), 1);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM child"), 1);
+    ASSERT(sql_int(p.b, "SELECT count(*) FROM kz_quarantine WHERE tbl ="
+                        " 'child' AND pk = 'D'") > 0);
+    /* Once C is gone, G and P leave. */
+    sql_ok(p.b, "DELETE FROM child");
+    ASSERT_OK(replica_retry_quarantine(p.b, NULL));
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM grp"), 0);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM parent"), 0);
+    pair_free(&p);
+}
+
 /* One changeset deleting a parent before its child (key order), two rows
  * that refer to each other and a row that refers to itself: they all
  * leave together, and a row is never held by itself. */
@@ -2768,6 +2806,7 @@ T_MAIN(T(track_refuses_table_without_key), T(track_refuses_rowid_alias),
        T(foreign_key_check_with_local_orphans_and_no_parent_table),
        T(fk_value_moved_to_another_row_in_one_changeset),
        T(fk_delete_cascading_onto_a_row_rows_here_refer_to),
+       T(fk_cascade_waits_on_while_a_key_is_pending),
        T(guard_trigger_refuses_a_remote_update_into_quarantine),
        T(capture_is_exact_about_case_and_type), T(key_only_table),
        T(noop_update_between_steps_does_not_hold_back_an_edit),
