@@ -1072,7 +1072,6 @@ actx_fini(struct actx *a)
     a->get_clock = a->put_clock = a->quar = a->conf = a->touch = NULL;
     a->held_st = NULL;
     a->held_t = NULL;
-    a->held_t = NULL;
 }
 
 /* Which scopes this replica reads (DESIGN.md §4). */
@@ -1330,8 +1329,10 @@ fk_row_sql(struct replica *r, const struct tracked *t, int fkid, int *err)
 {
     char *parts[KZ_LIM_PK_COLS_MAX] = {0}, *out = NULL;
     sqlite3_str *sql = sqlite3_str_new(r->db);
+    sqlite3_str *set = sqlite3_str_new(r->db);
     sqlite3_stmt *fk = NULL;
     struct kz_buf b;
+    char *setp = NULL;
     uint32_t i;
     int rc, n = 0;
 
@@ -1391,6 +1392,9 @@ fk_row_sql(struct replica *r, const struct tracked *t, int fkid, int *err)
          * parent). */
         if (parent_exists)
             sqlite3_str_appendf(sql, " AND p.\"%w\" = +c.\"%w\"", to, from);
+        /* SQLite's check: a row with a child column NULL refers to
+         * nothing. */
+        sqlite3_str_appendf(set, " AND c.\"%w\" IS NOT NULL", from);
     }
     sqlite3_finalize(fk);
     if (rc != SQLITE_DONE || n == 0) {
@@ -1403,24 +1407,15 @@ fk_row_sql(struct replica *r, const struct tracked *t, int fkid, int *err)
         goto done;
     }
     sqlite3_str_appendall(sql, ")");
-    /* SQLite's check: a row with a child column NULL refers to nothing. */
-    rc = sqlite3_prepare_v2(r->db,
-                            "SELECT \"from\" FROM pragma_foreign_key_list(?1)"
-                            " WHERE id = ?2",
-                            -1, &fk, NULL);
-    if (rc != SQLITE_OK) {
-        *err = replica__dberr(r, rc, "foreign keys");
-        goto done;
-    }
-    sqlite3_bind_text(fk, 1, t->name, -1, SQLITE_STATIC);
-    sqlite3_bind_int(fk, 2, fkid);
-    while ((rc = sqlite3_step(fk)) == SQLITE_ROW)
-        sqlite3_str_appendf(sql, " AND c.\"%w\" IS NOT NULL",
-                            (const char *)sqlite3_column_text(fk, 0));
-    sqlite3_finalize(fk);
-    if (rc != SQLITE_DONE)
-        *err = replica__dberr(r, rc, "foreign keys");
+    if ((setp = sqlite3_str_finish(set)) == NULL)
+        *err = -KZ_ENOMEM;
+    else
+        sqlite3_str_appendall(sql, setp);
+    set = NULL;
 done:
+    sqlite3_free(setp);
+    if (set != NULL)
+        sqlite3_free(sqlite3_str_finish(set));
     for (i = 0; i < t->n_pk; i++)
         sqlite3_free(parts[i]);
     kz_buf_free(&b);
