@@ -245,7 +245,9 @@ record_conflict(struct actx *a, const struct tracked *t,
     sqlite3_reset(st);
     if (rc != SQLITE_DONE)
         return replica__dberr(r, rc, "conflict");
-    a->st->conflicts++;
+    /* A cell retried from quarantine met the same versions before. */
+    if (sqlite3_changes(r->db) > 0)
+        a->st->conflicts++;
     return 0;
 }
 
@@ -779,8 +781,10 @@ actx_init(struct actx *a, struct replica *r, const char *scope,
     static const char conf_sql[] =
         "INSERT INTO kz_conflict(at, tbl, pk, col, local_value, local_hlc,"
         " local_author, remote_value, remote_hlc, remote_author, winner)"
-        " VALUES (strftime('%Y-%m-%dT%H:%M:%fZ','now'), ?, ?, ?, ?, ?, ?, ?,"
-        " ?, ?, ?)";
+        " SELECT strftime('%Y-%m-%dT%H:%M:%fZ','now'), ?1, ?2, ?3, ?4, ?5,"
+        " ?6, ?7, ?8, ?9, ?10 WHERE NOT EXISTS (SELECT 1 FROM kz_conflict"
+        " WHERE tbl = ?1 AND pk = ?2 AND col = ?3 AND remote_hlc = ?8 AND"
+        " remote_author = ?9 AND local_hlc IS ?5 AND local_author IS ?6)";
     int rc;
 
     memset(a, 0, sizeof(*a));

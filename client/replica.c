@@ -65,6 +65,12 @@ static _Thread_local char last_err[256];
     " seq INTEGER NOT NULL, tbl INTEGER NOT NULL, pk NOT NULL,"                \
     " op INTEGER NOT NULL, mask INTEGER NOT NULL);"
 
+/* A conflict is recorded once however often its cell is retried
+ * (apply.c): also made at open in replicas created before it. */
+#define CONFLICT_CELL_SQL                                                      \
+    "CREATE INDEX IF NOT EXISTS kz_conflict_cell"                              \
+    " ON kz_conflict(tbl, pk, col, remote_hlc);"
+
 static const char engine_sql[] =
     "CREATE TABLE IF NOT EXISTS kz_meta(key TEXT PRIMARY KEY, value)"
     " WITHOUT ROWID;"
@@ -104,7 +110,8 @@ static const char engine_sql[] =
     " at TEXT NOT NULL, tbl TEXT NOT NULL, pk NOT NULL, col TEXT NOT NULL,"
     " local_value, local_hlc INTEGER, local_author BLOB,"
     " remote_value, remote_hlc INTEGER NOT NULL, remote_author BLOB NOT NULL,"
-    " winner TEXT NOT NULL CHECK (winner IN ('local','remote')));"
+    " winner TEXT NOT NULL CHECK (winner IN "
+    "('local','remote')));" CONFLICT_CELL_SQL
     "CREATE TABLE IF NOT EXISTS kz_quarantine(id INTEGER PRIMARY KEY,"
     " at TEXT NOT NULL, reason TEXT NOT NULL, scope TEXT NOT NULL,"
     " tbl TEXT NOT NULL, pk NOT NULL, col TEXT NOT NULL,"
@@ -723,7 +730,7 @@ replica_open(struct replica **out, const char *dir, const struct kz_env *env)
     /* Format 1 had no stored round (kz_round): an engine of format 1
      * would fold the rows of one again, so it may not open this replica
      * once it has one. */
-    if ((err = replica__exec(r, ROUND_SQL)) ||
+    if ((err = replica__exec(r, ROUND_SQL CONFLICT_CELL_SQL)) ||
         (fmt == 1 &&
          (err = replica__meta_set_int(r, "format", REPLICA_FORMAT))) ||
         (err = run_migrations(r, &applied)))

@@ -108,6 +108,42 @@ pair_partner(struct pair *p)
 }
 static const char *const M_ONLY[] = {"m", NULL};
 
+/* A concurrent overwrite whose write a local constraint refuses waits in
+ * quarantine and is retried after every apply: the conflict is recorded
+ * once, not once per retry. */
+TEST(conflict_of_a_waiting_cell_recorded_once)
+{
+    static const char *const u_only[] = {"u", NULL};
+    struct pair p;
+    int i;
+
+    pair_synced(&p, "CREATE TABLE u(id TEXT PRIMARY KEY, code TEXT UNIQUE)",
+                u_only, "INSERT INTO u VALUES ('P', 'X')");
+    p.clock.ms += 10;
+    sql_ok(p.b, "UPDATE u SET code = 'Z' WHERE id = 'P';"
+                "INSERT INTO u VALUES ('R', 'W')");
+    p.clock.ms += 10;
+    sql_ok(p.a, "UPDATE u SET code = 'W' WHERE id = 'P';"
+                "UPDATE kz_log SET ms = ms + 5000"); /* written later */
+    a_to_b(&p);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine WHERE"
+                           " reason LIKE 'UNIQUE%'"),
+              1);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_conflict WHERE col ="
+                           " 'code' AND local_value = 'Z' AND remote_value ="
+                           " 'W' AND winner = 'remote'"),
+              1);
+    for (i = 0; i < 3; i++)
+        ASSERT_OK(replica_retry_quarantine(p.b, NULL));
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_conflict"), 1);
+    sql_ok(p.b, "DELETE FROM u WHERE id = 'R'");
+    ASSERT_OK(replica_retry_quarantine(p.b, NULL));
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM u WHERE code = 'W'"), 1);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine"), 0);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_conflict"), 1);
+    pair_free(&p);
+}
+
 /* SQL that writes ${sql} as if the triggers were missing: as an apply
  * does, with the write rules off and what capture logged dropped (and a
  * key the triggers refuse logged under '' meanwhile). */
@@ -2786,6 +2822,7 @@ T_MAIN(T(track_refuses_table_without_key), T(track_refuses_rowid_alias),
        T(duplicate_is_skipped_and_gap_refused),
        T(cursor_follows_only_the_next_own_changeset),
        T(concurrent_edits_conflict_sequential_do_not),
+       T(conflict_of_a_waiting_cell_recorded_once),
        T(delete_wins_over_older_update_and_reinsert_revives),
        T(fold_in_key_order_keeps_log_order),
        T(build_packs_rows_left_dirty_by_an_apply), T(build_packs_each_row_once),
