@@ -1532,9 +1532,13 @@ static int
 quarantine_fk_violations(struct actx *a)
 {
     struct replica *r = a->r;
-    int round, err = 0;
+    int err = 0;
 
-    for (round = 0; round < 16; round++) {
+    /* Until a round moves nothing: a row that referred to a moved one is
+     * found in a later round, so a chain needs as many rounds as it is
+     * deep.  Each round deletes at least one row this apply wrote, so
+     * there are at most as many rounds as such rows. */
+    for (;;) {
         sqlite3_stmt *chk = NULL;
         struct {
             const struct tracked *t;
@@ -1591,7 +1595,6 @@ quarantine_fk_violations(struct actx *a)
         if (err || moved == 0)
             return err;
     }
-    return err;
 }
 
 static int

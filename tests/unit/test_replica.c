@@ -1821,8 +1821,6 @@ TEST(constraint_refusal_is_quarantined_not_lost)
     pair_free(&p);
 }
 
-/* A schema's guard trigger refuses remote changes too: into quarantine,
- * with the trigger's message, the local row unchanged. */
 /* ${tables} at a, b and an admin c, the tables ${names} tracked at all
  * three; c runs ${c_sql} and ships it to a.  Returns c. */
 static struct replica *
@@ -1989,6 +1987,42 @@ TEST(foreign_key_check_with_local_orphans_and_no_parent_table)
     a_to_b(&p);
     ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM parent"), 2);
     ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kid"), 50);
+    pair_free(&p);
+}
+
+/* A chain of rows referring to each other whose first row's parent has
+ * not arrived waits whole, however deep (each row waits only once the one
+ * it refers to has left), and comes back whole with the parent.  Each key
+ * sorts before the one it refers to, so that SQLite's check finds one
+ * more row of the chain each time it is asked. */
+TEST(foreign_key_wait_of_a_deep_chain)
+{
+    static const char *const all[] = {"node", "parent", NULL};
+    static const char tables[] =
+        "CREATE TABLE parent(id TEXT PRIMARY KEY, name TEXT);"
+        "CREATE TABLE node(id TEXT PRIMARY KEY, up TEXT REFERENCES node"
+        " DEFERRABLE INITIALLY DEFERRED, pid TEXT REFERENCES parent"
+        " DEFERRABLE INITIALLY DEFERRED)";
+    struct pair p;
+    struct replica *c =
+        trio_tracked(&p, tables, all, "INSERT INTO parent VALUES ('P', 'p')");
+
+    sql_ok(p.a, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1"
+                " FROM n WHERE i < 200) INSERT INTO node SELECT"
+                " printf('n%03d', 1000 - i), CASE i WHEN 1 THEN NULL ELSE"
+                " printf('n%03d', 1001 - i) END, CASE i WHEN 1 THEN 'P' END"
+                " FROM n");
+    ASSERT_EQ(replica_build(p.a, 0), 1);
+    ASSERT_EQ(ship(p.a, p.b, "network"), 1);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM node"), 0);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(DISTINCT pk) FROM kz_quarantine"
+                           " WHERE tbl = 'node'"),
+              200);
+    ASSERT_EQ(ship(c, p.b, "network"), 1);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM node"), 200);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine"), 0);
+    same_digest(&p, "network");
+    replica_free(c);
     pair_free(&p);
 }
 
@@ -2844,6 +2878,7 @@ T_MAIN(T(track_refuses_table_without_key), T(track_refuses_rowid_alias),
        T(fk_value_moved_to_another_row_in_one_changeset),
        T(fk_delete_cascading_onto_a_row_rows_here_refer_to),
        T(fk_cascade_waits_on_while_a_key_is_pending),
+       T(foreign_key_wait_of_a_deep_chain),
        T(guard_trigger_refuses_a_remote_update_into_quarantine),
        T(capture_is_exact_about_case_and_type), T(key_only_table),
        T(noop_update_between_steps_does_not_hold_back_an_edit),
