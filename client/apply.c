@@ -431,6 +431,48 @@ value_is_text(const struct kz_value *v, const char *s)
  * replica; ${tname} names it).  Refused cells go to quarantine; only a
  * database failure is returned as an error.
  */
+static const struct cver cver_none;
+
+/* Keeps what cell ${k} of a row here held before ${x} overwrites it (a
+ * foreign key's column): its value ${val}, version, dirty and published
+ * bits and the base it is to be sent with; and ${x}'s base, flags and
+ * scope, to put x in quarantine if the row it points to is not here.  The
+ * first of an apply is kept. */
+static int
+fk_undo_save(struct actx *a, const struct tracked *t, const struct ckey *ck,
+             uint32_t k, sqlite3_value *val, struct cver old, int dirty,
+             int pub, struct cver pb, const struct icell *x)
+{
+    struct replica *r = a->r;
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    rc = sqlite3_prepare_v2(
+        r->db,
+        "INSERT OR IGNORE INTO temp.kz_fk_undo VALUES (?, ?, ?, ?, ?, ?, ?,"
+        " ?, ?, ?, ?, ?, ?, ?)",
+        -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int(st, 1, t->id);
+        bind_ckey(st, 2, ck);
+        sqlite3_bind_int(st, 3, (int)k);
+        sqlite3_bind_value(st, 4, val);
+        sqlite3_bind_int64(st, 5, (int64_t)old.hlc);
+        sqlite3_bind_int(st, 6, old.dev);
+        sqlite3_bind_int(st, 7, dirty);
+        sqlite3_bind_int(st, 8, pub);
+        sqlite3_bind_int64(st, 9, (int64_t)pb.hlc);
+        sqlite3_bind_int(st, 10, pb.dev);
+        sqlite3_bind_int64(st, 11, (int64_t)x->base.hlc);
+        sqlite3_bind_int(st, 12, x->base.dev);
+        sqlite3_bind_int64(st, 13, x->flags);
+        sqlite3_bind_text(st, 14, x->scope, -1, SQLITE_TRANSIENT);
+        rc = sqlite3_step(st);
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : replica__dberr(r, rc, "foreign keys");
+}
+
 static int fk_held(struct actx *a, struct tracked *t, const struct kz_value *pk,
                    uint32_t n_pk);
 static int quarantine_fk_violations(struct actx *a);
@@ -446,7 +488,7 @@ apply_row(struct actx *a, struct tracked *t, struct kz_str tname,
     uint8_t v[(REPLICA_MAX_COLS + 1) * REPLICA_CELL_BYTES];
     uint8_t pb[(REPLICA_MAX_COLS + 1) * REPLICA_CELL_BYTES];
     size_t v_len, pb_len = 0;
-    uint64_t dirty = 0, pub = 0, conc = 0;
+    uint64_t dirty = 0, pub = 0, conc = 0, dirty0, pub0;
     struct cver old[REPLICA_MAX_COLS + 1];
     int have_clock = 0, alive = 0, new_alive, rc, err = 0, row_loaded = 0;
     const char *reason = NULL;
@@ -521,6 +563,8 @@ apply_row(struct actx *a, struct tracked *t, struct kz_str tname,
         win[k] = NULL;
         old[k] = cver_get(v, v_len, k);
     }
+    dirty0 = dirty;
+    pub0 = pub;
 
     for (i = 0; i < n; i++) {
         struct icell *x = &c[i];
@@ -703,6 +747,30 @@ apply_row(struct actx *a, struct tracked *t, struct kz_str tname,
                 goto out;
         }
     }
+    /* A row here pointed elsewhere by a foreign key: what it held, in
+     * case the row it now points to is not here (fk_move_row). */
+    if (t->has_fk && alive && new_alive) {
+        for (k = 1; k <= t->n_cols && err == 0; k++) {
+            uint64_t bit = UINT64_C(1) << k;
+            if (win[k] == NULL || !(t->fk_cols & bit))
+                continue;
+            if (!row_loaded) {
+                struct pkvals none = {0};
+                if ((err = replica__row_stmt(r, t, &none, &row)))
+                    goto out;
+                for (i = 0; i < n_pk; i++)
+                    bind_kz(row, (int)i + 1, &pk[i]);
+                if ((row_loaded = sqlite3_step(row) == SQLITE_ROW) == 0)
+                    break;
+            }
+            err = fk_undo_save(a, t, &ck, k, sqlite3_column_value(row, k - 1),
+                               old[k], (dirty0 & bit) != 0, (pub0 & bit) != 0,
+                               pb_len ? cver_get(pb, pb_len, k) : cver_none,
+                               win[k]);
+        }
+        if (err)
+            goto out;
+    }
     if (row) {
         sqlite3_reset(row);
         row = NULL;
@@ -827,7 +895,14 @@ actx_init(struct actx *a, struct replica *r, const char *scope,
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(r->db,
                           "CREATE TEMP TABLE IF NOT EXISTS kz_touched("
-                          "tbl INTEGER, pk, PRIMARY KEY (tbl, pk))",
+                          "tbl INTEGER, pk, PRIMARY KEY (tbl, pk));"
+                          "CREATE TEMP TABLE IF NOT EXISTS kz_fk_undo("
+                          "tbl INTEGER, pk, k INTEGER, old, hlc INTEGER,"
+                          " dev INTEGER, dirty INTEGER, pub INTEGER,"
+                          " pb_hlc INTEGER, pb_dev INTEGER,"
+                          " base_hlc INTEGER, base_dev INTEGER,"
+                          " flags INTEGER, scope TEXT,"
+                          " PRIMARY KEY (tbl, pk, k))",
                           NULL, NULL, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_prepare_v2(r->db,
@@ -854,10 +929,12 @@ fk_refresh(struct replica *r)
     for (i = 0; i < r->n_tables; i++)
         r->tables[i].has_fk = r->tables[i].referenced = r->tables[i].cascaded =
             0;
+    for (i = 0; i < r->n_tables; i++)
+        r->tables[i].fk_cols = 0;
     rc = sqlite3_prepare_v2(r->db,
                             "SELECT m.name, f.\"table\", f.on_delete <>"
                             " 'SET NULL', f.on_delete IN ('CASCADE',"
-                            " 'SET DEFAULT') FROM sqlite_master m,"
+                            " 'SET DEFAULT'), f.\"from\" FROM sqlite_master m,"
                             " pragma_foreign_key_list(m.name) f"
                             " WHERE m.type = 'table'",
                             -1, &st, NULL);
@@ -868,10 +945,16 @@ fk_refresh(struct replica *r)
         const char *parent = (const char *)sqlite3_column_text(st, 1);
         int restrict_ = sqlite3_column_int(st, 2);
         int cascade = sqlite3_column_int(st, 3);
+        const char *from = (const char *)sqlite3_column_text(st, 4);
         for (i = 0; i < r->n_tables; i++) {
             struct tracked *t = &r->tables[i];
-            if (child && sqlite3_stricmp(t->name, child) == 0)
+            uint32_t k;
+            if (child && sqlite3_stricmp(t->name, child) == 0) {
                 t->has_fk = 1;
+                for (k = 0; from && k < t->n_cols; k++)
+                    if (sqlite3_stricmp(t->cols[k], from) == 0)
+                        t->fk_cols |= UINT64_C(1) << (k + 1);
+            }
             if (restrict_ && parent && sqlite3_stricmp(t->name, parent) == 0) {
                 t->referenced = 1;
                 t->cascaded |= cascade;
@@ -1470,6 +1553,158 @@ fk_delete_row(struct replica *r, const struct tracked *t, sqlite3_stmt *q,
     return rc == SQLITE_DONE ? 0 : replica__dberr(r, rc, "foreign keys");
 }
 
+/*
+ * A row here that this apply pointed at a row not here (fk_undo_save kept
+ * what it held): the cells that did it go to quarantine, to be retried
+ * like any other, and the row gets back what it held, as if they had not
+ * come.  Returns 1 when it did, 0 when nothing was kept for the row, or an
+ * error.
+ */
+static int
+fk_undo(struct actx *a, struct tracked *t, sqlite3_stmt *q, int64_t rowid)
+{
+    struct replica *r = a->r;
+    uint8_t v[(REPLICA_MAX_COLS + 1) * REPLICA_CELL_BYTES];
+    uint8_t pb[(REPLICA_MAX_COLS + 1) * REPLICA_CELL_BYTES];
+    size_t v_len = (size_t)(t->n_cols + 1) * REPLICA_CELL_BYTES, pb_len = 0;
+    sqlite3_stmt *u = NULL, *w = NULL;
+    sqlite3_str *sql = NULL;
+    struct ckey qk = {NULL, NULL, NULL, 0};
+    uint64_t dirty, pub;
+    uint32_t i, n = 0;
+    int alive, rc, err = 0;
+    char *text;
+
+    qk.sv = sqlite3_column_value(q, 0);
+    rc = sqlite3_prepare_v2(r->db,
+                            "SELECT k, old, hlc, dev, dirty, pub, pb_hlc,"
+                            " pb_dev, base_hlc, base_dev, flags, scope FROM"
+                            " temp.kz_fk_undo WHERE tbl = ? AND pk = ?",
+                            -1, &u, NULL);
+    if (rc != SQLITE_OK)
+        return replica__dberr(r, rc, "foreign keys");
+    sqlite3_bind_int(u, 1, t->id);
+    sqlite3_bind_value(u, 2, qk.sv);
+    if ((rc = sqlite3_step(u)) != SQLITE_ROW) {
+        sqlite3_finalize(u);
+        return rc == SQLITE_DONE ? 0 : replica__dberr(r, rc, "foreign keys");
+    }
+    sqlite3_reset(a->get_clock);
+    sqlite3_bind_int(a->get_clock, 1, t->id);
+    sqlite3_bind_value(a->get_clock, 2, qk.sv);
+    if ((rc = sqlite3_step(a->get_clock)) != SQLITE_ROW) {
+        sqlite3_reset(a->get_clock);
+        sqlite3_finalize(u);
+        return replica__dberr(r, rc == SQLITE_DONE ? SQLITE_CORRUPT : rc,
+                              "foreign keys");
+    }
+    memset(v, 0, sizeof(v));
+    memset(pb, 0, sizeof(pb));
+    alive = sqlite3_column_int(a->get_clock, 0);
+    memcpy(v, sqlite3_column_blob(a->get_clock, 1),
+           KZ_MIN((size_t)sqlite3_column_bytes(a->get_clock, 1), v_len));
+    dirty = (uint64_t)sqlite3_column_int64(a->get_clock, 2);
+    pb_len = (size_t)sqlite3_column_bytes(a->get_clock, 3);
+    if (pb_len)
+        memcpy(pb, sqlite3_column_blob(a->get_clock, 3), KZ_MIN(pb_len, v_len));
+    pub = (uint64_t)sqlite3_column_int64(a->get_clock, 4);
+    sqlite3_reset(a->get_clock);
+
+    sql = sqlite3_str_new(r->db);
+    sqlite3_str_appendf(sql, "UPDATE \"%w\" SET ", t->name);
+    do {
+        uint32_t k = (uint32_t)sqlite3_column_int(u, 0);
+        uint64_t bit = UINT64_C(1) << k;
+        struct icell x;
+        struct cver was = {(uint64_t)sqlite3_column_int64(u, 2),
+                           (uint16_t)sqlite3_column_int(u, 3)};
+        struct cver sent = {(uint64_t)sqlite3_column_int64(u, 6),
+                            (uint16_t)sqlite3_column_int(u, 7)};
+
+        if (k == 0 || k > t->n_cols) {
+            err = replica__dberr(r, SQLITE_CORRUPT, "foreign keys");
+            break;
+        }
+        memset(&x, 0, sizeof(x));
+        x.k = (int32_t)k;
+        x.col.p = t->cols[k - 1];
+        x.col.len = strlen(t->cols[k - 1]);
+        x.flags = (uint32_t)sqlite3_column_int64(u, 10);
+        replica__value_from_sqlite(&x.value, sqlite3_column_value(q, (int)k));
+        x.ver = cver_get(v, v_len, k);
+        x.base.hlc = (uint64_t)sqlite3_column_int64(u, 8);
+        x.base.dev = (uint16_t)sqlite3_column_int(u, 9);
+        x.scope = (const char *)sqlite3_column_text(u, 11);
+        if (x.scope == NULL)
+            x.scope = a->scope;
+        if ((err = quarantine(a, "FOREIGN KEY constraint failed", t->name, &qk,
+                              &x)))
+            break;
+        cver_put(v, k, was);
+        dirty = sqlite3_column_int(u, 4) ? dirty | bit : dirty & ~bit;
+        pub = sqlite3_column_int(u, 5) ? pub | bit : pub & ~bit;
+        if (dirty & bit) {
+            pb_len = v_len;
+            cver_put(pb, k, sent);
+        }
+        sqlite3_str_appendf(sql,
+                            "%s\"%w\" = (SELECT old FROM temp.kz_fk_undo"
+                            " WHERE tbl = ?1 AND pk = ?2 AND k = %u)",
+                            n++ ? ", " : "", t->cols[k - 1], k);
+    } while ((rc = sqlite3_step(u)) == SQLITE_ROW);
+    if (err == 0 && rc != SQLITE_DONE)
+        err = replica__dberr(r, rc, "foreign keys");
+    sqlite3_finalize(u);
+    if (rowid >= 0)
+        sqlite3_str_appendall(sql, " WHERE rowid = ?3");
+    for (i = 0; rowid < 0 && i < t->n_pk; i++)
+        sqlite3_str_appendf(sql, "%s\"%w\" = ?%u COLLATE BINARY",
+                            i ? " AND " : " WHERE ", t->pk[i], i + 3);
+    if ((text = sqlite3_str_finish(sql)) == NULL)
+        return err ? err : -KZ_ENOMEM;
+    if (err == 0) {
+        rc = sqlite3_prepare_v2(r->db, text, -1, &w, NULL);
+        if (rc == SQLITE_OK) {
+            sqlite3_bind_int(w, 1, t->id);
+            sqlite3_bind_value(w, 2, qk.sv);
+            if (rowid >= 0)
+                sqlite3_bind_int64(w, 3, rowid);
+            for (i = 0; rowid < 0 && i < t->n_pk; i++)
+                sqlite3_bind_value(
+                    w, (int)i + 3,
+                    sqlite3_column_value(q, (int)(1 + t->n_cols + i)));
+            rc = sqlite3_step(w);
+        }
+        sqlite3_finalize(w);
+        if (rc != SQLITE_DONE)
+            err = replica__dberr(r, rc, "foreign keys");
+    }
+    sqlite3_free(text);
+    if (err == 0) {
+        sqlite3_reset(a->put_clock);
+        sqlite3_bind_int(a->put_clock, 1, t->id);
+        sqlite3_bind_value(a->put_clock, 2, qk.sv);
+        sqlite3_bind_int(a->put_clock, 3, alive);
+        sqlite3_bind_blob(a->put_clock, 4, v, (int)v_len, SQLITE_STATIC);
+        sqlite3_bind_int64(a->put_clock, 5, (int64_t)dirty);
+        if (dirty && pb_len)
+            sqlite3_bind_blob(a->put_clock, 6, pb, (int)v_len, SQLITE_STATIC);
+        else
+            sqlite3_bind_null(a->put_clock, 6);
+        sqlite3_bind_int64(a->put_clock, 7, (int64_t)pub);
+        rc = sqlite3_step(a->put_clock);
+        sqlite3_reset(a->put_clock);
+        if (rc != SQLITE_DONE)
+            err = replica__dberr(r, rc, "foreign keys");
+    }
+    /* Once undone: if the row still refers to nothing, it leaves whole. */
+    if (err == 0 &&
+        (rc = row_sql(r, "DELETE FROM temp.kz_fk_undo WHERE tbl = ? AND pk = ?",
+                      t->id, qk.sv)) != SQLITE_DONE)
+        err = replica__dberr(r, rc, "foreign keys");
+    return err ? err : 1;
+}
+
 /* Moves the row ${q} stands on to quarantine, with every known cell and
  * its version, if this apply wrote it (local rows are not ours to move);
  * *${moved} is set when it did. */
@@ -1486,6 +1721,11 @@ fk_move_row(struct actx *a, struct tracked *t, sqlite3_stmt *q, int64_t rowid,
                  t->id, sqlite3_column_value(q, 0));
     if (rc != SQLITE_ROW)
         return rc == SQLITE_DONE ? 0 : replica__dberr(r, rc, "foreign keys");
+    if ((rc = fk_undo(a, t, q, rowid)) != 0) {
+        if (rc > 0)
+            *moved = 1;
+        return rc < 0 ? rc : 0;
+    }
     sqlite3_reset(a->get_clock);
     sqlite3_bind_int(a->get_clock, 1, t->id);
     sqlite3_bind_value(a->get_clock, 2, sqlite3_column_value(q, 0));
@@ -1792,7 +2032,8 @@ apply_one(struct replica *r, const struct kz_cs_header *hdr,
     }
     if ((err = actx_init(&a, r, hdr->scope, st)))
         goto out;
-    if ((err = replica__exec(r, "DELETE FROM temp.kz_touched")))
+    if ((err = replica__exec(r, "DELETE FROM temp.kz_touched;"
+                                " DELETE FROM temp.kz_fk_undo")))
         goto out;
 
     /* Map the body's tables and columns to ours, by name. */
@@ -2054,7 +2295,8 @@ replica_retry_quarantine(struct replica *r, struct apply_stats *st_out)
         goto fail;
     if ((err = actx_init(&a, r, "network", st)) || (err = fk_refresh(r)))
         goto fail_a;
-    if ((err = replica__exec(r, "DELETE FROM temp.kz_touched")))
+    if ((err = replica__exec(r, "DELETE FROM temp.kz_touched;"
+                                " DELETE FROM temp.kz_fk_undo")))
         goto fail_a;
     if ((err = finish_batch(&a)))
         goto fail_a;

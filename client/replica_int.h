@@ -49,6 +49,8 @@ struct tracked {
                              rows referring to nothing refers to it
                              (checked per apply) */
     int cascaded;         /* one of them is CASCADE or SET DEFAULT */
+    uint64_t fk_cols;     /* bit k: cell k is a column of a foreign key
+                             (checked per apply) */
     int capture_paused;   /* capture triggers dropped for this apply */
 };
 

@@ -2026,6 +2026,81 @@ TEST(foreign_key_wait_of_a_deep_chain)
     pair_free(&p);
 }
 
+/* A remote update of a row here that points it at a parent not arrived
+ * yet waits in quarantine, and only its cells that do: the row keeps what
+ * it held and stays, with the rows here that refer to it (it was moved
+ * out whole, which failed the commit on their key, or deleted them
+ * through an ON DELETE CASCADE), until the parent comes. */
+TEST(foreign_key_wait_of_an_update_keeps_the_row)
+{
+    static const char *const all[] = {"kid", "node", "parent", NULL};
+    static const char tables[] =
+        "CREATE TABLE parent(id TEXT PRIMARY KEY, name TEXT);"
+        "CREATE TABLE node(id TEXT PRIMARY KEY, pid TEXT REFERENCES parent"
+        " DEFERRABLE INITIALLY DEFERRED, note TEXT);"
+        "CREATE TABLE kid(id TEXT PRIMARY KEY, nid TEXT REFERENCES node"
+        " DEFERRABLE INITIALLY DEFERRED, cid TEXT REFERENCES node"
+        " ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED)";
+    struct pair p;
+    struct replica *c;
+
+    pair_synced(&p, tables, all,
+                "INSERT INTO parent VALUES ('P', 'p');"
+                "INSERT INTO node VALUES ('X', 'P', 'x');"
+                "INSERT INTO node VALUES ('Y', 'P', 'y')");
+    c = replica_test_new(p.dir, "c", &p.clock.env, REPLICA_ROLE_ADMIN, "LAND");
+    sql_ok(c, tables);
+    ASSERT_OK(replica_track(c, "parent", &NET));
+    ASSERT_OK(replica_track(c, "node", &NET));
+    ASSERT_OK(replica_track(c, "kid", &NET));
+    sql_ok(c, "INSERT INTO parent VALUES ('Q', 'q')");
+    ASSERT_EQ(replica_build(c, 0), 1);
+    ASSERT_EQ(ship(c, p.a, "network"), 1);
+    /* b: rows referring to X, and an edit of Y's key not sent yet. */
+    sql_ok(p.b, "INSERT INTO kid VALUES ('K', 'X', NULL);"
+                "INSERT INTO kid VALUES ('L', NULL, 'X');"
+                "UPDATE node SET pid = NULL WHERE id = 'Y'");
+    p.clock.ms += 10;
+    sql_ok(p.a, "UPDATE node SET pid = 'Q', note = 'x2' WHERE id = 'X';"
+                "UPDATE node SET pid = 'Q' WHERE id = 'Y';"
+                "UPDATE kz_log SET ms = ms + 5000"); /* written later */
+    a_to_b(&p);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM node WHERE id = 'X' AND"
+                           " pid = 'P' AND note = 'x2'"),
+              1);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM node WHERE id = 'Y' AND"
+                           " pid IS NULL"),
+              1);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kid"), 2);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine WHERE tbl ="
+                           " 'node' AND col = 'pid' AND value = 'Q'"),
+              2);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine"), 2);
+    /* Later changesets apply; b's own edit of Y is still sent. */
+    p.clock.ms += 10;
+    sql_ok(p.a, "INSERT INTO parent VALUES ('R', 'r')");
+    a_to_b(&p);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM parent WHERE id = 'R'"), 1);
+    ASSERT_EQ(replica_build(p.b, 0), 1);
+    ASSERT_EQ(ship(p.b, p.a, "network"), 1);
+    ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM node WHERE pid = 'Q'"), 2);
+    ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kid"), 2);
+    /* The parent brings the update. */
+    ASSERT_EQ(ship(c, p.b, "network"), 1);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM node WHERE pid = 'Q'"), 2);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kid"), 2);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine"), 0);
+    same_digest(&p, "network");
+    ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM kz_conflict WHERE col ="
+                           " 'pid'"),
+              1);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_conflict WHERE col ="
+                           " 'pid'"),
+              1);
+    replica_free(c);
+    pair_free(&p);
+}
+
 TEST(guard_trigger_refuses_a_remote_update_into_quarantine)
 {
     struct pair p;
@@ -2879,6 +2954,7 @@ T_MAIN(T(track_refuses_table_without_key), T(track_refuses_rowid_alias),
        T(fk_delete_cascading_onto_a_row_rows_here_refer_to),
        T(fk_cascade_waits_on_while_a_key_is_pending),
        T(foreign_key_wait_of_a_deep_chain),
+       T(foreign_key_wait_of_an_update_keeps_the_row),
        T(guard_trigger_refuses_a_remote_update_into_quarantine),
        T(capture_is_exact_about_case_and_type), T(key_only_table),
        T(noop_update_between_steps_does_not_hold_back_an_edit),
