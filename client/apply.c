@@ -747,12 +747,14 @@ apply_row(struct actx *a, struct tracked *t, struct kz_str tname,
                 goto out;
         }
     }
-    /* A row here pointed elsewhere by a foreign key: what it held, in
-     * case the row it now points to is not here (fk_move_row). */
-    if (t->has_fk && alive && new_alive) {
+    /* A row here pointed elsewhere by a foreign key, or a value a foreign
+     * key refers to changed: what it held, in case the row it now points
+     * to is not here (fk_move_row), or rows here still refer to the old
+     * value (fk_undo_parents). */
+    if ((t->fk_cols | t->ref_cols) && alive && new_alive) {
         for (k = 1; k <= t->n_cols && err == 0; k++) {
             uint64_t bit = UINT64_C(1) << k;
-            if (win[k] == NULL || !(t->fk_cols & bit))
+            if (win[k] == NULL || !((t->fk_cols | t->ref_cols) & bit))
                 continue;
             if (!row_loaded) {
                 struct pkvals none = {0};
@@ -930,11 +932,12 @@ fk_refresh(struct replica *r)
         r->tables[i].has_fk = r->tables[i].referenced = r->tables[i].cascaded =
             0;
     for (i = 0; i < r->n_tables; i++)
-        r->tables[i].fk_cols = 0;
+        r->tables[i].fk_cols = r->tables[i].ref_cols = 0;
     rc = sqlite3_prepare_v2(r->db,
                             "SELECT m.name, f.\"table\", f.on_delete <>"
                             " 'SET NULL', f.on_delete IN ('CASCADE',"
-                            " 'SET DEFAULT'), f.\"from\" FROM sqlite_master m,"
+                            " 'SET DEFAULT'), f.\"from\", f.\"to\""
+                            " FROM sqlite_master m,"
                             " pragma_foreign_key_list(m.name) f"
                             " WHERE m.type = 'table'",
                             -1, &st, NULL);
@@ -946,6 +949,7 @@ fk_refresh(struct replica *r)
         int restrict_ = sqlite3_column_int(st, 2);
         int cascade = sqlite3_column_int(st, 3);
         const char *from = (const char *)sqlite3_column_text(st, 4);
+        const char *to = (const char *)sqlite3_column_text(st, 5);
         for (i = 0; i < r->n_tables; i++) {
             struct tracked *t = &r->tables[i];
             uint32_t k;
@@ -955,6 +959,11 @@ fk_refresh(struct replica *r)
                     if (sqlite3_stricmp(t->cols[k], from) == 0)
                         t->fk_cols |= UINT64_C(1) << (k + 1);
             }
+            /* A key column never changes: only the others can be undone. */
+            if (parent && to && sqlite3_stricmp(t->name, parent) == 0)
+                for (k = 0; k < t->n_cols; k++)
+                    if (sqlite3_stricmp(t->cols[k], to) == 0)
+                        t->ref_cols |= UINT64_C(1) << (k + 1);
             if (restrict_ && parent && sqlite3_stricmp(t->name, parent) == 0) {
                 t->referenced = 1;
                 t->cascaded |= cascade;
@@ -1407,10 +1416,13 @@ row_sql(struct replica *r, const char *sql, int tbl, sqlite3_value *pk)
  * WHERE c.rowid = ?1", or, for a WITHOUT ROWID table (SQLite's check names
  * no rowid there), every row of T that the foreign key ${fkid} finds no
  * parent for, as SQLite's check finds them: every child column set, no
- * parent row equal under the parent's collation.  The key is made as the
- * triggers make it (track.c); columns are read by name, as t->cols orders
- * them.  sqlite3_free it; NULL with *${err} set on failure.
+ * parent row equal under the parent's collation; or, for ${fkid} =
+ * FK_ROW_BY_KEY, the row whose key (as kz_clock keeps it) is ?1.  The key
+ * is made as the triggers make it (track.c); columns are read by name, as
+ * t->cols orders them.  sqlite3_free it; NULL with *${err} set on failure.
  */
+#define FK_ROW_BY_KEY (-2)
+
 static char *
 fk_row_sql(struct replica *r, const struct tracked *t, int fkid, int *err)
 {
@@ -1439,6 +1451,13 @@ fk_row_sql(struct replica *r, const struct tracked *t, int fkid, int *err)
     for (i = 0; i < t->n_pk; i++)
         sqlite3_str_appendf(sql, ", %s", parts[i]);
     sqlite3_str_appendf(sql, " FROM \"%w\" AS c WHERE ", t->name);
+    if (fkid == FK_ROW_BY_KEY) {
+        /* The key column's index first, then the exact key. */
+        if (t->n_pk == 1)
+            sqlite3_str_appendf(sql, "%s = ?1 AND ", parts[0]);
+        sqlite3_str_appendf(sql, "%s = ?1", (const char *)b.p);
+        goto done;
+    }
     if (fkid < 0) {
         sqlite3_str_appendall(sql, "c.rowid = ?1");
         goto done;
@@ -1706,11 +1725,11 @@ fk_undo(struct actx *a, struct tracked *t, sqlite3_stmt *q, int64_t rowid)
 }
 
 /* Moves the row ${q} stands on to quarantine, with every known cell and
- * its version, if this apply wrote it (local rows are not ours to move);
- * *${moved} is set when it did. */
+ * its version, if this apply wrote it (local rows are not ours to move:
+ * *${here} is set for them); *${moved} is set when it did. */
 static int
 fk_move_row(struct actx *a, struct tracked *t, sqlite3_stmt *q, int64_t rowid,
-            int *moved)
+            int *moved, int *here)
 {
     struct replica *r = a->r;
     struct ckey qk = {NULL, NULL, NULL, 0};
@@ -1719,6 +1738,8 @@ fk_move_row(struct actx *a, struct tracked *t, sqlite3_stmt *q, int64_t rowid,
 
     rc = row_sql(r, "SELECT 1 FROM temp.kz_touched WHERE tbl = ? AND pk = ?",
                  t->id, sqlite3_column_value(q, 0));
+    if (rc == SQLITE_DONE)
+        *here = 1;
     if (rc != SQLITE_ROW)
         return rc == SQLITE_DONE ? 0 : replica__dberr(r, rc, "foreign keys");
     if ((rc = fk_undo(a, t, q, rowid)) != 0) {
@@ -1768,6 +1789,184 @@ fk_move_row(struct actx *a, struct tracked *t, sqlite3_stmt *q, int64_t rowid,
     return err;
 }
 
+/* A foreign key (of ${child}, id ${fkid}) that rows here refer to nothing
+ * through. */
+struct fk_here {
+    char *child;  /* sqlite3_free */
+    char *parent; /* sqlite3_free */
+    int fkid;
+};
+
+static int
+fk_here_note(struct fk_here *h, uint32_t *n, uint32_t cap, const char *child,
+             const char *parent, int fkid)
+{
+    uint32_t i;
+
+    if (child == NULL || parent == NULL)
+        return 0;
+    for (i = 0; i < *n; i++)
+        if (h[i].fkid == fkid && strcmp(h[i].child, child) == 0)
+            return 0;
+    if (*n == cap)
+        return 0; /* the others in a later round */
+    h[*n].child = sqlite3_mprintf("%s", child);
+    h[*n].parent = sqlite3_mprintf("%s", parent);
+    h[*n].fkid = fkid;
+    if (h[*n].child == NULL || h[*n].parent == NULL) {
+        sqlite3_free(h[*n].child);
+        sqlite3_free(h[*n].parent);
+        return -KZ_ENOMEM;
+    }
+    (*n)++;
+    return 0;
+}
+
+/* How many rows of ${child} refer to nothing through its key ${fkid}, as
+ * SQLite's own check counts them; negative on error. */
+static int64_t
+fk_orphans(struct replica *r, const char *child, int fkid)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t n = -1;
+    int rc;
+
+    rc = sqlite3_prepare_v2(r->db,
+                            "SELECT count(*) FROM pragma_foreign_key_check(?1)"
+                            " WHERE fkid = ?2",
+                            -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, child, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 2, fkid);
+        if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+            n = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    return n >= 0 ? n : replica__dberr(r, rc, "foreign keys");
+}
+
+/* fk_undo for the row of ${t} whose key is ${pk}: 0, with *${refused} set
+ * when it was not done (no such row, or a local constraint refuses its old
+ * values now), or an error. */
+static int
+fk_undo_key(struct actx *a, struct tracked *t, sqlite3_value *pk, int *refused)
+{
+    struct replica *r = a->r;
+    sqlite3_stmt *q = NULL;
+    char *sql;
+    int rc, err = 0;
+
+    *refused = 0;
+    if ((sql = fk_row_sql(r, t, FK_ROW_BY_KEY, &err)) == NULL)
+        return err;
+    rc = sqlite3_prepare_v2(r->db, sql, -1, &q, NULL);
+    sqlite3_free(sql);
+    if (rc != SQLITE_OK)
+        return replica__dberr(r, rc, "foreign keys");
+    sqlite3_bind_value(q, 1, pk);
+    if ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        rc = fk_undo(a, t, q, -1);
+        if (rc == 0 ||
+            (rc < 0 && (sqlite3_errcode(r->db) & 0xff) == SQLITE_CONSTRAINT))
+            *refused = 1;
+        else if (rc < 0)
+            err = rc;
+    } else if (rc != SQLITE_DONE) {
+        err = replica__dberr(r, rc, "foreign keys");
+    } else {
+        *refused = 1;
+    }
+    sqlite3_finalize(q);
+    return err;
+}
+
+/*
+ * Rows here refer to nothing through ${h}'s keys, and no row this apply
+ * wrote does: a value they refer to changed in a row here.  Each row of
+ * the parent table this apply changed such a value in (kz_fk_undo) is
+ * tried under a savepoint with its old values back; one that leaves
+ * fewer rows referring to nothing is undone for good (fk_undo: its new
+ * values wait in quarantine).  *${undone} is set when one was.
+ */
+static int
+fk_undo_parents(struct actx *a, const struct fk_here *h, uint32_t n,
+                int *undone)
+{
+    struct replica *r = a->r;
+    uint32_t i, j;
+    int err = 0;
+
+    for (i = 0; i < n && err == 0; i++) {
+        struct tracked *pt =
+            track__by_name(r, h[i].parent, strlen(h[i].parent));
+        sqlite3_value **cand = NULL;
+        sqlite3_stmt *st = NULL;
+        uint32_t n_cand = 0, cap = 0;
+        int64_t before, after;
+        int rc;
+
+        if (pt == NULL || pt->ref_cols == 0)
+            continue;
+        rc = sqlite3_prepare_v2(r->db,
+                                "SELECT DISTINCT pk FROM temp.kz_fk_undo"
+                                " WHERE tbl = ?",
+                                -1, &st, NULL);
+        if (rc != SQLITE_OK)
+            return replica__dberr(r, rc, "foreign keys");
+        sqlite3_bind_int(st, 1, pt->id);
+        while (err == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+            if (n_cand == cap) {
+                uint32_t c2 = cap ? cap * 2 : 8;
+                sqlite3_value **g = kz_reallocarray(cand, c2, sizeof(*cand));
+                if (g == NULL) {
+                    err = -KZ_ENOMEM;
+                    break;
+                }
+                cand = g;
+                cap = c2;
+            }
+            if ((cand[n_cand] =
+                     sqlite3_value_dup(sqlite3_column_value(st, 0))) == NULL)
+                err = -KZ_ENOMEM;
+            else
+                n_cand++;
+        }
+        if (err == 0 && rc != SQLITE_DONE)
+            err = replica__dberr(r, rc, "foreign keys");
+        sqlite3_finalize(st);
+        before = n_cand && err == 0 ? fk_orphans(r, h[i].child, h[i].fkid) : 0;
+        if (before < 0)
+            err = (int)before;
+        for (j = 0; j < n_cand && err == 0 && before > 0; j++) {
+            struct apply_stats keep = *a->st;
+            int refused = 0;
+
+            if ((err = replica__exec(r, "SAVEPOINT kz_undo_try")))
+                break;
+            err = fk_undo_key(a, pt, cand[j], &refused);
+            after =
+                err || refused ? before : fk_orphans(r, h[i].child, h[i].fkid);
+            if (after < 0)
+                err = (int)after;
+            (void)sqlite3_exec(r->db,
+                               "ROLLBACK TO kz_undo_try; RELEASE kz_undo_try",
+                               NULL, NULL, NULL);
+            *a->st = keep;
+            if (err || after >= before)
+                continue;
+            if ((err = fk_undo_key(a, pt, cand[j], &refused)) == 0 &&
+                !refused) {
+                *undone = 1;
+                before = after;
+            }
+        }
+        for (j = 0; j < n_cand; j++)
+            sqlite3_value_free(cand[j]);
+        kz_free(cand);
+    }
+    return err;
+}
+
 static int
 quarantine_fk_violations(struct actx *a)
 {
@@ -1784,7 +1983,8 @@ quarantine_fk_violations(struct actx *a)
             const struct tracked *t;
             int fk;
         } done[64];
-        uint32_t n_done = 0, d;
+        struct fk_here here[16];
+        uint32_t n_done = 0, n_here = 0, d;
         int moved = 0, rc;
 
         rc = sqlite3_prepare_v2(r->db, "PRAGMA foreign_key_check", -1, &chk,
@@ -1795,13 +1995,17 @@ quarantine_fk_violations(struct actx *a)
             const char *tn = (const char *)sqlite3_column_text(chk, 0);
             int no_rowid = sqlite3_column_type(chk, 1) == SQLITE_NULL;
             int64_t rowid = no_rowid ? -1 : sqlite3_column_int64(chk, 1);
+            const char *pn = (const char *)sqlite3_column_text(chk, 2);
             int fkid = sqlite3_column_int(chk, 3);
             struct tracked *t = tn ? track__by_name(r, tn, strlen(tn)) : NULL;
             sqlite3_stmt *q = NULL;
             char *sql;
 
-            if (t == NULL)
+            if (t == NULL) {
+                err = fk_here_note(here, &n_here, KZ_ARRAY_SIZE(here), tn, pn,
+                                   fkid);
                 continue;
+            }
             /* WITHOUT ROWID: all of a key's orphans at once, each (table,
              * key) once a round (SQLite's check lists them row by row). */
             if (no_rowid) {
@@ -1825,13 +2029,25 @@ quarantine_fk_violations(struct actx *a)
             }
             if (!no_rowid)
                 sqlite3_bind_int64(q, 1, rowid);
-            while (err == 0 && (rc = sqlite3_step(q)) == SQLITE_ROW)
-                err = fk_move_row(a, t, q, rowid, &moved);
+            while (err == 0 && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+                int local = 0;
+                err = fk_move_row(a, t, q, rowid, &moved, &local);
+                if (err == 0 && local)
+                    err = fk_here_note(here, &n_here, KZ_ARRAY_SIZE(here), tn,
+                                       pn, fkid);
+            }
             if (err == 0 && rc != SQLITE_DONE)
                 err = replica__dberr(r, rc, "foreign keys");
             sqlite3_finalize(q);
         }
         sqlite3_finalize(chk);
+        /* Only rows here are left referring to nothing. */
+        if (err == 0 && moved == 0 && n_here > 0)
+            err = fk_undo_parents(a, here, n_here, &moved);
+        for (d = 0; d < n_here; d++) {
+            sqlite3_free(here[d].child);
+            sqlite3_free(here[d].parent);
+        }
         if (err || moved == 0)
             return err;
     }

@@ -51,6 +51,8 @@ struct tracked {
     int cascaded;         /* one of them is CASCADE or SET DEFAULT */
     uint64_t fk_cols;     /* bit k: cell k is a column of a foreign key
                              (checked per apply) */
+    uint64_t ref_cols;    /* bit k: a foreign key refers to cell k (not a
+                             key column; checked per apply) */
     int capture_paused;   /* capture triggers dropped for this apply */
 };
 

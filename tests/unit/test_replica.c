@@ -2101,6 +2101,56 @@ TEST(foreign_key_wait_of_an_update_keeps_the_row)
     pair_free(&p);
 }
 
+/* A remote change of a value that rows here refer to through a foreign
+ * key (not a key: a UNIQUE code) waits in quarantine while they do, like
+ * a delete, instead of failing the commit of this apply and every later
+ * one; a change nothing here refers to applies beside it. */
+TEST(fk_change_of_a_referenced_value_waits_while_rows_here_refer_to_it)
+{
+    static const char *const both[] = {"child", "parent", NULL};
+    static const char tables[] =
+        "CREATE TABLE parent(id TEXT PRIMARY KEY, code INTEGER UNIQUE,"
+        " name TEXT);"
+        "CREATE TABLE child(id TEXT PRIMARY KEY, pcode TEXT REFERENCES"
+        " parent(code) DEFERRABLE INITIALLY DEFERRED)";
+    struct pair p;
+
+    pair_synced(&p, tables, both,
+                "INSERT INTO parent VALUES ('P', 1, 'p');"
+                "INSERT INTO parent VALUES ('M', 5, 'm')");
+    /* b: rows referring to P's code, one of them in a table not tracked,
+     * the other compared as SQLite does (the parent's affinity). */
+    sql_ok(p.b, "CREATE TABLE note(id TEXT PRIMARY KEY, pc INTEGER"
+                " REFERENCES parent(code) DEFERRABLE INITIALLY DEFERRED);"
+                "INSERT INTO child VALUES ('C', '1');"
+                "INSERT INTO note VALUES ('N', 1)");
+    p.clock.ms += 10;
+    sql_ok(p.a, "UPDATE parent SET code = 2, name = 'p2' WHERE id = 'P';"
+                "UPDATE parent SET code = 6 WHERE id = 'M'");
+    a_to_b(&p);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM parent WHERE id = 'P' AND"
+                           " code = 1 AND name = 'p2'"),
+              1);
+    ASSERT_EQ(sql_int(p.b, "SELECT code FROM parent WHERE id = 'M'"), 6);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine WHERE tbl ="
+                           " 'parent' AND col = 'code' AND value = 2"),
+              1);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine"), 1);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM child"), 1);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM note"), 1);
+    /* Later changesets apply; once nothing refers to 1, it goes. */
+    p.clock.ms += 10;
+    sql_ok(p.a, "INSERT INTO parent VALUES ('R', 9, 'r')");
+    a_to_b(&p);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM parent WHERE id = 'R'"), 1);
+    sql_ok(p.b, "DELETE FROM child; DELETE FROM note");
+    ASSERT_OK(replica_retry_quarantine(p.b, NULL));
+    ASSERT_EQ(sql_int(p.b, "SELECT code FROM parent WHERE id = 'P'"), 2);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine"), 0);
+    same_digest(&p, "network");
+    pair_free(&p);
+}
+
 TEST(guard_trigger_refuses_a_remote_update_into_quarantine)
 {
     struct pair p;
@@ -2955,6 +3005,7 @@ T_MAIN(T(track_refuses_table_without_key), T(track_refuses_rowid_alias),
        T(fk_cascade_waits_on_while_a_key_is_pending),
        T(foreign_key_wait_of_a_deep_chain),
        T(foreign_key_wait_of_an_update_keeps_the_row),
+       T(fk_change_of_a_referenced_value_waits_while_rows_here_refer_to_it),
        T(guard_trigger_refuses_a_remote_update_into_quarantine),
        T(capture_is_exact_about_case_and_type), T(key_only_table),
        T(noop_update_between_steps_does_not_hold_back_an_edit),
