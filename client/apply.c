@@ -318,9 +318,21 @@ write_stmt(struct replica *r, struct tracked *t, int op, uint64_t mask,
     return 0;
 }
 
+/* Whether ${rc} of a write is a foreign key's refusal: an immediate key's
+ * code, or ON DELETE RESTRICT's, which SQLite raises as a trigger's with
+ * its own words (a guard trigger's RAISE is told apart by them). */
+static int
+fk_refusal(struct replica *r, int rc)
+{
+    return rc == SQLITE_CONSTRAINT_FOREIGNKEY ||
+           (rc == SQLITE_CONSTRAINT_TRIGGER &&
+            strcmp(sqlite3_errmsg(r->db), "FOREIGN KEY constraint failed") ==
+                0);
+}
+
 /* Writes the winning cells (win[k], NULL where none) to the user's table.
- * Returns 0, or 1 when a local constraint refused the row (message in
- * r->errmsg), or < 0. */
+ * Returns 0, or 1 when a local constraint refused the row, 2 when that was
+ * an immediate foreign key (message in r->errmsg), or < 0. */
 static int
 write_row(struct replica *r, struct tracked *t, const struct kz_value *pk,
           int was_alive, int alive, const struct icell *const *win)
@@ -385,6 +397,8 @@ write_row(struct replica *r, struct tracked *t, const struct kz_value *pk,
                          (int)(sizeof(r->errmsg) - (size_t)n - 1), why);
             return -KZ_EDB;
         }
+        if (fk_refusal(r, rc))
+            return 2;
         if (base == SQLITE_CONSTRAINT || base == SQLITE_MISMATCH)
             return 1;
         return replica__dberr(r, rc, "apply");
@@ -793,9 +807,9 @@ apply_row(struct actx *a, struct tracked *t, struct kz_str tname,
         err = rc;
         goto out;
     }
-    if (rc == 1) {
+    if (rc > 0) {
         reason = r->errmsg;
-        if (strstr(reason, "FOREIGN KEY") != NULL)
+        if (rc == 2)
             a->fk_refused++;
         goto quarantine_all;
     }
@@ -1089,8 +1103,7 @@ fk_held_try(struct actx *a, struct tracked *t, const struct kz_value *pk,
     for (i = 0; i < n_pk; i++)
         bind_kz(st, (int)i + 1, &pk[i]);
     rc = sqlite3_step(st);
-    *held = rc != SQLITE_DONE &&
-            strstr(sqlite3_errmsg(r->db), "FOREIGN KEY") != NULL;
+    *held = fk_refusal(r, rc);
     sqlite3_reset(st);
     if (sqlite3_get_autocommit(r->db)) {
         snprintf(r->errmsg, sizeof(r->errmsg),

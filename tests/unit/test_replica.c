@@ -2151,6 +2151,29 @@ TEST(fk_change_of_a_referenced_value_waits_while_rows_here_refer_to_it)
     pair_free(&p);
 }
 
+/* A guard trigger that refuses a delete is not a foreign key, whatever its
+ * message says: the delete waits with the trigger's reason. */
+TEST(fk_wait_tells_a_key_from_a_trigger_by_its_code)
+{
+    static const char *const both[] = {"child", "parent", NULL};
+    struct pair p;
+
+    pair_synced(&p, FK_TABLES, both, "INSERT INTO parent VALUES ('P', 'X')");
+    sql_ok(p.b, "CREATE TRIGGER guard BEFORE DELETE ON parent BEGIN SELECT"
+                " RAISE(ABORT, 'FOREIGN KEY policy: parents are archived');"
+                " END");
+    p.clock.ms += 10;
+    sql_ok(p.a, "DELETE FROM parent");
+    a_to_b(&p);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM parent"), 1);
+    ASSERT(sql_int(p.b, "SELECT count(*) FROM kz_quarantine WHERE reason"
+                        " LIKE '%archived%'") > 0);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine WHERE reason"
+                           " NOT LIKE '%archived%'"),
+              0);
+    pair_free(&p);
+}
+
 TEST(guard_trigger_refuses_a_remote_update_into_quarantine)
 {
     struct pair p;
@@ -3006,6 +3029,7 @@ T_MAIN(T(track_refuses_table_without_key), T(track_refuses_rowid_alias),
        T(foreign_key_wait_of_a_deep_chain),
        T(foreign_key_wait_of_an_update_keeps_the_row),
        T(fk_change_of_a_referenced_value_waits_while_rows_here_refer_to_it),
+       T(fk_wait_tells_a_key_from_a_trigger_by_its_code),
        T(guard_trigger_refuses_a_remote_update_into_quarantine),
        T(capture_is_exact_about_case_and_type), T(key_only_table),
        T(noop_update_between_steps_does_not_hold_back_an_edit),
