@@ -2,7 +2,7 @@
  * bench_engine.c: the replica engine against plain SQLite doing the same
  * work, in the same run, on the same machine.
  *
- *     bench_engine [--reps N] [--rows N] [--no-mem]
+ *     bench_engine [--reps N] [--rows N] [--no-mem] [--only g|h]
  *
  * Workload: ${rows} rows (default 100000) of a table with a TEXT primary key
  * (a random 36-character UUID, so the key index is filled in random order)
@@ -31,6 +31,9 @@
  *   g. ${rows} / 5 rows built as changesets of 10 rows, applied one per
  *      transaction (replica_apply) and 64 per transaction
  *      (replica_apply_many, as `kzsync sync` applies a pulled batch).
+ *   h. ${rows} / 5 rows in changesets of 2,000 cells, applied 64 per
+ *      transaction to an empty replica and to one whose database also
+ *      holds ${rows} rows of the user's own under a deferred foreign key.
  *   e. peak RSS of a process doing only the apply, for two changeset sizes
  *      and for a quarter of the rows: it follows the changeset size, not the
  *      number of changesets.  Each measurement is a fresh exec of this
@@ -466,10 +469,88 @@ small_run(const struct rowdata *d, int rows, int reps)
     fflush(stdout);
 }
 
+/*
+ * h. A replica that holds other data under a deferred foreign key
+ * (${rows} child rows referring to ${rows} / 100 parents, in tables of
+ * the user's own) against an empty one, both receiving the same
+ * changesets of ${rows} / 5 rows of 2,000 cells, 64 a transaction (as
+ * `kzsync sync` applies a pulled batch).  Each changeset's apply asks
+ * whether it left rows referring to nothing; that must not cost a check
+ * of the whole database.  Prints the medians.
+ */
+static void
+fk_run(const struct rowdata *d, int rows, int reps)
+{
+    double bare[64], held[64];
+    int r, n_cs = 0;
+
+    for (r = 0; r < reps; r++) {
+        char dir[512], sql[512];
+        struct replica *a, *b1, *b2;
+        struct csset cs;
+        uint8_t d1[32], d2[32];
+
+        mk_tmp(dir, sizeof(dir), "fk");
+        a = replica_new(dir, "a", REPLICA_ROLE_ADMIN,
+                        UINT64_C(0x8181) + (uint64_t)r);
+        (void)insert_rows(replica_db(a), d, rows / 5);
+        (void)build(a, 2000, &n_cs);
+        csset_load(a, &cs);
+        b1 = replica_new(dir, "b1", REPLICA_ROLE_SITE,
+                         UINT64_C(0x9191) + (uint64_t)r);
+        b2 = replica_new(dir, "b2", REPLICA_ROLE_SITE,
+                         UINT64_C(0xa1a1) + (uint64_t)r);
+        snprintf(sql, sizeof(sql),
+                 "CREATE TABLE org(id INTEGER PRIMARY KEY, name TEXT);"
+                 "CREATE TABLE person(id INTEGER PRIMARY KEY, org INTEGER"
+                 " REFERENCES org DEFERRABLE INITIALLY DEFERRED, name TEXT);"
+                 "BEGIN;"
+                 "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM"
+                 " n WHERE i < %d) INSERT INTO org SELECT i, 'org ' || i"
+                 " FROM n;"
+                 "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM"
+                 " n WHERE i < %d) INSERT INTO person SELECT i, 1 + i %% %d,"
+                 " 'person ' || i FROM n;"
+                 "COMMIT",
+                 rows / 100, rows, rows / 100);
+        exec_ok(replica_db(b2), sql);
+        if (r % 2 == 0) {
+            bare[r] = apply_many_all(b1, &cs, 64);
+            held[r] = apply_many_all(b2, &cs, 64);
+        } else {
+            held[r] = apply_many_all(b2, &cs, 64);
+            bare[r] = apply_many_all(b1, &cs, 64);
+        }
+        if (replica_digest(b1, SCOPE, d1) != 0 ||
+            replica_digest(b2, SCOPE, d2) != 0 || memcmp(d1, d2, 32) != 0 ||
+            sql_int(replica_db(b2), "SELECT count(*) FROM item") != rows / 5)
+            bn_die("foreign keys: the two receivers differ");
+        fprintf(stderr,
+                "fk rep %d: %d cs, empty %.3f s, with foreign key %.3f s\n",
+                r + 1, cs.n, bare[r], held[r]);
+        csset_free(&cs);
+        replica_free(b1);
+        replica_free(b2);
+        replica_free(a);
+        bn_rm_rf(dir);
+    }
+    printf("\nh. %d rows in %d changesets of 2000 cells, 64 a transaction, "
+           "applied (medians of %d)\n",
+           rows / 5, n_cs, reps);
+    printf("   to an empty replica                                  %8.3f s\n",
+           bn_median(bare, reps));
+    printf("   to one holding %d rows under a deferred foreign key %8.3f s  "
+           "%.2fx\n",
+           rows, bn_median(held, reps),
+           bn_median(held, reps) / bn_median(bare, reps));
+    fflush(stdout);
+}
+
 int
 main(int argc, char **argv)
 {
     int reps = 5, rows = 100000, do_mem = 1, i, r;
+    const char *only = NULL;
     char self[1024];
     ssize_t sl;
     struct rowdata *d;
@@ -496,12 +577,16 @@ main(int argc, char **argv)
             rows = atoi(argv[++i]);
         else if (strcmp(argv[i], "--no-mem") == 0)
             do_mem = 0;
+        else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc)
+            only = argv[++i];
         else
-            bn_die(
-                "usage: bench_engine [--reps N (1-64)] [--rows N] [--no-mem]");
+            bn_die("usage: bench_engine [--reps N (1-64)] [--rows N] "
+                   "[--no-mem] [--only g|h]");
     }
-    if (reps < 1 || reps > 64 || rows < 100)
-        bn_die("usage: bench_engine [--reps N (1-64)] [--rows N] [--no-mem]");
+    if (reps < 1 || reps > 64 || rows < 100 ||
+        (only && strcmp(only, "g") != 0 && strcmp(only, "h") != 0))
+        bn_die("usage: bench_engine [--reps N (1-64)] [--rows N] [--no-mem] "
+               "[--only g|h]");
     sl = readlink("/proc/self/exe", self, sizeof(self) - 1);
     if (sl <= 0)
         bn_die("readlink /proc/self/exe");
@@ -524,6 +609,14 @@ main(int argc, char **argv)
     d = gen_rows(rows);
     if (d == NULL)
         bn_die("out of memory");
+    if (only != NULL) {
+        if (strcmp(only, "g") == 0)
+            small_run(d, rows / 5, reps);
+        else
+            fk_run(d, rows, reps);
+        free(d);
+        return 0;
+    }
     for (r = 0; r < reps; r++) {
         char dir[512];
         struct replica *a, *b;
@@ -718,6 +811,7 @@ main(int argc, char **argv)
     fflush(stdout);
 
     small_run(d, rows / 5, reps < 3 ? reps : 3);
+    fk_run(d, rows, reps < 3 ? reps : 3);
 
     if (do_mem) {
         struct memrow m[3];
