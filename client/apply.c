@@ -408,13 +408,15 @@ write_row(struct replica *r, struct tracked *t, const struct kz_value *pk,
 }
 
 static int
-touch(struct replica *r, sqlite3_stmt *st, int tbl, const struct ckey *ck)
+touch(struct replica *r, sqlite3_stmt *st, int tbl, const struct ckey *ck,
+      const char *scope)
 {
     int rc;
 
     sqlite3_reset(st);
     sqlite3_bind_int(st, 1, tbl);
     bind_ckey(st, 2, ck);
+    sqlite3_bind_text(st, 3, scope, -1, SQLITE_STATIC);
     rc = sqlite3_step(st);
     sqlite3_reset(st);
     return rc == SQLITE_DONE ? 0 : replica__dberr(r, rc, "apply");
@@ -546,7 +548,7 @@ apply_row(struct actx *a, struct tracked *t, struct kz_str tname,
         goto quarantine_all;
     }
     /* Only a table with a foreign key can show up in foreign_key_check. */
-    if (t->has_fk && (err = touch(r, a->touch, t->id, &ck)))
+    if (t->has_fk && (err = touch(r, a->touch, t->id, &ck, a->scope)))
         goto out;
     v_len = (size_t)(t->n_cols + 1) * REPLICA_CELL_BYTES;
     memset(v, 0, v_len);
@@ -911,7 +913,8 @@ actx_init(struct actx *a, struct replica *r, const char *scope,
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(r->db,
                           "CREATE TEMP TABLE IF NOT EXISTS kz_touched("
-                          "tbl INTEGER, pk, PRIMARY KEY (tbl, pk));"
+                          "tbl INTEGER, pk, scope TEXT NOT NULL,"
+                          " PRIMARY KEY (tbl, pk));"
                           "CREATE TEMP TABLE IF NOT EXISTS kz_fk_undo("
                           "tbl INTEGER, pk, k INTEGER, old, hlc INTEGER,"
                           " dev INTEGER, dirty INTEGER, pub INTEGER,"
@@ -923,7 +926,7 @@ actx_init(struct actx *a, struct replica *r, const char *scope,
     if (rc == SQLITE_OK)
         rc = sqlite3_prepare_v2(r->db,
                                 "INSERT OR IGNORE INTO temp.kz_touched"
-                                " VALUES (?, ?)",
+                                " VALUES (?, ?, ?)",
                                 -1, &a->touch, NULL);
     return rc == SQLITE_OK ? 0 : replica__dberr(r, rc, "apply");
 }
@@ -1268,6 +1271,9 @@ retry_quarantine(struct actx *a)
             sqlite3_value *pk;
         } *qr = NULL;
         size_t nq = 0, i;
+        struct actx b;
+        char b_scope[KZ_LIM_NAME_MAX + 1] = "";
+        int have_b = 0;
 
         while ((rc = sqlite3_step(rows)) == SQLITE_ROW) {
             struct qrow *p = kz_reallocarray(qr, nq + 1, sizeof(*qr));
@@ -1287,13 +1293,12 @@ retry_quarantine(struct actx *a)
         for (i = 0; err == 0 && i < nq; i++) {
             struct tracked *t = track__by_name(r, qr[i].tbl, strlen(qr[i].tbl));
             struct icell c[MAX_CELLS];
-            sqlite3_value *keep[MAX_CELLS * 2];
+            sqlite3_value *keep[MAX_CELLS * 3];
             uint32_t n = 0, nk = 0, j;
             struct pkvals pv = {0};
             struct kz_value pk[KZ_LIM_PK_COLS_MAX];
             int64_t max_id = 0;
-            const char *scope_of_row = a->scope;
-            char scope_buf[KZ_LIM_NAME_MAX + 1] = "";
+            uint32_t done = 0;
 
             if (t == NULL)
                 continue;
@@ -1319,8 +1324,15 @@ retry_quarantine(struct actx *a)
 
                 memset(x, 0, sizeof(*x));
                 max_id = sqlite3_column_int64(cells, 0);
-                snprintf(scope_buf, sizeof(scope_buf), "%s",
-                         (const char *)sqlite3_column_text(cells, 1));
+                keep[nk] = sqlite3_value_dup(sqlite3_column_value(cells, 1));
+                if (keep[nk] == NULL) {
+                    err = -KZ_ENOMEM;
+                    break;
+                }
+                x->scope = (const char *)sqlite3_value_text(keep[nk]);
+                if (x->scope == NULL)
+                    x->scope = a->scope;
+                nk++;
                 keep[nk] = sqlite3_value_dup(sqlite3_column_value(cells, 2));
                 if (keep[nk] == NULL) {
                     err = -KZ_ENOMEM;
@@ -1360,11 +1372,6 @@ retry_quarantine(struct actx *a)
             }
             sqlite3_reset(cells);
             if (err == 0 && n > 0) {
-                struct actx b;
-                struct kz_str tn = {t->name, strlen(t->name)};
-                scope_of_row = scope_buf[0] ? scope_buf : a->scope;
-                for (j = 0; j < n; j++)
-                    c[j].scope = scope_of_row;
                 sqlite3_reset(del);
                 sqlite3_bind_text(del, 1, qr[i].tbl, -1, SQLITE_STATIC);
                 sqlite3_bind_value(del, 2, qr[i].pk);
@@ -1373,20 +1380,58 @@ retry_quarantine(struct actx *a)
                 sqlite3_reset(del);
                 if (rc != SQLITE_DONE)
                     err = replica__dberr(r, rc, "quarantine");
-                if (err == 0 &&
-                    (err = actx_init(&b, r, scope_of_row, a->st)) == 0) {
-                    uint32_t before = a->st->quarantined;
+            }
+            /* The cells of each scope under that scope's rules (a site
+             * table's row keeps some in site:X, some in private:X), the
+             * scope with the row's own cell first: it may bring the row. */
+            while (err == 0 && done < n) {
+                struct icell g[MAX_CELLS];
+                struct kz_str tn = {t->name, strlen(t->name)};
+                const char *sc = NULL;
+                uint32_t ng = 0;
+
+                for (j = 0; j < n && sc == NULL; j++)
+                    if (c[j].scope != NULL && c[j].k == 0)
+                        sc = c[j].scope;
+                for (j = 0; j < n && sc == NULL; j++)
+                    if (c[j].scope != NULL)
+                        sc = c[j].scope;
+                for (j = 0; j < n; j++) {
+                    if (c[j].scope != NULL && strcmp(c[j].scope, sc) == 0) {
+                        g[ng++] = c[j];
+                        c[j].scope = NULL;
+                        done++;
+                    }
+                }
+                /* One context for the rows of a scope (its statements
+                 * prepared once), not one per row. */
+                if (!have_b || strcmp(b_scope, sc) != 0) {
+                    if (have_b)
+                        actx_fini(&b);
+                    have_b = 0;
+                    snprintf(b_scope, sizeof(b_scope), "%s", sc);
+                    if ((err = actx_init(&b, r, b_scope, a->st)) != 0) {
+                        actx_fini(&b);
+                        break;
+                    }
+                    have_b = 1;
                     b.fk_check = 1;
-                    err = apply_row(&b, t, tn, pk, pv.n, c, n);
+                }
+                {
+                    uint32_t before = a->st->quarantined;
+                    for (j = 0; j < ng; j++)
+                        g[j].scope = b_scope;
+                    err = apply_row(&b, t, tn, pk, pv.n, g, ng);
                     /* Cells that went back are not new quarantines. */
                     a->st->quarantined = before;
                 }
-                actx_fini(&b);
             }
             for (j = 0; j < nk; j++)
                 sqlite3_value_free(keep[j]);
             replica__pk_free(&pv);
         }
+        if (have_b)
+            actx_fini(&b);
         for (i = 0; i < nq; i++) {
             kz_free(qr[i].tbl);
             sqlite3_value_free(qr[i].pk);
@@ -1737,6 +1782,47 @@ fk_undo(struct actx *a, struct tracked *t, sqlite3_stmt *q, int64_t rowid)
     return err ? err : 1;
 }
 
+/* The scope the apply wrote row ${pk} of ${t} through, into ${out}: 1, or
+ * 0 when it did not write it, or an error. */
+static int
+touched_scope(struct replica *r, const struct tracked *t, sqlite3_value *pk,
+              char *out, size_t len)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    rc = sqlite3_prepare_v2(r->db,
+                            "SELECT scope FROM temp.kz_touched WHERE tbl = ?"
+                            " AND pk = ?",
+                            -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int(st, 1, t->id);
+        sqlite3_bind_value(st, 2, pk);
+        if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+            snprintf(out, len, "%s", (const char *)sqlite3_column_text(st, 0));
+    }
+    sqlite3_finalize(st);
+    if (rc == SQLITE_ROW)
+        return 1;
+    return rc == SQLITE_DONE ? 0 : replica__dberr(r, rc, "foreign keys");
+}
+
+/* The scope cell ${k} of a row of ${t} that came through ${scope} travels
+ * in (capture.c): a site table's cell in site:X when it was published
+ * (${pub}), else in private:X. */
+static void
+cell_scope(const struct tracked *t, const char *scope, int pub, char *out,
+           size_t len)
+{
+    const char *site = strchr(scope, ':');
+
+    if (t->kind == TRACK_NETWORK || site == NULL)
+        snprintf(out, len, "%s", scope);
+    else
+        snprintf(out, len, "%s:%s",
+                 t->kind == TRACK_SITE && pub ? "site" : "private", site + 1);
+}
+
 /* Moves the row ${q} stands on to quarantine, with every known cell and
  * its version, if this apply wrote it (local rows are not ours to move:
  * *${here} is set for them); *${moved} is set when it did. */
@@ -1746,15 +1832,15 @@ fk_move_row(struct actx *a, struct tracked *t, sqlite3_stmt *q, int64_t rowid,
 {
     struct replica *r = a->r;
     struct ckey qk = {NULL, NULL, NULL, 0};
+    char scope[KZ_LIM_NAME_MAX + 1], cs[KZ_LIM_NAME_MAX + 1];
     uint32_t k;
     int rc, err = 0;
 
-    rc = row_sql(r, "SELECT 1 FROM temp.kz_touched WHERE tbl = ? AND pk = ?",
-                 t->id, sqlite3_column_value(q, 0));
-    if (rc == SQLITE_DONE)
-        *here = 1;
-    if (rc != SQLITE_ROW)
-        return rc == SQLITE_DONE ? 0 : replica__dberr(r, rc, "foreign keys");
+    if ((rc = touched_scope(r, t, sqlite3_column_value(q, 0), scope,
+                            sizeof(scope))) <= 0) {
+        *here = rc == 0;
+        return rc;
+    }
     if ((rc = fk_undo(a, t, q, rowid)) != 0) {
         if (rc > 0)
             *moved = 1;
@@ -1766,6 +1852,7 @@ fk_move_row(struct actx *a, struct tracked *t, sqlite3_stmt *q, int64_t rowid,
     if (sqlite3_step(a->get_clock) == SQLITE_ROW) {
         const uint8_t *v = sqlite3_column_blob(a->get_clock, 1);
         size_t v_len = (size_t)sqlite3_column_bytes(a->get_clock, 1);
+        uint64_t pub = (uint64_t)sqlite3_column_int64(a->get_clock, 4);
         for (k = 0; err == 0 && k <= t->n_cols; k++) {
             struct icell x;
             memset(&x, 0, sizeof(x));
@@ -1773,7 +1860,8 @@ fk_move_row(struct actx *a, struct tracked *t, sqlite3_stmt *q, int64_t rowid,
             x.ver = cver_get(v, v_len, k);
             if (x.ver.hlc == 0)
                 continue;
-            x.scope = a->scope;
+            cell_scope(t, scope, (pub >> k) & 1, cs, sizeof(cs));
+            x.scope = cs;
             if (k == 0) {
                 x.value.type = KZ_V_INT;
                 x.value.i = 1;
@@ -2097,14 +2185,22 @@ seen_get(struct replica *r, const uint8_t *author, const char *scope,
                : replica__dberr(r, rc, "seen");
 }
 
+/* Inside an apply's transaction (replica_apply_many, after its last
+ * changeset; replica_retry_quarantine): every cell waiting in quarantine
+ * is tried again, and the rows that then refer to nothing go back. */
 static int
-finish_batch(struct actx *a)
+retry_all(struct replica *r, struct apply_stats *st)
 {
+    struct actx a;
     int err;
 
-    if ((err = retry_quarantine(a)))
-        return err;
-    return quarantine_fk_violations(a);
+    if ((err = actx_init(&a, r, "network", st)) == 0 &&
+        (err = replica__exec(r, "DELETE FROM temp.kz_touched;"
+                                " DELETE FROM temp.kz_fk_undo")) == 0 &&
+        (err = retry_quarantine(&a)) == 0)
+        err = quarantine_fk_violations(&a);
+    actx_fini(&a);
+    return err;
 }
 
 int
@@ -2412,7 +2508,8 @@ apply_one(struct replica *r, const struct kz_cs_header *hdr,
     /* Rows of this changeset that refer to nothing go to quarantine first,
      * so that no key is pending when the held deletes go (apply_held). */
     if (n_held > 0) {
-        /* finish_batch moves them again, and counts them then. */
+        /* quarantine_fk_violations moves them again below, and counts
+         * them then. */
         uint32_t q = st->quarantined;
         if ((err = quarantine_fk_violations(&a)))
             goto out;
@@ -2420,7 +2517,7 @@ apply_one(struct replica *r, const struct kz_cs_header *hdr,
         if ((err = apply_held(&a, rd, tmap, held, n_held)))
             goto out;
     }
-    if ((err = finish_batch(&a)))
+    if ((err = quarantine_fk_violations(&a)))
         goto out;
     {
         sqlite3_stmt *s = NULL;
@@ -2475,7 +2572,7 @@ replica_apply_many(struct replica *r, const struct replica_in *in, uint32_t n,
     struct apply_stats st0;
     char keep[sizeof(r->errmsg)];
     uint32_t i = 0;
-    int err;
+    int err, merged = 0;
 
     if (n_done)
         *n_done = 0;
@@ -2492,7 +2589,12 @@ replica_apply_many(struct replica *r, const struct replica_in *in, uint32_t n,
         if ((err = apply_one(r, in[i].hdr, in[i].body, in[i].body_len,
                              in[i].server_seq, sti)))
             goto fail;
+        merged |= !sti->duplicate;
     }
+    /* Once a batch, not once a changeset: with many cells waiting, each
+     * try costs as much as a changeset's apply.  Counted with the last. */
+    if (merged && (err = retry_all(r, st ? &st[n - 1] : &st0)))
+        goto fail;
     if ((err = replica__set_applying(r, 0)) || (err = replica__save_clock(r)) ||
         (err = replica__commit(r)))
         goto fail;
@@ -2521,28 +2623,16 @@ int
 replica_retry_quarantine(struct replica *r, struct apply_stats *st_out)
 {
     struct apply_stats st0, *st = st_out ? st_out : &st0;
-    struct actx a;
     int err;
 
     memset(st, 0, sizeof(*st));
     if ((err = replica__begin(r)))
         return err;
-    if ((err = capture__fold(r)) || (err = replica__set_applying(r, 1)))
-        goto fail;
-    if ((err = actx_init(&a, r, "network", st)) || (err = fk_refresh(r)))
-        goto fail_a;
-    if ((err = replica__exec(r, "DELETE FROM temp.kz_touched;"
-                                " DELETE FROM temp.kz_fk_undo")))
-        goto fail_a;
-    if ((err = finish_batch(&a)))
-        goto fail_a;
-    actx_fini(&a);
-    if ((err = replica__set_applying(r, 0)) || (err = replica__commit(r)))
-        goto fail;
+    if ((err = capture__fold(r)) || (err = replica__set_applying(r, 1)) ||
+        (err = fk_refresh(r)) || (err = retry_all(r, st)) ||
+        (err = replica__set_applying(r, 0)) || (err = replica__commit(r))) {
+        replica__rollback(r);
+        return err;
+    }
     return 0;
-fail_a:
-    actx_fini(&a);
-fail:
-    replica__rollback(r);
-    return err;
 }

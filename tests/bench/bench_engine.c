@@ -2,7 +2,7 @@
  * bench_engine.c: the replica engine against plain SQLite doing the same
  * work, in the same run, on the same machine.
  *
- *     bench_engine [--reps N] [--rows N] [--no-mem] [--only g|h]
+ *     bench_engine [--reps N] [--rows N] [--no-mem] [--only g|h|i]
  *
  * Workload: ${rows} rows (default 100000) of a table with a TEXT primary key
  * (a random 36-character UUID, so the key index is filled in random order)
@@ -34,6 +34,8 @@
  *   h. ${rows} / 5 rows in changesets of 2,000 cells, applied 64 per
  *      transaction to an empty replica and to one whose database also
  *      holds ${rows} rows of the user's own under a deferred foreign key.
+ *   i. the same, to an empty replica and to one where ${rows} / 50 rows of
+ *      another table wait in quarantine.
  *   e. peak RSS of a process doing only the apply, for two changeset sizes
  *      and for a quarter of the rows: it follows the changeset size, not the
  *      number of changesets.  Each measurement is a fresh exec of this
@@ -546,6 +548,106 @@ fk_run(const struct rowdata *d, int rows, int reps)
     fflush(stdout);
 }
 
+/*
+ * i. A replica where ${rows} / 50 rows of another table wait in quarantine
+ * (a local trigger refuses them) against an empty one, both receiving the
+ * changesets of part h.  Every waiting cell is tried again after an
+ * apply; that must cost a batch of changesets one try, not one per
+ * changeset.  Prints the medians.
+ */
+static void
+waiting_run(const struct rowdata *d, int rows, int reps)
+{
+    static const char held_sql[] =
+        "CREATE TABLE held(id TEXT PRIMARY KEY, v TEXT)";
+    double bare[64], held[64];
+    int r, n_cs = 0, n_held = rows / 50;
+
+    for (r = 0; r < reps; r++) {
+        char dir[512], sql[256];
+        struct replica *a, *w, *b1, *b2;
+        struct csset cs, hs;
+        uint8_t d1[32], d2[32];
+        int i, n_hs = 0;
+
+        mk_tmp(dir, sizeof(dir), "wait");
+        a = replica_new(dir, "a", REPLICA_ROLE_ADMIN,
+                        UINT64_C(0xb1b1) + (uint64_t)r);
+        (void)insert_rows(replica_db(a), d, rows / 5);
+        (void)build(a, 2000, &n_cs);
+        csset_load(a, &cs);
+        w = replica_new(dir, "w", REPLICA_ROLE_ADMIN,
+                        UINT64_C(0xc1c1) + (uint64_t)r);
+        exec_ok(replica_db(w), held_sql);
+        if (replica_track(w, "held", &NET) != 0)
+            bn_die("replica_track: %s", replica_errmsg(w));
+        snprintf(sql, sizeof(sql),
+                 "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM"
+                 " n WHERE i < %d) INSERT INTO held SELECT 'h' || i, 'v' FROM"
+                 " n",
+                 n_held);
+        exec_ok(replica_db(w), sql);
+        (void)build(w, 0, &n_hs);
+        csset_load(w, &hs);
+        b1 = replica_new(dir, "b1", REPLICA_ROLE_SITE,
+                         UINT64_C(0xd1d1) + (uint64_t)r);
+        b2 = replica_new(dir, "b2", REPLICA_ROLE_SITE,
+                         UINT64_C(0xe1e1) + (uint64_t)r);
+        exec_ok(replica_db(b2), held_sql);
+        if (replica_track(b2, "held", &NET) != 0)
+            bn_die("replica_track: %s", replica_errmsg(b2));
+        exec_ok(replica_db(b2), "CREATE TRIGGER refuse BEFORE INSERT ON held"
+                                " BEGIN SELECT RAISE(ABORT, 'not here'); END");
+        for (i = 0; i < hs.n; i++) {
+            struct apply_stats st;
+            if (replica_apply(b2, &hs.cs[i].hdr, hs.cs[i].body,
+                              hs.cs[i].body_len, &st) != 0)
+                bn_die("replica_apply: %s", replica_errmsg(b2));
+        }
+        if (sql_int(replica_db(b2),
+                    "SELECT count(DISTINCT pk) FROM kz_quarantine") != n_held)
+            bn_die("waiting rows: not %d", n_held);
+        if (r % 2 == 0) {
+            bare[r] = apply_many_all(b1, &cs, 64);
+            held[r] = apply_many_all(b2, &cs, 64);
+        } else {
+            held[r] = apply_many_all(b2, &cs, 64);
+            bare[r] = apply_many_all(b1, &cs, 64);
+        }
+        if (sql_int(replica_db(b2),
+                    "SELECT count(DISTINCT pk) FROM kz_quarantine") != n_held)
+            bn_die("waiting rows: not %d after the apply", n_held);
+        if (sql_int(replica_db(b1), "SELECT count(*) FROM item") != rows / 5 ||
+            sql_int(replica_db(b2), "SELECT count(*) FROM item") != rows / 5 ||
+            sql_int(replica_db(b1), "SELECT count(*) FROM kz_quarantine") != 0)
+            bn_die("waiting rows: the receivers differ");
+        if (replica_digest(a, SCOPE, d1) != 0 ||
+            replica_digest(b1, SCOPE, d2) != 0 || memcmp(d1, d2, 32) != 0)
+            bn_die("waiting rows: the empty receiver differs from A");
+        fprintf(stderr,
+                "wait rep %d: %d cs, empty %.3f s, with %d rows "
+                "waiting %.3f s\n",
+                r + 1, cs.n, bare[r], n_held, held[r]);
+        csset_free(&cs);
+        csset_free(&hs);
+        replica_free(b1);
+        replica_free(b2);
+        replica_free(w);
+        replica_free(a);
+        bn_rm_rf(dir);
+    }
+    printf("\ni. %d rows in %d changesets of 2000 cells, 64 a transaction, "
+           "applied (medians of %d)\n",
+           rows / 5, n_cs, reps);
+    printf("   to an empty replica                            %8.3f s\n",
+           bn_median(bare, reps));
+    printf("   to one where %d rows wait in quarantine       %8.3f s  "
+           "%.2fx\n",
+           n_held, bn_median(held, reps),
+           bn_median(held, reps) / bn_median(bare, reps));
+    fflush(stdout);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -581,12 +683,13 @@ main(int argc, char **argv)
             only = argv[++i];
         else
             bn_die("usage: bench_engine [--reps N (1-64)] [--rows N] "
-                   "[--no-mem] [--only g|h]");
+                   "[--no-mem] [--only g|h|i]");
     }
     if (reps < 1 || reps > 64 || rows < 100 ||
-        (only && strcmp(only, "g") != 0 && strcmp(only, "h") != 0))
+        (only && strcmp(only, "g") != 0 && strcmp(only, "h") != 0 &&
+         strcmp(only, "i") != 0))
         bn_die("usage: bench_engine [--reps N (1-64)] [--rows N] [--no-mem] "
-               "[--only g|h]");
+               "[--only g|h|i]");
     sl = readlink("/proc/self/exe", self, sizeof(self) - 1);
     if (sl <= 0)
         bn_die("readlink /proc/self/exe");
@@ -612,8 +715,10 @@ main(int argc, char **argv)
     if (only != NULL) {
         if (strcmp(only, "g") == 0)
             small_run(d, rows / 5, reps);
-        else
+        else if (strcmp(only, "h") == 0)
             fk_run(d, rows, reps);
+        else
+            waiting_run(d, rows, reps);
         free(d);
         return 0;
     }
@@ -812,6 +917,7 @@ main(int argc, char **argv)
 
     small_run(d, rows / 5, reps < 3 ? reps : 3);
     fk_run(d, rows, reps < 3 ? reps : 3);
+    waiting_run(d, rows, reps < 3 ? reps : 3);
 
     if (do_mem) {
         struct memrow m[3];

@@ -2887,6 +2887,83 @@ TEST(site_publication_follows_the_row_filter)
     tmpdir_rm(dir);
 }
 
+/*
+ * A site table's row that waits for its parent (another scope's, not here
+ * yet) waits with each cell in the scope it came through: published cells
+ * in site:NAME, the private column in private:NAME, also when it is tried
+ * again.  When the parent comes, the row is back as it was sent,
+ * published as at its author, and this device has nothing to publish or
+ * retract.
+ */
+TEST(foreign_key_wait_keeps_each_cell_in_its_scope)
+{
+    char dir[256];
+    struct tclock c;
+    struct replica *land, *h1, *h2;
+    struct track_decl d = {"site", "site_id", "secret", NULL, NULL, NULL};
+    static const char tables[] =
+        "CREATE TABLE site(id TEXT PRIMARY KEY, code TEXT);"
+        "INSERT INTO site VALUES ('s1', 'HAN');"
+        "CREATE TABLE grp(id TEXT PRIMARY KEY, name TEXT);"
+        "CREATE TABLE doc(id TEXT PRIMARY KEY, site_id TEXT, gid TEXT"
+        " REFERENCES grp DEFERRABLE INITIALLY DEFERRED, title TEXT,"
+        " secret TEXT)";
+    const char *scopes[2] = {"site:HAN", "private:HAN"};
+    char d1[65], d2[65];
+    int i;
+
+    tmpdir_make(dir, sizeof(dir));
+    tclock_init(&c, T0);
+    land = replica_test_new(dir, "land", &c.env, REPLICA_ROLE_ADMIN, "LAND");
+    h1 = replica_test_new(dir, "h1", &c.env, REPLICA_ROLE_SITE, "HAN");
+    h2 = replica_test_new(dir, "h2", &c.env, REPLICA_ROLE_SITE, "HAN");
+    sql_ok(land, tables);
+    sql_ok(h1, tables);
+    sql_ok(h2, tables);
+    ASSERT_OK(replica_track(land, "grp", &NET));
+    ASSERT_OK(replica_track(h1, "grp", &NET));
+    ASSERT_OK(replica_track(h2, "grp", &NET));
+    ASSERT_OK(replica_track(h1, "doc", &d));
+    ASSERT_OK(replica_track(h2, "doc", &d));
+    sql_ok(land, "INSERT INTO grp VALUES ('G', 'g')");
+    ASSERT_EQ(replica_build(land, 0), 1);
+    ASSERT_EQ(ship(land, h1, "network"), 1);
+    sql_ok(h1, "INSERT INTO doc VALUES ('d1', 's1', 'G', 'T', 'S')");
+    ASSERT_EQ(replica_build(h1, 0), 2);
+    /* The site's scopes first: the row waits for G. */
+    ASSERT_EQ(ship(h1, h2, "private:HAN"), 1);
+    ASSERT_EQ(ship(h1, h2, "site:HAN"), 1);
+    for (i = 0; i < 2; i++) {
+        ASSERT_EQ(sql_int(h2, "SELECT count(*) FROM doc"), 0);
+        ASSERT_EQ(sql_int(h2, "SELECT count(*) FROM kz_quarantine WHERE"
+                              " scope = 'private:HAN' AND col = 'secret'"),
+                  1);
+        ASSERT_EQ(sql_int(h2, "SELECT count(*) FROM kz_quarantine WHERE"
+                              " scope = 'site:HAN' AND col <> 'secret'"),
+                  4);
+        ASSERT_EQ(sql_int(h2, "SELECT count(*) FROM kz_quarantine"), 5);
+        /* A retry (as after a migration) keeps them so. */
+        ASSERT_OK(replica_retry_quarantine(h2, NULL));
+    }
+    ASSERT_EQ(ship(land, h2, "network"), 1);
+    ASSERT_EQ(sql_int(h2, "SELECT count(*) FROM doc WHERE gid = 'G' AND"
+                          " title = 'T' AND secret = 'S'"),
+              1);
+    ASSERT_EQ(sql_int(h2, "SELECT count(*) FROM kz_quarantine"), 0);
+    ASSERT_EQ(sql_int(h2, "SELECT pub FROM kz_clock WHERE pk = 'd1'"),
+              sql_int(h1, "SELECT pub FROM kz_clock WHERE pk = 'd1'"));
+    ASSERT_EQ(replica_build(h2, 0), 0);
+    for (i = 0; i < 2; i++) {
+        digest_hex(h1, scopes[i], d1);
+        digest_hex(h2, scopes[i], d2);
+        ASSERT_STR_EQ(d1, d2);
+    }
+    replica_free(land);
+    replica_free(h1);
+    replica_free(h2);
+    tmpdir_rm(dir);
+}
+
 /* A shipped schema as replica_open runs it: base file, then migrations. */
 static const struct schema_file base_only[] = {
     {"base.sql",
@@ -3047,6 +3124,7 @@ T_MAIN(T(track_refuses_table_without_key), T(track_refuses_rowid_alias),
        T(batches_are_bounded_and_seq_contiguous),
        T(write_rules_refuse_with_a_clear_message),
        T(site_publication_follows_the_row_filter),
+       T(foreign_key_wait_keeps_each_cell_in_its_scope),
        T(migrations_apply_once_and_release_quarantine),
        T(apply_many_keeps_what_came_before_a_failure),
        T(apply_many_finds_a_commit_failure_one_by_one),
