@@ -804,6 +804,8 @@ apply_row(struct actx *a, struct tracked *t, struct kz_str tname,
             win[k] = NULL;
         }
     }
+    if (t->has_fk || t->referenced || t->ref_cols)
+        r->fk_written = 1;
     rc = write_row(r, t, pk, alive, new_alive, win);
     if (rc < 0) {
         err = rc;
@@ -2074,9 +2076,13 @@ quarantine_fk_violations(struct actx *a)
     struct replica *r = a->r;
     int cur = 0, hi = 0, err = 0;
 
-    /* SQLite counts the rows this transaction left referring to nothing:
-     * none, nothing to move (and no need to check the whole database). */
-    if (sqlite3_db_status(r->db, SQLITE_DBSTATUS_DEFERRED_FKS, &cur, &hi, 0) ==
+    /* Nothing written that a foreign key leaves from or refers to, and
+     * nothing pending: no need to check the whole database.  SQLite's
+     * count alone is not enough: a row here that referred to nothing
+     * (written with foreign keys off) and gets its parent in this apply
+     * takes one off it. */
+    if (!r->fk_written &&
+        sqlite3_db_status(r->db, SQLITE_DBSTATUS_DEFERRED_FKS, &cur, &hi, 0) ==
             SQLITE_OK &&
         cur == 0)
         return 0;
@@ -2185,15 +2191,16 @@ seen_get(struct replica *r, const uint8_t *author, const char *scope,
                : replica__dberr(r, rc, "seen");
 }
 
-/* Inside an apply's transaction (replica_apply_many, after its last
- * changeset; replica_retry_quarantine): every cell waiting in quarantine
- * is tried again, and the rows that then refer to nothing go back. */
+/* Inside replica_retry_quarantine's transaction: every cell waiting in
+ * quarantine is tried again, and the rows that then refer to nothing go
+ * back. */
 static int
 retry_all(struct replica *r, struct apply_stats *st)
 {
     struct actx a;
     int err;
 
+    r->fk_written = 0;
     if ((err = actx_init(&a, r, "network", st)) == 0 &&
         (err = replica__exec(r, "DELETE FROM temp.kz_touched;"
                                 " DELETE FROM temp.kz_fk_undo")) == 0 &&
@@ -2364,6 +2371,7 @@ apply_one(struct replica *r, const struct kz_cs_header *hdr,
     }
     if ((err = actx_init(&a, r, hdr->scope, st)))
         goto out;
+    r->fk_written = 0;
     if ((err = replica__exec(r, "DELETE FROM temp.kz_touched;"
                                 " DELETE FROM temp.kz_fk_undo")))
         goto out;
@@ -2517,7 +2525,10 @@ apply_one(struct replica *r, const struct kz_cs_header *hdr,
         if ((err = apply_held(&a, rd, tmap, held, n_held)))
             goto out;
     }
-    if ((err = quarantine_fk_violations(&a)))
+    /* After every changeset, not once a batch: which held delete goes
+     * depends on what came before it, and a batch's bounds differ from
+     * replica to replica; the server's order is the same for all. */
+    if ((err = retry_quarantine(&a)) || (err = quarantine_fk_violations(&a)))
         goto out;
     {
         sqlite3_stmt *s = NULL;
@@ -2572,7 +2583,7 @@ replica_apply_many(struct replica *r, const struct replica_in *in, uint32_t n,
     struct apply_stats st0;
     char keep[sizeof(r->errmsg)];
     uint32_t i = 0;
-    int err, merged = 0;
+    int err;
 
     if (n_done)
         *n_done = 0;
@@ -2589,12 +2600,7 @@ replica_apply_many(struct replica *r, const struct replica_in *in, uint32_t n,
         if ((err = apply_one(r, in[i].hdr, in[i].body, in[i].body_len,
                              in[i].server_seq, sti)))
             goto fail;
-        merged |= !sti->duplicate;
     }
-    /* Once a batch, not once a changeset: with many cells waiting, each
-     * try costs as much as a changeset's apply.  Counted with the last. */
-    if (merged && (err = retry_all(r, st ? &st[n - 1] : &st0)))
-        goto fail;
     if ((err = replica__set_applying(r, 0)) || (err = replica__save_clock(r)) ||
         (err = replica__commit(r)))
         goto fail;

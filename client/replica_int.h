@@ -96,11 +96,13 @@ struct replica {
     uint32_t n_tables;
     uint8_t (*dev_keys)[KZ_KEY_LEN]; /* kz_device idx → key cache; owned */
     uint32_t n_dev;                  /* entries in dev_keys */
-    sqlite3_stmt *split_st;   /* cached: a composite key's parts (capture.c) */
-    uint32_t fold_chunk;      /* log rows per fold round; 0: the default (tests
-                                 make it small) */
-    int64_t apply_log_floor;  /* kz_log's last seq when the apply began */
-    uint32_t n_paused;        /* tables whose capture is paused (apply.c) */
+    sqlite3_stmt *split_st;  /* cached: a composite key's parts (capture.c) */
+    uint32_t fold_chunk;     /* log rows per fold round; 0: the default (tests
+                                make it small) */
+    int64_t apply_log_floor; /* kz_log's last seq when the apply began */
+    uint32_t n_paused;       /* tables whose capture is paused (apply.c) */
+    int fk_written; /* this changeset's apply wrote a table a foreign key
+                       leaves from or refers to (apply.c) */
     struct kz_buf paused_sql; /* their triggers, to create again; valid while
                                  n_paused > 0 */
     struct fold_round round;  /* replica_build_step's round */

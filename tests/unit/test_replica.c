@@ -2174,6 +2174,145 @@ TEST(fk_wait_tells_a_key_from_a_trigger_by_its_code)
     pair_free(&p);
 }
 
+/* A row this apply wrote that refers to nothing waits in quarantine even
+ * when the same apply gives a row here that referred to nothing (written
+ * with foreign keys off) its parent: SQLite's count of pending rows is
+ * back to 0 then (a review's case). */
+TEST(fk_wait_when_the_same_apply_adopts_a_local_orphan)
+{
+    static const char *const both[] = {"child", "parent", NULL};
+    struct pair p;
+    struct replica *c = trio_tracked(&p, FK_TABLES, both,
+                                     "INSERT INTO parent VALUES ('Z', 'z')");
+
+    sql_ok(p.b, "CREATE TABLE note(id TEXT PRIMARY KEY, pid TEXT REFERENCES"
+                " parent(id) DEFERRABLE INITIALLY DEFERRED);"
+                "PRAGMA foreign_keys = OFF;"
+                "INSERT INTO note VALUES ('n1', 'Q');"
+                "PRAGMA foreign_keys = ON");
+    p.clock.ms += 10;
+    /* a holds Z (from c), b does not yet. */
+    sql_ok(p.a, "INSERT INTO parent VALUES ('Q', 'q');"
+                "INSERT INTO child VALUES ('K', 'Z', NULL)");
+    a_to_b(&p);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM parent WHERE id = 'Q'"), 1);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM child"), 0);
+    ASSERT(sql_int(p.b, "SELECT count(*) FROM kz_quarantine WHERE tbl ="
+                        " 'child'") > 0);
+    ASSERT_EQ(ship(c, p.b, "network"), 1);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM child"), 1);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine"), 0);
+    replica_free(c);
+    pair_free(&p);
+}
+
+/* ${r}'s newest outbox changeset of the network scope. */
+static void
+newest_cs(struct replica *r, struct replica_cs *out)
+{
+    struct replica_cs cs;
+    uint64_t seq = 0;
+    int got = 0;
+
+    while (replica_outbox_get(r, "network", seq, &cs) == 1) {
+        if (got)
+            replica_cs_clear(out);
+        *out = cs;
+        seq = cs.hdr.author_seq;
+        got = 1;
+    }
+    ASSERT(got);
+}
+
+static void
+give_cs(struct replica *to, const struct replica_cs *cs)
+{
+    struct apply_stats st;
+
+    if (replica_apply(to, &cs->hdr, cs->body, cs->body_len, &st) != 0)
+        T_FAIL_("apply: %s", replica_errmsg(to));
+}
+
+/*
+ * The same changesets in the same order give the same replica whether they
+ * are merged one a transaction or in one batch: the cells waiting in
+ * quarantine are tried after each (a review's case: a held delete, the
+ * child holding it deleted, then a new child of the deleted parent).
+ */
+TEST(batch_and_one_by_one_agree_on_a_waiting_delete)
+{
+    static const char *const both[] = {"parent", "child", NULL};
+    char dir[256], h1[65], h2[65];
+    struct tclock clk;
+    struct replica *all[5], *a, *c, *d, *b1, *b2;
+    struct replica_cs p_ins, c_ins, p_del, c_del, c2_ins;
+    struct replica_in in[3];
+    struct apply_stats st[3];
+    const char *const names[5] = {"a", "c", "d", "b1", "b2"};
+    uint32_t done = 0;
+    int i, j;
+
+    tmpdir_make(dir, sizeof(dir));
+    tclock_init(&clk, T0);
+    for (i = 0; i < 5; i++) {
+        all[i] = replica_test_new(dir, names[i], &clk.env, REPLICA_ROLE_ADMIN,
+                                  "LAND");
+        sql_ok(all[i], FK_TABLES);
+        for (j = 0; j < 2; j++)
+            ASSERT_OK(replica_track(all[i], both[j], &NET));
+    }
+    a = all[0], c = all[1], d = all[2], b1 = all[3], b2 = all[4];
+    sql_ok(c, "INSERT INTO parent VALUES ('P', 'X')");
+    ASSERT_EQ(replica_build(c, 0), 1);
+    newest_cs(c, &p_ins);
+    for (i = 0; i < 5; i++)
+        if (all[i] != c)
+            give_cs(all[i], &p_ins);
+    clk.ms += 10;
+    sql_ok(a, "INSERT INTO child VALUES ('C', 'P', NULL)");
+    ASSERT_EQ(replica_build(a, 0), 1);
+    newest_cs(a, &c_ins);
+    give_cs(b1, &c_ins);
+    give_cs(b2, &c_ins);
+    clk.ms += 10;
+    sql_ok(c, "DELETE FROM parent WHERE id = 'P'"); /* c never saw C */
+    ASSERT_EQ(replica_build(c, 0), 1);
+    newest_cs(c, &p_del);
+    clk.ms += 10;
+    sql_ok(a, "DELETE FROM child WHERE id = 'C'");
+    ASSERT_EQ(replica_build(a, 0), 1);
+    newest_cs(a, &c_del);
+    clk.ms += 10;
+    sql_ok(d, "INSERT INTO child VALUES ('C2', 'P', NULL)"); /* nor d */
+    ASSERT_EQ(replica_build(d, 0), 1);
+    newest_cs(d, &c2_ins);
+
+    give_cs(b1, &p_del);
+    give_cs(b1, &c_del);
+    give_cs(b1, &c2_ins);
+    in[0] = (struct replica_in){&p_del.hdr, p_del.body, p_del.body_len, 0};
+    in[1] = (struct replica_in){&c_del.hdr, c_del.body, c_del.body_len, 0};
+    in[2] = (struct replica_in){&c2_ins.hdr, c2_ins.body, c2_ins.body_len, 0};
+    ASSERT_OK(replica_apply_many(b2, in, 3, st, &done));
+    ASSERT_EQ(done, 3);
+    ASSERT_EQ(sql_int(b1, "SELECT count(*) FROM parent"), 0);
+    ASSERT_EQ(sql_int(b2, "SELECT count(*) FROM parent"), 0);
+    ASSERT_EQ(sql_int(b2, "SELECT count(*) FROM child"), 0);
+    ASSERT_EQ(sql_int(b1, "SELECT count(*) FROM kz_quarantine"),
+              sql_int(b2, "SELECT count(*) FROM kz_quarantine"));
+    digest_hex(b1, "network", h1);
+    digest_hex(b2, "network", h2);
+    ASSERT_STR_EQ(h1, h2);
+    replica_cs_clear(&p_ins);
+    replica_cs_clear(&c_ins);
+    replica_cs_clear(&p_del);
+    replica_cs_clear(&c_del);
+    replica_cs_clear(&c2_ins);
+    for (i = 0; i < 5; i++)
+        replica_free(all[i]);
+    tmpdir_rm(dir);
+}
+
 TEST(guard_trigger_refuses_a_remote_update_into_quarantine)
 {
     struct pair p;
@@ -3107,6 +3246,8 @@ T_MAIN(T(track_refuses_table_without_key), T(track_refuses_rowid_alias),
        T(foreign_key_wait_of_an_update_keeps_the_row),
        T(fk_change_of_a_referenced_value_waits_while_rows_here_refer_to_it),
        T(fk_wait_tells_a_key_from_a_trigger_by_its_code),
+       T(fk_wait_when_the_same_apply_adopts_a_local_orphan),
+       T(batch_and_one_by_one_agree_on_a_waiting_delete),
        T(guard_trigger_refuses_a_remote_update_into_quarantine),
        T(capture_is_exact_about_case_and_type), T(key_only_table),
        T(noop_update_between_steps_does_not_hold_back_an_edit),
