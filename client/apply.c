@@ -1596,7 +1596,9 @@ done:
 }
 
 /* Deletes the row of ${t} that ${q} (fk_row_sql) stands on: by ${rowid},
- * or by its key when ${rowid} is -1 (a WITHOUT ROWID table). */
+ * or by its key when ${rowid} is -1 (a WITHOUT ROWID table).  Returns 1,
+ * or 0 when nothing was deleted (a trigger's RAISE(IGNORE)), or an
+ * error. */
 static int
 fk_delete_row(struct replica *r, const struct tracked *t, sqlite3_stmt *q,
               int64_t rowid)
@@ -1629,53 +1631,159 @@ fk_delete_row(struct replica *r, const struct tracked *t, sqlite3_stmt *q,
         rc = sqlite3_step(d);
     }
     sqlite3_finalize(d);
-    return rc == SQLITE_DONE ? 0 : replica__dberr(r, rc, "foreign keys");
+    if (rc != SQLITE_DONE)
+        return replica__dberr(r, rc, "foreign keys");
+    return sqlite3_changes(r->db) > 0;
+}
+
+/* The cells of ${t} that are the child (${to} = 0) or parent (${to} = 1)
+ * columns of foreign key ${fkid} of table ${child}, as a mask (0: none, as
+ * for a key column). */
+static uint64_t
+fk_mask(struct replica *r, const struct tracked *t, const char *child, int fkid,
+        int to)
+{
+    sqlite3_stmt *st = NULL;
+    uint64_t m = 0;
+    uint32_t k;
+
+    if (sqlite3_prepare_v2(r->db,
+                           to ? "SELECT \"to\" FROM pragma_foreign_key_list(?)"
+                                " WHERE id = ?"
+                              : "SELECT \"from\" FROM"
+                                " pragma_foreign_key_list(?) WHERE id = ?",
+                           -1, &st, NULL) != SQLITE_OK)
+        return 0;
+    sqlite3_bind_text(st, 1, child, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, fkid);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *c = (const char *)sqlite3_column_text(st, 0);
+        for (k = 0; c && k < t->n_cols; k++)
+            if (sqlite3_stricmp(t->cols[k], c) == 0)
+                m |= UINT64_C(1) << (k + 1);
+    }
+    sqlite3_finalize(st);
+    return m;
 }
 
 /*
- * A row here that this apply pointed at a row not here (fk_undo_save kept
- * what it held): the cells that did it go to quarantine, to be retried
- * like any other, and the row gets back what it held, as if they had not
- * come.  Returns 1 when it did, 0 when nothing was kept for the row, or an
- * error.
+ * A row here that this apply pointed at a row not here, or whose value
+ * rows here refer to it changed (fk_undo_save kept what it held): its
+ * cells in ${mask} that did go to quarantine, to be retried like any
+ * other, and the row gets back what they held, as if they had not come.
+ * Returns 1 when it did, 0 when nothing was kept for those cells or a
+ * local constraint refuses the old values now (nothing changed then), or
+ * an error.
  */
 static int
-fk_undo(struct actx *a, struct tracked *t, sqlite3_stmt *q, int64_t rowid)
+fk_undo(struct actx *a, struct tracked *t, sqlite3_stmt *q, int64_t rowid,
+        uint64_t mask)
 {
     struct replica *r = a->r;
     uint8_t v[(REPLICA_MAX_COLS + 1) * REPLICA_CELL_BYTES];
     uint8_t pb[(REPLICA_MAX_COLS + 1) * REPLICA_CELL_BYTES];
     size_t v_len = (size_t)(t->n_cols + 1) * REPLICA_CELL_BYTES, pb_len = 0;
+    struct undo {
+        uint32_t k;
+        struct cver was, sent, base;
+        int dirty, pub;
+        uint32_t flags;
+        sqlite3_value *scope, *now; /* sqlite3_value_free */
+    } e[REPLICA_MAX_COLS];
     sqlite3_stmt *u = NULL, *w = NULL;
     sqlite3_str *sql = NULL;
     struct ckey qk = {NULL, NULL, NULL, 0};
     uint64_t dirty, pub;
-    uint32_t i, n = 0;
+    uint32_t i, k, n = 0;
     int alive, rc, err = 0;
     char *text;
 
     qk.sv = sqlite3_column_value(q, 0);
     rc = sqlite3_prepare_v2(r->db,
-                            "SELECT k, old, hlc, dev, dirty, pub, pb_hlc,"
-                            " pb_dev, base_hlc, base_dev, flags, scope FROM"
+                            "SELECT k, hlc, dev, dirty, pub, pb_hlc, pb_dev,"
+                            " base_hlc, base_dev, flags, scope FROM"
                             " temp.kz_fk_undo WHERE tbl = ? AND pk = ?",
                             -1, &u, NULL);
     if (rc != SQLITE_OK)
         return replica__dberr(r, rc, "foreign keys");
     sqlite3_bind_int(u, 1, t->id);
     sqlite3_bind_value(u, 2, qk.sv);
-    if ((rc = sqlite3_step(u)) != SQLITE_ROW) {
-        sqlite3_finalize(u);
-        return rc == SQLITE_DONE ? 0 : replica__dberr(r, rc, "foreign keys");
+    while ((rc = sqlite3_step(u)) == SQLITE_ROW && n < KZ_ARRAY_SIZE(e)) {
+        struct undo *x = &e[n];
+        k = (uint32_t)sqlite3_column_int(u, 0);
+        if (k == 0 || k > t->n_cols || !(mask & (UINT64_C(1) << k)))
+            continue;
+        x->k = k;
+        x->was.hlc = (uint64_t)sqlite3_column_int64(u, 1);
+        x->was.dev = (uint16_t)sqlite3_column_int(u, 2);
+        x->dirty = sqlite3_column_int(u, 3);
+        x->pub = sqlite3_column_int(u, 4);
+        x->sent.hlc = (uint64_t)sqlite3_column_int64(u, 5);
+        x->sent.dev = (uint16_t)sqlite3_column_int(u, 6);
+        x->base.hlc = (uint64_t)sqlite3_column_int64(u, 7);
+        x->base.dev = (uint16_t)sqlite3_column_int(u, 8);
+        x->flags = (uint32_t)sqlite3_column_int64(u, 9);
+        x->scope = sqlite3_value_dup(sqlite3_column_value(u, 10));
+        x->now = sqlite3_value_dup(sqlite3_column_value(q, (int)k));
+        n++;
+        if (x->scope == NULL || x->now == NULL) {
+            err = -KZ_ENOMEM;
+            break;
+        }
     }
+    if (err == 0 && rc != SQLITE_DONE && rc != SQLITE_ROW)
+        err = replica__dberr(r, rc, "foreign keys");
+    sqlite3_finalize(u);
+    if (err || n == 0)
+        goto out;
+
+    /* The old values first: a local constraint may refuse them now (the
+     * statement alone is undone then, and nothing else is done). */
+    sql = sqlite3_str_new(r->db);
+    sqlite3_str_appendf(sql, "UPDATE \"%w\" SET ", t->name);
+    for (i = 0; i < n; i++)
+        sqlite3_str_appendf(sql,
+                            "%s\"%w\" = (SELECT old FROM temp.kz_fk_undo"
+                            " WHERE tbl = ?1 AND pk = ?2 AND k = %u)",
+                            i ? ", " : "", t->cols[e[i].k - 1], e[i].k);
+    if (rowid >= 0)
+        sqlite3_str_appendall(sql, " WHERE rowid = ?3");
+    for (i = 0; rowid < 0 && i < t->n_pk; i++)
+        sqlite3_str_appendf(sql, "%s\"%w\" = ?%u COLLATE BINARY",
+                            i ? " AND " : " WHERE ", t->pk[i], i + 3);
+    if ((text = sqlite3_str_finish(sql)) == NULL) {
+        err = -KZ_ENOMEM;
+        goto out;
+    }
+    rc = sqlite3_prepare_v2(r->db, text, -1, &w, NULL);
+    sqlite3_free(text);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int(w, 1, t->id);
+        sqlite3_bind_value(w, 2, qk.sv);
+        if (rowid >= 0)
+            sqlite3_bind_int64(w, 3, rowid);
+        for (i = 0; rowid < 0 && i < t->n_pk; i++)
+            sqlite3_bind_value(
+                w, (int)i + 3,
+                sqlite3_column_value(q, (int)(1 + t->n_cols + i)));
+        rc = sqlite3_step(w);
+    }
+    sqlite3_finalize(w);
+    if ((rc & 0xff) == SQLITE_CONSTRAINT)
+        goto out; /* refused: left as it is */
+    if (rc != SQLITE_DONE) {
+        err = replica__dberr(r, rc, "foreign keys");
+        goto out;
+    }
+
     sqlite3_reset(a->get_clock);
     sqlite3_bind_int(a->get_clock, 1, t->id);
     sqlite3_bind_value(a->get_clock, 2, qk.sv);
     if ((rc = sqlite3_step(a->get_clock)) != SQLITE_ROW) {
         sqlite3_reset(a->get_clock);
-        sqlite3_finalize(u);
-        return replica__dberr(r, rc == SQLITE_DONE ? SQLITE_CORRUPT : rc,
-                              "foreign keys");
+        err = replica__dberr(r, rc == SQLITE_DONE ? SQLITE_CORRUPT : rc,
+                             "foreign keys");
+        goto out;
     }
     memset(v, 0, sizeof(v));
     memset(pb, 0, sizeof(pb));
@@ -1689,76 +1797,48 @@ fk_undo(struct actx *a, struct tracked *t, sqlite3_stmt *q, int64_t rowid)
     pub = (uint64_t)sqlite3_column_int64(a->get_clock, 4);
     sqlite3_reset(a->get_clock);
 
-    sql = sqlite3_str_new(r->db);
-    sqlite3_str_appendf(sql, "UPDATE \"%w\" SET ", t->name);
-    do {
-        uint32_t k = (uint32_t)sqlite3_column_int(u, 0);
-        uint64_t bit = UINT64_C(1) << k;
+    for (i = 0; i < n && err == 0; i++) {
+        uint64_t bit = UINT64_C(1) << e[i].k;
         struct icell x;
-        struct cver was = {(uint64_t)sqlite3_column_int64(u, 2),
-                           (uint16_t)sqlite3_column_int(u, 3)};
-        struct cver sent = {(uint64_t)sqlite3_column_int64(u, 6),
-                            (uint16_t)sqlite3_column_int(u, 7)};
+        sqlite3_stmt *d = NULL;
 
-        if (k == 0 || k > t->n_cols) {
-            err = replica__dberr(r, SQLITE_CORRUPT, "foreign keys");
-            break;
-        }
         memset(&x, 0, sizeof(x));
-        x.k = (int32_t)k;
-        x.col.p = t->cols[k - 1];
-        x.col.len = strlen(t->cols[k - 1]);
-        x.flags = (uint32_t)sqlite3_column_int64(u, 10);
-        replica__value_from_sqlite(&x.value, sqlite3_column_value(q, (int)k));
-        x.ver = cver_get(v, v_len, k);
-        x.base.hlc = (uint64_t)sqlite3_column_int64(u, 8);
-        x.base.dev = (uint16_t)sqlite3_column_int(u, 9);
-        x.scope = (const char *)sqlite3_column_text(u, 11);
+        x.k = (int32_t)e[i].k;
+        x.col.p = t->cols[e[i].k - 1];
+        x.col.len = strlen(t->cols[e[i].k - 1]);
+        x.flags = e[i].flags;
+        replica__value_from_sqlite(&x.value, e[i].now);
+        x.ver = cver_get(v, v_len, e[i].k);
+        x.base = e[i].base;
+        x.scope = (const char *)sqlite3_value_text(e[i].scope);
         if (x.scope == NULL)
             x.scope = a->scope;
         if ((err = quarantine(a, "FOREIGN KEY constraint failed", t->name, &qk,
                               &x)))
             break;
-        cver_put(v, k, was);
-        dirty = sqlite3_column_int(u, 4) ? dirty | bit : dirty & ~bit;
-        pub = sqlite3_column_int(u, 5) ? pub | bit : pub & ~bit;
+        cver_put(v, e[i].k, e[i].was);
+        dirty = e[i].dirty ? dirty | bit : dirty & ~bit;
+        pub = e[i].pub ? pub | bit : pub & ~bit;
         if (dirty & bit) {
             pb_len = v_len;
-            cver_put(pb, k, sent);
+            cver_put(pb, e[i].k, e[i].sent);
         }
-        sqlite3_str_appendf(sql,
-                            "%s\"%w\" = (SELECT old FROM temp.kz_fk_undo"
-                            " WHERE tbl = ?1 AND pk = ?2 AND k = %u)",
-                            n++ ? ", " : "", t->cols[k - 1], k);
-    } while ((rc = sqlite3_step(u)) == SQLITE_ROW);
-    if (err == 0 && rc != SQLITE_DONE)
-        err = replica__dberr(r, rc, "foreign keys");
-    sqlite3_finalize(u);
-    if (rowid >= 0)
-        sqlite3_str_appendall(sql, " WHERE rowid = ?3");
-    for (i = 0; rowid < 0 && i < t->n_pk; i++)
-        sqlite3_str_appendf(sql, "%s\"%w\" = ?%u COLLATE BINARY",
-                            i ? " AND " : " WHERE ", t->pk[i], i + 3);
-    if ((text = sqlite3_str_finish(sql)) == NULL)
-        return err ? err : -KZ_ENOMEM;
-    if (err == 0) {
-        rc = sqlite3_prepare_v2(r->db, text, -1, &w, NULL);
+        /* Once undone: if the row still refers to nothing, it leaves
+         * whole. */
+        rc = sqlite3_prepare_v2(r->db,
+                                "DELETE FROM temp.kz_fk_undo WHERE tbl = ?"
+                                " AND pk = ? AND k = ?",
+                                -1, &d, NULL);
         if (rc == SQLITE_OK) {
-            sqlite3_bind_int(w, 1, t->id);
-            sqlite3_bind_value(w, 2, qk.sv);
-            if (rowid >= 0)
-                sqlite3_bind_int64(w, 3, rowid);
-            for (i = 0; rowid < 0 && i < t->n_pk; i++)
-                sqlite3_bind_value(
-                    w, (int)i + 3,
-                    sqlite3_column_value(q, (int)(1 + t->n_cols + i)));
-            rc = sqlite3_step(w);
+            sqlite3_bind_int(d, 1, t->id);
+            sqlite3_bind_value(d, 2, qk.sv);
+            sqlite3_bind_int(d, 3, (int)e[i].k);
+            rc = sqlite3_step(d);
         }
-        sqlite3_finalize(w);
+        sqlite3_finalize(d);
         if (rc != SQLITE_DONE)
             err = replica__dberr(r, rc, "foreign keys");
     }
-    sqlite3_free(text);
     if (err == 0) {
         sqlite3_reset(a->put_clock);
         sqlite3_bind_int(a->put_clock, 1, t->id);
@@ -1776,12 +1856,18 @@ fk_undo(struct actx *a, struct tracked *t, sqlite3_stmt *q, int64_t rowid)
         if (rc != SQLITE_DONE)
             err = replica__dberr(r, rc, "foreign keys");
     }
-    /* Once undone: if the row still refers to nothing, it leaves whole. */
-    if (err == 0 &&
-        (rc = row_sql(r, "DELETE FROM temp.kz_fk_undo WHERE tbl = ? AND pk = ?",
-                      t->id, qk.sv)) != SQLITE_DONE)
-        err = replica__dberr(r, rc, "foreign keys");
+    for (i = 0; i < n; i++) {
+        sqlite3_value_free(e[i].scope);
+        sqlite3_value_free(e[i].now);
+    }
     return err ? err : 1;
+
+out:
+    for (i = 0; i < n; i++) {
+        sqlite3_value_free(e[i].scope);
+        sqlite3_value_free(e[i].now);
+    }
+    return err;
 }
 
 /* The scope the apply wrote row ${pk} of ${t} through, into ${out}: 1, or
@@ -1830,7 +1916,7 @@ cell_scope(const struct tracked *t, const char *scope, int pub, char *out,
  * *${here} is set for them); *${moved} is set when it did. */
 static int
 fk_move_row(struct actx *a, struct tracked *t, sqlite3_stmt *q, int64_t rowid,
-            int *moved, int *here)
+            int fkid, int *moved, int *here)
 {
     struct replica *r = a->r;
     struct ckey qk = {NULL, NULL, NULL, 0};
@@ -1843,7 +1929,7 @@ fk_move_row(struct actx *a, struct tracked *t, sqlite3_stmt *q, int64_t rowid,
         *here = rc == 0;
         return rc;
     }
-    if ((rc = fk_undo(a, t, q, rowid)) != 0) {
+    if ((rc = fk_undo(a, t, q, rowid, fk_mask(r, t, t->name, fkid, 0))) != 0) {
         if (rc > 0)
             *moved = 1;
         return rc < 0 ? rc : 0;
@@ -1879,8 +1965,8 @@ fk_move_row(struct actx *a, struct tracked *t, sqlite3_stmt *q, int64_t rowid,
         }
     }
     sqlite3_reset(a->get_clock);
-    if (err == 0)
-        err = fk_delete_row(r, t, q, rowid);
+    if (err == 0 && (rc = fk_delete_row(r, t, q, rowid)) <= 0)
+        return rc; /* not deleted: the commit says why (no endless rounds) */
     if (err == 0) {
         rc = row_sql(r, "DELETE FROM kz_clock WHERE tbl = ? AND pk = ?", t->id,
                      sqlite3_column_value(q, 0));
@@ -1948,11 +2034,13 @@ fk_orphans(struct replica *r, const char *child, int fkid)
     return n >= 0 ? n : replica__dberr(r, rc, "foreign keys");
 }
 
-/* fk_undo for the row of ${t} whose key is ${pk}: 0, with *${refused} set
- * when it was not done (no such row, or a local constraint refuses its old
- * values now), or an error. */
+/* fk_undo of the cells ${mask} of the row of ${t} whose key is ${pk}: 0,
+ * with *${refused} set when it was not done (no such row, nothing kept for
+ * them, or a local constraint refuses the old values now), or an
+ * error. */
 static int
-fk_undo_key(struct actx *a, struct tracked *t, sqlite3_value *pk, int *refused)
+fk_undo_key(struct actx *a, struct tracked *t, sqlite3_value *pk, uint64_t mask,
+            int *refused)
 {
     struct replica *r = a->r;
     sqlite3_stmt *q = NULL;
@@ -1968,9 +2056,8 @@ fk_undo_key(struct actx *a, struct tracked *t, sqlite3_value *pk, int *refused)
         return replica__dberr(r, rc, "foreign keys");
     sqlite3_bind_value(q, 1, pk);
     if ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-        rc = fk_undo(a, t, q, -1);
-        if (rc == 0 ||
-            (rc < 0 && (sqlite3_errcode(r->db) & 0xff) == SQLITE_CONSTRAINT))
+        rc = fk_undo(a, t, q, -1, mask);
+        if (rc == 0)
             *refused = 1;
         else if (rc < 0)
             err = rc;
@@ -2005,10 +2092,14 @@ fk_undo_parents(struct actx *a, const struct fk_here *h, uint32_t n,
         sqlite3_value **cand = NULL;
         sqlite3_stmt *st = NULL;
         uint32_t n_cand = 0, cap = 0;
+        uint64_t mask;
         int64_t before, after;
         int rc;
 
         if (pt == NULL || pt->ref_cols == 0)
+            continue;
+        /* Only the values the key refers to are put back. */
+        if ((mask = fk_mask(r, pt, h[i].child, h[i].fkid, 1)) == 0)
             continue;
         rc = sqlite3_prepare_v2(r->db,
                                 "SELECT DISTINCT pk FROM temp.kz_fk_undo"
@@ -2046,7 +2137,7 @@ fk_undo_parents(struct actx *a, const struct fk_here *h, uint32_t n,
 
             if ((err = replica__exec(r, "SAVEPOINT kz_undo_try")))
                 break;
-            err = fk_undo_key(a, pt, cand[j], &refused);
+            err = fk_undo_key(a, pt, cand[j], mask, &refused);
             after =
                 err || refused ? before : fk_orphans(r, h[i].child, h[i].fkid);
             if (after < 0)
@@ -2057,7 +2148,7 @@ fk_undo_parents(struct actx *a, const struct fk_here *h, uint32_t n,
             *a->st = keep;
             if (err || after >= before)
                 continue;
-            if ((err = fk_undo_key(a, pt, cand[j], &refused)) == 0 &&
+            if ((err = fk_undo_key(a, pt, cand[j], mask, &refused)) == 0 &&
                 !refused) {
                 *undone = 1;
                 before = after;
@@ -2089,8 +2180,9 @@ quarantine_fk_violations(struct actx *a)
 
     /* Until a round moves nothing: a row that referred to a moved one is
      * found in a later round, so a chain needs as many rounds as it is
-     * deep.  Each round deletes at least one row this apply wrote, so
-     * there are at most as many rounds as such rows. */
+     * deep.  Each round that goes on deletes a row this apply wrote or a
+     * kz_fk_undo entry (fk_undo), so there are at most as many rounds as
+     * those. */
     for (;;) {
         sqlite3_stmt *chk = NULL;
         struct {
@@ -2145,7 +2237,7 @@ quarantine_fk_violations(struct actx *a)
                 sqlite3_bind_int64(q, 1, rowid);
             while (err == 0 && (rc = sqlite3_step(q)) == SQLITE_ROW) {
                 int local = 0;
-                err = fk_move_row(a, t, q, rowid, &moved, &local);
+                err = fk_move_row(a, t, q, rowid, fkid, &moved, &local);
                 if (err == 0 && local)
                     err = fk_here_note(here, &n_here, KZ_ARRAY_SIZE(here), tn,
                                        pn, fkid);

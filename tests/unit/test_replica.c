@@ -2,6 +2,8 @@
  * test_replica.c: tracking, capture, changesets, apply, conflicts,
  * quarantine and digest of the replica engine.
  */
+#include <unistd.h>
+
 #include "changeset.h"
 #include "hlc.h"
 #include "replica_int.h"
@@ -2313,6 +2315,109 @@ TEST(batch_and_one_by_one_agree_on_a_waiting_delete)
     tmpdir_rm(dir);
 }
 
+/* A row that refers to nothing and that a trigger will not let go
+ * (RAISE(IGNORE) on delete) ends the apply with the commit's error,
+ * instead of asking SQLite's check again for ever (a review's case). */
+TEST(fk_wait_of_a_row_a_trigger_keeps_ends)
+{
+    static const char *const all[] = {"parent", "node", NULL};
+    static const char tables[] =
+        "CREATE TABLE parent(id TEXT PRIMARY KEY, name TEXT);"
+        "CREATE TABLE node(id TEXT PRIMARY KEY, pid TEXT REFERENCES parent"
+        " DEFERRABLE INITIALLY DEFERRED, gone INTEGER DEFAULT 0);"
+        "CREATE TRIGGER node_soft BEFORE DELETE ON node BEGIN"
+        " UPDATE node SET gone = 1 WHERE id = old.id; SELECT RAISE(IGNORE);"
+        " END";
+    struct pair p;
+    struct replica *c =
+        trio_tracked(&p, tables, all, "INSERT INTO parent VALUES ('Q', 'q')");
+    struct replica_cs cs;
+    struct apply_stats st;
+
+    p.clock.ms += 10;
+    sql_ok(p.a, "INSERT INTO node(id, pid) VALUES ('X', 'Q')");
+    ASSERT_EQ(replica_build(p.a, 0), 1);
+    ASSERT_EQ(replica_outbox_get(p.a, "network", 0, &cs), 1);
+    alarm(20);
+    ASSERT(replica_apply(p.b, &cs.hdr, cs.body, cs.body_len, &st) != 0);
+    alarm(0);
+    ASSERT(strstr(replica_errmsg(p.b), "FOREIGN KEY") != NULL);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM node"), 0);
+    replica_cs_clear(&cs);
+    replica_free(c);
+    pair_free(&p);
+}
+
+/* A row whose old value a local UNIQUE refuses to take back (a one-to-one
+ * link given to another row in the same changeset) leaves whole and waits,
+ * instead of failing the apply (a review's case). */
+TEST(fk_wait_when_the_old_value_is_taken)
+{
+    static const char *const all[] = {"parent", "node", NULL};
+    static const char tables[] =
+        "CREATE TABLE parent(id TEXT PRIMARY KEY, name TEXT);"
+        "CREATE TABLE node(id TEXT PRIMARY KEY, pid TEXT UNIQUE REFERENCES"
+        " parent DEFERRABLE INITIALLY DEFERRED)";
+    struct pair p;
+    struct replica *c =
+        trio_tracked(&p, tables, all, "INSERT INTO parent VALUES ('Q', 'q')");
+
+    p.clock.ms += 10;
+    sql_ok(p.a, "INSERT INTO parent VALUES ('P', 'p');"
+                "INSERT INTO node VALUES ('X', 'P'), ('Y', NULL)");
+    a_to_b(&p);
+    p.clock.ms += 10;
+    sql_ok(p.a, "UPDATE node SET pid = 'Q' WHERE id = 'X';"
+                "UPDATE node SET pid = 'P' WHERE id = 'Y'");
+    a_to_b(&p);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM node WHERE id = 'Y' AND"
+                           " pid = 'P'"),
+              1);
+    ASSERT(sql_int(p.b, "SELECT count(*) FROM kz_quarantine WHERE pk ="
+                        " 'X'") > 0);
+    ASSERT_EQ(ship(c, p.b, "network"), 1);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM node WHERE id = 'X' AND"
+                           " pid = 'Q'"),
+              1);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine"), 0);
+    same_digest(&p, "network");
+    replica_free(c);
+    pair_free(&p);
+}
+
+/* Only the cells of the key that refers to nothing wait: another key's
+ * cell of the same update, whose row is here, applies (a review's
+ * case). */
+TEST(fk_wait_puts_back_only_the_cells_of_the_key_at_fault)
+{
+    static const char *const all[] = {"parent", "child", NULL};
+    struct pair p;
+    struct replica *c = trio_tracked(&p, FK_TABLES, all,
+                                     "INSERT INTO parent VALUES ('Q', 'Y')");
+
+    p.clock.ms += 10;
+    sql_ok(p.a, "INSERT INTO parent VALUES ('P', 'X'), ('P2', 'X2');"
+                "INSERT INTO child VALUES ('C', 'P', 'X')");
+    a_to_b(&p);
+    p.clock.ms += 10;
+    sql_ok(p.a, "UPDATE child SET pid = 'P2', pcode = 'Y' WHERE id = 'C'");
+    a_to_b(&p);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM child WHERE pid = 'P2' AND"
+                           " pcode = 'X'"),
+              1);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine"), 1);
+    ASSERT_OK(replica_retry_quarantine(p.b, NULL));
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM child WHERE pid = 'P2'"), 1);
+    ASSERT_EQ(ship(c, p.b, "network"), 1);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM child WHERE pid = 'P2' AND"
+                           " pcode = 'Y'"),
+              1);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine"), 0);
+    same_digest(&p, "network");
+    replica_free(c);
+    pair_free(&p);
+}
+
 TEST(guard_trigger_refuses_a_remote_update_into_quarantine)
 {
     struct pair p;
@@ -3248,6 +3353,9 @@ T_MAIN(T(track_refuses_table_without_key), T(track_refuses_rowid_alias),
        T(fk_wait_tells_a_key_from_a_trigger_by_its_code),
        T(fk_wait_when_the_same_apply_adopts_a_local_orphan),
        T(batch_and_one_by_one_agree_on_a_waiting_delete),
+       T(fk_wait_of_a_row_a_trigger_keeps_ends),
+       T(fk_wait_when_the_old_value_is_taken),
+       T(fk_wait_puts_back_only_the_cells_of_the_key_at_fault),
        T(guard_trigger_refuses_a_remote_update_into_quarantine),
        T(capture_is_exact_about_case_and_type), T(key_only_table),
        T(noop_update_between_steps_does_not_hold_back_an_edit),
