@@ -55,6 +55,9 @@ struct icell {
 
 #define WAITING_REASON "row deleted; kept in case it is inserted again"
 
+/* A delete that waits for the rows here that refer to its row. */
+#define HELD_REASON "FOREIGN KEY constraint failed: rows here still refer to it"
+
 /* Per-changeset context. */
 struct actx {
     struct replica *r;       /* borrowed */
@@ -700,8 +703,7 @@ apply_row(struct actx *a, struct tracked *t, struct kz_str tname,
             goto out;
         }
         if (rc) {
-            reason = "FOREIGN KEY constraint failed: rows here still refer"
-                     " to it";
+            reason = HELD_REASON;
             goto quarantine_all;
         }
     }
@@ -1236,6 +1238,157 @@ mark_unkeyable(struct replica *r, const char *tbl, sqlite3_value *pk)
 }
 
 /* Tries all quarantined cells again, row by row. */
+/*
+ * Tries the cells of row ${qr_pk} of table ${qr_tbl} waiting in quarantine
+ * again (retry_quarantine), through the context ${b} of the scope
+ * ${b_scope} (made again when another scope comes; *${have_b} says whether
+ * it is made).  Returns 0 or an error.
+ */
+static int
+retry_row(struct actx *a, struct actx *b, char *b_scope, size_t b_len,
+          int *have_b, const char *qr_tbl, sqlite3_value *qr_pk,
+          sqlite3_stmt *cells, sqlite3_stmt *del)
+{
+    struct replica *r = a->r;
+    struct tracked *t = track__by_name(r, qr_tbl, strlen(qr_tbl));
+    struct icell c[MAX_CELLS];
+    sqlite3_value *keep[MAX_CELLS * 3];
+    uint32_t n = 0, nk = 0, j, done = 0;
+    struct pkvals pv = {0};
+    struct kz_value pk[KZ_LIM_PK_COLS_MAX];
+    int64_t max_id = 0;
+    int rc, err = 0;
+
+    if (t == NULL)
+        return 0;
+    if ((err = replica__pk_split(r, t, qr_pk, &pv)) == -KZ_EMALFORMED) {
+        /* Kept under a key this table's cannot be read from
+         * (another number of parts, say): shown, not retried. */
+        return mark_unkeyable(r, qr_tbl, qr_pk);
+    }
+    if (err)
+        return err;
+    for (j = 0; j < pv.n; j++)
+        replica__value_from_sqlite(&pk[j], pv.v[j]);
+    sqlite3_reset(cells);
+    sqlite3_bind_text(cells, 1, qr_tbl, -1, SQLITE_STATIC);
+    sqlite3_bind_value(cells, 2, qr_pk);
+    while ((rc = sqlite3_step(cells)) == SQLITE_ROW && n < MAX_CELLS) {
+        struct icell *x = &c[n];
+        const char *col = (const char *)sqlite3_column_text(cells, 2);
+        uint32_t k;
+        uint16_t dev = 0;
+
+        memset(x, 0, sizeof(*x));
+        max_id = sqlite3_column_int64(cells, 0);
+        keep[nk] = sqlite3_value_dup(sqlite3_column_value(cells, 1));
+        if (keep[nk] == NULL) {
+            err = -KZ_ENOMEM;
+            break;
+        }
+        x->scope = (const char *)sqlite3_value_text(keep[nk]);
+        if (x->scope == NULL)
+            x->scope = a->scope;
+        nk++;
+        keep[nk] = sqlite3_value_dup(sqlite3_column_value(cells, 2));
+        if (keep[nk] == NULL) {
+            err = -KZ_ENOMEM;
+            break;
+        }
+        x->col.p = (const char *)sqlite3_value_text(keep[nk]);
+        x->col.len = (size_t)sqlite3_value_bytes(keep[nk]);
+        nk++;
+        x->k = col && col[0] ? -1 : 0;
+        for (k = 0; col && col[0] && k < t->n_cols; k++)
+            if (strcmp(t->cols[k], col) == 0)
+                x->k = (int32_t)k + 1;
+        x->flags = (uint32_t)sqlite3_column_int64(cells, 3);
+        keep[nk] = sqlite3_value_dup(sqlite3_column_value(cells, 4));
+        if (keep[nk] == NULL) {
+            err = -KZ_ENOMEM;
+            break;
+        }
+        replica__value_from_sqlite(&x->value, keep[nk]);
+        nk++;
+        x->ver.hlc = (uint64_t)sqlite3_column_int64(cells, 5);
+        if (sqlite3_column_bytes(cells, 6) == KZ_KEY_LEN &&
+            (err = replica__dev_idx(r, sqlite3_column_blob(cells, 6), &dev)))
+            break;
+        x->ver.dev = dev;
+        x->base.hlc = (uint64_t)sqlite3_column_int64(cells, 7);
+        dev = 0;
+        if (sqlite3_column_bytes(cells, 8) == KZ_KEY_LEN &&
+            (err = replica__dev_idx(r, sqlite3_column_blob(cells, 8), &dev)))
+            break;
+        x->base.dev = dev;
+        x->waiting = strcmp((const char *)sqlite3_column_text(cells, 9),
+                            WAITING_REASON) == 0;
+        n++;
+    }
+    if (err == 0 && rc != SQLITE_DONE && rc != SQLITE_ROW)
+        err = replica__dberr(r, rc, "quarantine");
+    sqlite3_reset(cells);
+    if (err == 0 && n > 0) {
+        sqlite3_reset(del);
+        sqlite3_bind_text(del, 1, qr_tbl, -1, SQLITE_STATIC);
+        sqlite3_bind_value(del, 2, qr_pk);
+        sqlite3_bind_int64(del, 3, max_id);
+        rc = sqlite3_step(del);
+        sqlite3_reset(del);
+        if (rc != SQLITE_DONE)
+            err = replica__dberr(r, rc, "quarantine");
+    }
+    /* The cells of each scope under that scope's rules (a site
+     * table's row keeps some in site:X, some in private:X), the
+     * scope with the row's own cell first: it may bring the row. */
+    while (err == 0 && done < n) {
+        struct icell g[MAX_CELLS];
+        struct kz_str tn = {t->name, strlen(t->name)};
+        const char *sc = NULL;
+        uint32_t ng = 0;
+
+        for (j = 0; j < n && sc == NULL; j++)
+            if (c[j].scope != NULL && c[j].k == 0)
+                sc = c[j].scope;
+        for (j = 0; j < n && sc == NULL; j++)
+            if (c[j].scope != NULL)
+                sc = c[j].scope;
+        for (j = 0; j < n; j++) {
+            if (c[j].scope != NULL && strcmp(c[j].scope, sc) == 0) {
+                g[ng++] = c[j];
+                c[j].scope = NULL;
+                done++;
+            }
+        }
+        /* One context for the rows of a scope (its statements
+         * prepared once), not one per row. */
+        if (!*have_b || strcmp(b_scope, sc) != 0) {
+            if (*have_b)
+                actx_fini(b);
+            *have_b = 0;
+            snprintf(b_scope, b_len, "%s", sc);
+            if ((err = actx_init(b, r, b_scope, a->st)) != 0) {
+                actx_fini(b);
+                break;
+            }
+            *have_b = 1;
+            b->fk_check = 1;
+        }
+        {
+            uint32_t before = a->st->quarantined;
+            for (j = 0; j < ng; j++)
+                g[j].scope = b_scope;
+            err = apply_row(b, t, tn, pk, pv.n, g, ng);
+            /* Cells that went back are not new quarantines. */
+            a->st->quarantined = before;
+        }
+    }
+    for (j = 0; j < nk; j++)
+        sqlite3_value_free(keep[j]);
+    replica__pk_free(&pv);
+    return err;
+}
+
 static int
 retry_quarantine(struct actx *a)
 {
@@ -1244,10 +1397,13 @@ retry_quarantine(struct actx *a)
     int rc, err = 0;
 
     /* Cells whose key cannot be kept here are never retried. */
-    rc = sqlite3_prepare_v2(r->db,
-                            "SELECT DISTINCT tbl, pk FROM kz_quarantine"
-                            " WHERE reason <> '" REPLICA_Q_UNKEYABLE "'",
-                            -1, &rows, NULL);
+    rc = sqlite3_prepare_v2(
+        r->db,
+        "SELECT tbl, pk, max(reason = '" HELD_REASON "')"
+        " FROM kz_quarantine WHERE reason <> '" REPLICA_Q_UNKEYABLE
+        "' GROUP BY tbl, pk"
+        " ORDER BY 3",
+        -1, &rows, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_prepare_v2(r->db,
                                 "SELECT id, scope, col, flags, value, hlc,"
@@ -1271,11 +1427,12 @@ retry_quarantine(struct actx *a)
         struct qrow {
             char *tbl;
             sqlite3_value *pk;
+            int held; /* a delete waiting for rows that refer to it */
         } *qr = NULL;
         size_t nq = 0, i;
         struct actx b;
         char b_scope[KZ_LIM_NAME_MAX + 1] = "";
-        int have_b = 0;
+        int have_b = 0, held_pass = 0;
 
         while ((rc = sqlite3_step(rows)) == SQLITE_ROW) {
             struct qrow *p = kz_reallocarray(qr, nq + 1, sizeof(*qr));
@@ -1286,6 +1443,7 @@ retry_quarantine(struct actx *a)
             qr = p;
             qr[nq].tbl = kz_strdup((const char *)sqlite3_column_text(rows, 0));
             qr[nq].pk = sqlite3_value_dup(sqlite3_column_value(rows, 1));
+            qr[nq].held = sqlite3_column_int(rows, 2);
             nq++;
             if (qr[nq - 1].tbl == NULL || qr[nq - 1].pk == NULL) {
                 err = -KZ_ENOMEM;
@@ -1293,144 +1451,17 @@ retry_quarantine(struct actx *a)
             }
         }
         for (i = 0; err == 0 && i < nq; i++) {
-            struct tracked *t = track__by_name(r, qr[i].tbl, strlen(qr[i].tbl));
-            struct icell c[MAX_CELLS];
-            sqlite3_value *keep[MAX_CELLS * 3];
-            uint32_t n = 0, nk = 0, j;
-            struct pkvals pv = {0};
-            struct kz_value pk[KZ_LIM_PK_COLS_MAX];
-            int64_t max_id = 0;
-            uint32_t done = 0;
-
-            if (t == NULL)
-                continue;
-            if ((err = replica__pk_split(r, t, qr[i].pk, &pv)) ==
-                -KZ_EMALFORMED) {
-                /* Kept under a key this table's cannot be read from
-                 * (another number of parts, say): shown, not retried. */
-                err = mark_unkeyable(r, qr[i].tbl, qr[i].pk);
-                continue;
+            /* Waiting deletes last, once the rows tried before them that
+             * refer to nothing are back where they were: a row tried again
+             * that points away from a waiting delete's row, only to be put
+             * back, must not let that delete go (a review's case). */
+            if (qr[i].held && !held_pass) {
+                held_pass = 1;
+                if ((err = quarantine_fk_violations(a)))
+                    break;
             }
-            if (err)
-                break;
-            for (j = 0; j < pv.n; j++)
-                replica__value_from_sqlite(&pk[j], pv.v[j]);
-            sqlite3_reset(cells);
-            sqlite3_bind_text(cells, 1, qr[i].tbl, -1, SQLITE_STATIC);
-            sqlite3_bind_value(cells, 2, qr[i].pk);
-            while ((rc = sqlite3_step(cells)) == SQLITE_ROW && n < MAX_CELLS) {
-                struct icell *x = &c[n];
-                const char *col = (const char *)sqlite3_column_text(cells, 2);
-                uint32_t k;
-                uint16_t dev = 0;
-
-                memset(x, 0, sizeof(*x));
-                max_id = sqlite3_column_int64(cells, 0);
-                keep[nk] = sqlite3_value_dup(sqlite3_column_value(cells, 1));
-                if (keep[nk] == NULL) {
-                    err = -KZ_ENOMEM;
-                    break;
-                }
-                x->scope = (const char *)sqlite3_value_text(keep[nk]);
-                if (x->scope == NULL)
-                    x->scope = a->scope;
-                nk++;
-                keep[nk] = sqlite3_value_dup(sqlite3_column_value(cells, 2));
-                if (keep[nk] == NULL) {
-                    err = -KZ_ENOMEM;
-                    break;
-                }
-                x->col.p = (const char *)sqlite3_value_text(keep[nk]);
-                x->col.len = (size_t)sqlite3_value_bytes(keep[nk]);
-                nk++;
-                x->k = col && col[0] ? -1 : 0;
-                for (k = 0; col && col[0] && k < t->n_cols; k++)
-                    if (strcmp(t->cols[k], col) == 0)
-                        x->k = (int32_t)k + 1;
-                x->flags = (uint32_t)sqlite3_column_int64(cells, 3);
-                keep[nk] = sqlite3_value_dup(sqlite3_column_value(cells, 4));
-                if (keep[nk] == NULL) {
-                    err = -KZ_ENOMEM;
-                    break;
-                }
-                replica__value_from_sqlite(&x->value, keep[nk]);
-                nk++;
-                x->ver.hlc = (uint64_t)sqlite3_column_int64(cells, 5);
-                if (sqlite3_column_bytes(cells, 6) == KZ_KEY_LEN &&
-                    (err = replica__dev_idx(r, sqlite3_column_blob(cells, 6),
-                                            &dev)))
-                    break;
-                x->ver.dev = dev;
-                x->base.hlc = (uint64_t)sqlite3_column_int64(cells, 7);
-                dev = 0;
-                if (sqlite3_column_bytes(cells, 8) == KZ_KEY_LEN &&
-                    (err = replica__dev_idx(r, sqlite3_column_blob(cells, 8),
-                                            &dev)))
-                    break;
-                x->base.dev = dev;
-                x->waiting = strcmp((const char *)sqlite3_column_text(cells, 9),
-                                    WAITING_REASON) == 0;
-                n++;
-            }
-            sqlite3_reset(cells);
-            if (err == 0 && n > 0) {
-                sqlite3_reset(del);
-                sqlite3_bind_text(del, 1, qr[i].tbl, -1, SQLITE_STATIC);
-                sqlite3_bind_value(del, 2, qr[i].pk);
-                sqlite3_bind_int64(del, 3, max_id);
-                rc = sqlite3_step(del);
-                sqlite3_reset(del);
-                if (rc != SQLITE_DONE)
-                    err = replica__dberr(r, rc, "quarantine");
-            }
-            /* The cells of each scope under that scope's rules (a site
-             * table's row keeps some in site:X, some in private:X), the
-             * scope with the row's own cell first: it may bring the row. */
-            while (err == 0 && done < n) {
-                struct icell g[MAX_CELLS];
-                struct kz_str tn = {t->name, strlen(t->name)};
-                const char *sc = NULL;
-                uint32_t ng = 0;
-
-                for (j = 0; j < n && sc == NULL; j++)
-                    if (c[j].scope != NULL && c[j].k == 0)
-                        sc = c[j].scope;
-                for (j = 0; j < n && sc == NULL; j++)
-                    if (c[j].scope != NULL)
-                        sc = c[j].scope;
-                for (j = 0; j < n; j++) {
-                    if (c[j].scope != NULL && strcmp(c[j].scope, sc) == 0) {
-                        g[ng++] = c[j];
-                        c[j].scope = NULL;
-                        done++;
-                    }
-                }
-                /* One context for the rows of a scope (its statements
-                 * prepared once), not one per row. */
-                if (!have_b || strcmp(b_scope, sc) != 0) {
-                    if (have_b)
-                        actx_fini(&b);
-                    have_b = 0;
-                    snprintf(b_scope, sizeof(b_scope), "%s", sc);
-                    if ((err = actx_init(&b, r, b_scope, a->st)) != 0) {
-                        actx_fini(&b);
-                        break;
-                    }
-                    have_b = 1;
-                    b.fk_check = 1;
-                }
-                {
-                    uint32_t before = a->st->quarantined;
-                    for (j = 0; j < ng; j++)
-                        g[j].scope = b_scope;
-                    err = apply_row(&b, t, tn, pk, pv.n, g, ng);
-                    /* Cells that went back are not new quarantines. */
-                    a->st->quarantined = before;
-                }
-            }
-            for (j = 0; j < nk; j++)
-                sqlite3_value_free(keep[j]);
-            replica__pk_free(&pv);
+            err = retry_row(a, &b, b_scope, sizeof(b_scope), &have_b, qr[i].tbl,
+                            qr[i].pk, cells, del);
         }
         if (have_b)
             actx_fini(&b);

@@ -2418,6 +2418,61 @@ TEST(fk_wait_puts_back_only_the_cells_of_the_key_at_fault)
     pair_free(&p);
 }
 
+/* A row pointed away from its parent P, P deleted in the same changeset,
+ * and the new parent not here: the row gets P back, P's delete waits for
+ * it, and a row here that refers to the row stays, also when the waiting
+ * cells are tried again (a review's case: the retry let P go, the row was
+ * moved out whole, and the commit failed or the row here was deleted by
+ * its ON DELETE CASCADE). */
+TEST(fk_wait_back_to_a_parent_deleted_in_the_same_changeset)
+{
+    static const char *const all[] = {"parent", "node", "kid", NULL};
+    static const char *const tables[2] = {
+        "CREATE TABLE parent(id TEXT PRIMARY KEY, name TEXT);"
+        "CREATE TABLE node(id TEXT PRIMARY KEY, pid TEXT REFERENCES parent"
+        " DEFERRABLE INITIALLY DEFERRED);"
+        "CREATE TABLE kid(id TEXT PRIMARY KEY, nid TEXT REFERENCES node"
+        " DEFERRABLE INITIALLY DEFERRED)",
+        "CREATE TABLE parent(id TEXT PRIMARY KEY, name TEXT);"
+        "CREATE TABLE node(id TEXT PRIMARY KEY, pid TEXT REFERENCES parent"
+        " DEFERRABLE INITIALLY DEFERRED);"
+        "CREATE TABLE kid(id TEXT PRIMARY KEY, nid TEXT REFERENCES node"
+        " ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED)"};
+    int i;
+
+    for (i = 0; i < 2; i++) {
+        struct pair p;
+        struct replica *c = trio_tracked(
+            &p, tables[i], all, "INSERT INTO parent VALUES ('Q', 'q')");
+
+        p.clock.ms += 10;
+        sql_ok(p.a, "INSERT INTO parent VALUES ('P', 'p');"
+                    "INSERT INTO node VALUES ('X', 'P')");
+        a_to_b(&p);
+        sql_ok(p.b, "INSERT INTO kid VALUES ('K', 'X')"); /* b's, unsent */
+        p.clock.ms += 10;
+        sql_ok(p.a, "UPDATE node SET pid = 'Q' WHERE id = 'X';"
+                    "DELETE FROM parent WHERE id = 'P'");
+        a_to_b(&p);
+        ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kid"), 1);
+        ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM node WHERE pid = 'P'"), 1);
+        ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM parent WHERE id = 'P'"),
+                  1);
+        ASSERT_OK(replica_retry_quarantine(p.b, NULL));
+        ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kid"), 1);
+        ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM node WHERE pid = 'P'"), 1);
+        /* The new parent comes: the row moves to it, and P may go. */
+        ASSERT_EQ(ship(c, p.b, "network"), 1);
+        ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM node WHERE pid = 'Q'"), 1);
+        ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM parent WHERE id = 'P'"),
+                  0);
+        ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kid"), 1);
+        ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine"), 0);
+        replica_free(c);
+        pair_free(&p);
+    }
+}
+
 TEST(guard_trigger_refuses_a_remote_update_into_quarantine)
 {
     struct pair p;
@@ -3356,6 +3411,7 @@ T_MAIN(T(track_refuses_table_without_key), T(track_refuses_rowid_alias),
        T(fk_wait_of_a_row_a_trigger_keeps_ends),
        T(fk_wait_when_the_old_value_is_taken),
        T(fk_wait_puts_back_only_the_cells_of_the_key_at_fault),
+       T(fk_wait_back_to_a_parent_deleted_in_the_same_changeset),
        T(guard_trigger_refuses_a_remote_update_into_quarantine),
        T(capture_is_exact_about_case_and_type), T(key_only_table),
        T(noop_update_between_steps_does_not_hold_back_an_edit),
