@@ -410,6 +410,32 @@ write_row(struct replica *r, struct tracked *t, const struct kz_value *pk,
     return 0;
 }
 
+/* Writes a row's kz_clock entry: its versions ${v}, and the bases ${pb} to
+ * send its dirty cells with (none when nothing is dirty). */
+static int
+clock_put(struct actx *a, const struct tracked *t, const struct ckey *ck,
+          int alive, const uint8_t *v, size_t v_len, uint64_t dirty,
+          const uint8_t *pb, size_t pb_len, uint64_t pub)
+{
+    sqlite3_stmt *st = a->put_clock;
+    int rc;
+
+    sqlite3_reset(st);
+    sqlite3_bind_int(st, 1, t->id);
+    bind_ckey(st, 2, ck);
+    sqlite3_bind_int(st, 3, alive);
+    sqlite3_bind_blob(st, 4, v, (int)v_len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, (int64_t)dirty);
+    if (dirty && pb_len)
+        sqlite3_bind_blob(st, 6, pb, (int)pb_len, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 6);
+    sqlite3_bind_int64(st, 7, (int64_t)pub);
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : replica__dberr(a->r, rc, "apply");
+}
+
 static int
 touch(struct replica *r, sqlite3_stmt *st, int tbl, const struct ckey *ck,
       const char *scope)
@@ -829,21 +855,7 @@ apply_row(struct actx *a, struct tracked *t, struct kz_str tname,
     a->st->rows++;
 
 write_clock:
-    sqlite3_reset(a->put_clock);
-    sqlite3_bind_int(a->put_clock, 1, t->id);
-    bind_ckey(a->put_clock, 2, &ck);
-    sqlite3_bind_int(a->put_clock, 3, alive);
-    sqlite3_bind_blob(a->put_clock, 4, v, (int)v_len, SQLITE_STATIC);
-    sqlite3_bind_int64(a->put_clock, 5, (int64_t)dirty);
-    if (dirty && pb_len)
-        sqlite3_bind_blob(a->put_clock, 6, pb, (int)pb_len, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(a->put_clock, 6);
-    sqlite3_bind_int64(a->put_clock, 7, (int64_t)pub);
-    rc = sqlite3_step(a->put_clock);
-    sqlite3_reset(a->put_clock);
-    if (rc != SQLITE_DONE)
-        err = replica__dberr(r, rc, "apply");
+    err = clock_put(a, t, &ck, alive, v, v_len, dirty, pb, pb_len, pub);
     goto out;
 
 quarantine_all : {
@@ -1870,23 +1882,8 @@ fk_undo(struct actx *a, struct tracked *t, sqlite3_stmt *q, int64_t rowid,
         if (rc != SQLITE_DONE)
             err = replica__dberr(r, rc, "foreign keys");
     }
-    if (err == 0) {
-        sqlite3_reset(a->put_clock);
-        sqlite3_bind_int(a->put_clock, 1, t->id);
-        sqlite3_bind_value(a->put_clock, 2, qk.sv);
-        sqlite3_bind_int(a->put_clock, 3, alive);
-        sqlite3_bind_blob(a->put_clock, 4, v, (int)v_len, SQLITE_STATIC);
-        sqlite3_bind_int64(a->put_clock, 5, (int64_t)dirty);
-        if (dirty && pb_len)
-            sqlite3_bind_blob(a->put_clock, 6, pb, (int)v_len, SQLITE_STATIC);
-        else
-            sqlite3_bind_null(a->put_clock, 6);
-        sqlite3_bind_int64(a->put_clock, 7, (int64_t)pub);
-        rc = sqlite3_step(a->put_clock);
-        sqlite3_reset(a->put_clock);
-        if (rc != SQLITE_DONE)
-            err = replica__dberr(r, rc, "foreign keys");
-    }
+    if (err == 0)
+        err = clock_put(a, t, &qk, alive, v, v_len, dirty, pb, pb_len, pub);
     for (i = 0; i < n; i++) {
         sqlite3_value_free(e[i].scope);
         sqlite3_value_free(e[i].now);
