@@ -164,6 +164,21 @@ bind_ckey(sqlite3_stmt *st, int i, const struct ckey *k)
     return k->v ? bind_kz(st, i, k->v) : sqlite3_bind_value(st, i, k->sv);
 }
 
+/* A cell kept in quarantine; a conflict, recorded once (the same cell
+ * tried again meets the same versions). */
+static const char quar_sql[] =
+    "INSERT INTO kz_quarantine(at, reason, scope, tbl, pk, col, flags,"
+    " value, hlc, author, base_hlc, base_author) VALUES"
+    " (strftime('%Y-%m-%dT%H:%M:%fZ','now'), ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+    " ?, ?)";
+static const char conf_sql[] =
+    "INSERT INTO kz_conflict(at, tbl, pk, col, local_value, local_hlc,"
+    " local_author, remote_value, remote_hlc, remote_author, winner)"
+    " SELECT strftime('%Y-%m-%dT%H:%M:%fZ','now'), ?1, ?2, ?3, ?4, ?5,"
+    " ?6, ?7, ?8, ?9, ?10 WHERE NOT EXISTS (SELECT 1 FROM kz_conflict"
+    " WHERE tbl = ?1 AND pk = ?2 AND col = ?3 AND remote_hlc = ?8 AND"
+    " remote_author = ?9 AND local_hlc IS ?5 AND local_author IS ?6)";
+
 static int
 quarantine(struct actx *a, const char *reason, const char *tbl,
            const struct ckey *ckey, const struct icell *c)
@@ -171,9 +186,14 @@ quarantine(struct actx *a, const char *reason, const char *tbl,
     struct replica *r = a->r;
     const uint8_t *ak = replica__dev_key(r, c->ver.dev);
     const uint8_t *bk = c->base.hlc ? replica__dev_key(r, c->base.dev) : NULL;
-    sqlite3_stmt *st = a->quar;
+    sqlite3_stmt *st;
     int rc;
 
+    if (a->quar == NULL &&
+        (rc = sqlite3_prepare_v2(r->db, quar_sql, -1, &a->quar, NULL)) !=
+            SQLITE_OK)
+        return replica__dberr(r, rc, "quarantine");
+    st = a->quar;
     sqlite3_reset(st);
     sqlite3_bind_text(st, 1, reason, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 2, c->scope, -1, SQLITE_TRANSIENT);
@@ -211,11 +231,16 @@ record_conflict(struct actx *a, const struct tracked *t,
                 int remote_wins)
 {
     struct replica *r = a->r;
-    sqlite3_stmt *st = a->conf;
+    sqlite3_stmt *st;
     const uint8_t *lk = replica__dev_key(r, local.dev);
     const uint8_t *rk = replica__dev_key(r, c->ver.dev);
     int rc;
 
+    if (a->conf == NULL &&
+        (rc = sqlite3_prepare_v2(r->db, conf_sql, -1, &a->conf, NULL)) !=
+            SQLITE_OK)
+        return replica__dberr(r, rc, "conflict");
+    st = a->conf;
     sqlite3_reset(st);
     sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
     bind_ckey(st, 2, ckey);
@@ -436,12 +461,26 @@ clock_put(struct actx *a, const struct tracked *t, const struct ckey *ck,
     return rc == SQLITE_DONE ? 0 : replica__dberr(a->r, rc, "apply");
 }
 
+/* Empties the apply's notes of the changeset before (temp.kz_touched,
+ * temp.kz_fk_undo), when it made any. */
+static int
+notes_clear(struct replica *r)
+{
+    r->fk_written = 0;
+    if (!r->notes_used)
+        return 0;
+    r->notes_used = 0;
+    return replica__exec(r, "DELETE FROM temp.kz_touched;"
+                            " DELETE FROM temp.kz_fk_undo");
+}
+
 static int
 touch(struct replica *r, sqlite3_stmt *st, int tbl, const struct ckey *ck,
       const char *scope)
 {
     int rc;
 
+    r->notes_used = 1;
     sqlite3_reset(st);
     sqlite3_bind_int(st, 1, tbl);
     bind_ckey(st, 2, ck);
@@ -492,6 +531,7 @@ fk_undo_save(struct actx *a, const struct tracked *t, const struct ckey *ck,
     sqlite3_stmt *st = NULL;
     int rc;
 
+    r->notes_used = 1;
     rc = sqlite3_prepare_v2(
         r->db,
         "INSERT OR IGNORE INTO temp.kz_fk_undo VALUES (?, ?, ?, ?, ?, ?, ?,"
@@ -875,18 +915,6 @@ static int
 actx_init(struct actx *a, struct replica *r, const char *scope,
           struct apply_stats *st)
 {
-    static const char quar_sql[] =
-        "INSERT INTO kz_quarantine(at, reason, scope, tbl, pk, col, flags,"
-        " value, hlc, author, base_hlc, base_author) VALUES"
-        " (strftime('%Y-%m-%dT%H:%M:%fZ','now'), ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-        " ?, ?)";
-    static const char conf_sql[] =
-        "INSERT INTO kz_conflict(at, tbl, pk, col, local_value, local_hlc,"
-        " local_author, remote_value, remote_hlc, remote_author, winner)"
-        " SELECT strftime('%Y-%m-%dT%H:%M:%fZ','now'), ?1, ?2, ?3, ?4, ?5,"
-        " ?6, ?7, ?8, ?9, ?10 WHERE NOT EXISTS (SELECT 1 FROM kz_conflict"
-        " WHERE tbl = ?1 AND pk = ?2 AND col = ?3 AND remote_hlc = ?8 AND"
-        " remote_author = ?9 AND local_hlc IS ?5 AND local_author IS ?6)";
     int rc;
 
     memset(a, 0, sizeof(*a));
@@ -922,23 +950,7 @@ actx_init(struct actx *a, struct replica *r, const char *scope,
             " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (tbl, pk) DO"
             " UPDATE SET alive = ?3, v = ?4, dirty = ?5, pb = ?6, pub = ?7",
             -1, &a->put_clock, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v2(r->db, quar_sql, -1, &a->quar, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v2(r->db, conf_sql, -1, &a->conf, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_exec(r->db,
-                          "CREATE TEMP TABLE IF NOT EXISTS kz_touched("
-                          "tbl INTEGER, pk, scope TEXT NOT NULL,"
-                          " PRIMARY KEY (tbl, pk));"
-                          "CREATE TEMP TABLE IF NOT EXISTS kz_fk_undo("
-                          "tbl INTEGER, pk, k INTEGER, old, hlc INTEGER,"
-                          " dev INTEGER, dirty INTEGER, pub INTEGER,"
-                          " pb_hlc INTEGER, pb_dev INTEGER,"
-                          " base_hlc INTEGER, base_dev INTEGER,"
-                          " flags INTEGER, scope TEXT,"
-                          " PRIMARY KEY (tbl, pk, k))",
-                          NULL, NULL, NULL);
+    /* a->quar and a->conf are made when first needed (rare). */
     if (rc == SQLITE_OK)
         rc = sqlite3_prepare_v2(r->db,
                                 "INSERT OR IGNORE INTO temp.kz_touched"
@@ -2320,11 +2332,8 @@ retry_all(struct replica *r, struct apply_stats *st)
     struct actx a;
     int err;
 
-    r->fk_written = 0;
     if ((err = actx_init(&a, r, "network", st)) == 0 &&
-        (err = replica__exec(r, "DELETE FROM temp.kz_touched;"
-                                " DELETE FROM temp.kz_fk_undo")) == 0 &&
-        (err = retry_quarantine(&a)) == 0)
+        (err = notes_clear(r)) == 0 && (err = retry_quarantine(&a)) == 0)
         err = quarantine_fk_violations(&a);
     actx_fini(&a);
     return err;
@@ -2491,9 +2500,7 @@ apply_one(struct replica *r, const struct kz_cs_header *hdr,
     }
     if ((err = actx_init(&a, r, hdr->scope, st)))
         goto out;
-    r->fk_written = 0;
-    if ((err = replica__exec(r, "DELETE FROM temp.kz_touched;"
-                                " DELETE FROM temp.kz_fk_undo")))
+    if ((err = notes_clear(r)))
         goto out;
 
     /* Map the body's tables and columns to ours, by name. */

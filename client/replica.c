@@ -574,7 +574,19 @@ db_open(struct replica *r, const char *dir, int create)
                              * write).  An I/O error on a mapped page is a
                              * SIGBUS instead of SQLITE_IOERR; the WAL
                              * keeps the file consistent either way. */
-                            "PRAGMA mmap_size = 268435456;");
+                            "PRAGMA mmap_size = 268435456;"
+                            /* The apply's notes for one changeset (apply.c),
+                             * made once a connection, outside any
+                             * transaction (one rolled back would take
+                             * them). */
+                            "CREATE TEMP TABLE kz_touched(tbl INTEGER, pk,"
+                            " scope TEXT NOT NULL, PRIMARY KEY (tbl, pk));"
+                            "CREATE TEMP TABLE kz_fk_undo(tbl INTEGER, pk,"
+                            " k INTEGER, old, hlc INTEGER, dev INTEGER,"
+                            " dirty INTEGER, pub INTEGER, pb_hlc INTEGER,"
+                            " pb_dev INTEGER, base_hlc INTEGER,"
+                            " base_dev INTEGER, flags INTEGER, scope TEXT,"
+                            " PRIMARY KEY (tbl, pk, k));");
 }
 
 static int

@@ -103,6 +103,7 @@ struct replica {
     uint32_t n_paused;       /* tables whose capture is paused (apply.c) */
     int fk_written; /* this changeset's apply wrote a table a foreign key
                        leaves from or refers to (apply.c) */
+    int notes_used; /* temp.kz_touched or temp.kz_fk_undo may have rows */
     struct kz_buf paused_sql; /* their triggers, to create again; valid while
                                  n_paused > 0 */
     struct fold_round round;  /* replica_build_step's round */
