@@ -53,8 +53,6 @@ struct icell {
     int waiting;           /* retried "row deleted" cell (see below) */
 };
 
-#define WAITING_REASON "row deleted; kept in case it is inserted again"
-
 /* A delete that waits for the rows here that refer to its row. */
 #define HELD_REASON "FOREIGN KEY constraint failed: rows here still refer to it"
 
@@ -217,7 +215,7 @@ quarantine(struct actx *a, const char *reason, const char *tbl,
     sqlite3_reset(st);
     if (rc != SQLITE_DONE)
         return replica__dberr(r, rc, "quarantine");
-    if (strcmp(reason, WAITING_REASON) == 0)
+    if (strcmp(reason, REPLICA_Q_WAITING) == 0)
         a->st->waiting++;
     else
         a->st->quarantined++;
@@ -586,7 +584,7 @@ apply_row(struct actx *a, struct tracked *t, struct kz_str tname,
         /* Unknown table: keep the cells under the key a table with that
          * many key columns gets, for replica_retry_quarantine. */
         struct ckey uk = {n_pk == 1 ? &pk[0] : NULL, NULL, NULL, 0};
-        const char *why = "no such table here yet";
+        const char *why = REPLICA_Q_NO_TABLE;
         sqlite3_stmt *st = NULL;
 
         if (n_pk > 1) {
@@ -658,8 +656,7 @@ apply_row(struct actx *a, struct tracked *t, struct kz_str tname,
         int cmp;
 
         if (x->k < 0) {
-            if ((err =
-                     quarantine(a, "no such column here yet", t->name, &ck, x)))
+            if ((err = quarantine(a, REPLICA_Q_NO_COLUMN, t->name, &ck, x)))
                 goto out;
             continue;
         }
@@ -827,7 +824,7 @@ apply_row(struct actx *a, struct tracked *t, struct kz_str tname,
             w.ver = old[k];
             w.scope = a->scope;
             if (w.value.type != KZ_V_NULL &&
-                (err = quarantine(a, WAITING_REASON, t->name, &ck, &w)))
+                (err = quarantine(a, REPLICA_Q_WAITING, t->name, &ck, &w)))
                 goto out;
         }
     }
@@ -866,7 +863,7 @@ apply_row(struct actx *a, struct tracked *t, struct kz_str tname,
             if (win[k] == NULL || win[k]->value.type == KZ_V_NULL ||
                 (win[k]->flags & KZ_CELL_RETRACT))
                 continue;
-            if ((err = quarantine(a, WAITING_REASON, t->name, &ck, win[k])))
+            if ((err = quarantine(a, REPLICA_Q_WAITING, t->name, &ck, win[k])))
                 goto out;
             cver_put(v, k, win[k]->ver);
             win[k] = NULL;
@@ -884,6 +881,21 @@ apply_row(struct actx *a, struct tracked *t, struct kz_str tname,
         if (rc == 2)
             a->fk_refused++;
         goto quarantine_all;
+    }
+    /* Alive again: its "row deleted" cells get their try (retry_quarantine
+     * passes them over otherwise). */
+    if (have_clock && !alive && new_alive) {
+        sqlite3_stmt *rv;
+        if ((err = replica__revived_stmt(r, &rv)))
+            goto out;
+        sqlite3_bind_int(rv, 1, t->id);
+        bind_ckey(rv, 2, &ck);
+        rc = sqlite3_step(rv);
+        sqlite3_reset(rv);
+        if (rc != SQLITE_DONE) {
+            err = replica__dberr(r, rc, "quarantine");
+            goto out;
+        }
     }
     for (k = 0; k <= t->n_cols; k++) {
         if (win[k]) {
@@ -1261,7 +1273,6 @@ mark_unkeyable(struct replica *r, const char *tbl, sqlite3_value *pk)
     return rc == SQLITE_DONE ? 0 : replica__dberr(r, rc, "quarantine");
 }
 
-/* Tries all quarantined cells again, row by row. */
 /*
  * Tries the cells of row ${qr_pk} of table ${qr_tbl} waiting in quarantine
  * again (retry_quarantine), through the context ${b} of the scope
@@ -1346,7 +1357,7 @@ retry_row(struct actx *a, struct actx *b, char *b_scope, size_t b_len,
             break;
         x->base.dev = dev;
         x->waiting = strcmp((const char *)sqlite3_column_text(cells, 9),
-                            WAITING_REASON) == 0;
+                            REPLICA_Q_WAITING) == 0;
         n++;
     }
     if (err == 0 && rc != SQLITE_DONE && rc != SQLITE_ROW)
@@ -1413,20 +1424,42 @@ retry_row(struct actx *a, struct actx *b, char *b_scope, size_t b_len,
     return err;
 }
 
+/*
+ * Tries the cells waiting in quarantine again, row by row, waiting deletes
+ * last.  Cells whose key cannot be kept here are never retried.  Unless
+ * ${whole}, the try passes over rows whose every cell is one that only a
+ * change of the tracked tables can let in (no such table or column here
+ * yet), or that waits for its deleted row to be alive again ("row
+ * deleted"), unless the row is (temp.kz_revived): trying them again could
+ * only put them back, and there may be many, for good.  A change of the
+ * tracked tables makes the next try whole.  The cells are found by a scan
+ * of kz_quarantine, not an index: one on the cells tried would be written
+ * at every try, which cost the trigger-refused line of bench_engine's part
+ * i 13x -> 22x; the scan costs well under a microsecond a cell.
+ */
 static int
-retry_quarantine(struct actx *a)
+retry_quarantine(struct actx *a, int whole)
 {
     struct replica *r = a->r;
     sqlite3_stmt *rows = NULL, *cells = NULL, *del = NULL;
     int rc, err = 0;
 
-    /* Cells whose key cannot be kept here are never retried. */
+    whole = whole || r->retried_gen != r->tables_gen;
     rc = sqlite3_prepare_v2(
         r->db,
-        "SELECT tbl, pk, max(reason = '" HELD_REASON "')"
-        " FROM kz_quarantine WHERE reason <> '" REPLICA_Q_UNKEYABLE
-        "' GROUP BY tbl, pk"
-        " ORDER BY 3",
+        whole ? "SELECT tbl, pk, max(reason = '" HELD_REASON "')"
+                " FROM kz_quarantine WHERE reason <> '" REPLICA_Q_UNKEYABLE
+                "' GROUP BY tbl, pk ORDER BY 3, 1, 2"
+        : !r->revived_used
+            ? "SELECT tbl, pk, max(reason = '" HELD_REASON "')"
+              " FROM kz_quarantine WHERE reason NOT IN (" REPLICA_Q_IDLE ")"
+              " GROUP BY tbl, pk ORDER BY 3, 1, 2"
+            : "SELECT tbl, pk, max(h) FROM (SELECT tbl, pk,"
+              " reason = '" HELD_REASON "' AS h FROM kz_quarantine"
+              " WHERE reason NOT IN (" REPLICA_Q_IDLE ") UNION ALL"
+              " SELECT t.tbl, v.pk, 0 FROM temp.kz_revived AS v JOIN"
+              " kz_tracked AS t ON t.id = v.tbl) GROUP BY tbl, pk"
+              " ORDER BY 3, 1, 2",
         -1, &rows, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_prepare_v2(r->db,
@@ -1497,6 +1530,12 @@ retry_quarantine(struct actx *a)
     }
     if (err == 0 && rc != SQLITE_DONE && rc != SQLITE_ROW)
         err = replica__dberr(r, rc, "quarantine");
+    if (err == 0 && r->revived_used) {
+        r->revived_used = 0;
+        err = replica__exec(r, "DELETE FROM temp.kz_revived");
+    }
+    if (err == 0 && whole)
+        r->retried_gen = r->tables_gen;
 out:
     sqlite3_finalize(rows);
     sqlite3_finalize(cells);
@@ -2333,7 +2372,7 @@ retry_all(struct replica *r, struct apply_stats *st)
     int err;
 
     if ((err = actx_init(&a, r, "network", st)) == 0 &&
-        (err = notes_clear(r)) == 0 && (err = retry_quarantine(&a)) == 0)
+        (err = notes_clear(r)) == 0 && (err = retry_quarantine(&a, 1)) == 0)
         err = quarantine_fk_violations(&a);
     actx_fini(&a);
     return err;
@@ -2655,7 +2694,7 @@ apply_one(struct replica *r, const struct kz_cs_header *hdr,
     /* After every changeset, not once a batch: which held delete goes
      * depends on what came before it, and a batch's bounds differ from
      * replica to replica; the server's order is the same for all. */
-    if ((err = retry_quarantine(&a)) || (err = quarantine_fk_violations(&a)))
+    if ((err = retry_quarantine(&a, 0)) || (err = quarantine_fk_violations(&a)))
         goto out;
     {
         sqlite3_stmt *s = NULL;

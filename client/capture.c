@@ -752,7 +752,7 @@ fold_keys(struct folder *f, const struct foldhlc *fh, sqlite3_stmt *st,
         size_t klen = 0, need;
         int64_t ki = 0;
         uint64_t dirty = 0, pub = 0, touched = 0;
-        int alive = 0;
+        int alive = 0, was_dead = 0;
         uint32_t k;
 
         if (budget && rows >= budget)
@@ -780,6 +780,7 @@ fold_keys(struct folder *f, const struct foldhlc *fh, sqlite3_stmt *st,
             size_t old_len = (size_t)sqlite3_column_bytes(f->get, 1);
             size_t old_pb = (size_t)sqlite3_column_bytes(f->get, 3);
             alive = sqlite3_column_int(f->get, 0);
+            was_dead = !alive;
             if (old_len)
                 memcpy(v, sqlite3_column_blob(f->get, 1),
                        KZ_MIN(old_len, need));
@@ -842,6 +843,24 @@ fold_keys(struct folder *f, const struct foldhlc *fh, sqlite3_stmt *st,
         if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
             sqlite3_value_free(key);
             break;
+        }
+        if (was_dead && alive) {
+            /* Inserted again here: cells of a remote write newer than its
+             * delete may wait for it (apply.c). */
+            sqlite3_stmt *rv;
+            int rrc;
+            if ((err = replica__revived_stmt(r, &rv))) {
+                sqlite3_value_free(key);
+                return err;
+            }
+            sqlite3_bind_int(rv, 1, id);
+            sqlite3_bind_value(rv, 2, key);
+            rrc = sqlite3_step(rv);
+            sqlite3_reset(rv);
+            if (rrc != SQLITE_DONE) {
+                sqlite3_value_free(key);
+                return replica__dberr(r, rrc, "fold");
+            }
         }
         if (touched == 0 && (b == NULL || dirty == 0)) {
             /* Only updates that changed nothing (a mask of 0, track.c):

@@ -123,6 +123,26 @@ static const char engine_sql[] =
     " server_seq INTEGER NOT NULL) WITHOUT ROWID;";
 
 int
+replica__revived_stmt(struct replica *r, sqlite3_stmt **out)
+{
+    int rc;
+
+    if (r->revived_st == NULL &&
+        (rc = sqlite3_prepare_v3(r->db,
+                                 "INSERT OR IGNORE INTO temp.kz_revived"
+                                 " VALUES (?1, ?2)",
+                                 -1, SQLITE_PREPARE_PERSISTENT, &r->revived_st,
+                                 NULL)) != SQLITE_OK) {
+        r->revived_st = NULL;
+        return replica__dberr(r, rc, "quarantine");
+    }
+    sqlite3_reset(r->revived_st);
+    r->revived_used = 1;
+    *out = r->revived_st;
+    return 0;
+}
+
+int
 replica__dberr(struct replica *r, int rc, const char *what)
 {
     snprintf(r->errmsg, sizeof(r->errmsg), "%s: %s", what,
@@ -384,6 +404,10 @@ replica__rollback(struct replica *r)
         (void)sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
     /* The rollback restored any capture triggers an apply had dropped. */
     track__capture_forget(r);
+    /* A whole retry it undid is to be made again; notes of rows alive
+     * again it took back may linger (trying such a row is harmless). */
+    r->retried_gen = r->tables_gen - 1;
+    r->revived_used = 1;
     /* The in-memory clock may have run ahead; reload it. */
     {
         int64_t last = 0;
@@ -586,7 +610,9 @@ db_open(struct replica *r, const char *dir, int create)
                             " dirty INTEGER, pub INTEGER, pb_hlc INTEGER,"
                             " pb_dev INTEGER, base_hlc INTEGER,"
                             " base_dev INTEGER, flags INTEGER, scope TEXT,"
-                            " PRIMARY KEY (tbl, pk, k));");
+                            " PRIMARY KEY (tbl, pk, k));"
+                            "CREATE TEMP TABLE kz_revived(tbl INTEGER, pk,"
+                            " PRIMARY KEY (tbl, pk));");
 }
 
 static int
@@ -781,6 +807,7 @@ replica_free(struct replica *r)
     track__free_all(r);
     capture__round_free(r);
     sqlite3_finalize(r->split_st);
+    sqlite3_finalize(r->revived_st);
     if (r->db)
         sqlite3_close(r->db);
     kz_free(r->dev_keys);

@@ -104,6 +104,11 @@ struct replica {
     int fk_written; /* this changeset's apply wrote a table a foreign key
                        leaves from or refers to (apply.c) */
     int notes_used; /* temp.kz_touched or temp.kz_fk_undo may have rows */
+    sqlite3_stmt *revived_st; /* cached: notes a row alive again
+                                 (replica__note_revived) */
+    int revived_used;         /* temp.kz_revived may have rows */
+    uint32_t tables_gen;      /* bumped by every track__load */
+    uint32_t retried_gen;     /* tables_gen of the last whole retry */
     struct kz_buf paused_sql; /* their triggers, to create again; valid while
                                  n_paused > 0 */
     struct fold_round round;  /* replica_build_step's round */
@@ -137,6 +142,24 @@ int replica__migrate(struct replica *r, const struct schema_file *files,
 /* The kz_quarantine reason of cells whose row key cannot be kept exactly
  * here (track.c): kept and reported, never retried. */
 #define REPLICA_Q_UNKEYABLE "key that cannot be kept exactly here"
+/* Cells for a table or column this replica does not have yet: only a
+ * change of the tracked tables (track__load) can let them in. */
+#define REPLICA_Q_NO_TABLE "no such table here yet"
+#define REPLICA_Q_NO_COLUMN "no such column here yet"
+/* Cells newer than the delete of their row (apply.c): only the row alive
+ * again can let them in. */
+#define REPLICA_Q_WAITING "row deleted; kept in case it is inserted again"
+/* Those reasons, as an SQL list: a retry after a changeset passes such
+ * cells over (apply.c). */
+#define REPLICA_Q_IDLE                                                         \
+    "'" REPLICA_Q_UNKEYABLE "', '" REPLICA_Q_NO_TABLE                          \
+    "', '" REPLICA_Q_NO_COLUMN "', '" REPLICA_Q_WAITING "'"
+
+/* The statement that notes a row alive again, its "row deleted" cells
+ * worth a try (apply.c's retry after a changeset): INSERT OR IGNORE INTO
+ * temp.kz_revived VALUES (?1 table number, ?2 kz_clock key).  Prepared
+ * once, reset, for the caller to bind, step and reset. */
+int replica__revived_stmt(struct replica *r, sqlite3_stmt **out);
 
 /* track.c */
 int track__load(struct replica *r);

@@ -1442,5 +1442,7 @@ track__load(struct replica *r)
     track__free_all(r);
     r->tables = tabs;
     r->n_tables = n;
+    /* Cells for a table or column not here may apply now (apply.c). */
+    r->tables_gen++;
     return 0;
 }

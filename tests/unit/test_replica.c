@@ -1792,6 +1792,122 @@ TEST(unknown_column_waits_in_quarantine_until_migration)
     pair_free(&p);
 }
 
+/*
+ * A cell for a column not here waits untried by the applies after it (only
+ * a change of the tracked tables can let it in; trying it after every
+ * changeset would cost each apply one try per such cell, for good), and
+ * the first apply after the table changes tries it.
+ */
+TEST(unknown_column_waits_untried_until_the_table_changes)
+{
+    struct pair p;
+    long long id;
+
+    pair_new(&p, NULL); /* the two schemas differ */
+    sql_ok(p.a, PARTNER);
+    sql_ok(p.a, "ALTER TABLE partner ADD COLUMN website TEXT");
+    sql_ok(p.b, PARTNER);
+    ASSERT_OK(replica_track(p.a, "partner", &NET));
+    ASSERT_OK(replica_track(p.b, "partner", &NET));
+    sql_ok(p.a, "INSERT INTO partner VALUES ('p1', 'A', NULL, 1, 0,"
+                " 'https://a.example')");
+    a_to_b(&p);
+    id = sql_int(p.b, "SELECT id FROM kz_quarantine WHERE pk = 'p1'");
+    sql_ok(p.a, "INSERT INTO partner VALUES ('p2', 'B', NULL, 2, 0,"
+                " 'https://b.example')");
+    a_to_b(&p);
+    /* Not tried again: a try takes the cell out and puts it back anew. */
+    ASSERT_EQ(sql_int(p.b, "SELECT id FROM kz_quarantine WHERE pk = 'p1'"), id);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine WHERE"
+                           " reason = 'no such column here yet'"),
+              2);
+    /* The column comes (no migration, no explicit retry): the next apply
+     * lets both cells in. */
+    sql_ok(p.b, "ALTER TABLE partner ADD COLUMN website TEXT");
+    ASSERT_OK(replica_track(p.b, "partner", &NET));
+    sql_ok(p.a, "UPDATE partner SET staff = 3 WHERE id = 'p1'");
+    a_to_b(&p);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine"), 0);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM partner WHERE website ="
+                           " 'https://' || lower(name) || '.example'"),
+              2);
+    same_digest(&p, "network");
+    pair_free(&p);
+}
+
+/*
+ * b's edit of a row a deleted earlier: the row goes, the newer cell waits
+ * ("row deleted"), untried by applies that leave the row deleted, and is
+ * written when a re-insert older than it brings the row back.
+ */
+TEST(row_deleted_cells_wait_untried_until_the_row_is_back)
+{
+    struct pair p;
+    long long id;
+
+    pair_synced(&p, PARTNER, PARTNER_ONLY,
+                "INSERT INTO partner VALUES ('P', 'A', 'clinic', 1, 0);"
+                "INSERT INTO partner VALUES ('R', 'R', 'clinic', 1, 0)");
+    sql_ok(p.b, "UPDATE partner SET kind = 'school';"
+                "UPDATE kz_log SET ms = ms + 5000"); /* written later */
+    sql_ok(p.a, "DELETE FROM partner");
+    a_to_b(&p);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM partner"), 0);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine WHERE"
+                           " col = 'kind' AND value = 'school' AND reason"
+                           " LIKE 'row deleted%'"),
+              2);
+    /* Not tried again: a try takes the cells out and puts them back anew. */
+    id = sql_int(p.b, "SELECT max(id) FROM kz_quarantine");
+    sql_ok(p.a, "INSERT INTO partner VALUES ('Q', 'Q', NULL, 1, 0)");
+    a_to_b(&p);
+    ASSERT_EQ(sql_int(p.b, "SELECT max(id) FROM kz_quarantine"), id);
+    /* a inserts P again, before b's edit: the edit is the newer. */
+    sql_ok(p.a, "INSERT INTO partner VALUES ('P', 'A2', 'clinic', 2, 0);"
+                "UPDATE kz_log SET ms = ms + 2000");
+    a_to_b(&p);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine WHERE pk ="
+                           " 'P'"),
+              0);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine"), 1);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM partner WHERE id = 'P' AND"
+                           " name = 'A2' AND kind = 'school' AND staff = 2"),
+              1);
+    ASSERT_EQ(replica_build(p.b, 0), 1);
+    ASSERT_EQ(ship(p.b, p.a, "network"), 1);
+    same_digest(&p, "network");
+    pair_free(&p);
+}
+
+/*
+ * The same waiting cell, when b itself inserts the row again: its own
+ * insert is newer, so the waiting cell has lost, and the next apply takes
+ * it out of quarantine (the fold noted the row alive again).
+ */
+TEST(row_deleted_cells_leave_when_the_row_is_inserted_here)
+{
+    struct pair p;
+
+    pair_synced(&p, PARTNER, PARTNER_ONLY,
+                "INSERT INTO partner VALUES ('P', 'A', 'clinic', 1, 0)");
+    sql_ok(p.b, "UPDATE partner SET kind = 'school' WHERE id = 'P';"
+                "UPDATE kz_log SET ms = ms + 5000");
+    sql_ok(p.a, "DELETE FROM partner WHERE id = 'P'");
+    a_to_b(&p);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine"), 1);
+    sql_ok(p.b, "INSERT INTO partner VALUES ('P', 'B', 'office', 3, 0)");
+    sql_ok(p.a, "INSERT INTO partner VALUES ('Q', 'Q', NULL, 1, 0)");
+    a_to_b(&p);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine"), 0);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM partner WHERE id = 'P' AND"
+                           " kind = 'office'"),
+              1);
+    ASSERT_EQ(replica_build(p.b, 0), 1);
+    ASSERT_EQ(ship(p.b, p.a, "network"), 1);
+    same_digest(&p, "network");
+    pair_free(&p);
+}
+
 TEST(constraint_refusal_is_quarantined_not_lost)
 {
     struct pair p;
@@ -3381,6 +3497,9 @@ T_MAIN(T(track_refuses_table_without_key), T(track_refuses_rowid_alias),
        T(cursor_follows_only_the_next_own_changeset),
        T(concurrent_edits_conflict_sequential_do_not),
        T(conflict_of_a_waiting_cell_recorded_once),
+       T(unknown_column_waits_untried_until_the_table_changes),
+       T(row_deleted_cells_wait_untried_until_the_row_is_back),
+       T(row_deleted_cells_leave_when_the_row_is_inserted_here),
        T(delete_wins_over_older_update_and_reinsert_revives),
        T(fold_in_key_order_keeps_log_order),
        T(build_packs_rows_left_dirty_by_an_apply), T(build_packs_each_row_once),
