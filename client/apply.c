@@ -559,6 +559,8 @@ fk_undo_save(struct actx *a, const struct tracked *t, const struct ckey *ck,
 static int fk_held(struct actx *a, struct tracked *t, const struct kz_value *pk,
                    uint32_t n_pk);
 static int quarantine_fk_violations(struct actx *a);
+static void cell_scope(const struct tracked *t, const char *scope, int pub,
+                       char *out, size_t len);
 
 static int
 apply_row(struct actx *a, struct tracked *t, struct kz_str tname,
@@ -813,6 +815,7 @@ apply_row(struct actx *a, struct tracked *t, struct kz_str tname,
         }
         for (k = 1; row_loaded && k <= t->n_cols; k++) {
             struct icell w;
+            char ws[KZ_LIM_NAME_MAX + 1];
             if (win[k] || replica__cver_cmp(r, old[k], d) <= 0)
                 continue;
             memset(&w, 0, sizeof(w));
@@ -822,7 +825,10 @@ apply_row(struct actx *a, struct tracked *t, struct kz_str tname,
             replica__value_from_sqlite(&w.value,
                                        sqlite3_column_value(row, (int)k - 1));
             w.ver = old[k];
-            w.scope = a->scope;
+            /* Under the scope the cell travels in, not the delete's: a
+             * site table's private cell stays in private:X. */
+            cell_scope(t, a->scope, (int)((pub0 >> k) & 1), ws, sizeof(ws));
+            w.scope = ws;
             if (w.value.type != KZ_V_NULL &&
                 (err = quarantine(a, REPLICA_Q_WAITING, t->name, &ck, &w)))
                 goto out;

@@ -1908,6 +1908,180 @@ TEST(row_deleted_cells_leave_when_the_row_is_inserted_here)
     pair_free(&p);
 }
 
+/*
+ * A private column written after a concurrent delete of a published row
+ * and kept in quarantine ("row deleted") must stay private: when the row
+ * is inserted again and the cell comes back, it is not marked published,
+ * nothing of it goes to site:NAME, and every replica agrees per scope.
+ */
+TEST(deleted_rows_private_cell_stays_private_on_reinsert)
+{
+    char dir[256];
+    struct tclock c;
+    struct replica *land, *h1, *h2;
+    struct track_decl d = {"site", "site_id", "secret", NULL, NULL, NULL};
+    static const char tables[] =
+        "CREATE TABLE site(id TEXT PRIMARY KEY, code TEXT);"
+        "INSERT INTO site VALUES ('s1', 'HAN');"
+        "CREATE TABLE doc(id TEXT PRIMARY KEY, site_id TEXT, title TEXT,"
+        " secret TEXT)";
+    char d1[65], d2[65], d3[65];
+
+    tmpdir_make(dir, sizeof(dir));
+    tclock_init(&c, T0);
+    land = replica_test_new(dir, "land", &c.env, REPLICA_ROLE_ADMIN, "LAND");
+    h1 = replica_test_new(dir, "h1", &c.env, REPLICA_ROLE_SITE, "HAN");
+    h2 = replica_test_new(dir, "h2", &c.env, REPLICA_ROLE_SITE, "HAN");
+    sql_ok(land, tables);
+    sql_ok(h1, tables);
+    sql_ok(h2, tables);
+    ASSERT_OK(replica_track(land, "doc", &d));
+    ASSERT_OK(replica_track(h1, "doc", &d));
+    ASSERT_OK(replica_track(h2, "doc", &d));
+
+    sql_ok(h1, "INSERT INTO doc VALUES ('d1', 's1', 'T', 'S')");
+    ASSERT_EQ(replica_build(h1, 0), 2);
+    ASSERT_EQ(ship(h1, h2, "site:HAN"), 1);
+    ASSERT_EQ(ship(h1, h2, "private:HAN"), 1);
+    ASSERT_EQ(ship(h1, land, "site:HAN"), 1);
+
+    /* h2 edits the private column, later (by its clock) than h1's delete
+     * and re-insert below. */
+    c.ms += 10;
+    sql_ok(h2, "UPDATE doc SET secret = 'S2';"
+               "UPDATE kz_log SET ms = ms + 5000");
+    ASSERT_EQ(replica_build(h2, 0), 1); /* private:HAN only */
+    /* h1 deletes the published row (tombstone in site:HAN), then inserts
+     * it again, both before it sees h2's edit. */
+    c.ms += 10;
+    sql_ok(h1, "DELETE FROM doc");
+    ASSERT(replica_build(h1, 0) >= 1);
+    c.ms += 10;
+    sql_ok(h1, "INSERT INTO doc VALUES ('d1', 's1', 'T3', 'S3')");
+    ASSERT(replica_build(h1, 0) >= 1);
+
+    /* h2 gets the delete alone first: its newer private cell waits. */
+    {
+        struct replica_cs cs;
+        struct apply_stats st;
+        ASSERT_EQ(replica_outbox_get(h1, "site:HAN", 1, &cs), 1);
+        ASSERT_OK(replica_apply(h2, &cs.hdr, cs.body, cs.body_len, &st));
+        replica_cs_clear(&cs);
+    }
+    ASSERT_EQ(sql_int(h2, "SELECT count(*) FROM doc"), 0);
+    /* Kept in the scope it travels in, not the delete's. */
+    ASSERT_EQ(sql_int(h2, "SELECT count(*) FROM kz_quarantine WHERE"
+                          " col = 'secret' AND scope = 'private:HAN'"),
+              1);
+    /* Then the re-insert, and everything else, every way. */
+    ship(h1, h2, "site:HAN");
+    ship(h1, h2, "private:HAN");
+    ship(h2, h1, "private:HAN");
+    ASSERT_EQ(sql_int(h2, "SELECT count(*) FROM kz_quarantine"), 0);
+    ASSERT_EQ(sql_int(h1, "SELECT count(*) FROM doc WHERE secret = 'S2'"
+                          " AND title = 'T3'"),
+              1);
+    ASSERT_EQ(sql_int(h2, "SELECT count(*) FROM doc WHERE secret = 'S2'"
+                          " AND title = 'T3'"),
+              1);
+    /* The private cell is not marked published at h2... */
+    ASSERT_EQ(sql_int(h2, "SELECT pub & 8 FROM kz_clock WHERE pk = 'd1'"), 0);
+    /* ...and a cell of it sent to site:NAME (h2 has nothing new). */
+    ASSERT_EQ(replica_build(h2, 0), 0);
+    ship(h1, land, "site:HAN");
+    ship(h2, land, "site:HAN");
+    ship(h2, h1, "site:HAN");
+    ASSERT_EQ(sql_int(land, "SELECT count(*) FROM doc WHERE title = 'T3' AND"
+                            " secret IS NULL"),
+              1);
+    digest_hex(h1, "site:HAN", d1);
+    digest_hex(h2, "site:HAN", d2);
+    digest_hex(land, "site:HAN", d3);
+    ASSERT_STR_EQ(d1, d2);
+    ASSERT_STR_EQ(d1, d3);
+    digest_hex(h1, "private:HAN", d1);
+    digest_hex(h2, "private:HAN", d2);
+    ASSERT_STR_EQ(d1, d2);
+    replica_free(land);
+    replica_free(h1);
+    replica_free(h2);
+    tmpdir_rm(dir);
+}
+
+/* The same with a column private under a condition, made public at the
+ * end: the state office gets the newer value. */
+TEST(deleted_rows_cond_private_cell_then_published_converges)
+{
+    char dir[256];
+    struct tclock c;
+    struct replica *land, *h1, *h2;
+    struct track_decl d = {"site",   "site_id",    NULL,
+                           "secret", "hidden = 1", NULL};
+    static const char tables[] =
+        "CREATE TABLE site(id TEXT PRIMARY KEY, code TEXT);"
+        "INSERT INTO site VALUES ('s1', 'HAN');"
+        "CREATE TABLE doc(id TEXT PRIMARY KEY, site_id TEXT, title TEXT,"
+        " secret TEXT, hidden INTEGER)";
+    char d1[65], d2[65], d3[65];
+    struct replica_cs cs;
+    struct apply_stats st;
+
+    tmpdir_make(dir, sizeof(dir));
+    tclock_init(&c, T0);
+    land = replica_test_new(dir, "land", &c.env, REPLICA_ROLE_ADMIN, "LAND");
+    h1 = replica_test_new(dir, "h1", &c.env, REPLICA_ROLE_SITE, "HAN");
+    h2 = replica_test_new(dir, "h2", &c.env, REPLICA_ROLE_SITE, "HAN");
+    sql_ok(land, tables);
+    sql_ok(h1, tables);
+    sql_ok(h2, tables);
+    ASSERT_OK(replica_track(land, "doc", &d));
+    ASSERT_OK(replica_track(h1, "doc", &d));
+    ASSERT_OK(replica_track(h2, "doc", &d));
+    sql_ok(h1, "INSERT INTO doc VALUES ('d1', 's1', 'T', 'S', 1)");
+    ASSERT_EQ(replica_build(h1, 0), 2);
+    ship(h1, h2, "site:HAN");
+    ship(h1, h2, "private:HAN");
+    ship(h1, land, "site:HAN");
+    c.ms += 10;
+    sql_ok(h2, "UPDATE doc SET secret = 'S2';"
+               "UPDATE kz_log SET ms = ms + 5000");
+    ASSERT_EQ(replica_build(h2, 0), 1);
+    c.ms += 10;
+    sql_ok(h1, "DELETE FROM doc");
+    ASSERT(replica_build(h1, 0) >= 1);
+    c.ms += 10;
+    sql_ok(h1, "INSERT INTO doc VALUES ('d1', 's1', 'T3', 'S3', 1)");
+    ASSERT(replica_build(h1, 0) >= 1);
+    ASSERT_EQ(replica_outbox_get(h1, "site:HAN", 1, &cs), 1);
+    ASSERT_OK(replica_apply(h2, &cs.hdr, cs.body, cs.body_len, &st));
+    replica_cs_clear(&cs);
+    ship(h1, h2, "site:HAN");
+    ship(h1, h2, "private:HAN");
+    ship(h2, h1, "private:HAN");
+    ASSERT_EQ(replica_build(h2, 0), 0);
+    ship(h1, land, "site:HAN");
+    ship(h2, land, "site:HAN");
+    ship(h2, h1, "site:HAN");
+    /* Later (by every clock) the column stops being private. */
+    c.ms += 10000;
+    sql_ok(h1, "UPDATE doc SET hidden = 0");
+    ASSERT(replica_build(h1, 0) >= 1);
+    ship(h1, land, "site:HAN");
+    ship(h1, h2, "site:HAN");
+    ship(h1, h2, "private:HAN");
+    ASSERT_EQ(replica_build(h2, 0), 0);
+    ASSERT_EQ(sql_int(land, "SELECT secret IS 'S2' FROM doc"), 1);
+    digest_hex(h1, "site:HAN", d1);
+    digest_hex(h2, "site:HAN", d2);
+    digest_hex(land, "site:HAN", d3);
+    ASSERT_STR_EQ(d1, d2);
+    ASSERT_STR_EQ(d1, d3);
+    replica_free(land);
+    replica_free(h1);
+    replica_free(h2);
+    tmpdir_rm(dir);
+}
+
 TEST(constraint_refusal_is_quarantined_not_lost)
 {
     struct pair p;
@@ -3500,6 +3674,8 @@ T_MAIN(T(track_refuses_table_without_key), T(track_refuses_rowid_alias),
        T(unknown_column_waits_untried_until_the_table_changes),
        T(row_deleted_cells_wait_untried_until_the_row_is_back),
        T(row_deleted_cells_leave_when_the_row_is_inserted_here),
+       T(deleted_rows_private_cell_stays_private_on_reinsert),
+       T(deleted_rows_cond_private_cell_then_published_converges),
        T(delete_wins_over_older_update_and_reinsert_revives),
        T(fold_in_key_order_keeps_log_order),
        T(build_packs_rows_left_dirty_by_an_apply), T(build_packs_each_row_once),
