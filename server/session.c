@@ -568,6 +568,7 @@ on_push(struct session *s, const struct kz_msg_push *p)
 /* ---- PULL ---------------------------------------------------------- */
 
 static void pull_step(struct session *s);
+static int pull_may_read(struct session *s);
 
 static void
 send_batch(struct session *s, struct kz_msg_item *items, uint32_t n, int done)
@@ -605,6 +606,11 @@ on_pulled(void *data, int status, struct store_pull_res *res)
         s->pull.active = 0;
         session_flush(s);
         session_pump(s);
+        return;
+    }
+    /* Read under the roster of the request; sent under today's. */
+    if (!pull_may_read(s)) {
+        session_pump(s); /* flushes; reading paused during the PULL */
         return;
     }
     if (res->n > 0) {
@@ -651,20 +657,31 @@ on_pulled(void *data, int status, struct store_pull_res *res)
         session_pump(s);
 }
 
+/* Whether the PULL may still read its current scope: a roster that changed
+ * since on_pull checked it may have taken the scope away (a device moved to
+ * another site, say; a revoked one is closed).  If not, the PULL ends with
+ * ERROR PERM. */
+static int
+pull_may_read(struct session *s)
+{
+    char text[320];
+
+    if (auth_may_read(s->srv, &s->member, s->pull.cur[s->pull.i].scope))
+        return 1;
+    snprintf(text, sizeof(text), "%s may not read scope %s", s->member.name,
+             s->pull.cur[s->pull.i].scope);
+    send_error(s, s->pull.req, KZ_WIRE_PERM, text);
+    s->pull.active = 0;
+    return 0;
+}
+
 static void
 pull_step(struct session *s)
 {
     int err;
 
-    /* A roster that changed meanwhile may have taken the scope away. */
-    if (!auth_may_read(s->srv, &s->member, s->pull.cur[s->pull.i].scope)) {
-        char text[320];
-        snprintf(text, sizeof(text), "%s may not read scope %s", s->member.name,
-                 s->pull.cur[s->pull.i].scope);
-        send_error(s, s->pull.req, KZ_WIRE_PERM, text);
-        s->pull.active = 0;
+    if (!pull_may_read(s))
         return;
-    }
     err = store_pull(s->srv->store, s->pull.cur[s->pull.i].scope,
                      s->pull.cur[s->pull.i].after, s->pull.budget,
                      BATCH_ITEMS_MAX, on_pulled, s);

@@ -317,6 +317,8 @@ struct dev {
     char error_text[257];       /* its text */
     uint32_t pongs;             /* PONG messages received */
     uint64_t pong_nonce;        /* nonce of the last PONG */
+    uint32_t oks;               /* OK messages received */
+    uint32_t ok_req;            /* req of the last OK */
 };
 
 /* One uv_write in flight and the bytes it sends. */
@@ -373,6 +375,10 @@ dev_got(struct dev *d, const struct kz_msg *m)
     case KZ_MSG_PONG:
         d->pongs++;
         d->pong_nonce = m->ping.nonce;
+        break;
+    case KZ_MSG_OK:
+        d->oks++;
+        d->ok_req = m->ok.req;
         break;
     default: break;
     }
@@ -505,7 +511,7 @@ dev_pull(struct dev *d, uint32_t req, const char *const *scopes, uint32_t n)
 /* Completions of store jobs the test submits itself. */
 struct done {
     uint32_t called; /* callbacks run */
-    int status;      /* status of the last */
+    int status;      /* status of the first that failed, or 0 */
 };
 
 static void
@@ -515,7 +521,8 @@ on_roster_put_done(void *data, int status, uint64_t stored)
 
     (void)stored;
     d->called++;
-    d->status = status;
+    if (d->status == 0)
+        d->status = status;
 }
 
 static void
@@ -525,7 +532,8 @@ on_append_done(void *data, int status, const struct store_append_res *res)
 
     (void)res;
     d->called++;
-    d->status = status;
+    if (d->status == 0)
+        d->status = status;
 }
 
 static void
@@ -535,7 +543,8 @@ on_keys_put_done(void *data, int status, uint64_t last_id)
 
     (void)last_id;
     d->called++;
-    d->status = status;
+    if (d->status == 0)
+        d->status = status;
 }
 
 static void
@@ -545,7 +554,8 @@ on_pull_done(void *data, int status, struct store_pull_res *res)
 
     (void)res;
     d->called++;
-    d->status = status;
+    if (d->status == 0)
+        d->status = status;
 }
 
 static void
@@ -563,31 +573,42 @@ store_db_path(const struct fixture *f, const struct config *cfg, char *out,
 }
 
 /*
- * seed_store(f, cfg, admin): before the server starts, stores in its
- * database a roster (version 1) where ${admin} is the admin device, and
- * one changeset in "network" (opaque bytes: the server never opens them).
+ * signed_roster(admin, version, member, site, &bytes, &len): a roster of
+ * ${version} signed by ${admin}, where ${admin} is the admin device "hq-1"
+ * and, if ${member} is not NULL, ${member} is the site device "han-1" of
+ * ${site}.
  */
 static void
-seed_store(struct fixture *f, const struct config *cfg,
-           const struct kz_identity *admin)
+signed_roster(const struct kz_identity *admin, uint64_t version,
+              const struct kz_identity *member, const char *site,
+              uint8_t **bytes, size_t *len)
 {
-    char path[PATH_MAX + 1024];
-    struct store_cs cs;
     struct roster *r;
-    struct store *st;
-    struct done put = {0}, app = {0}, closed = {0};
-    uint8_t *bytes;
-    size_t len;
+    uint64_t v;
 
     ASSERT_OK(roster_new(&r, &admin->sign_pk));
+    for (v = 1; v < version; v++)
+        ASSERT_OK(roster_bump(r));
     ASSERT_OK(roster_add_member(r, "hq-1", "HQ", ROSTER_ROLE_ADMIN,
                                 &admin->sign_pk, &admin->dh_pk));
-    ASSERT_OK(roster_encode_sign(r, &admin->sign_sk, &bytes, &len));
+    if (member != NULL)
+        ASSERT_OK(roster_add_member(r, "han-1", site, ROSTER_ROLE_SITE,
+                                    &member->sign_pk, &member->dh_pk));
+    ASSERT_OK(roster_encode_sign(r, &admin->sign_sk, bytes, len));
     roster_free(r);
+}
+
+/* Hands ${st} one changeset of ${scope} by ${author} (opaque bytes: the
+ * server never opens them); ${app} counts its completion. */
+static void
+append_cs(struct store *st, const char *scope, const struct kz_identity *author,
+          struct done *app)
+{
+    struct store_cs cs;
 
     memset(&cs, 0, sizeof(cs));
-    snprintf(cs.scope, sizeof(cs.scope), "network");
-    memcpy(cs.author, admin->sign_pk.b, sizeof(cs.author));
+    snprintf(cs.scope, sizeof(cs.scope), "%s", scope);
+    memcpy(cs.author, author->sign_pk.b, sizeof(cs.author));
     cs.author_seq = 1;
     cs.hdr_len = 16;
     cs.body_len = 64;
@@ -596,16 +617,47 @@ seed_store(struct fixture *f, const struct config *cfg,
     ASSERT(cs.hdr != NULL && cs.body != NULL);
     memset(cs.hdr, 0x48, cs.hdr_len);
     memset(cs.body, 0x42, cs.body_len);
+    ASSERT_OK(store_append(st, &cs, on_append_done, app));
+}
 
+/*
+ * seed_store_with(f, cfg, admin, member): before the server starts, stores
+ * in its database a roster (version 1) where ${admin} is the admin device
+ * and ${member} (if not NULL) the site device "han-1" of HAN, one
+ * changeset in "network" and, with a member, one of it in "site:HAN".
+ */
+static void
+seed_store_with(struct fixture *f, const struct config *cfg,
+                const struct kz_identity *admin,
+                const struct kz_identity *member)
+{
+    char path[PATH_MAX + 1024];
+    struct store *st;
+    struct done put = {0}, app = {0}, closed = {0};
+    uint8_t *bytes;
+    size_t len;
+    uint32_t n = member != NULL ? 2 : 1;
+
+    signed_roster(admin, 1, member, "HAN", &bytes, &len);
     store_db_path(f, cfg, path, sizeof(path));
     ASSERT_OK(store_sqlite_open(&st, &f->loop, path, NULL));
     ASSERT_OK(store_roster_put(st, 1, &bytes, len, on_roster_put_done, &put));
-    ASSERT_OK(store_append(st, &cs, on_append_done, &app));
-    RUN_UNTIL(&f->loop, put.called == 1 && app.called == 1);
+    append_cs(st, "network", admin, &app);
+    if (member != NULL)
+        append_cs(st, "site:HAN", member, &app);
+    RUN_UNTIL(&f->loop, put.called == 1 && app.called == n);
     ASSERT_OK(put.status);
     ASSERT_OK(app.status);
     store_close(st, on_store_closed, &closed);
     RUN_UNTIL(&f->loop, closed.called == 1);
+}
+
+/* seed_store(f, cfg, admin): seed_store_with, the admin alone. */
+static void
+seed_store(struct fixture *f, const struct config *cfg,
+           const struct kz_identity *admin)
+{
+    seed_store_with(f, cfg, admin, NULL);
 }
 
 /* A second connection to the store's database holding its write lock: the
@@ -776,6 +828,218 @@ TEST(pull_refused_midway_by_a_full_store_queue_reads_again)
     fixture_stop(&f);
 }
 
+/* The session of the device named ${name} (admitted), or NULL. */
+static struct session *
+session_named(struct fixture *f, const char *name)
+{
+    struct session *s;
+
+    for (s = f->srv->sessions; s != NULL; s = s->next)
+        if (s->admitted && strcmp(s->member.name, name) == 0)
+            return s;
+    return NULL;
+}
+
+/* Two devices of a server whose roster changes while one of them pulls:
+ * see pull_across_roster_change. */
+struct rc {
+    struct kz_identity admin, member;
+    struct fixture f;
+    struct dev da, dm;  /* the admin hq-1, the site device han-1 */
+    struct session *sm; /* han-1's session */
+    sqlite3 *db;
+    uint64_t pulls; /* the store's reads before the PULL */
+};
+
+/*
+ * The site device han-1 of HAN may read "network" and "site:HAN" under
+ * roster version 1; version 2, which the admin sends as a ROSTER_PUT on
+ * its own connection, moves han-1 to site OSL: "network" is still
+ * readable, "site:HAN" no longer.  han-1 sends PULL 7 of ${scopes} (two)
+ * while version 1 is in force; the first scope's store read then runs
+ * after version 2 is stored and its result comes after version 2 is in
+ * force.  The order is fixed by the store's one queue: the test holds the
+ * database's write lock, so the store thread blocks on the roster's write
+ * (for at most its busy timeout of 5 s; the test needs milliseconds);
+ * han-1's PULL is then read (both scopes are allowed) and its first read
+ * queued behind that write.  Once the lock is released, the store runs the
+ * write, then the read, and posts their callbacks in that order:
+ * on_roster_stored installs version 2, then on_pulled gets the read.
+ * Returns once the admin has its OK and han-1 an ERROR or the PULL's end.
+ */
+static void
+pull_across_roster_change(struct rc *x, const char *const *scopes)
+{
+    struct store_stats ss;
+    struct session *sa;
+    struct config cfg;
+    struct kz_msg m;
+    uint8_t *bytes;
+    size_t len;
+
+    memset(x, 0, sizeof(*x));
+    ASSERT_OK(keyfile_generate(&x->admin, kz_env_system()));
+    ASSERT_OK(keyfile_generate(&x->member, kz_env_system()));
+    fixture_init(&x->f);
+    config_defaults(&cfg);
+    seed_store_with(&x->f, &cfg, &x->admin, &x->member);
+    ASSERT_OK(adminkey_encode(&x->admin.sign_pk, cfg.admin_key));
+    fixture_serve(&x->f, &cfg);
+    RUN_UNTIL(&x->f.loop, x->f.srv->roster_version == 1);
+    dev_open(&x->dm, &x->f, &x->member);
+    dev_open(&x->da, &x->f, &x->admin);
+    x->sm = session_named(&x->f, "han-1");
+    sa = session_named(&x->f, "hq-1");
+    ASSERT(x->sm != NULL && sa != NULL);
+    ASSERT_EQ(x->sm->member.role, AUTH_ROLE_SITE);
+
+    /* The roster's write reaches the store thread, which blocks on it:
+     * the check on the thread pool is back (pending_work), the bytes are
+     * still held by the admin's session (until stored), and the store's
+     * queue is empty. */
+    x->db = hold_lock(&x->f, &cfg);
+    signed_roster(&x->admin, 2, &x->member, "OSL", &bytes, &len);
+    memset(&m, 0, sizeof(m));
+    m.type = KZ_MSG_ROSTER_PUT;
+    m.roster_put.req = 3;
+    m.roster_put.roster.p = bytes;
+    m.roster_put.roster.len = len;
+    dev_send(&x->da, &m);
+    kz_free(bytes);
+    RUN_UNTIL(&x->f.loop, (sa->held > 0 && x->f.srv->pending_work == 0) ||
+                              x->da.errors > 0 || x->da.eof);
+    ASSERT_EQ(x->da.errors, 0);
+    ASSERT_EQ(x->da.eof, 0);
+    wait_store(x->f.srv->store, 0, 0);
+    ASSERT_U64_EQ(x->f.srv->roster_version, 1);
+
+    /* han-1's PULL: both scopes allowed by version 1; the first read
+     * waits in the store's queue behind the roster. */
+    store_stats(x->f.srv->store, &ss);
+    x->pulls = ss.pulls;
+    dev_pull(&x->dm, 7, scopes, 2);
+    RUN_UNTIL(&x->f.loop, x->sm->pull.active || x->dm.errors > 0 || x->dm.eof);
+    ASSERT_EQ(x->dm.errors, 0);
+    ASSERT_EQ(x->sm->pull.i, 0);
+    store_stats(x->f.srv->store, &ss);
+    ASSERT_U64_EQ(ss.queued, 1);
+    ASSERT_U64_EQ(x->f.srv->roster_version, 1);
+    ASSERT_EQ(x->dm.batches, 0);
+
+    release_lock(x->db);
+    RUN_UNTIL(&x->f.loop,
+              (x->da.oks == 1 && (x->dm.errors == 1 || x->dm.batch_done)) ||
+                  x->da.errors > 0 || x->dm.eof || x->da.eof);
+    ASSERT_EQ(x->da.errors, 0);
+    ASSERT_EQ(x->da.ok_req, 3);
+    ASSERT_U64_EQ(x->f.srv->roster_version, 2);
+    ASSERT_EQ(x->dm.eof, 0);
+}
+
+/* han-1's session goes on after the refusal: a PING is answered, and a
+ * PULL of "network" alone is answered in full (1 item). */
+static void
+session_goes_on(struct rc *x)
+{
+    struct kz_msg m;
+    int batches = x->dm.batches, items = x->dm.batch_items;
+
+    ASSERT(session_named(&x->f, "han-1") == x->sm);
+    memset(&m, 0, sizeof(m));
+    m.type = KZ_MSG_PING;
+    m.ping.nonce = 0x5eed;
+    dev_send(&x->dm, &m);
+    RUN_UNTIL(&x->f.loop, x->dm.pongs == 1 || x->dm.eof);
+    ASSERT_EQ(x->dm.eof, 0);
+    ASSERT_U64_EQ(x->dm.pong_nonce, 0x5eed);
+
+    dev_pull(&x->dm, 8, (const char *const[]){"network"}, 1);
+    RUN_UNTIL(&x->f.loop, (x->dm.batch_req == 8 && x->dm.batch_done) ||
+                              x->dm.errors > 1 || x->dm.eof);
+    ASSERT_EQ(x->dm.errors, 1);
+    ASSERT_EQ(x->dm.batches, batches + 1);
+    ASSERT_EQ(x->dm.batch_items, items + 1);
+}
+
+static void
+rc_done(struct rc *x)
+{
+    dev_close(&x->dm, &x->f.loop);
+    dev_close(&x->da, &x->f.loop);
+    keyfile_wipe(&x->member);
+    keyfile_wipe(&x->admin);
+    fixture_stop(&x->f);
+}
+
+/*
+ * The sibling of the test above for a refusal by the roster: pull_step
+ * checks auth_may_read again before each scope's store read, because a
+ * roster that changed since on_pull checked the PULL may have taken the
+ * scope away.  The client then gets ERROR PERM for the PULL, the session
+ * continues (PROTOCOL.md, "Refused requests"), and it must read again.
+ * Here the read of "network" spans the change; "site:HAN" is refused
+ * before its read.
+ */
+TEST(pull_refused_midway_by_a_roster_change_reads_again)
+{
+    static const char *const scopes[] = {"network", "site:HAN"};
+    struct store_stats ss, after;
+    struct rc x;
+
+    pull_across_roster_change(&x, scopes);
+    ASSERT_EQ(x.dm.batches, 1);
+    ASSERT_EQ(x.dm.batch_req, 7);
+    ASSERT_EQ(x.dm.batch_items, 1);
+    ASSERT_EQ(x.dm.batch_done, 0);
+    ASSERT_EQ(x.dm.error_req, 7);
+    ASSERT_EQ(x.dm.error_code, KZ_WIRE_PERM);
+    ASSERT_STR_EQ(x.dm.error_text, "han-1 may not read scope site:HAN");
+    ASSERT_EQ(x.sm->pull.active, 0);
+    /* Refused before its read: the store read "network" only. */
+    store_stats(x.f.srv->store, &ss);
+    ASSERT_U64_EQ(ss.pulls, x.pulls + 1);
+    session_goes_on(&x);
+
+    /* A PULL of "site:HAN" is refused at once: no store read. */
+    store_stats(x.f.srv->store, &ss);
+    dev_pull(&x.dm, 9, scopes + 1, 1);
+    RUN_UNTIL(&x.f.loop, x.dm.errors == 2 || x.dm.eof);
+    ASSERT_EQ(x.dm.eof, 0);
+    ASSERT_EQ(x.dm.batches, 2);
+    ASSERT_EQ(x.dm.error_req, 9);
+    ASSERT_EQ(x.dm.error_code, KZ_WIRE_PERM);
+    ASSERT_STR_EQ(x.dm.error_text, "han-1 may not read scope site:HAN");
+    ASSERT_EQ(x.sm->pull.active, 0);
+    store_stats(x.f.srv->store, &after);
+    ASSERT_U64_EQ(after.pulls, ss.pulls);
+    rc_done(&x);
+}
+
+/*
+ * The same when the scope taken away is the one whose read spans the
+ * change: its result, read under version 1, comes once version 2 is in
+ * force, and none of its changesets may go out (on_pulled checks again;
+ * before, it sent han-1 the "site:HAN" changeset).
+ */
+TEST(pull_of_a_scope_taken_away_during_its_read_sends_none_of_it)
+{
+    static const char *const scopes[] = {"site:HAN", "network"};
+    struct rc x;
+
+    pull_across_roster_change(&x, scopes);
+    ASSERT_EQ(x.dm.batches, 0);
+    ASSERT_EQ(x.dm.batch_items, 0);
+    ASSERT_EQ(x.dm.errors, 1);
+    ASSERT_EQ(x.dm.error_req, 7);
+    ASSERT_EQ(x.dm.error_code, KZ_WIRE_PERM);
+    ASSERT_STR_EQ(x.dm.error_text, "han-1 may not read scope site:HAN");
+    ASSERT_EQ(x.sm->pull.active, 0);
+    session_goes_on(&x);
+    rc_done(&x);
+}
+
 T_MAIN(T(listener_survives_out_of_memory_at_accept),
        T(connection_waiting_on_the_spare_counts_only_itself),
-       T(pull_refused_midway_by_a_full_store_queue_reads_again))
+       T(pull_refused_midway_by_a_full_store_queue_reads_again),
+       T(pull_refused_midway_by_a_roster_change_reads_again),
+       T(pull_of_a_scope_taken_away_during_its_read_sends_none_of_it))
