@@ -472,9 +472,11 @@ notes_clear(struct replica *r)
                             " DELETE FROM temp.kz_fk_undo");
 }
 
+/* Notes a row this apply writes, the scope it came through, and whether it
+ * was alive here before (${born} 0) or not. */
 static int
 touch(struct replica *r, sqlite3_stmt *st, int tbl, const struct ckey *ck,
-      const char *scope)
+      const char *scope, int born)
 {
     int rc;
 
@@ -483,6 +485,7 @@ touch(struct replica *r, sqlite3_stmt *st, int tbl, const struct ckey *ck,
     sqlite3_bind_int(st, 1, tbl);
     bind_ckey(st, 2, ck);
     sqlite3_bind_text(st, 3, scope, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 4, born);
     rc = sqlite3_step(st);
     sqlite3_reset(st);
     return rc == SQLITE_DONE ? 0 : replica__dberr(r, rc, "apply");
@@ -616,9 +619,6 @@ apply_row(struct actx *a, struct tracked *t, struct kz_str tname,
         reason = REPLICA_Q_UNKEYABLE;
         goto quarantine_all;
     }
-    /* Only a table with a foreign key can show up in foreign_key_check. */
-    if (t->has_fk && (err = touch(r, a->touch, t->id, &ck, a->scope)))
-        goto out;
     v_len = (size_t)(t->n_cols + 1) * REPLICA_CELL_BYTES;
     memset(v, 0, v_len);
     memset(pb, 0, v_len);
@@ -644,6 +644,9 @@ apply_row(struct actx *a, struct tracked *t, struct kz_str tname,
         goto out;
     }
     sqlite3_reset(a->get_clock);
+    /* Only a table with a foreign key can show up in foreign_key_check. */
+    if (t->has_fk && (err = touch(r, a->touch, t->id, &ck, a->scope, !alive)))
+        goto out;
     for (k = 0; k <= t->n_cols; k++) {
         win[k] = NULL;
         old[k] = cver_get(v, v_len, k);
@@ -972,7 +975,7 @@ actx_init(struct actx *a, struct replica *r, const char *scope,
     if (rc == SQLITE_OK)
         rc = sqlite3_prepare_v2(r->db,
                                 "INSERT OR IGNORE INTO temp.kz_touched"
-                                " VALUES (?, ?, ?)",
+                                " VALUES (?, ?, ?, ?)",
                                 -1, &a->touch, NULL);
     return rc == SQLITE_OK ? 0 : replica__dberr(r, rc, "apply");
 }
@@ -1959,25 +1962,52 @@ out:
  * 0 when it did not write it, or an error. */
 static int
 touched_scope(struct replica *r, const struct tracked *t, sqlite3_value *pk,
-              char *out, size_t len)
+              char *out, size_t len, int *born)
 {
     sqlite3_stmt *st = NULL;
     int rc;
 
     rc = sqlite3_prepare_v2(r->db,
-                            "SELECT scope FROM temp.kz_touched WHERE tbl = ?"
-                            " AND pk = ?",
+                            "SELECT scope, born FROM temp.kz_touched WHERE"
+                            " tbl = ? AND pk = ?",
                             -1, &st, NULL);
     if (rc == SQLITE_OK) {
         sqlite3_bind_int(st, 1, t->id);
         sqlite3_bind_value(st, 2, pk);
-        if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
             snprintf(out, len, "%s", (const char *)sqlite3_column_text(st, 0));
+            *born = sqlite3_column_int(st, 1);
+        }
     }
     sqlite3_finalize(st);
     if (rc == SQLITE_ROW)
         return 1;
     return rc == SQLITE_DONE ? 0 : replica__dberr(r, rc, "foreign keys");
+}
+
+/* 1 when this apply wrote one of the cells ${mask} of the row of ${t} whose
+ * kz_clock key is ${pk} and it was alive before (fk_undo_save kept what
+ * the cell held), 0 if not, or an error. */
+static int
+fk_undo_has(struct replica *r, const struct tracked *t, sqlite3_value *pk,
+            uint64_t mask)
+{
+    sqlite3_stmt *st = NULL;
+    int rc, has = 0;
+
+    rc = sqlite3_prepare_v2(r->db,
+                            "SELECT EXISTS (SELECT 1 FROM temp.kz_fk_undo"
+                            " WHERE tbl = ?1 AND pk = ?2 AND (?3 >> k) & 1)",
+                            -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int(st, 1, t->id);
+        sqlite3_bind_value(st, 2, pk);
+        sqlite3_bind_int64(st, 3, (int64_t)mask);
+        if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+            has = sqlite3_column_int(st, 0);
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? has : replica__dberr(r, rc, "foreign keys");
 }
 
 /* The scope cell ${k} of a row of ${t} that came through ${scope} travels
@@ -2006,15 +2036,24 @@ fk_move_row(struct actx *a, struct tracked *t, sqlite3_stmt *q, int64_t rowid,
     struct replica *r = a->r;
     struct ckey qk = {NULL, NULL, NULL, 0};
     char scope[KZ_LIM_NAME_MAX + 1], cs[KZ_LIM_NAME_MAX + 1];
+    uint64_t mask = fk_mask(r, t, t->name, fkid, 0);
     uint32_t k;
-    int rc, err = 0;
+    int rc, born = 0, err = 0;
 
     if ((rc = touched_scope(r, t, sqlite3_column_value(q, 0), scope,
-                            sizeof(scope))) <= 0) {
+                            sizeof(scope), &born)) <= 0) {
         *here = rc == 0;
         return rc;
     }
-    if ((rc = fk_undo(a, t, q, rowid, fk_mask(r, t, t->name, fkid, 0))) != 0) {
+    /* Alive here before, and the cells at fault are not this apply's: a
+     * row here like any other (moved out whole, it would take local edits
+     * with it, never to be sent). */
+    if (!born &&
+        (rc = fk_undo_has(r, t, sqlite3_column_value(q, 0), mask)) <= 0) {
+        *here = rc == 0;
+        return rc;
+    }
+    if ((rc = fk_undo(a, t, q, rowid, mask)) != 0) {
         if (rc > 0)
             *moved = 1;
         return rc < 0 ? rc : 0;
@@ -2156,12 +2195,93 @@ fk_undo_key(struct actx *a, struct tracked *t, sqlite3_value *pk, uint64_t mask,
 }
 
 /*
+ * How many rows of ${child} refer to nothing through its key ${fkid} and
+ * stay so (rows here: not written by this apply, or alive before it
+ * without their cells at fault from it); those this apply wrote otherwise
+ * are moved by the next round (fk_move_row).  Negative on error.
+ */
+static int64_t
+fk_stuck(struct actx *a, const char *child, int fkid)
+{
+    struct replica *r = a->r;
+    struct tracked *t = track__by_name(r, child, strlen(child));
+    sqlite3_stmt *chk = NULL;
+    char scope[KZ_LIM_NAME_MAX + 1];
+    uint64_t mask;
+    int64_t n = 0;
+    int rc, err = 0;
+
+    if (t == NULL)
+        return fk_orphans(r, child, fkid);
+    mask = fk_mask(r, t, child, fkid, 0);
+    rc = sqlite3_prepare_v2(r->db,
+                            "SELECT rowid FROM pragma_foreign_key_check(?1)"
+                            " WHERE fkid = ?2",
+                            -1, &chk, NULL);
+    if (rc != SQLITE_OK)
+        return replica__dberr(r, rc, "foreign keys");
+    sqlite3_bind_text(chk, 1, child, -1, SQLITE_STATIC);
+    sqlite3_bind_int(chk, 2, fkid);
+    while (err == 0 && (rc = sqlite3_step(chk)) == SQLITE_ROW) {
+        int no_rowid = sqlite3_column_type(chk, 0) == SQLITE_NULL;
+        sqlite3_stmt *q = NULL;
+        char *sql;
+
+        /* WITHOUT ROWID: all of the key's orphans at once. */
+        if ((sql = fk_row_sql(r, t, no_rowid ? fkid : -1, &err)) == NULL)
+            break;
+        rc = sqlite3_prepare_v2(r->db, sql, -1, &q, NULL);
+        sqlite3_free(sql);
+        if (rc != SQLITE_OK) {
+            err = replica__dberr(r, rc, "foreign keys");
+            break;
+        }
+        if (!no_rowid)
+            sqlite3_bind_int64(q, 1, sqlite3_column_int64(chk, 0));
+        while (err == 0 && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+            sqlite3_value *key = sqlite3_column_value(q, 0);
+            int born = 0, w;
+            if ((w = touched_scope(r, t, key, scope, sizeof(scope), &born)) ==
+                    1 &&
+                !born)
+                w = fk_undo_has(r, t, key, mask);
+            if (w < 0)
+                err = w;
+            else if (w == 0)
+                n++;
+        }
+        if (err == 0 && rc != SQLITE_DONE)
+            err = replica__dberr(r, rc, "foreign keys");
+        sqlite3_finalize(q);
+        if (no_rowid)
+            break;
+    }
+    if (err == 0 && rc != SQLITE_DONE && rc != SQLITE_ROW)
+        err = replica__dberr(r, rc, "foreign keys");
+    sqlite3_finalize(chk);
+    return err ? err : n;
+}
+
+/* Ends the trial savepoint: kept, or undone with the stats as before. */
+static int
+undo_try_end(struct actx *a, int keep, const struct apply_stats *st)
+{
+    if (keep)
+        return replica__exec(a->r, "RELEASE kz_undo_try");
+    *a->st = *st;
+    return replica__exec(a->r, "ROLLBACK TO kz_undo_try; RELEASE kz_undo_try");
+}
+
+/*
  * Rows here refer to nothing through ${h}'s keys, and no row this apply
  * wrote does: a value they refer to changed in a row here.  Each row of
  * the parent table this apply changed such a value in (kz_fk_undo) is
- * tried under a savepoint with its old values back; one that leaves
- * fewer rows referring to nothing is undone for good (fk_undo: its new
- * values wait in quarantine).  *${undone} is set when one was.
+ * tried under a savepoint with its old values back (fk_undo: its new
+ * values wait in quarantine), and kept so when fewer rows are left
+ * referring to nothing for good (fk_stuck).  When no one row helps (a
+ * value moved from one row to another: each row's old value is refused
+ * or leaves another row without its parent), all of them are tried back
+ * together.  *${undone} is set when a row was kept so.
  */
 static int
 fk_undo_parents(struct actx *a, const struct fk_here *h, uint32_t n,
@@ -2179,7 +2299,7 @@ fk_undo_parents(struct actx *a, const struct fk_here *h, uint32_t n,
         uint32_t n_cand = 0, cap = 0;
         uint64_t mask;
         int64_t before, after;
-        int rc;
+        int rc, kept = 0;
 
         if (pt == NULL || pt->ref_cols == 0)
             continue;
@@ -2213,32 +2333,63 @@ fk_undo_parents(struct actx *a, const struct fk_here *h, uint32_t n,
         if (err == 0 && rc != SQLITE_DONE)
             err = replica__dberr(r, rc, "foreign keys");
         sqlite3_finalize(st);
-        before = n_cand && err == 0 ? fk_orphans(r, h[i].child, h[i].fkid) : 0;
+        before = n_cand && err == 0 ? fk_stuck(a, h[i].child, h[i].fkid) : 0;
         if (before < 0)
             err = (int)before;
         for (j = 0; j < n_cand && err == 0 && before > 0; j++) {
             struct apply_stats keep = *a->st;
-            int refused = 0;
+            int refused = 0, e2;
 
             if ((err = replica__exec(r, "SAVEPOINT kz_undo_try")))
                 break;
             err = fk_undo_key(a, pt, cand[j], mask, &refused);
             after =
-                err || refused ? before : fk_orphans(r, h[i].child, h[i].fkid);
+                err || refused ? before : fk_stuck(a, h[i].child, h[i].fkid);
             if (after < 0)
                 err = (int)after;
-            (void)sqlite3_exec(r->db,
-                               "ROLLBACK TO kz_undo_try; RELEASE kz_undo_try",
-                               NULL, NULL, NULL);
-            *a->st = keep;
-            if (err || after >= before)
-                continue;
-            if ((err = fk_undo_key(a, pt, cand[j], mask, &refused)) == 0 &&
-                !refused) {
-                *undone = 1;
+            e2 = undo_try_end(a, err == 0 && after < before, &keep);
+            err = err ? err : e2;
+            if (err == 0 && after < before) {
+                kept = 1;
                 before = after;
             }
         }
+        if (err == 0 && before > 0 && !kept && n_cand > 1) {
+            struct apply_stats keep = *a->st;
+            uint32_t left = n_cand, pass;
+            int e2;
+
+            if ((err = replica__exec(r, "SAVEPOINT kz_undo_try")) == 0) {
+                /* Again while one goes: a row's old value may be free only
+                 * once another row's is back. */
+                for (pass = 0; err == 0 && left > 0 && pass < n_cand; pass++) {
+                    uint32_t was = left;
+                    for (j = 0; err == 0 && j < n_cand; j++) {
+                        int refused = 0;
+                        if (cand[j] == NULL)
+                            continue;
+                        err = fk_undo_key(a, pt, cand[j], mask, &refused);
+                        if (err == 0 && !refused) {
+                            sqlite3_value_free(cand[j]);
+                            cand[j] = NULL;
+                            left--;
+                        }
+                    }
+                    if (left == was)
+                        break;
+                }
+                after = err || left == n_cand
+                            ? before
+                            : fk_stuck(a, h[i].child, h[i].fkid);
+                if (after < 0)
+                    err = (int)after;
+                e2 = undo_try_end(a, err == 0 && after < before, &keep);
+                err = err ? err : e2;
+                kept = err == 0 && after < before;
+            }
+        }
+        if (kept)
+            *undone = 1;
         for (j = 0; j < n_cand; j++)
             sqlite3_value_free(cand[j]);
         kz_free(cand);

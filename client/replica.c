@@ -604,7 +604,8 @@ db_open(struct replica *r, const char *dir, int create)
                              * transaction (one rolled back would take
                              * them). */
                             "CREATE TEMP TABLE kz_touched(tbl INTEGER, pk,"
-                            " scope TEXT NOT NULL, PRIMARY KEY (tbl, pk));"
+                            " scope TEXT NOT NULL, born INTEGER NOT NULL,"
+                            " PRIMARY KEY (tbl, pk));"
                             "CREATE TEMP TABLE kz_fk_undo(tbl INTEGER, pk,"
                             " k INTEGER, old, hlc INTEGER, dev INTEGER,"
                             " dirty INTEGER, pub INTEGER, pb_hlc INTEGER,"

@@ -2082,6 +2082,137 @@ TEST(deleted_rows_cond_private_cell_then_published_converges)
     tmpdir_rm(dir);
 }
 
+/* A renames a referenced code and moves its own child row to the new code in
+ * the same changeset; b meanwhile added a row referring to the old code.  The
+ * parent's change waits, and the remote child's move with it, instead of
+ * failing the commit of this apply and every later one.  (Found by a
+ * review, as the three below.) */
+TEST(fk_code_change_with_a_remote_child_moved_along_waits)
+{
+    static const char *const both[] = {"child", "parent", NULL};
+    static const char tables[] =
+        "CREATE TABLE parent(id TEXT PRIMARY KEY, code INTEGER UNIQUE,"
+        " name TEXT);"
+        "CREATE TABLE child(id TEXT PRIMARY KEY, pcode INTEGER REFERENCES"
+        " parent(code) DEFERRABLE INITIALLY DEFERRED)";
+    struct pair p;
+
+    pair_synced(&p, tables, both,
+                "INSERT INTO parent VALUES ('P', 1, 'p');"
+                "INSERT INTO child VALUES ('C', 1)");
+    sql_ok(p.b, "INSERT INTO child VALUES ('L', 1)");
+    p.clock.ms += 10;
+    sql_ok(p.a, "BEGIN; UPDATE parent SET code = 2 WHERE id = 'P';"
+                "UPDATE child SET pcode = 2 WHERE id = 'C'; COMMIT");
+    a_to_b(&p);
+    ASSERT_EQ(sql_int(p.b, "SELECT code FROM parent WHERE id = 'P'"), 1);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine WHERE tbl ="
+                           " 'parent' AND col = 'code' AND value = 2"),
+              1);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM child WHERE id = 'L'"), 1);
+    sql_ok(p.b, "DELETE FROM child WHERE id = 'L'");
+    ASSERT_OK(replica_retry_quarantine(p.b, NULL));
+    ASSERT_EQ(sql_int(p.b, "SELECT code FROM parent WHERE id = 'P'"), 2);
+    ASSERT_EQ(sql_int(p.b, "SELECT pcode FROM child WHERE id = 'C'"), 2);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine"), 0);
+    same_digest(&p, "network");
+    pair_free(&p);
+}
+
+/* A moves code 1 from P to Q (P 1 -> 2, then Q 3 -> 1); b has rows referring
+ * to 1 and to 3.  Neither parent alone helps (P's old value is refused by
+ * UNIQUE while Q holds 1; Q's alone leaves the row referring to 1 without
+ * a parent): both wait, together. */
+TEST(fk_code_moved_between_two_parents_waits)
+{
+    static const char *const both[] = {"child", "parent", NULL};
+    static const char tables[] =
+        "CREATE TABLE parent(id TEXT PRIMARY KEY, code INTEGER UNIQUE);"
+        "CREATE TABLE child(id TEXT PRIMARY KEY, pcode INTEGER REFERENCES"
+        " parent(code) DEFERRABLE INITIALLY DEFERRED)";
+    struct pair p;
+
+    pair_synced(&p, tables, both,
+                "INSERT INTO parent VALUES ('P', 1);"
+                "INSERT INTO parent VALUES ('Q', 3)");
+    sql_ok(p.b, "INSERT INTO child VALUES ('C1', 1);"
+                "INSERT INTO child VALUES ('C3', 3)");
+    p.clock.ms += 10;
+    sql_ok(p.a, "UPDATE parent SET code = 2 WHERE id = 'P';"
+                "UPDATE parent SET code = 1 WHERE id = 'Q'");
+    a_to_b(&p);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM child"), 2);
+    sql_ok(p.b, "DELETE FROM child");
+    ASSERT_OK(replica_retry_quarantine(p.b, NULL));
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine"), 0);
+    same_digest(&p, "network");
+    pair_free(&p);
+}
+
+/* Self-reference: A changes a node's code and its own pointer to the new code
+ * together (consistent at A); b has a node of its own pointing at the old
+ * code.  X's code back leaves X pointing at 2, but that is a cell of this
+ * apply, which goes back too: both wait. */
+TEST(fk_self_reference_code_and_pointer_changed_together_waits)
+{
+    static const char *const one[] = {"node", NULL};
+    static const char tables[] =
+        "CREATE TABLE node(id TEXT PRIMARY KEY, code INTEGER UNIQUE,"
+        " up INTEGER REFERENCES node(code) DEFERRABLE INITIALLY DEFERRED)";
+    struct pair p;
+
+    pair_synced(&p, tables, one, "INSERT INTO node VALUES ('X', 1, 1)");
+    sql_ok(p.b, "INSERT INTO node VALUES ('L', 7, 1)");
+    p.clock.ms += 10;
+    sql_ok(p.a, "UPDATE node SET code = 2, up = 2 WHERE id = 'X'");
+    a_to_b(&p);
+    ASSERT_EQ(sql_int(p.b, "SELECT code * 10 + up FROM node WHERE id = 'X'"),
+              11);
+    sql_ok(p.b, "DELETE FROM node WHERE id = 'L'");
+    ASSERT_OK(replica_retry_quarantine(p.b, NULL));
+    ASSERT_EQ(sql_int(p.b, "SELECT code * 10 + up FROM node WHERE id = 'X'"),
+              22);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine"), 0);
+    same_digest(&p, "network");
+    pair_free(&p);
+}
+
+/* A renames P's code and moves C to it (and renames C); b meanwhile pointed
+ * C back at the old code, later (its own edit wins the cell).  C is a row
+ * here referring to the old code even though this apply wrote another cell
+ * of it (name): P's change waits, and C stays, with b's unsent edit (it was
+ * moved out whole, its edit never sent). */
+TEST(fk_row_here_the_apply_also_wrote_stays_for_a_parent_change)
+{
+    static const char *const both[] = {"child", "parent", NULL};
+    static const char tables[] =
+        "CREATE TABLE parent(id TEXT PRIMARY KEY, code INTEGER UNIQUE);"
+        "CREATE TABLE child(id TEXT PRIMARY KEY, pcode INTEGER REFERENCES"
+        " parent(code) DEFERRABLE INITIALLY DEFERRED, name TEXT)";
+    struct pair p;
+
+    pair_synced(&p, tables, both,
+                "INSERT INTO parent VALUES ('P', 1);"
+                "INSERT INTO parent VALUES ('M', 5);"
+                "INSERT INTO child VALUES ('C', 1, 'c')");
+    p.clock.ms += 10;
+    sql_ok(p.a, "BEGIN; UPDATE parent SET code = 2 WHERE id = 'P';"
+                "UPDATE child SET pcode = 2, name = 'x' WHERE id = 'C';"
+                "COMMIT");
+    p.clock.ms += 10;
+    sql_ok(p.b, "UPDATE child SET pcode = 5 WHERE id = 'C'");
+    p.clock.ms += 10;
+    sql_ok(p.b, "UPDATE child SET pcode = 1 WHERE id = 'C';"
+                "UPDATE kz_log SET ms = ms + 5000"); /* written later */
+    a_to_b(&p);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM child WHERE id = 'C' AND"
+                           " pcode = 1 AND name = 'x'"),
+              1);
+    ASSERT_EQ(sql_int(p.b, "SELECT code FROM parent WHERE id = 'P'"), 1);
+    ASSERT_EQ(replica_build(p.b, 0), 1); /* b's edit still goes out */
+    pair_free(&p);
+}
+
 TEST(constraint_refusal_is_quarantined_not_lost)
 {
     struct pair p;
@@ -3676,6 +3807,10 @@ T_MAIN(T(track_refuses_table_without_key), T(track_refuses_rowid_alias),
        T(row_deleted_cells_leave_when_the_row_is_inserted_here),
        T(deleted_rows_private_cell_stays_private_on_reinsert),
        T(deleted_rows_cond_private_cell_then_published_converges),
+       T(fk_code_change_with_a_remote_child_moved_along_waits),
+       T(fk_code_moved_between_two_parents_waits),
+       T(fk_self_reference_code_and_pointer_changed_together_waits),
+       T(fk_row_here_the_apply_also_wrote_stays_for_a_parent_change),
        T(delete_wins_over_older_update_and_reinsert_revives),
        T(fold_in_key_order_keeps_log_order),
        T(build_packs_rows_left_dirty_by_an_apply), T(build_packs_each_row_once),
