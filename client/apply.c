@@ -2110,10 +2110,13 @@ struct fk_here {
     int fkid;
 };
 
+/* Adds (${child}, ${fkid}) to the list *${hp} of *${n} (room for *${cap})
+ * unless there. */
 static int
-fk_here_note(struct fk_here *h, uint32_t *n, uint32_t cap, const char *child,
+fk_here_note(struct fk_here **hp, uint32_t *n, uint32_t *cap, const char *child,
              const char *parent, int fkid)
 {
+    struct fk_here *h = *hp;
     uint32_t i;
 
     if (child == NULL || parent == NULL)
@@ -2121,8 +2124,13 @@ fk_here_note(struct fk_here *h, uint32_t *n, uint32_t cap, const char *child,
     for (i = 0; i < *n; i++)
         if (h[i].fkid == fkid && strcmp(h[i].child, child) == 0)
             return 0;
-    if (*n == cap)
-        return 0; /* the others in a later round */
+    if (*n == *cap) {
+        uint32_t c2 = *cap ? *cap * 2 : 8;
+        if ((h = kz_reallocarray(h, c2, sizeof(*h))) == NULL)
+            return -KZ_ENOMEM;
+        *hp = h;
+        *cap = c2;
+    }
     h[*n].child = sqlite3_mprintf("%s", child);
     h[*n].parent = sqlite3_mprintf("%s", parent);
     h[*n].fkid = fkid;
@@ -2425,8 +2433,8 @@ quarantine_fk_violations(struct actx *a)
             const struct tracked *t;
             int fk;
         } done[64];
-        struct fk_here here[16];
-        uint32_t n_done = 0, n_here = 0, d;
+        struct fk_here *here = NULL;
+        uint32_t n_done = 0, n_here = 0, cap_here = 0, d;
         int moved = 0, rc;
 
         rc = sqlite3_prepare_v2(r->db, "PRAGMA foreign_key_check", -1, &chk,
@@ -2444,8 +2452,7 @@ quarantine_fk_violations(struct actx *a)
             char *sql;
 
             if (t == NULL) {
-                err = fk_here_note(here, &n_here, KZ_ARRAY_SIZE(here), tn, pn,
-                                   fkid);
+                err = fk_here_note(&here, &n_here, &cap_here, tn, pn, fkid);
                 continue;
             }
             /* WITHOUT ROWID: all of a key's orphans at once, each (table,
@@ -2475,8 +2482,7 @@ quarantine_fk_violations(struct actx *a)
                 int local = 0;
                 err = fk_move_row(a, t, q, rowid, fkid, &moved, &local);
                 if (err == 0 && local)
-                    err = fk_here_note(here, &n_here, KZ_ARRAY_SIZE(here), tn,
-                                       pn, fkid);
+                    err = fk_here_note(&here, &n_here, &cap_here, tn, pn, fkid);
             }
             if (err == 0 && rc != SQLITE_DONE)
                 err = replica__dberr(r, rc, "foreign keys");
@@ -2490,6 +2496,7 @@ quarantine_fk_violations(struct actx *a)
             sqlite3_free(here[d].child);
             sqlite3_free(here[d].parent);
         }
+        kz_free(here);
         if (err || moved == 0)
             return err;
     }

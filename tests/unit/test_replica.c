@@ -2213,6 +2213,58 @@ TEST(fk_row_here_the_apply_also_wrote_stays_for_a_parent_change)
     pair_free(&p);
 }
 
+/*
+ * Rows here that referred to nothing before (written with foreign keys
+ * off) in sixteen tables, and in a seventeenth, the last SQLite's check
+ * lists, a row that refers to the value a changeset changes: the change
+ * waits.  The list of foreign keys with rows here referring to nothing
+ * held sixteen; the seventeenth was never tried, and the commit failed
+ * for good.
+ */
+TEST(fk_change_waits_behind_many_keys_with_old_orphans)
+{
+    static const char *const parent_only[] = {"parent", NULL};
+    char sql[256];
+    struct pair p;
+    int i;
+
+    pair_synced(&p,
+                "CREATE TABLE parent(id TEXT PRIMARY KEY, code INTEGER"
+                " UNIQUE)",
+                parent_only, "INSERT INTO parent VALUES ('P', 1)");
+    for (i = 1; i <= 17; i++) {
+        snprintf(sql, sizeof(sql),
+                 "CREATE TABLE c%02d(id TEXT PRIMARY KEY, q INTEGER"
+                 " REFERENCES parent(code) DEFERRABLE INITIALLY DEFERRED)",
+                 i);
+        sql_ok(p.b, sql);
+    }
+    sql_ok(p.b, "PRAGMA foreign_keys = OFF");
+    for (i = 1; i <= 17; i++) {
+        snprintf(sql, sizeof(sql), "INSERT INTO c%02d VALUES ('x', 99)", i);
+        sql_ok(p.b, sql);
+    }
+    /* The table SQLite's check lists last gets the row referring to P. */
+    i = (int)sql_int(p.b, "SELECT CAST(substr(\"table\", 2) AS INTEGER) FROM"
+                          " pragma_foreign_key_check LIMIT 1 OFFSET 16");
+    snprintf(sql, sizeof(sql),
+             "PRAGMA foreign_keys = ON; UPDATE c%02d SET id = 'L', q = 1", i);
+    sql_ok(p.b, sql);
+    p.clock.ms += 10;
+    sql_ok(p.a, "UPDATE parent SET code = 2");
+    a_to_b(&p);
+    ASSERT_EQ(sql_int(p.b, "SELECT code FROM parent"), 1);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine WHERE col ="
+                           " 'code' AND value = 2"),
+              1);
+    snprintf(sql, sizeof(sql), "DELETE FROM c%02d", i);
+    sql_ok(p.b, sql);
+    ASSERT_OK(replica_retry_quarantine(p.b, NULL));
+    ASSERT_EQ(sql_int(p.b, "SELECT code FROM parent"), 2);
+    same_digest(&p, "network");
+    pair_free(&p);
+}
+
 TEST(constraint_refusal_is_quarantined_not_lost)
 {
     struct pair p;
@@ -3811,6 +3863,7 @@ T_MAIN(T(track_refuses_table_without_key), T(track_refuses_rowid_alias),
        T(fk_code_moved_between_two_parents_waits),
        T(fk_self_reference_code_and_pointer_changed_together_waits),
        T(fk_row_here_the_apply_also_wrote_stays_for_a_parent_change),
+       T(fk_change_waits_behind_many_keys_with_old_orphans),
        T(delete_wins_over_older_update_and_reinsert_revives),
        T(fold_in_key_order_keeps_log_order),
        T(build_packs_rows_left_dirty_by_an_apply), T(build_packs_each_row_once),
