@@ -42,6 +42,7 @@ struct kz_chan {
     struct kz_framer app;     /* application frames (4-byte prefix) */
     struct kz_buf out;        /* ciphertext to write */
     uint8_t *pt;              /* scratch for one record's plaintext */
+    size_t pt_used;           /* bytes of pt written: wiped by free */
     const char *why;          /* static text of the failure */
     int err;                  /* sticky */
     int rx_err;               /* sticky receive-side error: an
@@ -222,8 +223,10 @@ kz_chan_free(struct kz_chan *c)
     if (c->out.p)
         sodium_memzero(c->out.p, c->out.cap);
     kz_buf_free(&c->out);
+    /* Only what a record ever wrote: wiping all REC_MAX would fault in
+     * 64 KiB per session, even one that never got past the handshake. */
     if (c->pt)
-        sodium_memzero(c->pt, REC_MAX);
+        sodium_memzero(c->pt, c->pt_used);
     kz_free(c->pt);
     sodium_memzero(c, sizeof(*c));
     kz_free(c);
@@ -236,6 +239,8 @@ record_in(struct kz_chan *c, const uint8_t *rec, size_t len)
     size_t n = 0, off = 0;
     int err;
 
+    if (len > c->pt_used)
+        c->pt_used = KZ_MIN(len, (size_t)REC_MAX); /* decrypt writes < len */
     err = kz_noise_cs_decrypt(c->rx, rec, len, c->pt, REC_MAX, &n);
     if (err)
         return fail(c, err, "a record did not decrypt");
