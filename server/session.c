@@ -22,6 +22,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 
 #include <sodium.h>
 
@@ -1490,6 +1491,18 @@ on_kick(uv_timer_t *t)
         session_pump(s);
 }
 
+/* Whether the peer's bytes wait in the socket, not read yet. */
+static int
+input_waiting(struct session *s)
+{
+    uv_os_fd_t fd;
+    int n = 0;
+
+    if (uv_fileno((uv_handle_t *)&s->tcp, &fd) != 0)
+        return 0;
+    return ioctl(fd, FIONREAD, &n) == 0 && n > 0;
+}
+
 static void
 on_timer(uv_timer_t *t)
 {
@@ -1509,8 +1522,19 @@ on_timer(uv_timer_t *t)
         protocol_error(s, KZ_WIRE_TIMEOUT, "no HELLO in time");
         return;
     }
-    if (now_ms(s) - s->last_read_ms >= c->idle_timeout_ms)
-        protocol_error(s, KZ_WIRE_TIMEOUT, "idle timeout");
+    if (now_ms(s) - s->last_read_ms < c->idle_timeout_ms)
+        return;
+    /* The idle clock runs only while the server waits for the peer: not
+     * while a request of its is still with the store or the thread pool,
+     * nor while its bytes wait unread in a session that reads (a loop turn
+     * runs its timers before its reads: a server that fell behind must not
+     * blame the peer for its own delay).  A session that stopped reading
+     * with nothing pending is still closed, whatever waits. */
+    if (s->refs > 0 || (s->reading && input_waiting(s))) {
+        s->last_read_ms = now_ms(s);
+        return;
+    }
+    protocol_error(s, KZ_WIRE_TIMEOUT, "idle timeout");
 }
 
 void

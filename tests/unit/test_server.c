@@ -1038,8 +1038,115 @@ TEST(pull_of_a_scope_taken_away_during_its_read_sends_none_of_it)
     rc_done(&x);
 }
 
+/*
+ * The idle clock runs only while the server waits for the peer.  A device
+ * whose PULL waits longer than the idle timeout for a store held up (here
+ * by another connection's write lock, as a long group commit or a slow
+ * disk would) is not idle: before, the session was closed with ERROR
+ * TIMEOUT "idle timeout" while its own request was still being served.
+ */
+TEST(session_waiting_for_the_store_is_not_idle)
+{
+    static const char *const scopes[] = {"network"};
+    struct kz_identity admin;
+    struct store_key key;
+    struct config cfg;
+    struct fixture f;
+    struct done w = {0};
+    struct dev d;
+    uint64_t until;
+    uint8_t *env;
+    sqlite3 *db;
+
+    ASSERT_OK(keyfile_generate(&admin, kz_env_system()));
+    fixture_init(&f);
+    config_defaults(&cfg);
+    cfg.idle_timeout_ms = 1000; /* the least the configuration allows */
+    seed_store(&f, &cfg, &admin);
+    ASSERT_OK(adminkey_encode(&admin.sign_pk, cfg.admin_key));
+    fixture_serve(&f, &cfg);
+    RUN_UNTIL(&f.loop, f.srv->roster_version == 1);
+    dev_open(&d, &f, &admin);
+
+    /* The store thread blocks on a write behind the test's lock (for at
+     * most its busy timeout of 5 s); the PULL's read waits behind it. */
+    db = hold_lock(&f, &cfg);
+    memset(&key, 0, sizeof(key));
+    env = kz_malloc(32);
+    ASSERT(env != NULL);
+    memset(env, 0x45, 32);
+    key.bytes = env;
+    key.len = 32;
+    ASSERT_OK(store_keys_put(f.srv->store, &key, 1, on_keys_put_done, &w));
+    wait_store(f.srv->store, 0, 0);
+    dev_pull(&d, 7, scopes, 1);
+
+    /* Two idle timeouts pass with the PULL unanswered. */
+    until = uv_hrtime() + UINT64_C(2000000) * cfg.idle_timeout_ms;
+    RUN_UNTIL(&f.loop, uv_hrtime() > until || d.errors > 0 || d.eof);
+    ASSERT_EQ(d.errors, 0);
+    ASSERT_EQ(d.eof, 0);
+    ASSERT_EQ(d.batches, 0);
+
+    /* The store goes on; the PULL is answered on the same session. */
+    release_lock(db);
+    RUN_UNTIL(&f.loop,
+              (d.batch_req == 7 && d.batch_done) || d.errors > 0 || d.eof);
+    ASSERT_EQ(d.errors, 0);
+    ASSERT_EQ(d.batch_items, 1);
+    RUN_UNTIL(&f.loop, w.called == 1);
+    ASSERT_OK(w.status);
+
+    dev_close(&d, &f.loop);
+    keyfile_wipe(&admin);
+    fixture_stop(&f);
+}
+
+/*
+ * Nor is a device whose bytes wait unread because the server's loop fell
+ * behind: a loop turn runs its timers before its reads.  The test stands
+ * for a loop held up: it sends a PING and keeps the loop from running for
+ * longer than the idle timeout; on the next turn the session's timer
+ * comes first, with the PING in its socket.  Before, that timer closed the
+ * session with ERROR TIMEOUT "idle timeout".
+ */
+TEST(session_whose_bytes_wait_unread_is_not_idle)
+{
+    struct kz_identity admin;
+    struct config cfg;
+    struct fixture f;
+    struct kz_msg m;
+    struct dev d;
+
+    ASSERT_OK(keyfile_generate(&admin, kz_env_system()));
+    fixture_init(&f);
+    config_defaults(&cfg);
+    cfg.idle_timeout_ms = 1000;
+    seed_store(&f, &cfg, &admin);
+    ASSERT_OK(adminkey_encode(&admin.sign_pk, cfg.admin_key));
+    fixture_serve(&f, &cfg);
+    RUN_UNTIL(&f.loop, f.srv->roster_version == 1);
+    dev_open(&d, &f, &admin);
+
+    memset(&m, 0, sizeof(m));
+    m.type = KZ_MSG_PING;
+    m.ping.nonce = 0x1d1e;
+    dev_send(&d, &m); /* written to the socket at once (uv_write) */
+    uv_sleep(cfg.idle_timeout_ms + 300);
+    RUN_UNTIL(&f.loop, d.pongs == 1 || d.errors > 0 || d.eof);
+    ASSERT_EQ(d.errors, 0);
+    ASSERT_EQ(d.eof, 0);
+    ASSERT_U64_EQ(d.pong_nonce, 0x1d1e);
+
+    dev_close(&d, &f.loop);
+    keyfile_wipe(&admin);
+    fixture_stop(&f);
+}
+
 T_MAIN(T(listener_survives_out_of_memory_at_accept),
        T(connection_waiting_on_the_spare_counts_only_itself),
        T(pull_refused_midway_by_a_full_store_queue_reads_again),
        T(pull_refused_midway_by_a_roster_change_reads_again),
-       T(pull_of_a_scope_taken_away_during_its_read_sends_none_of_it))
+       T(pull_of_a_scope_taken_away_during_its_read_sends_none_of_it),
+       T(session_waiting_for_the_store_is_not_idle),
+       T(session_whose_bytes_wait_unread_is_not_idle))
