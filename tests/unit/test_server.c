@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sodium.h>
 #include <sqlite3.h>
 #include <uv.h>
 
@@ -32,6 +33,7 @@
 #include "log.h"
 #include "msg.h"
 #include "roster.h"
+#include "seal.h"
 #include "server.h"
 #include "store.h"
 #include "store_job.h"
@@ -319,6 +321,11 @@ struct dev {
     uint64_t pong_nonce;        /* nonce of the last PONG */
     uint32_t oks;               /* OK messages received */
     uint32_t ok_req;            /* req of the last OK */
+    uint32_t keys_msgs;         /* KEYS messages received */
+    uint32_t keys_n;            /* envelopes in them */
+    uint64_t keys_last_id;      /* id of the last envelope received */
+    int keys_done;              /* the last KEYS had done = true */
+    char keys_scopes[64];       /* their scopes' first letters, in order */
 };
 
 /* One uv_write in flight and the bytes it sends. */
@@ -380,6 +387,21 @@ dev_got(struct dev *d, const struct kz_msg *m)
         d->oks++;
         d->ok_req = m->ok.req;
         break;
+    case KZ_MSG_KEYS: {
+        struct kz_env_info info;
+        uint32_t i;
+        d->keys_msgs++;
+        d->keys_done = m->keys.done;
+        for (i = 0; i < m->keys.n_keys; i++, d->keys_n++) {
+            ASSERT_GT(m->keys.keys[i].id, d->keys_last_id);
+            d->keys_last_id = m->keys.keys[i].id;
+            ASSERT_OK(kz_env_decode(&info, m->keys.keys[i].env.p,
+                                    m->keys.keys[i].env.len, NULL));
+            if (d->keys_n + 1 < sizeof(d->keys_scopes))
+                d->keys_scopes[d->keys_n] = info.scope[0];
+        }
+        break;
+    }
     default: break;
     }
 }
@@ -1143,10 +1165,116 @@ TEST(session_whose_bytes_wait_unread_is_not_idle)
     fixture_stop(&f);
 }
 
+/* Stores ${n} copies of an envelope of ${scope}'s key (epoch 1) for
+ * ${to}, sealed and signed by ${by}. */
+static void
+put_envs(struct store *st, const char *scope, uint32_t n,
+         const struct kz_identity *by, const struct kz_identity *to,
+         struct done *put)
+{
+    struct kz_aead_key key;
+    struct store_key *k;
+    uint8_t *env;
+    size_t len;
+    uint32_t i;
+
+    randombytes_buf(key.b, sizeof(key.b));
+    ASSERT_OK(kz_env_make(&env, &len, scope, 1, &key, &to->dh_pk, &by->sign_sk,
+                          &by->sign_pk));
+    sodium_memzero(&key, sizeof(key));
+    k = kz_calloc(n, sizeof(*k));
+    ASSERT(k != NULL);
+    for (i = 0; i < n; i++) {
+        memcpy(k[i].recipient, to->dh_pk.b, sizeof(k[i].recipient));
+        k[i].bytes = kz_malloc(len);
+        ASSERT(k[i].bytes != NULL);
+        memcpy(k[i].bytes, env, len);
+        k[i].len = len;
+    }
+    ASSERT_OK(store_keys_put(st, k, n, on_keys_put_done, put));
+    kz_free(k);
+    kz_free(env);
+}
+
+/*
+ * Key envelopes are checked against the roster when stored (KEYS_PUT),
+ * and again when handed out: the roster may since have moved their
+ * recipient to another site.  Here han-1 got envelopes of "site:HAN"
+ * while it was at HAN (stored directly, as KEYS_PUT would have under
+ * roster version 1); version 2 has moved it to OSL.  Its KEYS_GET gets the
+ * envelopes of "network" and "site:OSL" but none of "site:HAN" (before,
+ * all of them).  A whole page of withheld envelopes (KZ_LIM_KEYS_MAX) is
+ * read past by the server: the client, which asks again after the
+ * highest id it received, could not.
+ */
+TEST(keys_get_withholds_the_envelopes_of_a_scope_taken_away)
+{
+    struct kz_identity admin, member;
+    char path[PATH_MAX + 1024];
+    struct done put = {0}, kput = {0}, closed = {0};
+    struct config cfg;
+    struct fixture f;
+    struct store *st;
+    struct kz_msg m;
+    struct dev d;
+    uint8_t *bytes;
+    size_t len;
+
+    ASSERT_OK(keyfile_generate(&admin, kz_env_system()));
+    ASSERT_OK(keyfile_generate(&member, kz_env_system()));
+    fixture_init(&f);
+    config_defaults(&cfg);
+    signed_roster(&admin, 2, &member, "OSL", &bytes, &len);
+    store_db_path(&f, &cfg, path, sizeof(path));
+    ASSERT_OK(store_sqlite_open(&st, &f.loop, path, NULL));
+    ASSERT_OK(store_roster_put(st, 2, &bytes, len, on_roster_put_done, &put));
+    put_envs(st, "network", 1, &admin, &member, &kput); /* id 1 */
+    put_envs(st, "site:HAN", KZ_LIM_KEYS_MAX + 1, &admin, &member, &kput);
+    put_envs(st, "site:OSL", 1, &admin, &member, &kput); /* the last */
+    RUN_UNTIL(&f.loop, put.called == 1 && kput.called == 3);
+    ASSERT_OK(put.status);
+    ASSERT_OK(kput.status);
+    store_close(st, on_store_closed, &closed);
+    RUN_UNTIL(&f.loop, closed.called == 1);
+    ASSERT_OK(adminkey_encode(&admin.sign_pk, cfg.admin_key));
+    fixture_serve(&f, &cfg);
+    RUN_UNTIL(&f.loop, f.srv->roster_version == 2);
+    dev_open(&d, &f, &member);
+
+    /* The first page (ids 1 .. 1024) holds one envelope han-1 may get. */
+    memset(&m, 0, sizeof(m));
+    m.type = KZ_MSG_KEYS_GET;
+    m.keys_get.req = 5;
+    dev_send(&d, &m);
+    RUN_UNTIL(&f.loop, d.keys_msgs == 1 || d.errors > 0 || d.eof);
+    ASSERT_EQ(d.errors, 0);
+    ASSERT_EQ(d.keys_n, 1);
+    ASSERT_U64_EQ(d.keys_last_id, 1);
+    ASSERT_EQ(d.keys_done, 0);
+
+    /* Asked again after id 1: ids 2 .. 1025 are all withheld, then id 1026
+     * too; 1027 is site:OSL's. */
+    m.keys_get.req = 6;
+    m.keys_get.after_id = d.keys_last_id;
+    dev_send(&d, &m);
+    RUN_UNTIL(&f.loop, d.keys_msgs == 2 || d.errors > 0 || d.eof);
+    ASSERT_EQ(d.errors, 0);
+    ASSERT_EQ(d.keys_n, 2);
+    ASSERT_U64_EQ(d.keys_last_id, KZ_LIM_KEYS_MAX + 3);
+    ASSERT_EQ(d.keys_done, 1);
+    ASSERT_STR_EQ(d.keys_scopes, "ns");
+
+    dev_close(&d, &f.loop);
+    keyfile_wipe(&member);
+    keyfile_wipe(&admin);
+    fixture_stop(&f);
+}
+
 T_MAIN(T(listener_survives_out_of_memory_at_accept),
        T(connection_waiting_on_the_spare_counts_only_itself),
        T(pull_refused_midway_by_a_full_store_queue_reads_again),
        T(pull_refused_midway_by_a_roster_change_reads_again),
        T(pull_of_a_scope_taken_away_during_its_read_sends_none_of_it),
        T(session_waiting_for_the_store_is_not_idle),
-       T(session_whose_bytes_wait_unread_is_not_idle))
+       T(session_whose_bytes_wait_unread_is_not_idle),
+       T(keys_get_withholds_the_envelopes_of_a_scope_taken_away))
