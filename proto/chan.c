@@ -43,6 +43,7 @@ struct kz_chan {
     struct kz_buf out;        /* ciphertext to write */
     uint8_t *pt;              /* scratch for one record's plaintext */
     size_t pt_used;           /* bytes of pt written: wiped by free */
+    uint64_t records_in;      /* whole records read (handshake too) */
     const char *why;          /* static text of the failure */
     int err;                  /* sticky */
     int rx_err;               /* sticky receive-side error: an
@@ -296,6 +297,7 @@ kz_chan_feed(struct kz_chan *c, const uint8_t *p, size_t n)
             err = record_in(c, rec, len);
         if (err)
             return err;
+        c->records_in++;
     }
     return 0;
 }
@@ -353,6 +355,12 @@ struct kz_buf *
 kz_chan_out(struct kz_chan *c)
 {
     return &c->out;
+}
+
+uint64_t
+kz_chan_records_in(const struct kz_chan *c)
+{
+    return c->records_in;
 }
 
 enum kz_chan_state

@@ -93,6 +93,11 @@ struct kz_buf *kz_chan_out(struct kz_chan *c);
 
 enum kz_chan_state kz_chan_state(const struct kz_chan *c);
 
+/** kz_chan_records_in(c): whole records read from the peer so far, the
+ * handshake's messages included (a peer that sends bytes but completes no
+ * record makes no progress). */
+uint64_t kz_chan_records_in(const struct kz_chan *c);
+
 /** kz_chan_remote(c, out): the peer's static key (after message 2 / 3). */
 KZ_MUST_CHECK int kz_chan_remote(const struct kz_chan *c, struct kz_dh_pk *out);
 

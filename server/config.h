@@ -32,7 +32,7 @@ struct config {
     char admin_key[128];           /* text form, "" until trusted */
     uint32_t max_connections;      /* sessions at once */
     uint32_t handshake_timeout_ms; /* accept → handshake done */
-    uint32_t idle_timeout_ms;      /* no bytes from the peer */
+    uint32_t idle_timeout_ms;      /* no whole record from the peer */
     uint64_t max_output_bytes;     /* buffered output per session */
     int log_level;                 /* enum kz_log_level */
     char store_path[1024];         /* absolute, or relative to DIR */

@@ -1465,6 +1465,7 @@ static void
 on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
     struct session *s = st->data;
+    uint64_t records;
     int err;
 
     (void)buf;
@@ -1488,8 +1489,10 @@ on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     }
     if (nread == 0)
         return;
-    s->last_read_ms = now_ms(s);
+    records = kz_chan_records_in(s->chan);
     err = kz_chan_feed(s->chan, s->srv->rbuf, (size_t)nread);
+    if (kz_chan_records_in(s->chan) != records)
+        s->last_read_ms = now_ms(s); /* bytes alone are no sign of life */
     if (err) {
         s->srv->stats.closed_bad++;
         kz_log_warn("session %llu %s: %s", (unsigned long long)s->id, s->peer,

@@ -1270,6 +1270,65 @@ TEST(keys_get_withholds_the_envelopes_of_a_scope_taken_away)
     fixture_stop(&f);
 }
 
+/*
+ * Bytes that complete no record are no sign of life: a peer that trickles
+ * a PING's record a byte every 200 ms (its 30-odd bytes would take some
+ * 7 s) is closed as idle once the idle timeout passes after its last whole
+ * record, with ERROR TIMEOUT; before, every byte reset the idle clock,
+ * and such a peer held its session as long as it liked.
+ */
+TEST(peer_trickling_a_record_is_idle)
+{
+    struct kz_identity admin;
+    struct config cfg;
+    struct fixture f;
+    struct kz_msg m;
+    struct kz_buf *out;
+    struct dev d;
+    size_t i, n;
+
+    ASSERT_OK(keyfile_generate(&admin, kz_env_system()));
+    fixture_init(&f);
+    config_defaults(&cfg);
+    cfg.idle_timeout_ms = 1000; /* the least the configuration allows */
+    seed_store(&f, &cfg, &admin);
+    ASSERT_OK(adminkey_encode(&admin.sign_pk, cfg.admin_key));
+    fixture_serve(&f, &cfg);
+    RUN_UNTIL(&f.loop, f.srv->roster_version == 1);
+    dev_open(&d, &f, &admin);
+
+    memset(&m, 0, sizeof(m));
+    m.type = KZ_MSG_PING;
+    m.ping.nonce = 0x7e1e;
+    {
+        struct kz_buf b;
+        kz_buf_init(&b, 1024);
+        ASSERT_OK(kz_msg_encode(&m, &b));
+        ASSERT_OK(kz_chan_send(d.chan, b.p, b.len));
+        kz_buf_free(&b);
+    }
+    out = kz_chan_out(d.chan);
+    n = out->len;
+    ASSERT_GT(n, 20);
+    for (i = 0; i + 1 < n && !d.eof; i++) {
+        uint64_t until = uv_hrtime() + UINT64_C(200000000);
+        uv_buf_t b = uv_buf_init((char *)out->p + i, 1);
+        ASSERT_EQ(uv_try_write((uv_stream_t *)&d.tcp, &b, 1), 1);
+        RUN_UNTIL(&f.loop, uv_hrtime() > until || d.eof);
+    }
+    ASSERT_EQ(d.eof, 1);
+    ASSERT_LT(i + 1, n); /* before the record was whole */
+    ASSERT_EQ(d.pongs, 0);
+    ASSERT_EQ(d.errors, 1);
+    ASSERT_EQ(d.error_code, KZ_WIRE_TIMEOUT);
+    ASSERT_STR_EQ(d.error_text, "idle timeout");
+
+    kz_buf_consume(out, out->len);
+    dev_close(&d, &f.loop);
+    keyfile_wipe(&admin);
+    fixture_stop(&f);
+}
+
 T_MAIN(T(listener_survives_out_of_memory_at_accept),
        T(connection_waiting_on_the_spare_counts_only_itself),
        T(pull_refused_midway_by_a_full_store_queue_reads_again),
@@ -1277,4 +1336,5 @@ T_MAIN(T(listener_survives_out_of_memory_at_accept),
        T(pull_of_a_scope_taken_away_during_its_read_sends_none_of_it),
        T(session_waiting_for_the_store_is_not_idle),
        T(session_whose_bytes_wait_unread_is_not_idle),
-       T(keys_get_withholds_the_envelopes_of_a_scope_taken_away))
+       T(keys_get_withholds_the_envelopes_of_a_scope_taken_away),
+       T(peer_trickling_a_record_is_idle))
