@@ -450,6 +450,15 @@ push_drain(struct session *s)
                                "the changeset signature is bad");
             continue;
         }
+        if (!auth_may_write(s->srv, &s->member, x->scope)) {
+            /* The roster changed while the signature was checked. */
+            char text[320];
+            snprintf(text, sizeof(text), "%s may not write scope %s",
+                     s->member.name, x->scope);
+            send_error(s, x->req, KZ_WIRE_PERM, text);
+            push_done(s, x);
+            continue;
+        }
         err = store_append(s->srv->store, &x->cs, on_appended, x);
         if (err) {
             send_error(

@@ -25,6 +25,7 @@
 
 #include "alloc.h"
 #include "chan.h"
+#include "changeset.h"
 #include "env.h"
 #include "err.h"
 #include "errcode.h"
@@ -321,6 +322,7 @@ struct dev {
     uint64_t pong_nonce;        /* nonce of the last PONG */
     uint32_t oks;               /* OK messages received */
     uint32_t ok_req;            /* req of the last OK */
+    uint32_t acks;              /* PUSH_ACK messages received */
     uint32_t keys_msgs;         /* KEYS messages received */
     uint32_t keys_n;            /* envelopes in them */
     uint64_t keys_last_id;      /* id of the last envelope received */
@@ -383,6 +385,7 @@ dev_got(struct dev *d, const struct kz_msg *m)
         d->pongs++;
         d->pong_nonce = m->ping.nonce;
         break;
+    case KZ_MSG_PUSH_ACK: d->acks++; break;
     case KZ_MSG_OK:
         d->oks++;
         d->ok_req = m->ok.req;
@@ -1329,6 +1332,109 @@ TEST(peer_trickling_a_record_is_idle)
     fixture_stop(&f);
 }
 
+/*
+ * A PUSH's write permission is asked again once its signature is checked
+ * (on the thread pool), under the roster then in force: here version 2,
+ * which moves han-1 from HAN to OSL, is installed while han-1's PUSH of
+ * site:HAN waits for that check.  The PUSH is refused with PERM and
+ * nothing is stored (before, it was stored and acknowledged); the session
+ * goes on.
+ */
+TEST(push_of_a_scope_taken_away_during_its_check_is_refused)
+{
+    struct kz_identity admin, member;
+    struct kz_cs_header h;
+    struct kz_sign_sig sig;
+    struct store_stats ss, after;
+    struct config cfg;
+    struct fixture f;
+    struct session *sm;
+    struct roster *r;
+    struct kz_msg m;
+    struct dev d;
+    uint8_t body[48], *hdr = NULL;
+    size_t hdr_len = 0;
+
+    ASSERT_OK(keyfile_generate(&admin, kz_env_system()));
+    ASSERT_OK(keyfile_generate(&member, kz_env_system()));
+    fixture_init(&f);
+    config_defaults(&cfg);
+    seed_store_with(&f, &cfg, &admin, &member);
+    ASSERT_OK(adminkey_encode(&admin.sign_pk, cfg.admin_key));
+    fixture_serve(&f, &cfg);
+    RUN_UNTIL(&f.loop, f.srv->roster_version == 1);
+    dev_open(&d, &f, &member);
+    sm = session_named(&f, "han-1");
+    ASSERT(sm != NULL);
+
+    /* The next changeset of han-1 in site:HAN (the store has its first). */
+    memset(&h, 0, sizeof(h));
+    h.format = KZ_CS_FORMAT;
+    snprintf(h.scope, sizeof(h.scope), "site:HAN");
+    memcpy(h.author, member.sign_pk.b, sizeof(h.author));
+    h.author_seq = 2;
+    h.epoch = 1;
+    h.n_cells = h.n_rows = 1;
+    h.hlc_min = h.hlc_max = 1;
+    ASSERT_OK(kz_cs_header_encode(&h, &hdr, &hdr_len));
+    memset(body, 0x42, sizeof(body));
+    ASSERT_OK(
+        kz_cs_sign(&sig, hdr, hdr_len, body, sizeof(body), &member.sign_sk));
+    memset(&m, 0, sizeof(m));
+    m.type = KZ_MSG_PUSH;
+    m.push.req = 4;
+    m.push.scope.p = h.scope;
+    m.push.scope.len = strlen(h.scope);
+    m.push.hdr.p = hdr;
+    m.push.hdr.len = hdr_len;
+    m.push.body.p = body;
+    m.push.body.len = sizeof(body);
+    m.push.sig = sig.b;
+    store_stats(f.srv->store, &ss);
+    dev_send(&d, &m);
+    kz_free(hdr);
+
+    /* on_push has queued the check; its result comes through the thread
+     * pool's uv_async on a later poll, after RUN_UNTIL has returned. */
+    RUN_UNTIL(&f.loop, sm->vq_head != NULL || d.errors > 0 || d.eof);
+    ASSERT_EQ(d.errors, 0);
+    ASSERT_U64_EQ(f.srv->pending_work, 1); /* not back yet */
+
+    /* Version 2, as on_roster_stored installs it. */
+    ASSERT_OK(roster_new(&r, &admin.sign_pk));
+    ASSERT_OK(roster_bump(r));
+    ASSERT_OK(roster_add_member(r, "hq-1", "HQ", ROSTER_ROLE_ADMIN,
+                                &admin.sign_pk, &admin.dh_pk));
+    ASSERT_OK(roster_add_member(r, "han-1", "OSL", ROSTER_ROLE_SITE,
+                                &member.sign_pk, &member.dh_pk));
+    ASSERT_OK(auth_install(f.srv, r));
+    server_roster_changed(f.srv);
+    ASSERT_U64_EQ(f.srv->roster_version, 2);
+
+    RUN_UNTIL(&f.loop, d.errors > 0 || d.acks > 0 || d.eof);
+    ASSERT_EQ(d.acks, 0);
+    ASSERT_EQ(d.errors, 1);
+    ASSERT_EQ(d.error_req, 4);
+    ASSERT_EQ(d.error_code, KZ_WIRE_PERM);
+    ASSERT_STR_EQ(d.error_text, "han-1 may not write scope site:HAN");
+    ASSERT(sm->vq_head == NULL);
+    store_stats(f.srv->store, &after);
+    ASSERT_U64_EQ(after.appends, ss.appends);
+
+    /* The session goes on. */
+    memset(&m, 0, sizeof(m));
+    m.type = KZ_MSG_PING;
+    m.ping.nonce = 0x5eed;
+    dev_send(&d, &m);
+    RUN_UNTIL(&f.loop, d.pongs == 1 || d.eof);
+    ASSERT_EQ(d.eof, 0);
+
+    dev_close(&d, &f.loop);
+    keyfile_wipe(&member);
+    keyfile_wipe(&admin);
+    fixture_stop(&f);
+}
+
 T_MAIN(T(listener_survives_out_of_memory_at_accept),
        T(connection_waiting_on_the_spare_counts_only_itself),
        T(pull_refused_midway_by_a_full_store_queue_reads_again),
@@ -1337,4 +1443,5 @@ T_MAIN(T(listener_survives_out_of_memory_at_accept),
        T(session_waiting_for_the_store_is_not_idle),
        T(session_whose_bytes_wait_unread_is_not_idle),
        T(keys_get_withholds_the_envelopes_of_a_scope_taken_away),
-       T(peer_trickling_a_record_is_idle))
+       T(peer_trickling_a_record_is_idle),
+       T(push_of_a_scope_taken_away_during_its_check_is_refused))
