@@ -770,8 +770,9 @@ on_subscribe(struct session *s, const struct kz_msg_subscribe *sub)
             protocol_error(s, KZ_WIRE_PROTOCOL, "bad scope name");
             return;
         }
-        if (auth_may_read(s->srv, &s->member, scope))
-            memcpy(s->subs[s->n_subs++].scope, scope, sizeof(scope));
+        /* Kept even if the member may not read it now: session_reads
+         * asks the roster in force at each NOTIFY. */
+        memcpy(s->subs[s->n_subs++].scope, scope, sizeof(scope));
     }
 }
 

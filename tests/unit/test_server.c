@@ -323,6 +323,9 @@ struct dev {
     uint32_t oks;               /* OK messages received */
     uint32_t ok_req;            /* req of the last OK */
     uint32_t acks;              /* PUSH_ACK messages received */
+    uint32_t notifies;          /* NOTIFY messages received */
+    char notify_scope[65];      /* scope of the last NOTIFY */
+    uint64_t notify_seq;        /* its server_seq */
     uint32_t keys_msgs;         /* KEYS messages received */
     uint32_t keys_n;            /* envelopes in them */
     uint64_t keys_last_id;      /* id of the last envelope received */
@@ -386,6 +389,12 @@ dev_got(struct dev *d, const struct kz_msg *m)
         d->pong_nonce = m->ping.nonce;
         break;
     case KZ_MSG_PUSH_ACK: d->acks++; break;
+    case KZ_MSG_NOTIFY:
+        d->notifies++;
+        snprintf(d->notify_scope, sizeof(d->notify_scope), "%.*s",
+                 (int)m->notify.scope.len, m->notify.scope.p);
+        d->notify_seq = m->notify.server_seq;
+        break;
     case KZ_MSG_OK:
         d->oks++;
         d->ok_req = m->ok.req;
@@ -1332,6 +1341,44 @@ TEST(peer_trickling_a_record_is_idle)
     fixture_stop(&f);
 }
 
+/* Puts in force at once, as on_roster_stored does once a ROSTER_PUT is
+ * durable, the roster of ${version} where ${admin} is "hq-1" and ${member}
+ * the site device "han-1" of ${site}. */
+static void
+install_roster(struct fixture *f, const struct kz_identity *admin,
+               uint64_t version, const struct kz_identity *member,
+               const char *site)
+{
+    struct roster *r;
+    uint64_t v;
+
+    ASSERT_OK(roster_new(&r, &admin->sign_pk));
+    for (v = 1; v < version; v++)
+        ASSERT_OK(roster_bump(r));
+    ASSERT_OK(roster_add_member(r, "hq-1", "HQ", ROSTER_ROLE_ADMIN,
+                                &admin->sign_pk, &admin->dh_pk));
+    ASSERT_OK(roster_add_member(r, "han-1", site, ROSTER_ROLE_SITE,
+                                &member->sign_pk, &member->dh_pk));
+    ASSERT_OK(auth_install(f->srv, r));
+    server_roster_changed(f->srv);
+    ASSERT_U64_EQ(f->srv->roster_version, version);
+}
+
+/* Sends a PING and waits for its PONG: what the server sent before is in. */
+static void
+dev_roundtrip(struct dev *d, uv_loop_t *loop)
+{
+    struct kz_msg m;
+    uint32_t pongs = d->pongs;
+
+    memset(&m, 0, sizeof(m));
+    m.type = KZ_MSG_PING;
+    m.ping.nonce = 0x5eed + pongs;
+    dev_send(d, &m);
+    RUN_UNTIL(loop, d->pongs > pongs || d->eof);
+    ASSERT_EQ(d->eof, 0);
+}
+
 /*
  * A PUSH's write permission is asked again once its signature is checked
  * (on the thread pool), under the roster then in force: here version 2,
@@ -1349,7 +1396,6 @@ TEST(push_of_a_scope_taken_away_during_its_check_is_refused)
     struct config cfg;
     struct fixture f;
     struct session *sm;
-    struct roster *r;
     struct kz_msg m;
     struct dev d;
     uint8_t body[48], *hdr = NULL;
@@ -1400,16 +1446,7 @@ TEST(push_of_a_scope_taken_away_during_its_check_is_refused)
     ASSERT_EQ(d.errors, 0);
     ASSERT_U64_EQ(f.srv->pending_work, 1); /* not back yet */
 
-    /* Version 2, as on_roster_stored installs it. */
-    ASSERT_OK(roster_new(&r, &admin.sign_pk));
-    ASSERT_OK(roster_bump(r));
-    ASSERT_OK(roster_add_member(r, "hq-1", "HQ", ROSTER_ROLE_ADMIN,
-                                &admin.sign_pk, &admin.dh_pk));
-    ASSERT_OK(roster_add_member(r, "han-1", "OSL", ROSTER_ROLE_SITE,
-                                &member.sign_pk, &member.dh_pk));
-    ASSERT_OK(auth_install(f.srv, r));
-    server_roster_changed(f.srv);
-    ASSERT_U64_EQ(f.srv->roster_version, 2);
+    install_roster(&f, &admin, 2, &member, "OSL");
 
     RUN_UNTIL(&f.loop, d.errors > 0 || d.acks > 0 || d.eof);
     ASSERT_EQ(d.acks, 0);
@@ -1435,6 +1472,61 @@ TEST(push_of_a_scope_taken_away_during_its_check_is_refused)
     fixture_stop(&f);
 }
 
+/*
+ * A subscription is judged against the roster in force at each NOTIFY,
+ * not only when it was made: han-1 of HAN subscribes to site:HAN and
+ * site:OSL and is notified of site:HAN's growth only; once a roster moves
+ * it to OSL, it is notified of site:OSL's and no longer of site:HAN's,
+ * without subscribing again (before, site:OSL had been dropped from its
+ * set for good).
+ */
+TEST(subscription_follows_the_roster_in_force)
+{
+    static const struct kz_str scopes[] = {{"site:HAN", 8}, {"site:OSL", 8}};
+    struct kz_identity admin, member;
+    struct config cfg;
+    struct fixture f;
+    struct kz_msg m;
+    struct dev d;
+
+    ASSERT_OK(keyfile_generate(&admin, kz_env_system()));
+    ASSERT_OK(keyfile_generate(&member, kz_env_system()));
+    fixture_init(&f);
+    config_defaults(&cfg);
+    seed_store_with(&f, &cfg, &admin, &member);
+    ASSERT_OK(adminkey_encode(&admin.sign_pk, cfg.admin_key));
+    fixture_serve(&f, &cfg);
+    RUN_UNTIL(&f.loop, f.srv->roster_version == 1);
+    dev_open(&d, &f, &member);
+    memset(&m, 0, sizeof(m));
+    m.type = KZ_MSG_SUBSCRIBE;
+    m.subscribe.scopes = scopes;
+    m.subscribe.n_scopes = 2;
+    dev_send(&d, &m);
+    dev_roundtrip(&d, &f.loop);
+
+    server_scope_grew(f.srv, NULL, "site:OSL", 5);
+    server_scope_grew(f.srv, NULL, "site:HAN", 6);
+    dev_roundtrip(&d, &f.loop);
+    ASSERT_EQ(d.notifies, 1);
+    ASSERT_STR_EQ(d.notify_scope, "site:HAN");
+    ASSERT_U64_EQ(d.notify_seq, 6);
+
+    install_roster(&f, &admin, 2, &member, "OSL");
+    server_scope_grew(f.srv, NULL, "site:HAN", 7);
+    server_scope_grew(f.srv, NULL, "site:OSL", 8);
+    dev_roundtrip(&d, &f.loop);
+    ASSERT_EQ(d.notifies, 2);
+    ASSERT_STR_EQ(d.notify_scope, "site:OSL");
+    ASSERT_U64_EQ(d.notify_seq, 8);
+    ASSERT_EQ(d.errors, 0);
+
+    dev_close(&d, &f.loop);
+    keyfile_wipe(&member);
+    keyfile_wipe(&admin);
+    fixture_stop(&f);
+}
+
 T_MAIN(T(listener_survives_out_of_memory_at_accept),
        T(connection_waiting_on_the_spare_counts_only_itself),
        T(pull_refused_midway_by_a_full_store_queue_reads_again),
@@ -1444,4 +1536,5 @@ T_MAIN(T(listener_survives_out_of_memory_at_accept),
        T(session_whose_bytes_wait_unread_is_not_idle),
        T(keys_get_withholds_the_envelopes_of_a_scope_taken_away),
        T(peer_trickling_a_record_is_idle),
-       T(push_of_a_scope_taken_away_during_its_check_is_refused))
+       T(push_of_a_scope_taken_away_during_its_check_is_refused),
+       T(subscription_follows_the_roster_in_force))
