@@ -2281,6 +2281,118 @@ undo_try_end(struct actx *a, int keep, const struct apply_stats *st)
 }
 
 /*
+ * Undoes, under the caller's savepoint, the rows ${cand}[j] with ${in}[j]
+ * set, again while one more goes: a row's old value may be free only once
+ * another row's is back.  *${n_done} is how many went; ${done}[j] whether
+ * cand[j] did.
+ */
+static int
+fk_undo_set(struct actx *a, struct tracked *pt, sqlite3_value **cand,
+            const uint8_t *in, uint8_t *done, uint32_t n, uint64_t mask,
+            uint32_t *n_done)
+{
+    uint32_t j, pass, was;
+    int err = 0;
+
+    memset(done, 0, n);
+    *n_done = 0;
+    for (pass = 0; err == 0 && pass < n; pass++) {
+        was = *n_done;
+        for (j = 0; err == 0 && j < n; j++) {
+            int refused = 0;
+            if (!in[j] || done[j])
+                continue;
+            err = fk_undo_key(a, pt, cand[j], mask, &refused);
+            if (err == 0 && !refused) {
+                done[j] = 1;
+                (*n_done)++;
+            }
+        }
+        if (*n_done == was)
+            break;
+    }
+    return err;
+}
+
+/* Rows whose undo is weighed one by one when all go back together. */
+#define FK_UNDO_WEIGH_MAX 64u
+
+/*
+ * No one row of ${cand} helps alone (fk_undo_parents): all are tried back
+ * together, and kept so when fewer rows are left referring to nothing than
+ * ${before}.  Then each row that went is left out in turn and stays out
+ * when the others leave no more rows referring to nothing without it: an
+ * unrelated change of the same apply (another row's value that nothing
+ * here refers to) is not held back with them.  Weighing costs a try of
+ * the whole set per row, so a set of over FK_UNDO_WEIGH_MAX rows is kept
+ * as a whole.  *${kept} is set when an undo was kept.
+ */
+static int
+fk_undo_together(struct actx *a, struct tracked *pt, const struct fk_here *h,
+                 sqlite3_value **cand, uint32_t n, uint64_t mask,
+                 int64_t before, int *kept)
+{
+    struct apply_stats keep = *a->st;
+    uint8_t *in = kz_calloc(2, n), *done;
+    uint32_t j, n_in, n_done = 0;
+    int64_t after = before, best;
+    int err, e2, match = 1; /* the database holds the undo of ${in} */
+
+    if (in == NULL)
+        return -KZ_ENOMEM;
+    done = in + n;
+    memset(in, 1, n);
+    if ((err = replica__exec(a->r, "SAVEPOINT kz_undo_try"))) {
+        kz_free(in);
+        return err;
+    }
+    err = fk_undo_set(a, pt, cand, in, done, n, mask, &n_done);
+    if (err == 0 && n_done > 0)
+        after = fk_stuck(a, h->child, h->fkid);
+    if (after < 0)
+        err = (int)after;
+    best = after;
+    n_in = n_done;
+    memcpy(in, done, n);
+    for (j = 0; err == 0 && best < before && n_in > 1 &&
+                n_in <= FK_UNDO_WEIGH_MAX && j < n;
+         j++) {
+        uint32_t got = 0;
+        if (!in[j])
+            continue;
+        *a->st = keep;
+        if ((err = replica__exec(a->r, "ROLLBACK TO kz_undo_try")))
+            break;
+        in[j] = 0;
+        err = fk_undo_set(a, pt, cand, in, done, n, mask, &got);
+        after = err || got < n_in - 1 ? before : fk_stuck(a, h->child, h->fkid);
+        if (after < 0)
+            err = (int)after;
+        if (err == 0 && after <= best) {
+            best = after;
+            n_in--;
+            match = 1;
+        } else {
+            in[j] = 1;
+            match = 0;
+        }
+    }
+    if (err == 0 && best < before && !match) {
+        /* The set weighed, done again: the last try left one out. */
+        uint32_t got = 0;
+        *a->st = keep;
+        err = replica__exec(a->r, "ROLLBACK TO kz_undo_try");
+        if (err == 0)
+            err = fk_undo_set(a, pt, cand, in, done, n, mask, &got);
+    }
+    e2 = undo_try_end(a, err == 0 && best < before, &keep);
+    err = err ? err : e2;
+    *kept = err == 0 && best < before;
+    kz_free(in);
+    return err;
+}
+
+/*
  * Rows here refer to nothing through ${h}'s keys, and no row this apply
  * wrote does: a value they refer to changed in a row here.  Each row of
  * the parent table this apply changed such a value in (kz_fk_undo) is
@@ -2362,40 +2474,9 @@ fk_undo_parents(struct actx *a, const struct fk_here *h, uint32_t n,
                 before = after;
             }
         }
-        if (err == 0 && before > 0 && !kept && n_cand > 1) {
-            struct apply_stats keep = *a->st;
-            uint32_t left = n_cand, pass;
-            int e2;
-
-            if ((err = replica__exec(r, "SAVEPOINT kz_undo_try")) == 0) {
-                /* Again while one goes: a row's old value may be free only
-                 * once another row's is back. */
-                for (pass = 0; err == 0 && left > 0 && pass < n_cand; pass++) {
-                    uint32_t was = left;
-                    for (j = 0; err == 0 && j < n_cand; j++) {
-                        int refused = 0;
-                        if (cand[j] == NULL)
-                            continue;
-                        err = fk_undo_key(a, pt, cand[j], mask, &refused);
-                        if (err == 0 && !refused) {
-                            sqlite3_value_free(cand[j]);
-                            cand[j] = NULL;
-                            left--;
-                        }
-                    }
-                    if (left == was)
-                        break;
-                }
-                after = err || left == n_cand
-                            ? before
-                            : fk_stuck(a, h[i].child, h[i].fkid);
-                if (after < 0)
-                    err = (int)after;
-                e2 = undo_try_end(a, err == 0 && after < before, &keep);
-                err = err ? err : e2;
-                kept = err == 0 && after < before;
-            }
-        }
+        if (err == 0 && before > 0 && !kept && n_cand > 1)
+            err = fk_undo_together(a, pt, &h[i], cand, n_cand, mask, before,
+                                   &kept);
         if (kept)
             *undone = 1;
         for (j = 0; j < n_cand; j++)

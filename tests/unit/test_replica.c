@@ -2265,6 +2265,49 @@ TEST(fk_change_waits_behind_many_keys_with_old_orphans)
     pair_free(&p);
 }
 
+/*
+ * A changes three codes in one changeset: P's 1 to 2, Q's 3 to 1 (the
+ * value moves from P to Q) and R's 5 to 6; b has children referring to 1
+ * and 3, none to 5 or 6.  No one row helps alone (P's old 1 is Q's now;
+ * Q's old 3 back leaves 1 to no one), so they are tried back together:
+ * P's and Q's changes wait, and R's, which nothing here refers to, is
+ * kept.  Before, R's change waited with them, at every later apply too
+ * (found by a review).
+ */
+TEST(fk_value_move_does_not_hold_back_an_unrelated_parent_change)
+{
+    static const char *const both[] = {"child", "parent", NULL};
+    struct pair p;
+    int i;
+
+    pair_synced(&p,
+                "CREATE TABLE parent(id TEXT PRIMARY KEY, code INT UNIQUE);"
+                "CREATE TABLE child(id TEXT PRIMARY KEY, pcode INT REFERENCES"
+                " parent(code) DEFERRABLE INITIALLY DEFERRED)",
+                both, "INSERT INTO parent VALUES ('P', 1), ('Q', 3), ('R', 5)");
+    sql_ok(p.b, "INSERT INTO child VALUES ('C1', 1), ('C3', 3)");
+    p.clock.ms += 10;
+    sql_ok(p.a, "UPDATE parent SET code = 2 WHERE id = 'P';"
+                "UPDATE parent SET code = 1 WHERE id = 'Q';"
+                "UPDATE parent SET code = 6 WHERE id = 'R'");
+    a_to_b(&p);
+    for (i = 0; i < 2; i++) {
+        ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM parent WHERE"
+                               " (id, code) IN (VALUES ('P', 1), ('Q', 3),"
+                               " ('R', 6))"),
+                  3);
+        ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine WHERE"
+                               " col = 'code'"),
+                  2);
+        ASSERT_OK(replica_retry_quarantine(p.b, NULL)); /* a sync's last */
+    }
+    sql_ok(p.b, "DELETE FROM child");
+    ASSERT_OK(replica_retry_quarantine(p.b, NULL));
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine"), 0);
+    same_digest(&p, "network");
+    pair_free(&p);
+}
+
 TEST(constraint_refusal_is_quarantined_not_lost)
 {
     struct pair p;
@@ -3864,6 +3907,7 @@ T_MAIN(T(track_refuses_table_without_key), T(track_refuses_rowid_alias),
        T(fk_self_reference_code_and_pointer_changed_together_waits),
        T(fk_row_here_the_apply_also_wrote_stays_for_a_parent_change),
        T(fk_change_waits_behind_many_keys_with_old_orphans),
+       T(fk_value_move_does_not_hold_back_an_unrelated_parent_change),
        T(delete_wins_over_older_update_and_reinsert_revives),
        T(fold_in_key_order_keeps_log_order),
        T(build_packs_rows_left_dirty_by_an_apply), T(build_packs_each_row_once),
