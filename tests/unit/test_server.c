@@ -1398,6 +1398,8 @@ TEST(push_of_a_scope_taken_away_during_its_check_is_refused)
     struct session *sm;
     struct kz_msg m;
     struct dev d;
+    uv_timer_t tick;
+    uint64_t dl;
     uint8_t body[48], *hdr = NULL;
     size_t hdr_len = 0;
 
@@ -1441,12 +1443,22 @@ TEST(push_of_a_scope_taken_away_during_its_check_is_refused)
     kz_free(hdr);
 
     /* on_push has queued the check; its result comes through the thread
-     * pool's uv_async on a later poll, after RUN_UNTIL has returned. */
-    RUN_UNTIL(&f.loop, sm->vq_head != NULL || d.errors > 0 || d.eof);
+     * pool's uv_async on a later turn of the loop.  Not RUN_UNTIL: its
+     * last turn, which closes its timer, could deliver that result. */
+    ASSERT_OK(uv_timer_init(&f.loop, &tick));
+    ASSERT_OK(uv_timer_start(&tick, loop_tick, 10, 10));
+    dl = uv_hrtime() + DEADLINE_NS;
+    while (sm->vq_head == NULL && d.errors == 0 && !d.eof) {
+        if (uv_hrtime() > dl)
+            T_FAIL_("timed out waiting for the PUSH to be read");
+        uv_run(&f.loop, UV_RUN_ONCE);
+    }
+    uv_timer_stop(&tick);
     ASSERT_EQ(d.errors, 0);
     ASSERT_U64_EQ(f.srv->pending_work, 1); /* not back yet */
 
     install_roster(&f, &admin, 2, &member, "OSL");
+    uv_close((uv_handle_t *)&tick, NULL);
 
     RUN_UNTIL(&f.loop, d.errors > 0 || d.acks > 0 || d.eof);
     ASSERT_EQ(d.acks, 0);
