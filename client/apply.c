@@ -910,6 +910,14 @@ apply_row(struct actx *a, struct tracked *t, struct kz_str tname,
         if (win[k]) {
             cver_put(v, k, win[k]->ver);
             a->st->cells_won++;
+            if ((win[k]->flags & REPLICA_QF_UNSENT) &&
+                win[k]->ver.dev == r->self_dev) {
+                /* Our edit, moved out with its row before it was sent
+                 * (fk_move_row): it goes out now. */
+                dirty |= UINT64_C(1) << k;
+                pb_len = v_len;
+                cver_put(pb, k, win[k]->base);
+            }
         }
     }
     alive = new_alive;
@@ -2064,6 +2072,9 @@ fk_move_row(struct actx *a, struct tracked *t, sqlite3_stmt *q, int64_t rowid,
     if (sqlite3_step(a->get_clock) == SQLITE_ROW) {
         const uint8_t *v = sqlite3_column_blob(a->get_clock, 1);
         size_t v_len = (size_t)sqlite3_column_bytes(a->get_clock, 1);
+        uint64_t dirty = (uint64_t)sqlite3_column_int64(a->get_clock, 2);
+        const uint8_t *pb = sqlite3_column_blob(a->get_clock, 3);
+        size_t pb_len = (size_t)sqlite3_column_bytes(a->get_clock, 3);
         uint64_t pub = (uint64_t)sqlite3_column_int64(a->get_clock, 4);
         for (k = 0; err == 0 && k <= t->n_cols; k++) {
             struct icell x;
@@ -2072,6 +2083,12 @@ fk_move_row(struct actx *a, struct tracked *t, sqlite3_stmt *q, int64_t rowid,
             x.ver = cver_get(v, v_len, k);
             if (x.ver.hlc == 0)
                 continue;
+            if ((dirty >> k) & 1) {
+                /* An edit here not sent yet: sent once the row is back
+                 * (apply_row), with the base it had. */
+                x.flags = REPLICA_QF_UNSENT;
+                x.base = cver_get(pb, pb_len, k);
+            }
             cell_scope(t, scope, (pub >> k) & 1, cs, sizeof(cs));
             x.scope = cs;
             if (k == 0) {

@@ -155,6 +155,12 @@ int replica__migrate(struct replica *r, const struct schema_file *files,
     "'" REPLICA_Q_UNKEYABLE "', '" REPLICA_Q_NO_TABLE                          \
     "', '" REPLICA_Q_NO_COLUMN "', '" REPLICA_Q_WAITING "'"
 
+/* A kz_quarantine flag beside the wire's (KZ_CELL_RETRACT): a cell of this
+ * device never sent, moved out with its row (apply.c, fk_move_row); when
+ * it comes back it is to be sent again (dirty), with its base.  Never on
+ * the wire: the decoder refuses any flag but KZ_CELL_RETRACT. */
+#define REPLICA_QF_UNSENT 0x100u
+
 /* The statement that notes a row alive again, its "row deleted" cells
  * worth a try (apply.c's retry after a changeset): INSERT OR IGNORE INTO
  * temp.kz_revived VALUES (?1 table number, ?2 kz_clock key).  Prepared

@@ -2308,6 +2308,55 @@ TEST(fk_value_move_does_not_hold_back_an_unrelated_parent_change)
     pair_free(&p);
 }
 
+/*
+ * A moves C from code 1 to 2 and D from 3 to 1; b meanwhile renamed C and
+ * deleted Q (code 2), neither sent.  At b, C refers to nothing, and its
+ * old pointer is refused (D holds 1 now, UNIQUE), so C leaves whole for
+ * quarantine.  b's rename goes with it and, once C is back (b inserts Q
+ * again), goes out: before, the row's kz_clock entry was dropped with its
+ * dirty bits, and the rename was never sent (found by a review).
+ */
+TEST(fk_row_moved_out_keeps_its_unsent_edit)
+{
+    static const char *const both[] = {"child", "parent", NULL};
+    struct pair p;
+
+    pair_synced(&p,
+                "CREATE TABLE parent(id TEXT PRIMARY KEY, code INT UNIQUE);"
+                "CREATE TABLE child(id TEXT PRIMARY KEY, pcode INT UNIQUE"
+                " REFERENCES parent(code) DEFERRABLE INITIALLY DEFERRED,"
+                " name TEXT)",
+                both,
+                "INSERT INTO parent VALUES ('P', 1), ('Q', 2), ('R', 3);"
+                "INSERT INTO child VALUES ('C', 1, 'c'), ('D', 3, 'd')");
+    p.clock.ms += 10;
+    sql_ok(p.a, "BEGIN; UPDATE child SET pcode = 2 WHERE id = 'C';"
+                "UPDATE child SET pcode = 1 WHERE id = 'D'; COMMIT");
+    p.clock.ms += 10;
+    sql_ok(p.b, "UPDATE child SET name = 'mine' WHERE id = 'C';"
+                "DELETE FROM parent WHERE id = 'Q'");
+    a_to_b(&p);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM child WHERE id = 'C'"), 0);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine WHERE"
+                           " col = 'name' AND value = 'mine' AND flags = 256"),
+              1);
+
+    p.clock.ms += 10;
+    sql_ok(p.b, "INSERT INTO parent VALUES ('Q', 2)");
+    ASSERT_OK(replica_retry_quarantine(p.b, NULL));
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM child WHERE id = 'C' AND"
+                           " pcode = 2 AND name = 'mine'"),
+              1);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine"), 0);
+    ASSERT_EQ(replica_build(p.b, 0), 1);
+    ASSERT_EQ(ship(p.b, p.a, "network"), 1);
+    ASSERT_EQ(sql_int(p.a, "SELECT count(*) FROM child WHERE id = 'C' AND"
+                           " pcode = 2 AND name = 'mine'"),
+              1);
+    same_digest(&p, "network");
+    pair_free(&p);
+}
+
 TEST(constraint_refusal_is_quarantined_not_lost)
 {
     struct pair p;
@@ -3908,6 +3957,7 @@ T_MAIN(T(track_refuses_table_without_key), T(track_refuses_rowid_alias),
        T(fk_row_here_the_apply_also_wrote_stays_for_a_parent_change),
        T(fk_change_waits_behind_many_keys_with_old_orphans),
        T(fk_value_move_does_not_hold_back_an_unrelated_parent_change),
+       T(fk_row_moved_out_keeps_its_unsent_edit),
        T(delete_wins_over_older_update_and_reinsert_revives),
        T(fold_in_key_order_keeps_log_order),
        T(build_packs_rows_left_dirty_by_an_apply), T(build_packs_each_row_once),
