@@ -51,6 +51,7 @@ struct icell {
     struct cver base;      /* its base */
     const char *scope;     /* scope it came in */
     int waiting;           /* retried "row deleted" cell (see below) */
+    int64_t qid;           /* its kz_quarantine id when tried again, or 0 */
 };
 
 /* A delete that waits for the rows here that refer to its row. */
@@ -75,6 +76,9 @@ struct actx {
     uint32_t fk_refused; /* writes an immediate foreign key refused */
     const struct tracked *held_t; /* fk_held's statement is for this table */
     sqlite3_stmt *held_st;
+    sqlite3_stmt *requar; /* a cell tried again keeps its quarantine row */
+    int64_t *kept;        /* retry_row: ids of the cells kept so, or NULL */
+    uint32_t n_kept;
 };
 
 /* A delete in a table foreign keys refer to, put off to the end of its
@@ -177,6 +181,49 @@ static const char conf_sql[] =
     " WHERE tbl = ?1 AND pk = ?2 AND col = ?3 AND remote_hlc = ?8 AND"
     " remote_author = ?9 AND local_hlc IS ?5 AND local_author IS ?6)";
 
+/*
+ * A cell tried again from quarantine (retry_row) and refused again keeps
+ * its row there, with the new reason and scope: deleting and writing
+ * every cell of every row refused again, after every changeset, was most
+ * of what such rows cost (bench_engine part i).
+ */
+static int
+requarantine(struct actx *a, const char *reason, const struct icell *c)
+{
+    struct replica *r = a->r;
+    uint32_t i;
+    int rc;
+
+    for (i = 0; i < a->n_kept; i++)
+        if (a->kept[i] == c->qid)
+            break;
+    if (i == a->n_kept) {
+        if (a->n_kept >= MAX_CELLS)
+            return replica__dberr(r, SQLITE_INTERNAL, "quarantine");
+        a->kept[a->n_kept++] = c->qid;
+    }
+    if (a->requar == NULL &&
+        (rc = sqlite3_prepare_v2(r->db,
+                                 "UPDATE kz_quarantine SET reason = ?1,"
+                                 " scope = ?2 WHERE id = ?3 AND"
+                                 " (reason <> ?1 OR scope <> ?2)",
+                                 -1, &a->requar, NULL)) != SQLITE_OK)
+        return replica__dberr(r, rc, "quarantine");
+    sqlite3_reset(a->requar);
+    sqlite3_bind_text(a->requar, 1, reason, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(a->requar, 2, c->scope, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(a->requar, 3, c->qid);
+    rc = sqlite3_step(a->requar);
+    sqlite3_reset(a->requar);
+    if (rc != SQLITE_DONE)
+        return replica__dberr(r, rc, "quarantine");
+    if (strcmp(reason, REPLICA_Q_WAITING) == 0)
+        a->st->waiting++;
+    else
+        a->st->quarantined++;
+    return 0;
+}
+
 static int
 quarantine(struct actx *a, const char *reason, const char *tbl,
            const struct ckey *ckey, const struct icell *c)
@@ -187,6 +234,8 @@ quarantine(struct actx *a, const char *reason, const char *tbl,
     sqlite3_stmt *st;
     int rc;
 
+    if (c->qid != 0 && a->kept != NULL)
+        return requarantine(a, reason, c);
     if (a->quar == NULL &&
         (rc = sqlite3_prepare_v2(r->db, quar_sql, -1, &a->quar, NULL)) !=
             SQLITE_OK)
@@ -1238,8 +1287,9 @@ actx_fini(struct actx *a)
     sqlite3_finalize(a->conf);
     sqlite3_finalize(a->touch);
     sqlite3_finalize(a->held_st);
+    sqlite3_finalize(a->requar);
     a->get_clock = a->put_clock = a->quar = a->conf = a->touch = NULL;
-    a->held_st = NULL;
+    a->held_st = a->requar = NULL;
     a->held_t = NULL;
 }
 
@@ -1308,7 +1358,8 @@ retry_row(struct actx *a, struct actx *b, char *b_scope, size_t b_len,
     uint32_t n = 0, nk = 0, j, done = 0;
     struct pkvals pv = {0};
     struct kz_value pk[KZ_LIM_PK_COLS_MAX];
-    int64_t max_id = 0;
+    int64_t qids[MAX_CELLS], kept[MAX_CELLS];
+    uint32_t n_kept = 0;
     int rc, err = 0;
 
     if (t == NULL)
@@ -1332,7 +1383,7 @@ retry_row(struct actx *a, struct actx *b, char *b_scope, size_t b_len,
         uint16_t dev = 0;
 
         memset(x, 0, sizeof(*x));
-        max_id = sqlite3_column_int64(cells, 0);
+        x->qid = sqlite3_column_int64(cells, 0);
         keep[nk] = sqlite3_value_dup(sqlite3_column_value(cells, 1));
         if (keep[nk] == NULL) {
             err = -KZ_ENOMEM;
@@ -1380,16 +1431,8 @@ retry_row(struct actx *a, struct actx *b, char *b_scope, size_t b_len,
     if (err == 0 && rc != SQLITE_DONE && rc != SQLITE_ROW)
         err = replica__dberr(r, rc, "quarantine");
     sqlite3_reset(cells);
-    if (err == 0 && n > 0) {
-        sqlite3_reset(del);
-        sqlite3_bind_text(del, 1, qr_tbl, -1, SQLITE_STATIC);
-        sqlite3_bind_value(del, 2, qr_pk);
-        sqlite3_bind_int64(del, 3, max_id);
-        rc = sqlite3_step(del);
-        sqlite3_reset(del);
-        if (rc != SQLITE_DONE)
-            err = replica__dberr(r, rc, "quarantine");
-    }
+    for (j = 0; j < n; j++)
+        qids[j] = c[j].qid;
     /* The cells of each scope under that scope's rules (a site
      * table's row keeps some in site:X, some in private:X), the
      * scope with the row's own cell first: it may bring the row. */
@@ -1430,10 +1473,28 @@ retry_row(struct actx *a, struct actx *b, char *b_scope, size_t b_len,
             uint32_t before = a->st->quarantined;
             for (j = 0; j < ng; j++)
                 g[j].scope = b_scope;
+            b->kept = kept;
+            b->n_kept = n_kept;
             err = apply_row(b, t, tn, pk, pv.n, g, ng);
+            n_kept = b->n_kept;
+            b->kept = NULL;
             /* Cells that went back are not new quarantines. */
             a->st->quarantined = before;
         }
+    }
+    /* The cells tried leave quarantine, but for those kept there. */
+    for (j = 0; err == 0 && j < n; j++) {
+        uint32_t i;
+        for (i = 0; i < n_kept && kept[i] != qids[j]; i++)
+            ;
+        if (i < n_kept)
+            continue;
+        sqlite3_reset(del);
+        sqlite3_bind_int64(del, 1, qids[j]);
+        rc = sqlite3_step(del);
+        sqlite3_reset(del);
+        if (rc != SQLITE_DONE)
+            err = replica__dberr(r, rc, "quarantine");
     }
     for (j = 0; j < nk; j++)
         sqlite3_value_free(keep[j]);
@@ -1450,9 +1511,10 @@ retry_row(struct actx *a, struct actx *b, char *b_scope, size_t b_len,
  * deleted"), unless the row is (temp.kz_revived): trying them again could
  * only put them back, and there may be many, for good.  A change of the
  * tracked tables makes the next try whole.  The cells are found by a scan
- * of kz_quarantine, not an index: one on the cells tried would be written
- * at every try, which cost the trigger-refused line of bench_engine's part
- * i 13x -> 22x; the scan costs well under a microsecond a cell.
+ * of kz_quarantine, not an index: one on the cells tried cost the
+ * trigger-refused line of bench_engine's part i 13x -> 22x when every try
+ * wrote every cell again; the scan costs well under a microsecond a cell.
+ * A cell refused again keeps its row (requarantine).
  */
 static int
 retry_quarantine(struct actx *a, int whole)
@@ -1487,11 +1549,8 @@ retry_quarantine(struct actx *a, int whole)
                                 " ORDER BY id",
                                 -1, &cells, NULL);
     if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v2(
-            r->db,
-            "DELETE FROM kz_quarantine WHERE tbl = ? AND"
-            " pk = ? AND id <= ? AND reason <> '" REPLICA_Q_UNKEYABLE "'",
-            -1, &del, NULL);
+        rc = sqlite3_prepare_v2(r->db, "DELETE FROM kz_quarantine WHERE id = ?",
+                                -1, &del, NULL);
     if (rc != SQLITE_OK) {
         err = replica__dberr(r, rc, "quarantine");
         goto out;

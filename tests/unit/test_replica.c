@@ -2357,6 +2357,56 @@ TEST(fk_row_moved_out_keeps_its_unsent_edit)
     pair_free(&p);
 }
 
+/*
+ * A cell refused again when it is tried again keeps its quarantine row
+ * (the same id, the time it was first refused), with the reason of the
+ * latest refusal: retries no longer delete and write again every cell of
+ * every row refused again, after every changeset (bench_engine part i).
+ * Once let in, it leaves.
+ */
+TEST(cell_refused_again_keeps_its_quarantine_row)
+{
+    static const char *const u_only[] = {"u", NULL};
+    struct pair p;
+    int64_t id;
+
+    pair_synced(&p, "CREATE TABLE u(id TEXT PRIMARY KEY, code TEXT)", u_only,
+                "INSERT INTO u VALUES ('P', 'X')");
+    sql_ok(p.b, "CREATE TABLE flag(x INTEGER); INSERT INTO flag VALUES (1);"
+                "CREATE TRIGGER g1 BEFORE UPDATE ON u WHEN (SELECT x FROM"
+                " flag) = 1 BEGIN SELECT RAISE(ABORT, 'first'); END;"
+                "CREATE TRIGGER g2 BEFORE UPDATE ON u WHEN (SELECT x FROM"
+                " flag) = 2 BEGIN SELECT RAISE(ABORT, 'second'); END");
+    p.clock.ms += 10;
+    sql_ok(p.a, "UPDATE u SET code = 'W'");
+    a_to_b(&p);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine WHERE"
+                           " reason = 'first' AND col = 'code'"),
+              1);
+    id = sql_int(p.b, "SELECT id FROM kz_quarantine WHERE col = 'code'");
+    sql_ok(p.b, "UPDATE kz_quarantine SET at = 'then'");
+
+    ASSERT_OK(replica_retry_quarantine(p.b, NULL));
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine"), 1);
+    ASSERT_EQ(sql_int(p.b, "SELECT id FROM kz_quarantine WHERE at = 'then'"
+                           " AND reason = 'first'"),
+              id);
+
+    sql_ok(p.b, "UPDATE flag SET x = 2");
+    ASSERT_OK(replica_retry_quarantine(p.b, NULL));
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine"), 1);
+    ASSERT_EQ(sql_int(p.b, "SELECT id FROM kz_quarantine WHERE at = 'then'"
+                           " AND reason = 'second'"),
+              id);
+
+    sql_ok(p.b, "UPDATE flag SET x = 0");
+    ASSERT_OK(replica_retry_quarantine(p.b, NULL));
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine"), 0);
+    ASSERT_EQ(sql_int(p.b, "SELECT code = 'W' FROM u"), 1);
+    same_digest(&p, "network");
+    pair_free(&p);
+}
+
 TEST(constraint_refusal_is_quarantined_not_lost)
 {
     struct pair p;
@@ -3958,6 +4008,7 @@ T_MAIN(T(track_refuses_table_without_key), T(track_refuses_rowid_alias),
        T(fk_change_waits_behind_many_keys_with_old_orphans),
        T(fk_value_move_does_not_hold_back_an_unrelated_parent_change),
        T(fk_row_moved_out_keeps_its_unsent_edit),
+       T(cell_refused_again_keeps_its_quarantine_row),
        T(delete_wins_over_older_update_and_reinsert_revives),
        T(fold_in_key_order_keeps_log_order),
        T(build_packs_rows_left_dirty_by_an_apply), T(build_packs_each_row_once),
