@@ -52,6 +52,7 @@ struct icell {
     const char *scope;     /* scope it came in */
     int waiting;           /* retried "row deleted" cell (see below) */
     int64_t qid;           /* its kz_quarantine id when tried again, or 0 */
+    uint8_t *kept;         /* retry_row: set when it stays in quarantine */
 };
 
 /* A delete that waits for the rows here that refer to its row. */
@@ -77,8 +78,6 @@ struct actx {
     const struct tracked *held_t; /* fk_held's statement is for this table */
     sqlite3_stmt *held_st;
     sqlite3_stmt *requar; /* a cell tried again keeps its quarantine row */
-    int64_t *kept;        /* retry_row: ids of the cells kept so, or NULL */
-    uint32_t n_kept;
 };
 
 /* A delete in a table foreign keys refer to, put off to the end of its
@@ -191,17 +190,9 @@ static int
 requarantine(struct actx *a, const char *reason, const struct icell *c)
 {
     struct replica *r = a->r;
-    uint32_t i;
     int rc;
 
-    for (i = 0; i < a->n_kept; i++)
-        if (a->kept[i] == c->qid)
-            break;
-    if (i == a->n_kept) {
-        if (a->n_kept >= MAX_CELLS)
-            return replica__dberr(r, SQLITE_INTERNAL, "quarantine");
-        a->kept[a->n_kept++] = c->qid;
-    }
+    *c->kept = 1;
     if (a->requar == NULL &&
         (rc = sqlite3_prepare_v2(r->db,
                                  "UPDATE kz_quarantine SET reason = ?1,"
@@ -234,7 +225,7 @@ quarantine(struct actx *a, const char *reason, const char *tbl,
     sqlite3_stmt *st;
     int rc;
 
-    if (c->qid != 0 && a->kept != NULL)
+    if (c->kept != NULL)
         return requarantine(a, reason, c);
     if (a->quar == NULL &&
         (rc = sqlite3_prepare_v2(r->db, quar_sql, -1, &a->quar, NULL)) !=
@@ -881,6 +872,15 @@ apply_row(struct actx *a, struct tracked *t, struct kz_str tname,
              * site table's private cell stays in private:X. */
             cell_scope(t, a->scope, (int)((pub0 >> k) & 1), ws, sizeof(ws));
             w.scope = ws;
+            if (((dirty0 >> k) & 1) && w.value.type != KZ_V_NULL) {
+                /* An edit here not sent yet: a build would find no row to
+                 * read it from (it sent NULL); it goes out once the row is
+                 * back and it has won (apply_row, REPLICA_QF_UNSENT).  A
+                 * NULL is sent as it is: it needs no waiting value. */
+                w.flags = REPLICA_QF_UNSENT;
+                w.base = pb_len ? cver_get(pb, pb_len, k) : cver_none;
+                dirty &= ~(UINT64_C(1) << k);
+            }
             if (w.value.type != KZ_V_NULL &&
                 (err = quarantine(a, REPLICA_Q_WAITING, t->name, &ck, &w)))
                 goto out;
@@ -1353,13 +1353,12 @@ retry_row(struct actx *a, struct actx *b, char *b_scope, size_t b_len,
 {
     struct replica *r = a->r;
     struct tracked *t = track__by_name(r, qr_tbl, strlen(qr_tbl));
-    struct icell c[MAX_CELLS];
-    sqlite3_value *keep[MAX_CELLS * 3];
-    uint32_t n = 0, nk = 0, j, done = 0;
+    struct icell *c = NULL, *g = NULL;
+    sqlite3_value **keep = NULL;
+    uint8_t *kept = NULL;
+    uint32_t n = 0, nk = 0, cap = 0, j, done = 0;
     struct pkvals pv = {0};
     struct kz_value pk[KZ_LIM_PK_COLS_MAX];
-    int64_t qids[MAX_CELLS], kept[MAX_CELLS];
-    uint32_t n_kept = 0;
     int rc, err = 0;
 
     if (t == NULL)
@@ -1376,12 +1375,29 @@ retry_row(struct actx *a, struct actx *b, char *b_scope, size_t b_len,
     sqlite3_reset(cells);
     sqlite3_bind_text(cells, 1, qr_tbl, -1, SQLITE_STATIC);
     sqlite3_bind_value(cells, 2, qr_pk);
-    while ((rc = sqlite3_step(cells)) == SQLITE_ROW && n < MAX_CELLS) {
-        struct icell *x = &c[n];
+    /* Every cell of the row at once, however many: a cell refused again
+     * keeps its place, so a bound would keep the later ones out. */
+    while ((rc = sqlite3_step(cells)) == SQLITE_ROW) {
+        struct icell *x;
         const char *col = (const char *)sqlite3_column_text(cells, 2);
         uint32_t k;
         uint16_t dev = 0;
 
+        if (n == cap) {
+            uint32_t c2 = cap ? cap * 2 : 16;
+            struct icell *gc = kz_reallocarray(c, c2, sizeof(*c));
+            sqlite3_value **gk;
+            if (gc != NULL)
+                c = gc;
+            gk = gc ? kz_reallocarray(keep, c2, 3 * sizeof(*keep)) : NULL;
+            if (gk == NULL) {
+                err = -KZ_ENOMEM;
+                break;
+            }
+            keep = gk;
+            cap = c2;
+        }
+        x = &c[n];
         memset(x, 0, sizeof(*x));
         x->qid = sqlite3_column_int64(cells, 0);
         keep[nk] = sqlite3_value_dup(sqlite3_column_value(cells, 1));
@@ -1431,13 +1447,16 @@ retry_row(struct actx *a, struct actx *b, char *b_scope, size_t b_len,
     if (err == 0 && rc != SQLITE_DONE && rc != SQLITE_ROW)
         err = replica__dberr(r, rc, "quarantine");
     sqlite3_reset(cells);
-    for (j = 0; j < n; j++)
-        qids[j] = c[j].qid;
+    if (err == 0 && n > 0 &&
+        ((kept = kz_calloc(n, 1)) == NULL ||
+         (g = kz_calloc(n, sizeof(*g))) == NULL))
+        err = -KZ_ENOMEM;
+    for (j = 0; err == 0 && j < n; j++)
+        c[j].kept = &kept[j];
     /* The cells of each scope under that scope's rules (a site
      * table's row keeps some in site:X, some in private:X), the
      * scope with the row's own cell first: it may bring the row. */
     while (err == 0 && done < n) {
-        struct icell g[MAX_CELLS];
         struct kz_str tn = {t->name, strlen(t->name)};
         const char *sc = NULL;
         uint32_t ng = 0;
@@ -1473,24 +1492,17 @@ retry_row(struct actx *a, struct actx *b, char *b_scope, size_t b_len,
             uint32_t before = a->st->quarantined;
             for (j = 0; j < ng; j++)
                 g[j].scope = b_scope;
-            b->kept = kept;
-            b->n_kept = n_kept;
             err = apply_row(b, t, tn, pk, pv.n, g, ng);
-            n_kept = b->n_kept;
-            b->kept = NULL;
             /* Cells that went back are not new quarantines. */
             a->st->quarantined = before;
         }
     }
     /* The cells tried leave quarantine, but for those kept there. */
     for (j = 0; err == 0 && j < n; j++) {
-        uint32_t i;
-        for (i = 0; i < n_kept && kept[i] != qids[j]; i++)
-            ;
-        if (i < n_kept)
+        if (kept[j])
             continue;
         sqlite3_reset(del);
-        sqlite3_bind_int64(del, 1, qids[j]);
+        sqlite3_bind_int64(del, 1, c[j].qid);
         rc = sqlite3_step(del);
         sqlite3_reset(del);
         if (rc != SQLITE_DONE)
@@ -1498,6 +1510,10 @@ retry_row(struct actx *a, struct actx *b, char *b_scope, size_t b_len,
     }
     for (j = 0; j < nk; j++)
         sqlite3_value_free(keep[j]);
+    kz_free(keep);
+    kz_free(c);
+    kz_free(g);
+    kz_free(kept);
     replica__pk_free(&pv);
     return err;
 }

@@ -1880,6 +1880,61 @@ TEST(row_deleted_cells_wait_untried_until_the_row_is_back)
 }
 
 /*
+ * a deletes P (X); b's edit of kind (Y > X), not sent yet, waits at b
+ * ("row deleted"); c inserts P again (Z, X < Z < Y), not having seen
+ * b's edit.  Last writer wins: P alive, kind 'school' everywhere.  b's
+ * build used to pack the dirty cell of its dead row with no row to read
+ * it from, sending NULL at Y, so a and c ended with NULL and b with
+ * 'school', for good (found by a review).  Now b's edit waits unsent and
+ * goes out once c's insert has brought the row back.
+ */
+TEST(unsent_edit_of_a_row_deleted_remotely_goes_out_when_it_is_back)
+{
+    struct pair p;
+    struct replica *c =
+        trio_tracked(&p, PARTNER, PARTNER_ONLY,
+                     "INSERT INTO partner VALUES ('P', 'A', 'clinic', 1, 0)");
+    char da[65], db[65], dc[65];
+
+    ASSERT_EQ(ship(c, p.b, "network"), 1);
+    ASSERT_OK(replica_outbox_ack(c, "network", INT64_MAX));
+    sql_ok(p.b, "UPDATE partner SET kind = 'school';"
+                "UPDATE kz_log SET ms = ms + 5000"); /* Y, not sent */
+    p.clock.ms += 10;
+    sql_ok(p.a, "DELETE FROM partner"); /* X */
+    ASSERT_EQ(replica_build(p.a, 0), 1);
+    ASSERT_EQ(ship(p.a, p.b, "network"), 1);
+    ASSERT_EQ(ship(p.a, c, "network"), 1);
+    ASSERT_OK(replica_outbox_ack(p.a, "network", INT64_MAX));
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine WHERE"
+                           " value = 'school' AND reason LIKE 'row deleted%'"
+                           " AND flags = 256"),
+              1);
+    ASSERT_EQ(replica_build(p.b, 0), 0); /* nothing to send while dead */
+    p.clock.ms += 10;
+    sql_ok(c, "INSERT INTO partner VALUES ('P', 'C', 'office', 3, 0);"
+              "UPDATE kz_log SET ms = ms + 2000"); /* Z: X < Z < Y */
+    ASSERT_EQ(replica_build(c, 0), 1);
+    ASSERT_EQ(ship(c, p.a, "network"), 1);
+    ASSERT_EQ(ship(c, p.b, "network"), 1);
+    ASSERT_OK(replica_outbox_ack(c, "network", INT64_MAX));
+    ASSERT_EQ(sql_int(p.b, "SELECT kind = 'school' FROM partner"), 1);
+    ASSERT_EQ(replica_build(p.b, 0), 1); /* b's edit, the row back */
+    ASSERT_EQ(ship(p.b, p.a, "network"), 1);
+    ASSERT_EQ(ship(p.b, c, "network"), 1);
+    ASSERT_OK(replica_outbox_ack(p.b, "network", INT64_MAX));
+    ASSERT_EQ(sql_int(c, "SELECT kind = 'school' FROM partner"), 1);
+    ASSERT_EQ(sql_int(p.a, "SELECT kind = 'school' FROM partner"), 1);
+    digest_hex(p.a, "network", da);
+    digest_hex(p.b, "network", db);
+    digest_hex(c, "network", dc);
+    ASSERT_STR_EQ(da, db);
+    ASSERT_STR_EQ(db, dc);
+    replica_free(c);
+    pair_free(&p);
+}
+
+/*
  * The same waiting cell, when b itself inserts the row again: its own
  * insert is newer, so the waiting cell has lost, and the next apply takes
  * it out of quarantine (the fold noted the row alive again).
@@ -2404,6 +2459,50 @@ TEST(cell_refused_again_keeps_its_quarantine_row)
     ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine"), 0);
     ASSERT_EQ(sql_int(p.b, "SELECT code = 'W' FROM u"), 1);
     same_digest(&p, "network");
+    pair_free(&p);
+}
+
+/*
+ * A row with more cells waiting than one retry used to read (MAX_CELLS,
+ * 127: here edits of a column b does not have, which pile up), and a later
+ * cell a local trigger refused: once the trigger lets it in, it is
+ * applied.  Since cells refused again keep their place in quarantine, the
+ * bound kept the later cell out for good (found by a review).
+ */
+TEST(cells_past_one_retrys_old_bound_are_tried)
+{
+    struct pair p;
+    int i;
+
+    pair_new(&p, NULL);
+    sql_ok(p.a, PARTNER);
+    sql_ok(p.a, "ALTER TABLE partner ADD COLUMN website TEXT");
+    sql_ok(p.b, PARTNER);
+    ASSERT_OK(replica_track(p.a, "partner", &NET));
+    ASSERT_OK(replica_track(p.b, "partner", &NET));
+    sql_ok(p.a, "INSERT INTO partner VALUES ('p1', 'A', NULL, 1, 0, 'w0')");
+    a_to_b(&p);
+    for (i = 1; i < 130; i++) {
+        char q[128];
+        p.clock.ms += 10;
+        snprintf(q, sizeof(q), "UPDATE partner SET website = 'w%d'", i);
+        sql_ok(p.a, q);
+        a_to_b(&p);
+    }
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine"), 130);
+    sql_ok(p.b, "CREATE TABLE flag(x INTEGER); INSERT INTO flag VALUES (1);"
+                "CREATE TRIGGER g1 BEFORE UPDATE ON partner WHEN (SELECT x"
+                " FROM flag) = 1 BEGIN SELECT RAISE(ABORT, 'no'); END");
+    p.clock.ms += 10;
+    sql_ok(p.a, "UPDATE partner SET staff = 7");
+    a_to_b(&p);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine WHERE"
+                           " col = 'staff' AND reason = 'no'"),
+              1);
+    sql_ok(p.b, "UPDATE flag SET x = 0");
+    for (i = 0; i < 3; i++)
+        ASSERT_OK(replica_retry_quarantine(p.b, NULL));
+    ASSERT_EQ(sql_int(p.b, "SELECT staff FROM partner"), 7);
     pair_free(&p);
 }
 
@@ -4009,6 +4108,8 @@ T_MAIN(T(track_refuses_table_without_key), T(track_refuses_rowid_alias),
        T(fk_value_move_does_not_hold_back_an_unrelated_parent_change),
        T(fk_row_moved_out_keeps_its_unsent_edit),
        T(cell_refused_again_keeps_its_quarantine_row),
+       T(cells_past_one_retrys_old_bound_are_tried),
+       T(unsent_edit_of_a_row_deleted_remotely_goes_out_when_it_is_back),
        T(delete_wins_over_older_update_and_reinsert_revives),
        T(fold_in_key_order_keeps_log_order),
        T(build_packs_rows_left_dirty_by_an_apply), T(build_packs_each_row_once),
