@@ -1781,6 +1781,30 @@ done:
     return out;
 }
 
+/* The statement of fk_row_sql(${t}, ${which}) prepared, with ?1 bound to
+ * ${rowid} (${which} -1) or ${pk} (FK_ROW_BY_KEY) when given.  Returns 0
+ * or an error (*${out} NULL then). */
+static int
+fk_rows(struct replica *r, const struct tracked *t, int which, int64_t rowid,
+        sqlite3_value *pk, sqlite3_stmt **out)
+{
+    char *sql;
+    int rc, err = 0;
+
+    *out = NULL;
+    if ((sql = fk_row_sql(r, t, which, &err)) == NULL)
+        return err;
+    rc = sqlite3_prepare_v2(r->db, sql, -1, out, NULL);
+    sqlite3_free(sql);
+    if (rc != SQLITE_OK)
+        return replica__dberr(r, rc, "foreign keys");
+    if (which == -1)
+        sqlite3_bind_int64(*out, 1, rowid);
+    else if (which == FK_ROW_BY_KEY)
+        sqlite3_bind_value(*out, 1, pk);
+    return 0;
+}
+
 /* Deletes the row of ${t} that ${q} (fk_row_sql) stands on: by ${rowid},
  * or by its key when ${rowid} is -1 (a WITHOUT ROWID table).  Returns 1,
  * or 0 when nothing was deleted (a trigger's RAISE(IGNORE)), or an
@@ -2268,17 +2292,11 @@ fk_undo_key(struct actx *a, struct tracked *t, sqlite3_value *pk, uint64_t mask,
 {
     struct replica *r = a->r;
     sqlite3_stmt *q = NULL;
-    char *sql;
-    int rc, err = 0;
+    int rc, err;
 
     *refused = 0;
-    if ((sql = fk_row_sql(r, t, FK_ROW_BY_KEY, &err)) == NULL)
+    if ((err = fk_rows(r, t, FK_ROW_BY_KEY, -1, pk, &q)))
         return err;
-    rc = sqlite3_prepare_v2(r->db, sql, -1, &q, NULL);
-    sqlite3_free(sql);
-    if (rc != SQLITE_OK)
-        return replica__dberr(r, rc, "foreign keys");
-    sqlite3_bind_value(q, 1, pk);
     if ((rc = sqlite3_step(q)) == SQLITE_ROW) {
         rc = fk_undo(a, t, q, -1, mask);
         if (rc == 0)
@@ -2325,19 +2343,12 @@ fk_stuck(struct actx *a, const char *child, int fkid)
     while (err == 0 && (rc = sqlite3_step(chk)) == SQLITE_ROW) {
         int no_rowid = sqlite3_column_type(chk, 0) == SQLITE_NULL;
         sqlite3_stmt *q = NULL;
-        char *sql;
 
         /* WITHOUT ROWID: all of the key's orphans at once. */
-        if ((sql = fk_row_sql(r, t, no_rowid ? fkid : -1, &err)) == NULL)
+        if ((err = fk_rows(r, t, no_rowid ? fkid : -1,
+                           no_rowid ? -1 : sqlite3_column_int64(chk, 0), NULL,
+                           &q)))
             break;
-        rc = sqlite3_prepare_v2(r->db, sql, -1, &q, NULL);
-        sqlite3_free(sql);
-        if (rc != SQLITE_OK) {
-            err = replica__dberr(r, rc, "foreign keys");
-            break;
-        }
-        if (!no_rowid)
-            sqlite3_bind_int64(q, 1, sqlite3_column_int64(chk, 0));
         while (err == 0 && (rc = sqlite3_step(q)) == SQLITE_ROW) {
             sqlite3_value *key = sqlite3_column_value(q, 0);
             int born = 0, w;
@@ -2625,7 +2636,6 @@ quarantine_fk_violations(struct actx *a)
             int fkid = sqlite3_column_int(chk, 3);
             struct tracked *t = tn ? track__by_name(r, tn, strlen(tn)) : NULL;
             sqlite3_stmt *q = NULL;
-            char *sql;
 
             if (t == NULL) {
                 err = fk_here_note(&here, &n_here, &cap_here, tn, pn, fkid);
@@ -2644,16 +2654,8 @@ quarantine_fk_violations(struct actx *a)
                     done[n_done++].fk = fkid;
                 }
             }
-            if ((sql = fk_row_sql(r, t, no_rowid ? fkid : -1, &err)) == NULL)
+            if ((err = fk_rows(r, t, no_rowid ? fkid : -1, rowid, NULL, &q)))
                 break;
-            rc = sqlite3_prepare_v2(r->db, sql, -1, &q, NULL);
-            sqlite3_free(sql);
-            if (rc != SQLITE_OK) {
-                err = replica__dberr(r, rc, "foreign keys");
-                break;
-            }
-            if (!no_rowid)
-                sqlite3_bind_int64(q, 1, rowid);
             while (err == 0 && (rc = sqlite3_step(q)) == SQLITE_ROW) {
                 int local = 0;
                 err = fk_move_row(a, t, q, rowid, fkid, &moved, &local);

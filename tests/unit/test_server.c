@@ -686,12 +686,16 @@ seed_store_with(struct fixture *f, const struct config *cfg,
     RUN_UNTIL(&f->loop, closed.called == 1);
 }
 
-/* seed_store(f, cfg, admin): seed_store_with, the admin alone. */
+/* seed_store_with, then the server of ${f} started with ${cfg}, ${admin}
+ * trusted, and its roster in force. */
 static void
-seed_store(struct fixture *f, const struct config *cfg,
-           const struct kz_identity *admin)
+serve_seeded(struct fixture *f, struct config *cfg,
+             const struct kz_identity *admin, const struct kz_identity *member)
 {
-    seed_store_with(f, cfg, admin, NULL);
+    seed_store_with(f, cfg, admin, member);
+    ASSERT_OK(adminkey_encode(&admin->sign_pk, cfg->admin_key));
+    fixture_serve(f, cfg);
+    RUN_UNTIL(&f->loop, f->srv->roster_version == 1);
 }
 
 /* A second connection to the store's database holding its write lock: the
@@ -778,10 +782,7 @@ TEST(pull_refused_midway_by_a_full_store_queue_reads_again)
     ASSERT_OK(keyfile_generate(&admin, kz_env_system()));
     fixture_init(&f);
     config_defaults(&cfg);
-    seed_store(&f, &cfg, &admin);
-    ASSERT_OK(adminkey_encode(&admin.sign_pk, cfg.admin_key));
-    fixture_serve(&f, &cfg);
-    RUN_UNTIL(&f.loop, f.srv->roster_version == 1);
+    serve_seeded(&f, &cfg, &admin, NULL);
     dev_open(&d, &f, &admin);
     s = f.srv->sessions;
     ASSERT(s != NULL && s->next == NULL && s->admitted);
@@ -1096,10 +1097,7 @@ TEST(session_waiting_for_the_store_is_not_idle)
     fixture_init(&f);
     config_defaults(&cfg);
     cfg.idle_timeout_ms = 1000; /* the least the configuration allows */
-    seed_store(&f, &cfg, &admin);
-    ASSERT_OK(adminkey_encode(&admin.sign_pk, cfg.admin_key));
-    fixture_serve(&f, &cfg);
-    RUN_UNTIL(&f.loop, f.srv->roster_version == 1);
+    serve_seeded(&f, &cfg, &admin, NULL);
     dev_open(&d, &f, &admin);
 
     /* The store thread blocks on a write behind the test's lock (for at
@@ -1156,10 +1154,7 @@ TEST(session_whose_bytes_wait_unread_is_not_idle)
     fixture_init(&f);
     config_defaults(&cfg);
     cfg.idle_timeout_ms = 1000;
-    seed_store(&f, &cfg, &admin);
-    ASSERT_OK(adminkey_encode(&admin.sign_pk, cfg.admin_key));
-    fixture_serve(&f, &cfg);
-    RUN_UNTIL(&f.loop, f.srv->roster_version == 1);
+    serve_seeded(&f, &cfg, &admin, NULL);
     dev_open(&d, &f, &admin);
 
     memset(&m, 0, sizeof(m));
@@ -1303,10 +1298,7 @@ TEST(peer_trickling_a_record_is_idle)
     fixture_init(&f);
     config_defaults(&cfg);
     cfg.idle_timeout_ms = 1000; /* the least the configuration allows */
-    seed_store(&f, &cfg, &admin);
-    ASSERT_OK(adminkey_encode(&admin.sign_pk, cfg.admin_key));
-    fixture_serve(&f, &cfg);
-    RUN_UNTIL(&f.loop, f.srv->roster_version == 1);
+    serve_seeded(&f, &cfg, &admin, NULL);
     dev_open(&d, &f, &admin);
 
     memset(&m, 0, sizeof(m));
@@ -1407,10 +1399,7 @@ TEST(push_of_a_scope_taken_away_during_its_check_is_refused)
     ASSERT_OK(keyfile_generate(&member, kz_env_system()));
     fixture_init(&f);
     config_defaults(&cfg);
-    seed_store_with(&f, &cfg, &admin, &member);
-    ASSERT_OK(adminkey_encode(&admin.sign_pk, cfg.admin_key));
-    fixture_serve(&f, &cfg);
-    RUN_UNTIL(&f.loop, f.srv->roster_version == 1);
+    serve_seeded(&f, &cfg, &admin, &member);
     dev_open(&d, &f, &member);
     sm = session_named(&f, "han-1");
     ASSERT(sm != NULL);
@@ -1505,10 +1494,7 @@ TEST(subscription_follows_the_roster_in_force)
     ASSERT_OK(keyfile_generate(&member, kz_env_system()));
     fixture_init(&f);
     config_defaults(&cfg);
-    seed_store_with(&f, &cfg, &admin, &member);
-    ASSERT_OK(adminkey_encode(&admin.sign_pk, cfg.admin_key));
-    fixture_serve(&f, &cfg);
-    RUN_UNTIL(&f.loop, f.srv->roster_version == 1);
+    serve_seeded(&f, &cfg, &admin, &member);
     dev_open(&d, &f, &member);
     memset(&m, 0, sizeof(m));
     m.type = KZ_MSG_SUBSCRIBE;
