@@ -180,41 +180,6 @@ static const char conf_sql[] =
     " WHERE tbl = ?1 AND pk = ?2 AND col = ?3 AND remote_hlc = ?8 AND"
     " remote_author = ?9 AND local_hlc IS ?5 AND local_author IS ?6)";
 
-/*
- * A cell tried again from quarantine (retry_row) and refused again keeps
- * its row there, with the new reason and scope: deleting and writing
- * every cell of every row refused again, after every changeset, was most
- * of what such rows cost (bench_engine part i).
- */
-static int
-requarantine(struct actx *a, const char *reason, const struct icell *c)
-{
-    struct replica *r = a->r;
-    int rc;
-
-    *c->kept = 1;
-    if (a->requar == NULL &&
-        (rc = sqlite3_prepare_v2(r->db,
-                                 "UPDATE kz_quarantine SET reason = ?1,"
-                                 " scope = ?2 WHERE id = ?3 AND"
-                                 " (reason <> ?1 OR scope <> ?2)",
-                                 -1, &a->requar, NULL)) != SQLITE_OK)
-        return replica__dberr(r, rc, "quarantine");
-    sqlite3_reset(a->requar);
-    sqlite3_bind_text(a->requar, 1, reason, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(a->requar, 2, c->scope, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(a->requar, 3, c->qid);
-    rc = sqlite3_step(a->requar);
-    sqlite3_reset(a->requar);
-    if (rc != SQLITE_DONE)
-        return replica__dberr(r, rc, "quarantine");
-    if (strcmp(reason, REPLICA_Q_WAITING) == 0)
-        a->st->waiting++;
-    else
-        a->st->quarantined++;
-    return 0;
-}
-
 static int
 quarantine(struct actx *a, const char *reason, const char *tbl,
            const struct ckey *ckey, const struct icell *c)
@@ -225,8 +190,27 @@ quarantine(struct actx *a, const char *reason, const char *tbl,
     sqlite3_stmt *st;
     int rc;
 
-    if (c->kept != NULL)
-        return requarantine(a, reason, c);
+    if (c->kept != NULL) {
+        /* Tried again from quarantine (retry_row) and refused again: it
+         * keeps its row there, with the new reason and scope.  Deleting
+         * and writing every cell of every row refused again, after every
+         * changeset, was most of what such rows cost (bench_engine part
+         * i). */
+        *c->kept = 1;
+        if (a->requar == NULL &&
+            (rc = sqlite3_prepare_v2(r->db,
+                                     "UPDATE kz_quarantine SET reason = ?1,"
+                                     " scope = ?2 WHERE id = ?3 AND"
+                                     " (reason <> ?1 OR scope <> ?2)",
+                                     -1, &a->requar, NULL)) != SQLITE_OK)
+            return replica__dberr(r, rc, "quarantine");
+        st = a->requar;
+        sqlite3_reset(st);
+        sqlite3_bind_text(st, 1, reason, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 2, c->scope, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(st, 3, c->qid);
+        goto step;
+    }
     if (a->quar == NULL &&
         (rc = sqlite3_prepare_v2(r->db, quar_sql, -1, &a->quar, NULL)) !=
             SQLITE_OK)
@@ -251,6 +235,7 @@ quarantine(struct actx *a, const char *reason, const char *tbl,
         sqlite3_bind_blob(st, 11, bk, KZ_KEY_LEN, SQLITE_TRANSIENT);
     else
         sqlite3_bind_null(st, 11);
+step:
     rc = sqlite3_step(st);
     sqlite3_reset(st);
     if (rc != SQLITE_DONE)
@@ -1530,7 +1515,7 @@ retry_row(struct actx *a, struct actx *b, char *b_scope, size_t b_len,
  * of kz_quarantine, not an index: one on the cells tried cost the
  * trigger-refused line of bench_engine's part i 13x -> 22x when every try
  * wrote every cell again; the scan costs well under a microsecond a cell.
- * A cell refused again keeps its row (requarantine).
+ * A cell refused again keeps its row (quarantine, c->kept).
  */
 static int
 retry_quarantine(struct actx *a, int whole)
