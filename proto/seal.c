@@ -166,10 +166,9 @@ kz_env_make(uint8_t **out, size_t *out_len, const char *scope, uint64_t epoch,
     return kz_mpk_wr_finish(&env, out, out_len);
 }
 
-/* Parses an envelope into *info; verifies its signature when ${verify}. */
-static int
-env_decode(struct kz_env_info *info, const uint8_t *p, size_t len,
-           const char **why, int verify)
+int
+kz_env_decode(struct kz_env_info *info, const uint8_t *p, size_t len,
+              const char **why)
 {
     struct kz_rd r, b;
     const uint8_t *body = NULL, *sig = NULL;
@@ -205,8 +204,7 @@ env_decode(struct kz_env_info *info, const uint8_t *p, size_t len,
         kz_mpk_bin_n(&b, KZ_ENV_SEALED_LEN, info->sealed, "bad sealed key") ||
         b.left != 0)
         goto fail;
-    if (verify &&
-        crypto_sign_verify_detached(sig, body, body_len, info->sealer.b) != 0) {
+    if (crypto_sign_verify_detached(sig, body, body_len, info->sealer.b) != 0) {
         err = -KZ_EAUTH;
         w = "the envelope's signature does not verify";
         goto fail;
@@ -219,19 +217,6 @@ fail:
     if (why)
         *why = w;
     return err;
-}
-
-int
-kz_env_decode(struct kz_env_info *info, const uint8_t *p, size_t len,
-              const char **why)
-{
-    return env_decode(info, p, len, why, 1);
-}
-
-int
-kz_env_parse(struct kz_env_info *info, const uint8_t *p, size_t len)
-{
-    return env_decode(info, p, len, NULL, 0);
 }
 
 int

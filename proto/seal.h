@@ -116,15 +116,6 @@ KZ_MUST_CHECK int kz_env_decode(struct kz_env_info *info, const uint8_t *p,
                                 size_t len, const char **why);
 
 /**
- * kz_env_parse(info, p, len): kz_env_decode without the signature check,
- * for envelopes whose signature was verified before they were kept (a
- * server's stored ones).  Returns 0, -KZ_EMALFORMED, -KZ_ELIMIT or
- * -KZ_EVERSION.
- */
-KZ_MUST_CHECK int kz_env_parse(struct kz_env_info *info, const uint8_t *p,
-                               size_t len);
-
-/**
  * kz_env_open(key, info, pk, sk): the data key of a verified envelope
  * addressed to (${pk}, ${sk}).  Returns 0, -KZ_EINVAL (not for this key),
  * -KZ_EAUTH (does not open).

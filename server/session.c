@@ -1202,21 +1202,6 @@ oom:
     send_error(s, p->req, KZ_WIRE_BUSY, "out of memory");
 }
 
-/* Whether a stored envelope is one ${s}'s member may still be handed: it
- * was checked when stored, but the roster may since have moved the member
- * to another site or taken the scope from it. */
-static int
-keys_may_get(struct session *s, const struct store_key *k)
-{
-    struct kz_env_info info;
-
-    if (kz_env_parse(&info, k->bytes, k->len) != 0)
-        return 0;
-    return auth_may_read(s->srv, &s->member, info.scope);
-}
-
-static int keys_read(struct session *s, struct keys_ctx *x, uint64_t after_id);
-
 static void
 on_keys_got(void *data, int status, struct store_keys_res *res)
 {
@@ -1231,41 +1216,28 @@ on_keys_got(void *data, int status, struct store_keys_res *res)
         } else {
             struct kz_msg m;
             struct kz_msg_key *k = NULL;
-            uint32_t i, n = 0;
+            uint32_t i;
             if (res->n)
                 k = kz_calloc(res->n, sizeof(*k));
             if (res->n && k == NULL) {
                 send_error(s, x->req, KZ_WIRE_BUSY, "out of memory");
-                goto done;
-            }
-            for (i = 0; i < res->n; i++) {
-                if (!keys_may_get(s, &res->keys[i]))
-                    continue;
-                k[n].id = res->keys[i].id;
-                k[n].env.p = res->keys[i].bytes;
-                k[n].env.len = res->keys[i].len;
-                n++;
-            }
-            if (n == 0 && res->more) {
-                /* A page of envelopes all withheld: the client could not
-                 * ask past them, so the server reads on itself. */
+            } else {
+                for (i = 0; i < res->n; i++) {
+                    k[i].id = res->keys[i].id;
+                    k[i].env.p = res->keys[i].bytes;
+                    k[i].env.len = res->keys[i].len;
+                }
+                memset(&m, 0, sizeof(m));
+                m.type = KZ_MSG_KEYS;
+                m.keys.req = x->req;
+                m.keys.keys = k;
+                m.keys.n_keys = res->n;
+                m.keys.done = !res->more;
+                (void)send_msg(s, &m);
                 kz_free(k);
-                if (keys_read(s, x, res->keys[res->n - 1].id) == 0)
-                    return;
-                send_error(s, x->req, KZ_WIRE_BUSY, "the server is busy");
-                goto done;
             }
-            memset(&m, 0, sizeof(m));
-            m.type = KZ_MSG_KEYS;
-            m.keys.req = x->req;
-            m.keys.keys = k;
-            m.keys.n_keys = n;
-            m.keys.done = !res->more;
-            (void)send_msg(s, &m);
-            kz_free(k);
         }
     }
-done:
     kz_free(x);
     if (s->state == SS_CLOSING) {
         maybe_free(s);
@@ -1273,21 +1245,6 @@ done:
         session_flush(s);
         session_pump(s); /* reading may have paused for the pending ones */
     }
-}
-
-/* Queues the store read of ${x}'s envelopes after ${after_id}; the
- * session's ref is held until on_keys_got.  Returns 0 or the store's
- * error. */
-static int
-keys_read(struct session *s, struct keys_ctx *x, uint64_t after_id)
-{
-    int err = store_keys_get(s->srv->store, s->member.dh_pk, after_id,
-                             KZ_LIM_KEYS_MAX, on_keys_got, x);
-    if (err == 0) {
-        s->refs++;
-        s->keys_get = 1;
-    }
-    return err;
 }
 
 static void
@@ -1306,10 +1263,14 @@ on_keys_get(struct session *s, const struct kz_msg_keys_get *g)
     }
     x->s = s;
     x->req = g->req;
-    if (keys_read(s, x, g->after_id) != 0) {
+    if (store_keys_get(s->srv->store, s->member.dh_pk, g->after_id,
+                       KZ_LIM_KEYS_MAX, on_keys_got, x) != 0) {
         kz_free(x);
         send_error(s, g->req, KZ_WIRE_BUSY, "the server is busy");
+        return;
     }
+    s->refs++;
+    s->keys_get = 1;
 }
 
 /* ---- dispatch ------------------------------------------------------ */

@@ -1204,80 +1204,6 @@ put_envs(struct store *st, const char *scope, uint32_t n,
 }
 
 /*
- * Key envelopes are checked against the roster when stored (KEYS_PUT),
- * and again when handed out: the roster may since have moved their
- * recipient to another site.  Here han-1 got envelopes of "site:HAN"
- * while it was at HAN (stored directly, as KEYS_PUT would have under
- * roster version 1); version 2 has moved it to OSL.  Its KEYS_GET gets the
- * envelopes of "network" and "site:OSL" but none of "site:HAN" (before,
- * all of them).  A whole page of withheld envelopes (KZ_LIM_KEYS_MAX) is
- * read past by the server: the client, which asks again after the
- * highest id it received, could not.
- */
-TEST(keys_get_withholds_the_envelopes_of_a_scope_taken_away)
-{
-    struct kz_identity admin, member;
-    char path[PATH_MAX + 1024];
-    struct done put = {0}, kput = {0}, closed = {0};
-    struct config cfg;
-    struct fixture f;
-    struct store *st;
-    struct kz_msg m;
-    struct dev d;
-    uint8_t *bytes;
-    size_t len;
-
-    ASSERT_OK(keyfile_generate(&admin, kz_env_system()));
-    ASSERT_OK(keyfile_generate(&member, kz_env_system()));
-    fixture_init(&f);
-    config_defaults(&cfg);
-    signed_roster(&admin, 2, &member, "OSL", &bytes, &len);
-    store_db_path(&f, &cfg, path, sizeof(path));
-    ASSERT_OK(store_sqlite_open(&st, &f.loop, path, NULL));
-    ASSERT_OK(store_roster_put(st, 2, &bytes, len, on_roster_put_done, &put));
-    put_envs(st, "network", 1, &admin, &member, &kput); /* id 1 */
-    put_envs(st, "site:HAN", KZ_LIM_KEYS_MAX + 1, &admin, &member, &kput);
-    put_envs(st, "site:OSL", 1, &admin, &member, &kput); /* the last */
-    RUN_UNTIL(&f.loop, put.called == 1 && kput.called == 3);
-    ASSERT_OK(put.status);
-    ASSERT_OK(kput.status);
-    store_close(st, on_store_closed, &closed);
-    RUN_UNTIL(&f.loop, closed.called == 1);
-    ASSERT_OK(adminkey_encode(&admin.sign_pk, cfg.admin_key));
-    fixture_serve(&f, &cfg);
-    RUN_UNTIL(&f.loop, f.srv->roster_version == 2);
-    dev_open(&d, &f, &member);
-
-    /* The first page (ids 1 .. 1024) holds one envelope han-1 may get. */
-    memset(&m, 0, sizeof(m));
-    m.type = KZ_MSG_KEYS_GET;
-    m.keys_get.req = 5;
-    dev_send(&d, &m);
-    RUN_UNTIL(&f.loop, d.keys_msgs == 1 || d.errors > 0 || d.eof);
-    ASSERT_EQ(d.errors, 0);
-    ASSERT_EQ(d.keys_n, 1);
-    ASSERT_U64_EQ(d.keys_last_id, 1);
-    ASSERT_EQ(d.keys_done, 0);
-
-    /* Asked again after id 1: ids 2 .. 1025 are all withheld, then id 1026
-     * too; 1027 is site:OSL's. */
-    m.keys_get.req = 6;
-    m.keys_get.after_id = d.keys_last_id;
-    dev_send(&d, &m);
-    RUN_UNTIL(&f.loop, d.keys_msgs == 2 || d.errors > 0 || d.eof);
-    ASSERT_EQ(d.errors, 0);
-    ASSERT_EQ(d.keys_n, 2);
-    ASSERT_U64_EQ(d.keys_last_id, KZ_LIM_KEYS_MAX + 3);
-    ASSERT_EQ(d.keys_done, 1);
-    ASSERT_STR_EQ(d.keys_scopes, "ns");
-
-    dev_close(&d, &f.loop);
-    keyfile_wipe(&member);
-    keyfile_wipe(&admin);
-    fixture_stop(&f);
-}
-
-/*
  * Bytes that complete no record are no sign of life: a peer that trickles
  * a PING's record a byte every 200 ms (its 30-odd bytes would take some
  * 7 s) is closed as idle once the idle timeout passes after its last whole
@@ -1369,6 +1295,80 @@ dev_roundtrip(struct dev *d, uv_loop_t *loop)
     dev_send(d, &m);
     RUN_UNTIL(loop, d->pongs > pongs || d->eof);
     ASSERT_EQ(d->eof, 0);
+}
+
+/*
+ * A KEYS_GET hands out every envelope sealed to the member, in pages of
+ * KZ_LIM_KEYS_MAX, whatever the roster in force says of its scope now:
+ * here han-1 got envelopes of "site:HAN" while it was at HAN (stored
+ * directly, as KEYS_PUT would have under roster version 1), and version 2
+ * has moved it to OSL, version 3 back to HAN.  Withholding the site:HAN
+ * ones at OSL (as 20000e5 did) let the client's cursor pass them, and
+ * back at HAN they never came (found by a review).
+ */
+TEST(keys_get_hands_out_every_envelope_sealed_to_the_member)
+{
+    struct kz_identity admin, member;
+    char path[PATH_MAX + 1024];
+    struct done put = {0}, kput = {0}, closed = {0};
+    struct config cfg;
+    struct fixture f;
+    struct store *st;
+    struct kz_msg m;
+    struct dev d;
+    uint8_t *bytes;
+    size_t len;
+
+    ASSERT_OK(keyfile_generate(&admin, kz_env_system()));
+    ASSERT_OK(keyfile_generate(&member, kz_env_system()));
+    fixture_init(&f);
+    config_defaults(&cfg);
+    signed_roster(&admin, 2, &member, "OSL", &bytes, &len);
+    store_db_path(&f, &cfg, path, sizeof(path));
+    ASSERT_OK(store_sqlite_open(&st, &f.loop, path, NULL));
+    ASSERT_OK(store_roster_put(st, 2, &bytes, len, on_roster_put_done, &put));
+    put_envs(st, "network", 1, &admin, &member, &kput); /* id 1 */
+    put_envs(st, "site:HAN", KZ_LIM_KEYS_MAX, &admin, &member, &kput);
+    put_envs(st, "site:OSL", 1, &admin, &member, &kput); /* the last */
+    RUN_UNTIL(&f.loop, put.called == 1 && kput.called == 3);
+    ASSERT_OK(put.status);
+    ASSERT_OK(kput.status);
+    store_close(st, on_store_closed, &closed);
+    RUN_UNTIL(&f.loop, closed.called == 1);
+    ASSERT_OK(adminkey_encode(&admin.sign_pk, cfg.admin_key));
+    fixture_serve(&f, &cfg);
+    RUN_UNTIL(&f.loop, f.srv->roster_version == 2);
+    dev_open(&d, &f, &member);
+
+    /* At OSL: the first page, ids 1 .. 1024, all of them. */
+    memset(&m, 0, sizeof(m));
+    m.type = KZ_MSG_KEYS_GET;
+    m.keys_get.req = 5;
+    dev_send(&d, &m);
+    RUN_UNTIL(&f.loop, d.keys_msgs == 1 || d.errors > 0 || d.eof);
+    ASSERT_EQ(d.errors, 0);
+    ASSERT_EQ(d.keys_n, KZ_LIM_KEYS_MAX);
+    ASSERT_U64_EQ(d.keys_last_id, KZ_LIM_KEYS_MAX);
+    ASSERT_EQ(d.keys_done, 0);
+
+    /* Back at HAN, the client asks after the highest id it got: the rest,
+     * the last site:HAN one and site:OSL's. */
+    install_roster(&f, &admin, 3, &member, "HAN");
+    m.keys_get.req = 6;
+    m.keys_get.after_id = d.keys_last_id;
+    dev_send(&d, &m);
+    RUN_UNTIL(&f.loop, d.keys_msgs == 2 || d.errors > 0 || d.eof);
+    ASSERT_EQ(d.errors, 0);
+    ASSERT_EQ(d.keys_n, KZ_LIM_KEYS_MAX + 2);
+    ASSERT_U64_EQ(d.keys_last_id, KZ_LIM_KEYS_MAX + 2);
+    ASSERT_EQ(d.keys_done, 1);
+    ASSERT_EQ(d.keys_scopes[0], 'n');
+    ASSERT_EQ(d.keys_scopes[1], 's');
+
+    dev_close(&d, &f.loop);
+    keyfile_wipe(&member);
+    keyfile_wipe(&admin);
+    fixture_stop(&f);
 }
 
 /*
@@ -1532,7 +1532,7 @@ T_MAIN(T(listener_survives_out_of_memory_at_accept),
        T(pull_of_a_scope_taken_away_during_its_read_sends_none_of_it),
        T(session_waiting_for_the_store_is_not_idle),
        T(session_whose_bytes_wait_unread_is_not_idle),
-       T(keys_get_withholds_the_envelopes_of_a_scope_taken_away),
+       T(keys_get_hands_out_every_envelope_sealed_to_the_member),
        T(peer_trickling_a_record_is_idle),
        T(push_of_a_scope_taken_away_during_its_check_is_refused),
        T(subscription_follows_the_roster_in_force))
