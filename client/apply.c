@@ -590,12 +590,30 @@ static int quarantine_fk_violations(struct actx *a);
 static void cell_scope(const struct tracked *t, const char *scope, int pub,
                        char *out, size_t len);
 
+/* Opens, once a row, the savepoint kz_dw before the first cell of a
+ * delete is kept for a re-insert (apply_row); *${st} keeps the stats. */
+static int
+dw_begin(struct actx *a, int *open, struct apply_stats *st)
+{
+    int err;
+
+    if (*open)
+        return 0;
+    if ((err = replica__exec(a->r, "SAVEPOINT kz_dw")))
+        return err;
+    *st = *a->st;
+    *open = 1;
+    return 0;
+}
+
 static int
 apply_row(struct actx *a, struct tracked *t, struct kz_str tname,
           const struct kz_value *pk, uint32_t n_pk, struct icell *c, uint32_t n)
 {
     struct replica *r = a->r;
     const struct icell *win[REPLICA_MAX_COLS + 1];
+    struct icell back[REPLICA_MAX_COLS + 1]; /* NULLs of a row back */
+    struct apply_stats dst;                  /* the stats at kz_dw */
     struct ckey ck = {0};
     sqlite3_stmt *row = NULL;
     uint8_t v[(REPLICA_MAX_COLS + 1) * REPLICA_CELL_BYTES];
@@ -607,7 +625,7 @@ apply_row(struct actx *a, struct tracked *t, struct kz_str tname,
     const char *reason = NULL;
     char tbuf[KZ_LIM_NAME_MAX + 1];
     uint32_t i, k;
-    int ok;
+    int ok, dsp = 0; /* kz_dw open */
 
     snprintf(tbuf, sizeof(tbuf), "%.*s", (int)tname.len, tname.p);
     if (t == NULL) {
@@ -866,7 +884,9 @@ apply_row(struct actx *a, struct tracked *t, struct kz_str tname,
                 w.base = pb_len ? cver_get(pb, pb_len, k) : cver_none;
                 dirty &= ~(UINT64_C(1) << k);
             }
-            if (w.value.type != KZ_V_NULL &&
+            if (w.value.type == KZ_V_NULL)
+                continue;
+            if ((err = dw_begin(a, &dsp, &dst)) ||
                 (err = quarantine(a, REPLICA_Q_WAITING, t->name, &ck, &w)))
                 goto out;
         }
@@ -906,15 +926,46 @@ apply_row(struct actx *a, struct tracked *t, struct kz_str tname,
             if (win[k] == NULL || win[k]->value.type == KZ_V_NULL ||
                 (win[k]->flags & KZ_CELL_RETRACT))
                 continue;
-            if ((err = quarantine(a, REPLICA_Q_WAITING, t->name, &ck, win[k])))
+            if ((err = dw_begin(a, &dsp, &dst)) ||
+                (err = quarantine(a, REPLICA_Q_WAITING, t->name, &ck, win[k])))
                 goto out;
             cver_put(v, k, win[k]->ver);
             win[k] = NULL;
         }
     }
+    if (have_clock && !alive && new_alive) {
+        /* Back: a column whose clock names a version newer than the
+         * incoming cell's (a NULL written after the delete, or a value
+         * waiting in quarantine, written by the next retry) is NULL, not
+         * the column's DEFAULT, on every replica alike. */
+        for (k = 1; k <= t->n_cols; k++) {
+            if (win[k] || old[k].hlc == 0)
+                continue;
+            memset(&back[k], 0, sizeof(back[k]));
+            back[k].k = (int32_t)k;
+            back[k].value.type = KZ_V_NULL;
+            back[k].ver = old[k];
+            win[k] = &back[k];
+        }
+    }
     if (t->has_fk || t->referenced || t->ref_cols)
         r->fk_written = 1;
     rc = write_row(r, t, pk, alive, new_alive, win);
+    if (dsp) {
+        /* The cells kept for a re-insert wait only if the delete went:
+         * refused, it goes to quarantine whole, and they with it. */
+        dsp = 0;
+        if (rc > 0) {
+            *a->st = dst;
+            err = replica__exec(r, "ROLLBACK TO kz_dw; RELEASE kz_dw");
+        } else if (rc == 0) {
+            err = replica__exec(r, "RELEASE kz_dw");
+        } else if (!sqlite3_get_autocommit(r->db)) {
+            (void)replica__exec(r, "RELEASE kz_dw");
+        }
+        if (err)
+            goto out;
+    }
     if (rc < 0) {
         err = rc;
         goto out;
@@ -941,7 +992,9 @@ apply_row(struct actx *a, struct tracked *t, struct kz_str tname,
         }
     }
     for (k = 0; k <= t->n_cols; k++) {
-        if (win[k]) {
+        if (win[k] == &back[k]) {
+            continue; /* the clock has its version */
+        } else if (win[k]) {
             cver_put(v, k, win[k]->ver);
             a->st->cells_won++;
             if ((win[k]->flags & REPLICA_QF_UNSENT) &&
@@ -968,6 +1021,8 @@ quarantine_all : {
         err = quarantine(a, why, t->name, &ck, &c[i]);
 }
 out:
+    if (dsp && !sqlite3_get_autocommit(r->db))
+        (void)replica__exec(r, "ROLLBACK TO kz_dw; RELEASE kz_dw");
     if (row)
         sqlite3_reset(row);
     ckey_done(&ck);

@@ -2506,6 +2506,98 @@ TEST(cells_past_one_retrys_old_bound_are_tried)
     pair_free(&p);
 }
 
+/*
+ * b sets kind to NULL (Y, after the delete, sent as it is: a NULL needs no
+ * waiting value), a deletes the row (X), c inserts it again (Z, X < Z <
+ * Y) where kind has a DEFAULT.  Last writer wins: kind NULL everywhere.
+ * The re-insert left kind out at a and b, which took the DEFAULT, and c
+ * kept NULL, for good (found by a review): a column whose clock names a
+ * newer version than the re-insert's cell is now written NULL.
+ */
+TEST(null_newer_than_a_delete_survives_a_reinsert_with_a_default)
+{
+    struct pair p;
+    struct replica *c = trio_tracked(
+        &p,
+        "CREATE TABLE partner(id TEXT PRIMARY KEY, name TEXT NOT NULL,"
+        " kind TEXT DEFAULT 'none', staff INTEGER, score REAL)",
+        PARTNER_ONLY, "INSERT INTO partner VALUES ('P', 'A', 'clinic', 1, 0)");
+    char da[65], db[65], dc[65];
+
+    ASSERT_EQ(ship(c, p.b, "network"), 1);
+    ASSERT_OK(replica_outbox_ack(c, "network", INT64_MAX));
+    sql_ok(p.b, "UPDATE partner SET kind = NULL;"
+                "UPDATE kz_log SET ms = ms + 5000"); /* Y, not sent */
+    p.clock.ms += 10;
+    sql_ok(p.a, "DELETE FROM partner"); /* X */
+    ASSERT_EQ(replica_build(p.a, 0), 1);
+    ASSERT_EQ(ship(p.a, p.b, "network"), 1);
+    ASSERT_EQ(ship(p.a, c, "network"), 1);
+    ASSERT_OK(replica_outbox_ack(p.a, "network", INT64_MAX));
+    ASSERT_EQ(replica_build(p.b, 0), 1); /* the NULL, sent as it is */
+    ASSERT_EQ(ship(p.b, p.a, "network"), 1);
+    p.clock.ms += 10;
+    sql_ok(c, "INSERT INTO partner VALUES ('P', 'C', 'office', 3, 0);"
+              "UPDATE kz_log SET ms = ms + 2000"); /* Z: X < Z < Y */
+    ASSERT_EQ(replica_build(c, 0), 1);
+    ASSERT_EQ(ship(c, p.a, "network"), 1);
+    ASSERT_EQ(ship(c, p.b, "network"), 1);
+    ASSERT_OK(replica_outbox_ack(c, "network", INT64_MAX));
+    ASSERT_EQ(ship(p.b, c, "network"), 1);
+    ASSERT_OK(replica_outbox_ack(p.b, "network", INT64_MAX));
+    ASSERT_EQ(sql_int(p.a, "SELECT kind IS NULL AND name = 'C' FROM partner"),
+              1);
+    ASSERT_EQ(sql_int(p.b, "SELECT kind IS NULL AND name = 'C' FROM partner"),
+              1);
+    ASSERT_EQ(sql_int(c, "SELECT kind IS NULL AND name = 'C' FROM partner"), 1);
+    digest_hex(p.a, "network", da);
+    digest_hex(p.b, "network", db);
+    digest_hex(c, "network", dc);
+    ASSERT_STR_EQ(da, db);
+    ASSERT_STR_EQ(db, dc);
+    replica_free(c);
+    pair_free(&p);
+}
+
+/*
+ * A remote delete that a local trigger refuses, of a row with an edit
+ * here newer than the delete: the delete waits in quarantine whole, and
+ * so does nothing else.  The edit's cell was kept for a re-insert before
+ * the delete was refused, once more at every retry, without bound (found
+ * by a review).
+ */
+TEST(refused_delete_keeps_no_cells_for_a_reinsert)
+{
+    struct pair p;
+    int64_t n;
+    int i;
+
+    pair_synced(&p, PARTNER, PARTNER_ONLY,
+                "INSERT INTO partner VALUES ('P', 'A', 'clinic', 1, 0)");
+    sql_ok(p.b, "CREATE TRIGGER nodel BEFORE DELETE ON partner BEGIN"
+                " SELECT RAISE(ABORT, 'nodel'); END");
+    sql_ok(p.b, "UPDATE partner SET kind = 'school';"
+                "UPDATE kz_log SET ms = ms + 5000");
+    p.clock.ms += 10;
+    sql_ok(p.a, "DELETE FROM partner");
+    a_to_b(&p);
+    n = sql_int(p.b, "SELECT count(*) FROM kz_quarantine");
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine WHERE"
+                           " reason <> 'nodel'"),
+              0);
+    for (i = 0; i < 5; i++)
+        ASSERT_OK(replica_retry_quarantine(p.b, NULL));
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine"), n);
+    ASSERT_EQ(sql_int(p.b, "SELECT kind = 'school' FROM partner"), 1);
+    sql_ok(p.b, "DROP TRIGGER nodel");
+    ASSERT_OK(replica_retry_quarantine(p.b, NULL));
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM partner"), 0);
+    ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine WHERE"
+                           " value = 'school' AND reason LIKE 'row deleted%'"),
+              1);
+    pair_free(&p);
+}
+
 TEST(constraint_refusal_is_quarantined_not_lost)
 {
     struct pair p;
@@ -4109,6 +4201,8 @@ T_MAIN(T(track_refuses_table_without_key), T(track_refuses_rowid_alias),
        T(fk_row_moved_out_keeps_its_unsent_edit),
        T(cell_refused_again_keeps_its_quarantine_row),
        T(cells_past_one_retrys_old_bound_are_tried),
+       T(null_newer_than_a_delete_survives_a_reinsert_with_a_default),
+       T(refused_delete_keeps_no_cells_for_a_reinsert),
        T(unsent_edit_of_a_row_deleted_remotely_goes_out_when_it_is_back),
        T(delete_wins_over_older_update_and_reinsert_revives),
        T(fold_in_key_order_keeps_log_order),
