@@ -1857,7 +1857,9 @@ TEST(row_deleted_cells_wait_untried_until_the_row_is_back)
                            " col = 'kind' AND value = 'school' AND reason"
                            " LIKE 'row deleted%'"),
               2);
-    /* Not tried again: a try takes the cells out and puts them back anew. */
+    /* Left as they were (since 642bb6a a cell tried and refused again
+     * keeps its row too, so this no longer tells whether it was tried:
+     * bench_engine part i measures that). */
     id = sql_int(p.b, "SELECT max(id) FROM kz_quarantine");
     sql_ok(p.a, "INSERT INTO partner VALUES ('Q', 'Q', NULL, 1, 0)");
     a_to_b(&p);
@@ -1880,6 +1882,26 @@ TEST(row_deleted_cells_wait_untried_until_the_row_is_back)
 }
 
 /*
+ * Three replicas holding the row P of partner (trio_tracked, c's insert
+ * given to b): b makes ${edit} (at Y, not sent), then a deletes P (at X <
+ * Y: b's edit is stamped 5 s later) and a's delete reaches b and c.
+ */
+static void
+edit_then_delete_elsewhere(struct pair *p, struct replica *c, const char *edit)
+{
+    ASSERT_EQ(ship(c, p->b, "network"), 1);
+    ASSERT_OK(replica_outbox_ack(c, "network", INT64_MAX));
+    sql_ok(p->b, edit);
+    sql_ok(p->b, "UPDATE kz_log SET ms = ms + 5000"); /* Y */
+    p->clock.ms += 10;
+    sql_ok(p->a, "DELETE FROM partner"); /* X */
+    ASSERT_EQ(replica_build(p->a, 0), 1);
+    ASSERT_EQ(ship(p->a, p->b, "network"), 1);
+    ASSERT_EQ(ship(p->a, c, "network"), 1);
+    ASSERT_OK(replica_outbox_ack(p->a, "network", INT64_MAX));
+}
+
+/*
  * a deletes P (X); b's edit of kind (Y > X), not sent yet, waits at b
  * ("row deleted"); c inserts P again (Z, X < Z < Y), not having seen
  * b's edit.  Last writer wins: P alive, kind 'school' everywhere.  b's
@@ -1896,16 +1918,7 @@ TEST(unsent_edit_of_a_row_deleted_remotely_goes_out_when_it_is_back)
                      "INSERT INTO partner VALUES ('P', 'A', 'clinic', 1, 0)");
     char da[65], db[65], dc[65];
 
-    ASSERT_EQ(ship(c, p.b, "network"), 1);
-    ASSERT_OK(replica_outbox_ack(c, "network", INT64_MAX));
-    sql_ok(p.b, "UPDATE partner SET kind = 'school';"
-                "UPDATE kz_log SET ms = ms + 5000"); /* Y, not sent */
-    p.clock.ms += 10;
-    sql_ok(p.a, "DELETE FROM partner"); /* X */
-    ASSERT_EQ(replica_build(p.a, 0), 1);
-    ASSERT_EQ(ship(p.a, p.b, "network"), 1);
-    ASSERT_EQ(ship(p.a, c, "network"), 1);
-    ASSERT_OK(replica_outbox_ack(p.a, "network", INT64_MAX));
+    edit_then_delete_elsewhere(&p, c, "UPDATE partner SET kind = 'school'");
     ASSERT_EQ(sql_int(p.b, "SELECT count(*) FROM kz_quarantine WHERE"
                            " value = 'school' AND reason LIKE 'row deleted%'"
                            " AND flags = 256"),
@@ -2524,16 +2537,7 @@ TEST(null_newer_than_a_delete_survives_a_reinsert_with_a_default)
         PARTNER_ONLY, "INSERT INTO partner VALUES ('P', 'A', 'clinic', 1, 0)");
     char da[65], db[65], dc[65];
 
-    ASSERT_EQ(ship(c, p.b, "network"), 1);
-    ASSERT_OK(replica_outbox_ack(c, "network", INT64_MAX));
-    sql_ok(p.b, "UPDATE partner SET kind = NULL;"
-                "UPDATE kz_log SET ms = ms + 5000"); /* Y, not sent */
-    p.clock.ms += 10;
-    sql_ok(p.a, "DELETE FROM partner"); /* X */
-    ASSERT_EQ(replica_build(p.a, 0), 1);
-    ASSERT_EQ(ship(p.a, p.b, "network"), 1);
-    ASSERT_EQ(ship(p.a, c, "network"), 1);
-    ASSERT_OK(replica_outbox_ack(p.a, "network", INT64_MAX));
+    edit_then_delete_elsewhere(&p, c, "UPDATE partner SET kind = NULL");
     ASSERT_EQ(replica_build(p.b, 0), 1); /* the NULL, sent as it is */
     ASSERT_EQ(ship(p.b, p.a, "network"), 1);
     p.clock.ms += 10;
