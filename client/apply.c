@@ -999,8 +999,9 @@ apply_row(struct actx *a, struct tracked *t, struct kz_str tname,
             a->st->cells_won++;
             if ((win[k]->flags & REPLICA_QF_UNSENT) &&
                 win[k]->ver.dev == r->self_dev) {
-                /* Our edit, moved out with its row before it was sent
-                 * (fk_move_row): it goes out now. */
+                /* Our edit, not sent before its row was moved out
+                 * (fk_move_row) or deleted by a remote delete older than
+                 * it: it goes out now. */
                 dirty |= UINT64_C(1) << k;
                 pb_len = v_len;
                 cver_put(pb, k, win[k]->base);

@@ -607,15 +607,13 @@ store_db_path(const struct fixture *f, const struct config *cfg, char *out,
 }
 
 /*
- * signed_roster(admin, version, member, site, &bytes, &len): a roster of
- * ${version} signed by ${admin}, where ${admin} is the admin device "hq-1"
- * and, if ${member} is not NULL, ${member} is the site device "han-1" of
- * ${site}.
+ * make_roster(admin, version, member, site): a roster of ${version} where
+ * ${admin} is the admin device "hq-1" and, if ${member} is not NULL,
+ * ${member} is the site device "han-1" of ${site}.
  */
-static void
-signed_roster(const struct kz_identity *admin, uint64_t version,
-              const struct kz_identity *member, const char *site,
-              uint8_t **bytes, size_t *len)
+static struct roster *
+make_roster(const struct kz_identity *admin, uint64_t version,
+            const struct kz_identity *member, const char *site)
 {
     struct roster *r;
     uint64_t v;
@@ -628,6 +626,17 @@ signed_roster(const struct kz_identity *admin, uint64_t version,
     if (member != NULL)
         ASSERT_OK(roster_add_member(r, "han-1", site, ROSTER_ROLE_SITE,
                                     &member->sign_pk, &member->dh_pk));
+    return r;
+}
+
+/* make_roster, signed by ${admin} into *${bytes} (kz_free). */
+static void
+signed_roster(const struct kz_identity *admin, uint64_t version,
+              const struct kz_identity *member, const char *site,
+              uint8_t **bytes, size_t *len)
+{
+    struct roster *r = make_roster(admin, version, member, site);
+
     ASSERT_OK(roster_encode_sign(r, &admin->sign_sk, bytes, len));
     roster_free(r);
 }
@@ -1267,17 +1276,7 @@ install_roster(struct fixture *f, const struct kz_identity *admin,
                uint64_t version, const struct kz_identity *member,
                const char *site)
 {
-    struct roster *r;
-    uint64_t v;
-
-    ASSERT_OK(roster_new(&r, &admin->sign_pk));
-    for (v = 1; v < version; v++)
-        ASSERT_OK(roster_bump(r));
-    ASSERT_OK(roster_add_member(r, "hq-1", "HQ", ROSTER_ROLE_ADMIN,
-                                &admin->sign_pk, &admin->dh_pk));
-    ASSERT_OK(roster_add_member(r, "han-1", site, ROSTER_ROLE_SITE,
-                                &member->sign_pk, &member->dh_pk));
-    ASSERT_OK(auth_install(f->srv, r));
+    ASSERT_OK(auth_install(f->srv, make_roster(admin, version, member, site)));
     server_roster_changed(f->srv);
     ASSERT_U64_EQ(f->srv->roster_version, version);
 }
