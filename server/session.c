@@ -419,6 +419,19 @@ on_appended(void *data, int status, const struct store_append_res *res)
     session_pump(s);
 }
 
+/* ERROR PERM for ${req}: the member may not ${what} ("read", "write")
+ * ${scope} under the roster in force. */
+static void
+refuse_scope(struct session *s, uint32_t req, const char *what,
+             const char *scope)
+{
+    char text[320];
+
+    snprintf(text, sizeof(text), "%s may not %s scope %s", s->member.name, what,
+             scope);
+    send_error(s, req, KZ_WIRE_PERM, text);
+}
+
 /* On the thread pool: touches only the push's own bytes. */
 static void
 push_check(uv_work_t *w)
@@ -452,10 +465,7 @@ push_drain(struct session *s)
         }
         if (!auth_may_write(s->srv, &s->member, x->scope)) {
             /* The roster changed while the signature was checked. */
-            char text[320];
-            snprintf(text, sizeof(text), "%s may not write scope %s",
-                     s->member.name, x->scope);
-            send_error(s, x->req, KZ_WIRE_PERM, text);
+            refuse_scope(s, x->req, "write", x->scope);
             push_done(s, x);
             continue;
         }
@@ -505,10 +515,7 @@ on_push(struct session *s, const struct kz_msg_push *p)
         return;
     }
     if (!auth_may_write(s->srv, &s->member, scope)) {
-        char text[320];
-        snprintf(text, sizeof(text), "%s may not write scope %s",
-                 s->member.name, scope);
-        send_error(s, p->req, KZ_WIRE_PERM, text);
+        refuse_scope(s, p->req, "write", scope);
         return;
     }
     err = kz_cs_header_decode(&h, p->hdr.p, p->hdr.len, &why);
@@ -674,13 +681,9 @@ on_pulled(void *data, int status, struct store_pull_res *res)
 static int
 pull_may_read(struct session *s)
 {
-    char text[320];
-
     if (auth_may_read(s->srv, &s->member, s->pull.cur[s->pull.i].scope))
         return 1;
-    snprintf(text, sizeof(text), "%s may not read scope %s", s->member.name,
-             s->pull.cur[s->pull.i].scope);
-    send_error(s, s->pull.req, KZ_WIRE_PERM, text);
+    refuse_scope(s, s->pull.req, "read", s->pull.cur[s->pull.i].scope);
     s->pull.active = 0;
     return 0;
 }
@@ -731,10 +734,7 @@ on_pull(struct session *s, const struct kz_msg_pull *p)
             return;
         }
         if (!auth_may_read(s->srv, &s->member, s->pull.cur[i].scope)) {
-            char text[320];
-            snprintf(text, sizeof(text), "%s may not read scope %s",
-                     s->member.name, s->pull.cur[i].scope);
-            send_error(s, p->req, KZ_WIRE_PERM, text);
+            refuse_scope(s, p->req, "read", s->pull.cur[i].scope);
             return;
         }
         s->pull.cur[i].after = p->cursors[i].after_seq;
